@@ -1,0 +1,50 @@
+"""`flask --app app ...` commands: init-db, enqueue, job-status."""
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask
+
+from app.jobs.errors import JobSystemError
+from app.jobs.types import Priority
+
+
+def register_cli(flask_app: Flask) -> None:
+    @flask_app.cli.command("init-db")
+    def init_db() -> None:
+        """Create or upgrade the database schema (safe to run again)."""
+        from app.migrations import migrate
+
+        applied = migrate()
+        click.echo("Applied migrations: " + ", ".join(applied) if applied else "Schema is up to date.")
+
+    @flask_app.cli.command("enqueue")
+    @click.argument("job_type")
+    @click.option("--payload", default="{}", help="JSON object")
+    @click.option("--priority", type=click.Choice(["high", "medium", "low"]), default=None)
+    @click.option("--delay", type=float, default=None, help="seconds before the job may start")
+    def enqueue(job_type: str, payload: str, priority: str | None, delay: float | None) -> None:
+        """Add a job through the job service; prints the new job id."""
+        from app.jobs.service import add_job
+
+        try:
+            body = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--payload") from None
+        try:
+            job_id = add_job(job_type, body, priority=Priority.parse(priority) if priority else None, delay=delay)
+        except (JobSystemError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(job_id)
+
+    @flask_app.cli.command("job-status")
+    @click.argument("job_id")
+    def job_status(job_id: str) -> None:
+        """Print one job as JSON."""
+        from app.jobs.service import get_job, job_to_dict
+
+        job = get_job(job_id)
+        if job is None:
+            raise click.ClickException(f"job {job_id!r} not found")
+        click.echo(json.dumps(job_to_dict(job), indent=2))

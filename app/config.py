@@ -1,0 +1,205 @@
+"""Typed settings, read once from the environment (and a `.env` file).
+
+Every problem found is collected and raised together in one `SettingsError`, so a
+misconfigured deployment fails loudly at start with the full list, not at the first job.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import urlparse
+
+# Worker processes per worker group (a group serves one job type, or all maintenance types).
+DEFAULT_WORKER_COUNTS: dict[str, int] = {
+    "search_indexers": 3,
+    "download_torrent": 3,
+    "monitor_download": 5,
+    "organize_files": 2,
+    "scan_plex": 1,
+    "match_plex": 3,
+    "plex_recently_added_check": 1,
+    "maintenance": 1,
+}
+
+
+class SettingsError(ValueError):
+    """One or more settings are invalid; the message lists each of them."""
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true/false, got {raw!r}")
+
+
+def _parse_positive_int(raw: str) -> int:
+    value = int(raw.strip())
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return value
+
+
+def _parse_url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if not value:
+            return ""
+        parsed = urlparse(value)
+        if parsed.scheme not in schemes:
+            raise ValueError(f"scheme must be one of {', '.join(schemes)}; got {value.split(':', 1)[0]!r}")
+        return value.rstrip("/") if parsed.scheme.startswith("http") else value
+
+    return parse
+
+
+def _parse_choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}; got {raw!r}")
+        return value
+
+    return parse
+
+
+def _parse_timezone(raw: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    value = raw.strip() or "UTC"
+    ZoneInfo(value)  # raises for unknown zones
+    return value
+
+
+def _setting(env: str, default: Any, parse: Callable[[str], Any] = str, secret: bool = False) -> Any:
+    return field(default=default, metadata={"env": env, "parse": parse, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_dir: Path = _setting("INSTANCE_DIR", Path("instance"), Path)
+    database_url: str = _setting("DATABASE_URL", "", _parse_url(("sqlite", "postgresql", "postgres")), secret=True)
+    redis_url: str = _setting("REDIS_URL", "redis://127.0.0.1:6379/0", _parse_url(("redis", "rediss", "unix")),
+                              secret=True)
+    secret_key: str = _setting("SECRET_KEY", "", secret=True)
+    admin_username: str = _setting("ADMIN_USERNAME", "admin")
+    admin_password: str = _setting("ADMIN_PASSWORD", "", secret=True)
+    admin_api_token: str = _setting("ADMIN_API_TOKEN", "", secret=True)
+
+    prowlarr_url: str = _setting("PROWLARR_URL", "", _parse_url(("http", "https")))
+    prowlarr_api_key: str = _setting("PROWLARR_API_KEY", "", secret=True)
+    download_client: str = _setting("DOWNLOAD_CLIENT", "qbittorrent", _parse_choice(("qbittorrent", "transmission")))
+    download_client_url: str = _setting("DOWNLOAD_CLIENT_URL", "", _parse_url(("http", "https")))
+    download_client_username: str = _setting("DOWNLOAD_CLIENT_USERNAME", "")
+    download_client_password: str = _setting("DOWNLOAD_CLIENT_PASSWORD", "", secret=True)
+    download_dir: str = _setting("DOWNLOAD_DIR", "")
+    media_dir: str = _setting("MEDIA_DIR", "")
+    plex_url: str = _setting("PLEX_URL", "", _parse_url(("http", "https")))
+    plex_token: str = _setting("PLEX_TOKEN", "", secret=True)
+    plex_library_id: str = _setting("PLEX_LIBRARY_ID", "")
+
+    # Job system tuning (see README "Design notes" for why these values).
+    worker_class: str = _setting("WORKER_CLASS", "simple", _parse_choice(("simple", "fork")))
+    worker_ttl: int = _setting("WORKER_TTL", 30, _parse_positive_int)
+    worker_maintenance_interval: int = _setting("WORKER_MAINTENANCE_INTERVAL", 10, _parse_positive_int)
+    job_heartbeat_ttl: int = _setting("JOB_HEARTBEAT_TTL", 30, _parse_positive_int)
+    job_max_attempts: int = _setting("JOB_MAX_ATTEMPTS", 3, _parse_positive_int)
+    job_backoff_seconds: int = _setting("JOB_BACKOFF_SECONDS", 2, _parse_positive_int)
+    redis_keep_completed: int = _setting("REDIS_KEEP_COMPLETED", 100, _parse_positive_int)
+    redis_keep_failed: int = _setting("REDIS_KEEP_FAILED", 200, _parse_positive_int)
+    job_history_days: int = _setting("JOB_HISTORY_DAYS", 30, _parse_positive_int)
+    scheduler_timezone: str = _setting("SCHEDULER_TIMEZONE", "UTC", _parse_timezone)
+    log_level: str = _setting("LOG_LEVEL", "INFO", _parse_choice(("debug", "info", "warning", "error")))
+    worker_counts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_WORKER_COUNTS))
+
+    @property
+    def sqlite_default_url(self) -> str:
+        return f"sqlite:///{(self.instance_dir / 'readmeabook.db').resolve()}"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or self.sqlite_default_url
+
+    @property
+    def plex_configured(self) -> bool:
+        return bool(self.plex_url and self.plex_token and self.plex_library_id)
+
+    def secret_values(self) -> list[str]:
+        """Configured secret values (non-empty), for redaction of logs and events."""
+        values = []
+        for f in fields(self):
+            if f.metadata.get("secret"):
+                value = getattr(self, f.name)
+                if isinstance(value, str) and len(value) >= 6 and not value.startswith(("sqlite", "redis://127")):
+                    values.append(value)
+        return values
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = ".env") -> Settings:
+    """Build Settings from `environ` (default: os.environ) over the `.env` file.
+
+    Real environment variables win over the file. Raises SettingsError listing every bad value.
+    """
+    source: dict[str, str] = {}
+    if env_file is not None:
+        source.update(_read_dotenv(Path(env_file)))
+    source.update(os.environ if environ is None else environ)
+
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for f in fields(Settings):
+        env = f.metadata.get("env")
+        if env is None or env not in source:
+            continue
+        try:
+            values[f.name] = f.metadata["parse"](source[env])
+        except (ValueError, TypeError, KeyError, Exception) as exc:  # ZoneInfo raises its own errors
+            shown = "<hidden>" if f.metadata.get("secret") else repr(source[env])
+            problems.append(f"{env}={shown}: {exc}")
+
+    counts = dict(DEFAULT_WORKER_COUNTS)
+    for group in DEFAULT_WORKER_COUNTS:
+        env = f"WORKERS_{group.upper()}"
+        if env in source:
+            try:
+                counts[group] = _parse_positive_int(source[env])
+            except ValueError as exc:
+                problems.append(f"{env}={source[env]!r}: {exc}")
+    values["worker_counts"] = counts
+
+    if values.get("job_max_attempts", 3) < 1:
+        problems.append("JOB_MAX_ATTEMPTS must be at least 1")
+    if values.get("job_heartbeat_ttl", 30) < 5:
+        problems.append("JOB_HEARTBEAT_TTL must be at least 5 seconds")
+    if problems:
+        raise SettingsError("Invalid configuration:\n  - " + "\n  - ".join(problems))
+    return Settings(**values)
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, loaded on first use."""
+    global _current
+    if _current is None:
+        _current = load_settings()
+    return _current
+
+
+def set_settings(settings: Settings | None) -> None:
+    """Replace the process-wide settings (tests, and create_app(settings=...))."""
+    global _current
+    _current = settings

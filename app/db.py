@@ -1,0 +1,97 @@
+"""The Peewee database handle, bound once per process to DATABASE_URL.
+
+PostgreSQL is the production database; SQLite under instance/ is the embedded default.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import peewee
+from playhouse.db_url import parse as parse_db_url
+from playhouse.shortcuts import ReconnectMixin
+
+database = peewee.DatabaseProxy()
+
+_bound_url: str | None = None
+_bound_pid: int | None = None
+
+
+class ReconnectingPostgresqlDatabase(ReconnectMixin, peewee.PostgresqlDatabase):
+    """Reconnects once when the server dropped the connection (restart, idle timeout)."""
+
+    reconnect_errors = ReconnectMixin.reconnect_errors + (
+        (peewee.InterfaceError, "connection already closed"),
+        (peewee.OperationalError, "server closed the connection"),
+        (peewee.OperationalError, "terminating connection"),
+        (peewee.OperationalError, "SSL connection has been closed"),
+    )
+
+
+class JSONField(peewee.Field):
+    """JSON stored as jsonb on PostgreSQL and as text on SQLite."""
+
+    field_type = "JSONFIELD"
+
+    def db_value(self, value: Any) -> Any:
+        if value is None:
+            return None
+        return json.dumps(value, default=str, allow_nan=False)
+
+    def python_value(self, value: Any) -> Any:
+        if value is None or not isinstance(value, (str, bytes)):
+            return value  # psycopg2 already decoded jsonb
+        return json.loads(value)
+
+
+def make_database(url: str) -> peewee.Database:
+    """A database object for `url` (sqlite:///path or postgresql://...)."""
+    parsed = parse_db_url(url)
+    if url.startswith("sqlite"):
+        path = parsed.pop("database")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return peewee.SqliteDatabase(
+            path,
+            pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000},
+            field_types={"JSONFIELD": "TEXT"},
+        )
+    if url.startswith(("postgresql", "postgres")):
+        dbname = parsed.pop("database")
+        parsed.setdefault("connect_timeout", 5)
+        return ReconnectingPostgresqlDatabase(
+            dbname, field_types={"JSONFIELD": "JSONB"}, **parsed
+        )
+    raise ValueError(f"unsupported DATABASE_URL scheme: {url.split(':', 1)[0]}")
+
+
+def bind_database(url: str) -> peewee.Database:
+    """Point the shared proxy at `url` (idempotent for the same url in the same process)."""
+    global _bound_url, _bound_pid
+    if _bound_url == url and _bound_pid == os.getpid() and database.obj is not None:
+        return database.obj
+    if database.obj is not None and _bound_pid == os.getpid():
+        database.obj.close()
+    database.initialize(make_database(url))
+    _bound_url, _bound_pid = url, os.getpid()
+    return database.obj
+
+
+def ensure_bound() -> peewee.Database:
+    """Bind to the configured database if nothing is bound yet (worker and CLI entry points)."""
+    if database.obj is None:
+        from app.config import get_settings
+
+        bind_database(get_settings().effective_database_url)
+    return database.obj
+
+
+def _forget_inherited_connection() -> None:
+    # A forked child must never reuse (or close) the parent's socket: drop the state silently.
+    if database.obj is not None:
+        database.obj._state.reset()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connection)

@@ -1,0 +1,76 @@
+"""JobLogger: per-job structured events in job_events, mirrored to Python logging.
+
+Usage in a processor::
+
+    log = create_job_logger(payload["jobId"], "OrganizeFiles")
+    log.info("Processing request", {"requestId": request_id})
+
+A logger never raises into the job: when the insert fails (database down, bad connection) the
+event is reported on stderr and the job goes on.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from app.jobs.redact import redact, redact_text
+
+LEVELS = ("info", "warn", "error")
+_PY_LEVELS = {"info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+_MAX_MESSAGE = 10_000
+
+
+def _known_secrets() -> list[str]:
+    try:
+        from app.config import get_settings
+
+        return get_settings().secret_values()
+    except Exception:  # settings errors must not break logging
+        return []
+
+
+class JobLogger:
+    def __init__(self, job_id: str | None, context: str):
+        self.job_id = str(job_id) if job_id else None
+        self.context = context
+        self._log = logging.getLogger(f"jobs.{context}")
+
+    def info(self, message: str, metadata: Any = None) -> None:
+        self._write("info", message, metadata)
+
+    def warn(self, message: str, metadata: Any = None) -> None:
+        self._write("warn", message, metadata)
+
+    warning = warn
+
+    def error(self, message: str, metadata: Any = None) -> None:
+        self._write("error", message, metadata)
+
+    def child(self, context: str) -> "JobLogger":
+        """A logger for a helper (e.g. FileOrganizer) that writes to the same job."""
+        return JobLogger(self.job_id, context)
+
+    def _write(self, level: str, message: str, metadata: Any) -> None:
+        secrets = _known_secrets()
+        text = redact_text(str(message), secrets)[:_MAX_MESSAGE]
+        safe_metadata = redact(metadata, secrets) if metadata is not None else None
+        self._log.log(_PY_LEVELS[level], "[%s] %s%s", self.context, text,
+                      f" {safe_metadata}" if safe_metadata is not None else "")
+        if not self.job_id:
+            return
+        try:
+            from app.db import ensure_bound
+            from app.models import JobEvent
+
+            ensure_bound()
+            JobEvent.create(job=self.job_id, level=level, context=self.context, message=text,
+                            metadata=safe_metadata)
+        except Exception as exc:  # never fail the job because its log could not be stored
+            print(f"JobLogger: could not store event for job {self.job_id} ({type(exc).__name__}: "
+                  f"{redact_text(str(exc), secrets)[:300]}): [{level}] [{self.context}] {text}", file=sys.stderr)
+
+
+def create_job_logger(job_id: str | None, context: str) -> JobLogger:
+    """A JobLogger for `job_id` (None gives a logger that only mirrors to Python logging)."""
+    return JobLogger(job_id, context)

@@ -1,0 +1,52 @@
+"""Redis connection and queue naming.
+
+Every job type has three RQ queues, `<type>.high`, `<type>.medium`, `<type>.low`. A worker listens
+on them in that order with RQ's strict ("default") dequeue strategy, which is how the numeric
+priority is honoured within a job type: RQ itself has no per-job priority.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from redis import Redis
+from rq import Queue
+
+from app.jobs import types
+from app.jobs.types import Priority
+
+LEVELS = (Priority.HIGH, Priority.MEDIUM, Priority.LOW)
+
+
+def queue_name(job_type: str, priority: Priority) -> str:
+    return f"{job_type}.{priority.name.lower()}"
+
+
+def queue_names_for_type(job_type: str) -> list[str]:
+    return [queue_name(job_type, level) for level in LEVELS]
+
+
+def queue_names_for_group(group: str) -> list[str]:
+    """All queues a worker of `group` serves: every high queue first, then medium, then low."""
+    members = [t.name for t in types.types_in_group(group)]
+    return [queue_name(name, level) for level in LEVELS for name in members]
+
+
+def type_of_queue(name: str) -> str:
+    return name.rsplit(".", 1)[0]
+
+
+@lru_cache(maxsize=8)
+def _redis_for(url: str) -> Redis:
+    return Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30)
+
+
+def get_redis(url: str | None = None) -> Redis:
+    if url is None:
+        from app.config import get_settings
+
+        url = get_settings().redis_url
+    return _redis_for(url)
+
+
+def get_queue(name: str, connection: Redis | None = None) -> Queue:
+    return Queue(name, connection=connection or get_redis())

@@ -1,0 +1,166 @@
+"""The job service: `add_job` is the one way any run of any job starts.
+
+A request, a schedule tick, Trigger Now, the CLI and a processor chaining the next step all call
+`add_job`. It validates, writes the jobs row first, then enqueues an RQ job whose id is derived
+from the row's id, so the callbacks always find their row.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from rq import Callback, Retry
+
+from app.config import get_settings
+from app.jobs import state, types
+from app.jobs.errors import EnqueueFailed, InvalidPayload, UnknownJobType
+from app.jobs.queues import get_queue, queue_name
+from app.jobs.types import Priority
+from app.models import Job, Request, utcnow
+
+RUNNER = "workers.runner.run_job"  # named by path: app never imports workers
+RQ_ID_PREFIX = "job-"
+_CALLBACK_TIMEOUT = 30
+
+
+def rq_job_id(db_id: Any) -> str:
+    return f"{RQ_ID_PREFIX}{db_id}"
+
+
+def db_id_from_rq_id(rq_id: str) -> str | None:
+    if not rq_id.startswith(RQ_ID_PREFIX):
+        return None
+    return parse_job_id(rq_id[len(RQ_ID_PREFIX):])
+
+
+def parse_job_id(value: Any) -> str | None:
+    """The canonical UUID string, or None for anything malformed."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def retry_policy(max_attempts: int, backoff: int) -> Retry | None:
+    """`max_attempts` runs in total, waiting backoff, 2×backoff, 4×backoff... between them."""
+    if max_attempts <= 1:
+        return None
+    return Retry(max=max_attempts - 1, interval=[backoff * 2 ** i for i in range(max_attempts - 1)])
+
+
+def _validate_payload(job_type: types.JobType, payload: Any) -> dict:
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise InvalidPayload(f"{job_type.name}: payload must be a JSON object, got {type(payload).__name__}")
+    missing = [key for key in job_type.required_keys if payload.get(key) in (None, "")]
+    if missing:
+        raise InvalidPayload(f"{job_type.name}: payload is missing required key(s): {', '.join(missing)}")
+    try:
+        json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(f"{job_type.name}: payload is not JSON-serialisable: {exc}") from None
+    return dict(payload)
+
+
+def _delay_seconds(delay: float | timedelta | None) -> float:
+    if delay is None:
+        return 0.0
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+    if seconds < 0:
+        raise ValueError(f"delay must be >= 0 seconds, got {seconds}")
+    return seconds
+
+
+def add_job(job_type: str, payload: dict | None = None, *, priority: int | str | Priority | None = None,
+            delay: float | timedelta | None = None, request_id: Any = None, max_attempts: int | None = None,
+            scheduled_job_id: Any = None) -> str:
+    """Create the jobs row (pending/delayed), then enqueue it on the type's RQ queue.
+
+    Returns the database job id (a UUID string), which is also `payload["jobId"]`.
+    Raises UnknownJobType / InvalidPayload / ValueError before anything is written, and
+    EnqueueFailed (with the row marked failed) when Redis refuses the job.
+    """
+    definition = types.get(job_type)
+    if definition is None:
+        known = ", ".join(sorted(t.name for t in types.all_types()))
+        raise UnknownJobType(f"unknown job type {job_type!r}; known types: {known}")
+    body = _validate_payload(definition, payload)
+    level = Priority.parse(priority if priority is not None else definition.priority)
+    seconds = _delay_seconds(delay)
+    settings = get_settings()
+    attempts = max_attempts if max_attempts is not None else settings.job_max_attempts
+    if attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
+
+    request_id = request_id if request_id is not None else body.get("requestId")
+    if request_id is not None:
+        request_id = parse_job_id(request_id)
+        if request_id is None or not Request.select().where(Request.id == request_id).exists():
+            raise InvalidPayload(f"{job_type}: unknown request id {body.get('requestId', request_id)!r}")
+
+    db_id = uuid.uuid4()
+    body["jobId"] = str(db_id)
+    run_at = utcnow() + timedelta(seconds=seconds) if seconds else None
+    state.insert_job_row(job_id=db_id, job_type=job_type, payload=body, priority=int(level),
+                         max_attempts=attempts, request_id=request_id, rq_job_id=rq_job_id(db_id), run_at=run_at,
+                         scheduled_job_id=scheduled_job_id)
+    try:
+        _enqueue(definition, body, level, attempts, seconds)
+    except Exception as exc:
+        state.mark_enqueue_failed(db_id, exc)
+        raise EnqueueFailed(f"{job_type} job {db_id} could not be enqueued: {exc}") from exc
+    return str(db_id)
+
+
+def _enqueue(definition: types.JobType, payload: dict, level: Priority, attempts: int, delay: float) -> None:
+    settings = get_settings()
+    history_ttl = max(settings.job_history_days, 1) * 86400
+    queue = get_queue(queue_name(definition.name, level))
+    options: dict[str, Any] = dict(
+        job_id=rq_job_id(payload["jobId"]),
+        retry=retry_policy(attempts, settings.job_backoff_seconds),
+        job_timeout=definition.timeout,
+        result_ttl=history_ttl,   # count-based trimming (retention.py) keeps Redis small long before this
+        failure_ttl=history_ttl,
+        description=f"{definition.name} {payload['jobId']}",
+        on_success=Callback("app.jobs.callbacks.on_success", timeout=_CALLBACK_TIMEOUT),
+        on_failure=Callback("app.jobs.callbacks.on_failure", timeout=_CALLBACK_TIMEOUT),
+        on_stopped=Callback("app.jobs.callbacks.on_stopped", timeout=_CALLBACK_TIMEOUT),
+    )
+    if delay:
+        queue.enqueue_in(timedelta(seconds=delay), RUNNER, definition.name, payload, **options)
+    else:
+        queue.enqueue(RUNNER, definition.name, payload, **options)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() + "Z" if value else None
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    """The public shape of a job (job-status API and CLI)."""
+    return {
+        "id": str(job.id),
+        "type": job.type,
+        "status": job.status,
+        "priority": job.priority,
+        "requestId": str(job.request_id) if job.request_id else None,
+        "createdAt": _iso(job.created_at),
+        "startedAt": _iso(job.started_at),
+        "completedAt": _iso(job.completed_at),
+        "runAt": _iso(job.run_at),
+        "result": job.result,
+        "errorMessage": job.error_message,
+        "attempts": job.attempts,
+        "maxAttempts": job.max_attempts,
+    }
+
+
+def get_job(job_id: Any) -> Job | None:
+    canonical = parse_job_id(job_id)
+    if canonical is None:
+        return None
+    return Job.get_or_none(Job.id == canonical)

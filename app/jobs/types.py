@@ -1,0 +1,103 @@
+"""The registry of job types: queue group, required payload keys, timeout, default priority.
+
+`app` only names processors by job type; the functions themselves live in `workers.processors`.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Priority(enum.IntEnum):
+    """Higher runs first (the original's Bull numbers were inverted; see README design notes)."""
+
+    LOW = 1
+    MEDIUM = 5
+    HIGH = 10
+
+    @classmethod
+    def parse(cls, value: "int | str | Priority | None") -> "Priority":
+        """Map a name ('high'), a Priority, or any int onto the three levels (>=10 high, >=5 medium)."""
+        if value is None:
+            return cls.MEDIUM
+        if isinstance(value, str):
+            try:
+                return cls[value.strip().upper()]
+            except KeyError:
+                raise ValueError(f"unknown priority {value!r}; use high, medium or low") from None
+        number = int(value)
+        if number >= cls.HIGH:
+            return cls.HIGH
+        if number >= cls.MEDIUM:
+            return cls.MEDIUM
+        return cls.LOW
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    group: str                      # worker group (pool) that serves it
+    required_keys: tuple[str, ...] = ()
+    timeout: int = 180              # seconds; RQ job_timeout
+    priority: Priority = Priority.MEDIUM
+    deprecated: bool = False
+    description: str = ""
+
+
+MAINTENANCE_GROUP = "maintenance"
+
+_REGISTRY: dict[str, JobType] = {}
+
+
+def register(job_type: JobType) -> JobType:
+    """Add (or replace) a job type. Tests use it for their own diagnostic types."""
+    _REGISTRY[job_type.name] = job_type
+    return job_type
+
+
+def get(name: str) -> JobType | None:
+    return _REGISTRY.get(name)
+
+
+def all_types() -> list[JobType]:
+    return list(_REGISTRY.values())
+
+
+def types_in_group(group: str) -> list[JobType]:
+    return [t for t in _REGISTRY.values() if t.group == group]
+
+
+def groups() -> list[str]:
+    seen: dict[str, None] = {}
+    for job_type in _REGISTRY.values():
+        seen.setdefault(job_type.group, None)
+    return list(seen)
+
+
+for _t in (
+    JobType("search_indexers", "search_indexers", ("requestId", "audiobook"), 300, Priority.HIGH,
+            description="Search Prowlarr for torrents"),
+    JobType("download_torrent", "download_torrent", ("requestId", "audiobook", "torrent"), 300, Priority.HIGH,
+            description="Hand the best release to the download client"),
+    JobType("monitor_download", "monitor_download",
+            ("requestId", "downloadHistoryId", "downloadClientId", "downloadClient"), 120, Priority.MEDIUM,
+            description="Poll download progress"),
+    JobType("organize_files", "organize_files", ("requestId", "audiobookId", "downloadPath"), 3600, Priority.HIGH,
+            description="Copy finished files into the media library"),
+    JobType("scan_plex", "scan_plex", (), 1800, Priority.MEDIUM, description="Full Plex library scan and match"),
+    JobType("plex_recently_added_check", "plex_recently_added_check", (), 300, Priority.MEDIUM,
+            description="Poll Plex's recently added items"),
+    JobType("match_plex", "match_plex", ("requestId", "audiobookId", "title", "author"), 300, Priority.LOW,
+            deprecated=True, description="Fuzzy match one request (deprecated: scan_plex matches)"),
+    JobType("retry_missing_torrents", MAINTENANCE_GROUP, (), 600, Priority.MEDIUM,
+            description="Re-search requests awaiting a release"),
+    JobType("retry_failed_imports", MAINTENANCE_GROUP, (), 600, Priority.MEDIUM,
+            description="Re-run imports awaiting retry"),
+    JobType("cleanup_seeded_torrents", MAINTENANCE_GROUP, (), 600, Priority.LOW,
+            description="Remove torrents that seeded long enough"),
+    JobType("cleanup_job_history", MAINTENANCE_GROUP, (), 1800, Priority.LOW,
+            description="Trim job history and events older than JOB_HISTORY_DAYS"),
+    JobType("noop", MAINTENANCE_GROUP, (), 60, Priority.LOW,
+            description="Diagnostic: does nothing, logs two events (smoke tests and benchmarks)"),
+):
+    register(_t)

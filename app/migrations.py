@@ -1,0 +1,50 @@
+"""Versioned schema migrations (`flask --app app init-db`).
+
+Each migration runs once, in order, inside a transaction, and is recorded in schema_migrations.
+Running the command again applies only what is missing, so it is safe to run on every deploy.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import peewee
+
+from app.db import database
+from app.models import ALL_MODELS, SchemaMigration
+
+
+def _v1_initial(db: peewee.Database) -> None:
+    db.create_tables(ALL_MODELS, safe=True)
+
+
+# (version, name, function). Append only; never edit an applied migration.
+MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
+    (1, "initial schema", _v1_initial),
+]
+
+
+def applied_versions() -> set[int]:
+    db = database.obj
+    if not db.table_exists(SchemaMigration._meta.table_name):
+        return set()
+    return {row.version for row in SchemaMigration.select(SchemaMigration.version)}
+
+
+def migrate() -> list[str]:
+    """Apply pending migrations; returns the names of those applied now."""
+    db = database.obj
+    db.create_tables([SchemaMigration], safe=True)
+    done = applied_versions()
+    applied: list[str] = []
+    for version, name, func in MIGRATIONS:
+        if version in done:
+            continue
+        with db.atomic():
+            func(db)
+            SchemaMigration.create(version=version, name=name)
+        applied.append(f"{version}: {name}")
+    return applied
+
+
+def schema_is_current() -> bool:
+    return applied_versions() >= {version for version, _, _ in MIGRATIONS}

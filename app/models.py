@@ -1,0 +1,187 @@
+"""Peewee models: the record of truth for jobs, their events, schedules and the request pipeline.
+
+Columns follow the original schema (snake_case, UUID ids); see shared reference §3.
+"""
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+
+import peewee
+
+from app.db import JSONField, database
+
+
+def utcnow() -> datetime:
+    """Naive UTC timestamp (stored without zone on both backends)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class JobStatus(str, enum.Enum):
+    PENDING = "pending"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STUCK = "stuck"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_JOB_STATUSES = (JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)
+
+
+class BaseModel(peewee.Model):
+    id = peewee.UUIDField(primary_key=True, default=uuid.uuid4)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Audiobook(BaseModel):
+    audible_asin = peewee.CharField(null=True, index=True)
+    title = peewee.TextField()
+    author = peewee.TextField()
+    narrator = peewee.TextField(null=True)
+    description = peewee.TextField(null=True)
+    cover_art_url = peewee.TextField(null=True)
+    status = peewee.CharField(default="requested")
+    file_path = peewee.TextField(null=True)
+    file_format = peewee.CharField(null=True)
+    file_size_bytes = peewee.BigIntegerField(null=True)
+    plex_guid = peewee.TextField(null=True)
+    plex_library_id = peewee.CharField(null=True)
+    completed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "audiobooks"
+
+
+class Request(BaseModel):
+    user_id = peewee.CharField(default="admin")
+    audiobook = peewee.ForeignKeyField(Audiobook, column_name="audiobook_id", backref="requests",
+                                       on_delete="CASCADE")
+    status = peewee.CharField(default="pending", index=True)
+    progress = peewee.IntegerField(default=0)
+    priority = peewee.IntegerField(default=0)
+    error_message = peewee.TextField(null=True)
+    search_attempts = peewee.IntegerField(default=0)
+    download_attempts = peewee.IntegerField(default=0)
+    import_attempts = peewee.IntegerField(default=0)
+    max_import_retries = peewee.IntegerField(default=5)
+    last_search_at = peewee.DateTimeField(null=True)
+    last_import_at = peewee.DateTimeField(null=True)
+    completed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "requests"
+
+
+class Job(BaseModel):
+    request = peewee.ForeignKeyField(Request, column_name="request_id", null=True, backref="jobs",
+                                     on_delete="SET NULL")
+    rq_job_id = peewee.CharField(null=True, unique=True)
+    type = peewee.CharField(index=True)
+    status = peewee.CharField(default=JobStatus.PENDING.value, index=True)
+    priority = peewee.IntegerField(default=0)
+    attempts = peewee.IntegerField(default=0)
+    max_attempts = peewee.IntegerField(default=3)
+    payload = JSONField(null=True)
+    result = JSONField(null=True)
+    error_message = peewee.TextField(null=True)
+    stack_trace = peewee.TextField(null=True)
+    scheduled_job_id = peewee.UUIDField(null=True, index=True)
+    run_at = peewee.DateTimeField(null=True)
+    started_at = peewee.DateTimeField(null=True)
+    completed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "jobs"
+        indexes = ((("created_at",), False), (("type", "status", "created_at"), False))
+
+
+class JobEvent(BaseModel):
+    job = peewee.ForeignKeyField(Job, column_name="job_id", backref="events", on_delete="CASCADE", index=True)
+    level = peewee.CharField()
+    context = peewee.CharField()
+    message = peewee.TextField()
+    metadata = JSONField(null=True)
+
+    class Meta:
+        table_name = "job_events"
+        indexes = ((("created_at",), False), (("level", "created_at"), False))
+
+
+class ScheduledJob(BaseModel):
+    name = peewee.CharField()
+    type = peewee.CharField(index=True)
+    schedule = peewee.CharField()
+    enabled = peewee.BooleanField(default=True, index=True)
+    payload = JSONField(default=dict)
+    last_run = peewee.DateTimeField(null=True)
+    last_run_job_id = peewee.UUIDField(null=True)
+    next_run = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "scheduled_jobs"
+
+
+class DownloadHistory(BaseModel):
+    request = peewee.ForeignKeyField(Request, column_name="request_id", backref="downloads", on_delete="CASCADE")
+    indexer_name = peewee.CharField(null=True)
+    torrent_name = peewee.TextField(null=True)
+    torrent_hash = peewee.CharField(null=True, index=True)
+    torrent_size_bytes = peewee.BigIntegerField(null=True)
+    magnet_link = peewee.TextField(null=True)
+    torrent_url = peewee.TextField(null=True)
+    seeders = peewee.IntegerField(null=True)
+    leechers = peewee.IntegerField(null=True)
+    quality_score = peewee.IntegerField(null=True)
+    selected = peewee.BooleanField(default=False)
+    download_client = peewee.CharField(null=True)
+    download_client_id = peewee.CharField(null=True)
+    download_status = peewee.CharField(default="queued")
+    download_error = peewee.TextField(null=True)
+    download_path = peewee.TextField(null=True)
+    started_at = peewee.DateTimeField(null=True)
+    completed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "download_history"
+
+
+class PlexLibrary(BaseModel):
+    plex_guid = peewee.CharField(unique=True)
+    plex_rating_key = peewee.CharField(null=True)
+    title = peewee.TextField()
+    author = peewee.TextField(null=True)
+    narrator = peewee.TextField(null=True)
+    summary = peewee.TextField(null=True)
+    duration = peewee.BigIntegerField(null=True)
+    year = peewee.IntegerField(null=True)
+    user_rating = peewee.FloatField(null=True)
+    file_path = peewee.TextField(null=True)
+    thumb_url = peewee.TextField(null=True)
+    plex_library_id = peewee.CharField(null=True)
+    asin = peewee.CharField(null=True, index=True)
+    added_at = peewee.DateTimeField(null=True)
+    last_scanned_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "plex_library"
+
+
+class SchemaMigration(peewee.Model):
+    version = peewee.IntegerField(primary_key=True)
+    name = peewee.CharField()
+    applied_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        database = database
+        table_name = "schema_migrations"
+
+
+ALL_MODELS = [Audiobook, Request, Job, JobEvent, ScheduledJob, DownloadHistory, PlexLibrary]

@@ -1,0 +1,1 @@
+"""Blueprints: admin pages, JSON API, health check."""

@@ -1,0 +1,59 @@
+"""GET /healthz: Redis and the database reachable, live workers per group against the configured count."""
+from __future__ import annotations
+
+from collections import Counter
+
+from flask import Blueprint, current_app, jsonify
+
+from app.jobs import types
+
+bp = Blueprint("health", __name__)
+
+
+def live_workers_by_group(connection) -> Counter:
+    from rq import Worker
+
+    counts: Counter = Counter()
+    for name in Worker.all_keys(connection=connection):
+        worker_name = name.decode() if isinstance(name, bytes) else name
+        worker_name = worker_name.rsplit(":", 1)[-1]
+        counts[worker_name.split("-", 1)[0]] += 1
+    return counts
+
+
+def health_report() -> tuple[dict, int]:
+    from app.db import database
+    from app.jobs.queues import get_redis
+
+    settings = current_app.config["SETTINGS"]
+    report: dict = {"redis": "ok", "database": "ok"}
+    redis_ok = db_ok = True
+    connection = get_redis(settings.redis_url)
+    try:
+        connection.ping()
+    except Exception as exc:
+        redis_ok = False
+        report["redis"] = f"error: {type(exc).__name__}"
+    try:
+        database.obj.execute_sql("SELECT 1")
+    except Exception as exc:
+        db_ok = False
+        report["database"] = f"error: {type(exc).__name__}"
+    workers: dict = {}
+    if redis_ok:
+        live = live_workers_by_group(connection)
+        for group in types.groups():
+            configured = settings.worker_counts.get(group, 1)
+            workers[group] = {"live": live.get(group, 0), "configured": configured}
+    report["workers"] = workers
+    short = [g for g, w in workers.items() if w["live"] < w["configured"]]
+    report["status"] = "ok" if redis_ok and db_ok and not short else ("degraded" if redis_ok and db_ok else "down")
+    if short:
+        report["missingWorkers"] = short
+    return report, (200 if redis_ok and db_ok else 503)
+
+
+@bp.get("/healthz")
+def healthz():
+    report, code = health_report()
+    return jsonify(report), code

@@ -1,0 +1,46 @@
+"""Job types and processors that exist only for tests (registered in-process and in test workers)."""
+from __future__ import annotations
+
+import time
+
+from app.jobs import types
+from app.jobs.errors import PermanentJobError
+from app.jobs.logger import create_job_logger
+from app.jobs.queues import get_redis
+from app.jobs.types import JobType, Priority
+from workers.processors import register
+
+for _name, _timeout in (("test_record", 30), ("test_fail", 30), ("test_permanent", 30), ("test_sleep", 120)):
+    types.register(JobType(_name, "testing", (), _timeout, Priority.MEDIUM))
+
+
+@register("test_record")
+def record(payload: dict) -> dict:
+    get_redis().rpush("test:order", payload.get("tag", ""))
+    return {"tag": payload.get("tag")}
+
+
+@register("test_fail")
+def fail(payload: dict) -> None:
+    get_redis().rpush(f"test:runs:{payload['jobId']}", repr(time.time()))
+    raise RuntimeError(f"boom for {payload.get('tag', 'job')}")
+
+
+@register("test_permanent")
+def permanent(payload: dict) -> None:
+    get_redis().rpush(f"test:runs:{payload['jobId']}", repr(time.time()))
+    raise PermanentJobError("PROWLARR_API_KEY is rejected by Prowlarr (401)")
+
+
+@register("test_sleep")
+def sleep(payload: dict) -> dict:
+    """Sleeps on its first run only, so a retried run finishes quickly."""
+    connection = get_redis()
+    run = connection.incr(f"test:runs:{payload['jobId']}")
+    log = create_job_logger(payload["jobId"], "TestSleep")
+    log.info(f"run {run} started")
+    if run == 1:
+        connection.set(f"test:sleeping:{payload['jobId']}", "1")
+        time.sleep(float(payload.get("seconds", 5)))
+    log.info(f"run {run} finished")
+    return {"run": run}

@@ -1,0 +1,27 @@
+"""Processor registry: job type name → function(payload) -> JSON-safe result."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+Processor = Callable[[dict], Any]
+_PROCESSORS: dict[str, Processor] = {}
+
+
+def register(job_type: str) -> Callable[[Processor], Processor]:
+    def decorate(func: Processor) -> Processor:
+        _PROCESSORS[job_type] = func
+        return func
+
+    return decorate
+
+
+def get(job_type: str) -> Processor | None:
+    return _PROCESSORS.get(job_type)
+
+
+def registered() -> list[str]:
+    return sorted(_PROCESSORS)
+
+
+# Import the processor modules so their @register decorators run.
+from workers.processors import diagnostic, maintenance  # noqa: E402,F401

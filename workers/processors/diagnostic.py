@@ -1,0 +1,14 @@
+"""Diagnostic processors."""
+from __future__ import annotations
+
+from app.jobs.logger import create_job_logger
+from workers.processors import register
+
+
+@register("noop")
+def process_noop(payload: dict) -> dict:
+    """Does nothing but log two events: the cheapest full trip through the job system."""
+    log = create_job_logger(payload["jobId"], "Noop")
+    log.info("Started")
+    log.info("Finished")
+    return {"success": True}

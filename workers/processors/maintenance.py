@@ -1,0 +1,17 @@
+"""Maintenance processors that belong to the core job system."""
+from __future__ import annotations
+
+from app.config import get_settings
+from app.jobs.logger import create_job_logger
+from app.jobs.retention import cleanup_job_history
+from workers.processors import register
+
+
+@register("cleanup_job_history")
+def process_cleanup_job_history(payload: dict) -> dict:
+    log = create_job_logger(payload["jobId"], "JobHistoryCleanup")
+    days = int(payload.get("days") or get_settings().job_history_days)
+    log.info(f"Removing finished jobs older than {days} days")
+    outcome = cleanup_job_history(days)
+    log.info(f"Removed {outcome['jobsDeleted']} jobs and {outcome['eventsDeleted']} events", outcome)
+    return {"success": True, **outcome}
