@@ -1,6 +1,7 @@
 """Job types and processors that exist only for tests (registered in-process and in test workers)."""
 from __future__ import annotations
 
+import os
 import time
 
 from app.jobs import types
@@ -40,6 +41,7 @@ def sleep(payload: dict) -> dict:
     log = create_job_logger(payload["jobId"], "TestSleep")
     log.info(f"run {run} started")
     if run == 1:
+        connection.set(f"test:pid:{payload['jobId']}", os.getpid())
         connection.set(f"test:sleeping:{payload['jobId']}", "1")
         time.sleep(float(payload.get("seconds", 5)))
     log.info(f"run {run} finished")

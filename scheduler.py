@@ -1,0 +1,99 @@
+"""The scheduler process of the Procfile.
+
+Every second it moves due delayed jobs and retries onto their queues (RQ's scheduler, for every
+queue: workers run one too, and whichever holds a queue's lock does it, so delays and retries keep
+flowing when workers die). Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuck →
+retried); every 30 s it re-enqueues jobs Redis lost. Run: `python scheduler.py` (see README).
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+
+from app.config import get_settings
+from app.db import ensure_bound
+from app.jobs import types
+from app.jobs.queues import get_redis, queue_names_for_type
+from app.jobs.recovery import requeue_lost_jobs, sweep_abandoned_jobs
+from app.logging_setup import configure_logging
+from app.migrations import schema_is_current
+
+log = logging.getLogger("scheduler")
+TICK_SECONDS = 1.0
+SWEEP_EVERY_TICKS = 5
+LOST_JOBS_EVERY_TICKS = 30
+
+
+class Scheduler:
+    def __init__(self, interval: float = TICK_SECONDS):
+        from rq.scheduler import RQScheduler
+
+        self.interval = interval
+        self.stopping = False
+        self.ticks = 0
+        self.connection = get_redis(get_settings().redis_url)
+        queues = [name for t in types.all_types() for name in queue_names_for_type(t.name)]
+        self.delayed_jobs = RQScheduler(queues, connection=self.connection)
+
+    def _stop(self, signum, frame) -> None:
+        self.stopping = True
+
+    def wait_for_schema(self) -> None:
+        while not self.stopping:
+            try:
+                if schema_is_current():
+                    return
+                log.warning("database schema is not current; run `flask --app app init-db` (retrying in 5 s)")
+            except Exception as exc:
+                log.warning("database not reachable (%s); retrying in 5 s", type(exc).__name__)
+            time.sleep(5)
+
+    def promote_due_jobs(self) -> None:
+        """Enqueue due delayed jobs on the queues whose RQ scheduler lock this process holds (or wins)."""
+        scheduler = self.delayed_jobs
+        scheduler.acquire_locks()  # refreshes ours, takes over locks a dead worker's scheduler let expire
+        if scheduler.acquired_locks:
+            scheduler.prepare_registries(scheduler.acquired_locks)
+            scheduler.enqueue_scheduled_jobs()
+
+    def tick(self) -> None:
+        self.promote_due_jobs()
+        if self.ticks % SWEEP_EVERY_TICKS == 0:
+            sweep_abandoned_jobs(self.connection)
+        if self.ticks % LOST_JOBS_EVERY_TICKS == 0:
+            requeued = requeue_lost_jobs(self.connection)
+            if requeued:
+                log.warning("re-enqueued %d job(s) missing from Redis", len(requeued))
+        self.ticks += 1
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        self.wait_for_schema()
+        log.info("scheduler started")
+        while not self.stopping:
+            started = time.monotonic()
+            try:
+                self.tick()
+            except Exception:
+                log.exception("scheduler pass failed; continuing")
+            remaining = self.interval - (time.monotonic() - started)
+            while remaining > 0 and not self.stopping:
+                time.sleep(min(remaining, 0.5))
+                remaining -= 0.5
+        self.delayed_jobs.release_locks()
+        log.info("scheduler stopped")
+        return 0
+
+
+def main() -> int:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    ensure_bound()
+    return Scheduler().run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Real worker processes: kill -9 mid-job → stuck → retried; a killed fork work-horse; SIGTERM.
+
+These start `python -m workers` pools and `scheduler.py` as subprocesses against the test Redis
+and PostgreSQL, with the production timing settings (JOB_HEARTBEAT_TTL 30 s, sweep every 5 s).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import jobtypes  # noqa: F401
+from app.jobs.service import add_job
+from app.models import Job, JobEvent
+from conftest import start_process, stop_process, wait_for
+
+
+def _status(job_id):
+    return Job.get_by_id(job_id)
+
+
+def _sleeping_pid(redis_conn, job_id, timeout=30):
+    wait_for(lambda: redis_conn.get(f"test:sleeping:{job_id}"), timeout, message="job to start sleeping")
+    return int(redis_conn.get(f"test:pid:{job_id}"))
+
+
+def _start_pool(env, tmp_path, name, **extra):
+    return start_process(["tests/run_pool.py", "testing", "--size", "1"], {**env, **extra}, tmp_path / f"{name}.log")
+
+
+def _start_scheduler(env, tmp_path):
+    return start_process(["-c", "import jobtypes, runpy; runpy.run_path('scheduler.py', run_name='__main__')"],
+                         env, tmp_path / "scheduler.log")
+
+
+def _watch_until_completed(job_id, timeout):
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = _status(job_id)
+        if not seen or seen[-1] != row.status:
+            seen.append(row.status)
+        if row.status in ("completed", "failed"):
+            return seen, row
+        time.sleep(0.1)
+    raise AssertionError(f"job did not finish within {timeout} s; statuses seen: {seen}")
+
+
+def test_kill_9_of_a_worker_mid_job_makes_it_stuck_then_retried(settings_env, redis_conn, tmp_path):
+    settings, env = settings_env
+    pool = _start_pool(env, tmp_path, "pool")
+    scheduler = _start_scheduler(env, tmp_path)
+    try:
+        job_id = add_job("test_sleep", {"seconds": 120})
+        worker_pid = _sleeping_pid(redis_conn, job_id)
+        killed_at = time.monotonic()
+        os.kill(worker_pid, signal.SIGKILL)
+
+        wait_for(lambda: _status(job_id).status == "stuck", 120, interval=0.2, message="stuck")
+        stuck_after = time.monotonic() - killed_at
+        seen, row = _watch_until_completed(job_id, 120)
+        done_after = time.monotonic() - killed_at
+    finally:
+        stop_process(scheduler)
+        stop_process(pool)
+    print(f"kill -9 → stuck after {stuck_after:.1f} s, completed after {done_after:.1f} s")
+    assert stuck_after < 120 and done_after < 120
+    assert row.attempts == 2 and row.result == {"run": 2}
+    warning = JobEvent.get((JobEvent.job == job_id) & (JobEvent.level == "warn"))
+    assert "Worker process died while running the job" in warning.message
+
+
+def test_a_killed_fork_work_horse_is_recorded_and_retried(settings_env, redis_conn, tmp_path):
+    settings, env = settings_env
+    pool = _start_pool(env, tmp_path, "fork-pool", WORKER_CLASS="fork")
+    try:
+        job_id = add_job("test_sleep", {"seconds": 120})
+        horse_pid = _sleeping_pid(redis_conn, job_id)
+        os.kill(horse_pid, signal.SIGKILL)
+        seen, row = _watch_until_completed(job_id, 60)
+    finally:
+        stop_process(pool)
+    assert row.attempts == 2 and row.result == {"run": 2}
+    warning = JobEvent.get((JobEvent.job == job_id) & (JobEvent.level == "warn"))
+    assert "Work-horse process terminated unexpectedly" in warning.message
+
+
+def test_sigterm_lets_the_running_job_finish_and_loses_no_queued_job(settings_env, redis_conn, tmp_path):
+    settings, env = settings_env
+    pool = _start_pool(env, tmp_path, "pool-1")
+    running = add_job("test_sleep", {"seconds": 3})
+    _sleeping_pid(redis_conn, running)
+    queued = [add_job("test_record", {"tag": str(i)}, priority="low") for i in range(20)]
+    pool.send_signal(signal.SIGTERM)
+    try:
+        assert pool.wait(30) == 0
+    finally:
+        stop_process(pool)
+    row = _status(running)
+    assert row.status == "completed" and row.attempts == 1
+    # whatever was not started is still queued, and a new pool runs it
+    assert all(_status(job_id).status in ("pending", "completed") for job_id in queued)
+    pool = _start_pool(env, tmp_path, "pool-2")
+    try:
+        wait_for(lambda: all(_status(job_id).status == "completed" for job_id in queued), 60,
+                 message="queued jobs after restart")
+    finally:
+        stop_process(pool)
+    assert sorted(int(x) for x in redis_conn.lrange("test:order", 0, -1)) == list(range(20))
