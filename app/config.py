@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
@@ -106,6 +107,7 @@ class Settings:
     worker_class: str = _setting("WORKER_CLASS", "simple", _parse_choice(("simple", "fork")))
     worker_ttl: int = _setting("WORKER_TTL", 30, _parse_positive_int)
     worker_maintenance_interval: int = _setting("WORKER_MAINTENANCE_INTERVAL", 10, _parse_positive_int)
+    worker_synchronous_commit: bool = _setting("WORKER_SYNCHRONOUS_COMMIT", False, _parse_bool)
     job_heartbeat_ttl: int = _setting("JOB_HEARTBEAT_TTL", 30, _parse_positive_int)
     job_max_attempts: int = _setting("JOB_MAX_ATTEMPTS", 3, _parse_positive_int)
     job_backoff_seconds: int = _setting("JOB_BACKOFF_SECONDS", 2, _parse_positive_int)
@@ -128,8 +130,15 @@ class Settings:
     def plex_configured(self) -> bool:
         return bool(self.plex_url and self.plex_token and self.plex_library_id)
 
-    def secret_values(self) -> list[str]:
+    @cached_property
+    def _secret_values(self) -> tuple[str, ...]:
+        return tuple(self._collect_secret_values())
+
+    def secret_values(self) -> tuple[str, ...]:
         """Configured secret values (non-empty), for redaction of logs and events."""
+        return self._secret_values
+
+    def _collect_secret_values(self) -> list[str]:
         values = []
         for f in fields(self):
             if f.metadata.get("secret"):

@@ -46,8 +46,13 @@ class JSONField(peewee.Field):
         return json.loads(value)
 
 
-def make_database(url: str) -> peewee.Database:
-    """A database object for `url` (sqlite:///path or postgresql://...)."""
+def make_database(url: str, synchronous_commit: bool = True) -> peewee.Database:
+    """A database object for `url` (sqlite:///path or postgresql://...).
+
+    synchronous_commit=False (PostgreSQL only) lets a commit return before its WAL reaches disk:
+    a server crash may lose the last fraction of a second of commits, never corrupts anything.
+    Worker processes use it for their bookkeeping writes (setting WORKER_SYNCHRONOUS_COMMIT).
+    """
     parsed = parse_db_url(url)
     if url.startswith("sqlite"):
         path = parsed.pop("database")
@@ -61,21 +66,24 @@ def make_database(url: str) -> peewee.Database:
     if url.startswith(("postgresql", "postgres")):
         dbname = parsed.pop("database")
         parsed.setdefault("connect_timeout", 5)
+        if not synchronous_commit:
+            parsed["options"] = (parsed.get("options", "") + " -c synchronous_commit=off").strip()
         return ReconnectingPostgresqlDatabase(
             dbname, field_types={"JSONFIELD": "JSONB"}, **parsed
         )
     raise ValueError(f"unsupported DATABASE_URL scheme: {url.split(':', 1)[0]}")
 
 
-def bind_database(url: str) -> peewee.Database:
-    """Point the shared proxy at `url` (idempotent for the same url in the same process)."""
+def bind_database(url: str, synchronous_commit: bool = True) -> peewee.Database:
+    """Point the shared proxy at `url` (idempotent for the same arguments in the same process)."""
     global _bound_url, _bound_pid
-    if _bound_url == url and _bound_pid == os.getpid() and database.obj is not None:
+    key = f"{url}#sync={synchronous_commit}"
+    if _bound_url == key and _bound_pid == os.getpid() and database.obj is not None:
         return database.obj
     if database.obj is not None and _bound_pid == os.getpid():
         database.obj.close()
-    database.initialize(make_database(url))
-    _bound_url, _bound_pid = url, os.getpid()
+    database.initialize(make_database(url, synchronous_commit))
+    _bound_url, _bound_pid = key, os.getpid()
     return database.obj
 
 

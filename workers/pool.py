@@ -26,7 +26,7 @@ def run_worker(group: str, index: int, burst: bool = False) -> None:
     """Body of one worker process: bind the database, preload processors, work the group's queues."""
     os.setpgrp()
     from app.config import get_settings
-    from app.db import ensure_bound
+    from app.db import bind_database
     from app.jobs.queues import get_redis, queue_names_for_group
     from app.logging_setup import configure_logging
     import workers.processors  # noqa: F401  (preloaded so no job pays for imports)
@@ -34,7 +34,7 @@ def run_worker(group: str, index: int, burst: bool = False) -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    ensure_bound()
+    bind_database(settings.effective_database_url, synchronous_commit=settings.worker_synchronous_commit)
     queues = queue_names_for_group(group)
     worker = worker_class()(queues, connection=get_redis(settings.redis_url), name=worker_name(group, index))
     worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())

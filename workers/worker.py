@@ -19,6 +19,7 @@ from rq import SimpleWorker, Worker
 
 from app.config import get_settings
 from app.jobs.callbacks import on_work_horse_killed
+from app.jobs.rqqueue import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ def _worker_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
     kwargs.setdefault("worker_ttl", settings.worker_ttl)
     kwargs.setdefault("maintenance_interval", settings.worker_maintenance_interval)
     kwargs.setdefault("work_horse_killed_handler", on_work_horse_killed)
+    kwargs.setdefault("queue_class", JobQueue)
     return kwargs
 
 
@@ -35,27 +37,34 @@ class JobWorker(SimpleWorker):
     def __init__(self, queues: Any, *args: Any, **kwargs: Any):
         super().__init__(queues, *args, **_worker_defaults(kwargs))
         self.job_heartbeat_ttl = get_settings().job_heartbeat_ttl
+        self._running_job: Any = None
+        self._heartbeat_wakeup = threading.Event()
+        self._heartbeat_thread: threading.Thread | None = None
 
     def get_heartbeat_ttl(self, job: Any) -> int:
         return self.job_heartbeat_ttl
 
     def execute_job(self, job: Any, queue: Any) -> None:
-        stop = threading.Event()
-        beat = threading.Thread(target=self._beat_while_running, args=(job, stop), daemon=True,
-                                name=f"heartbeat-{job.id}")
-        beat.start()
+        if self._heartbeat_thread is None or not self._heartbeat_thread.is_alive():
+            # One thread for the worker's life (a thread per job costs more than a no-op job).
+            self._heartbeat_thread = threading.Thread(target=self._beat_forever, daemon=True,
+                                                      name=f"heartbeat-{self.name}")
+            self._heartbeat_thread.start()
+        self._running_job = job
         try:
             super().execute_job(job, queue)
         finally:
-            stop.set()
-            beat.join(timeout=5)
+            self._running_job = None
 
-    def _beat_while_running(self, job: Any, stop: threading.Event) -> None:
+    def _beat_forever(self) -> None:
         interval = max(self.job_heartbeat_ttl / 3, 1)
-        while not stop.wait(interval):
+        while True:
+            self._heartbeat_wakeup.wait(interval)
+            job = self._running_job
+            if job is None or self.execution is None:
+                continue
             try:
-                if self.execution is not None:
-                    self.maintain_heartbeats(job)
+                self.maintain_heartbeats(job)
             except Exception:  # a missed beat is retried; the job itself must not be disturbed
                 log.exception("heartbeat for job %s failed", job.id)
 

@@ -10,8 +10,10 @@ event is reported on stderr and the job goes on.
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import uuid
 from typing import Any
 
 from app.jobs.redact import redact, redact_text
@@ -60,15 +62,26 @@ class JobLogger:
         if not self.job_id:
             return
         try:
-            from app.db import ensure_bound
-            from app.models import JobEvent
-
-            ensure_bound()
-            JobEvent.create(job=self.job_id, level=level, context=self.context, message=text,
-                            metadata=safe_metadata)
+            _insert_event(self.job_id, level, self.context, text, safe_metadata)
         except Exception as exc:  # never fail the job because its log could not be stored
             print(f"JobLogger: could not store event for job {self.job_id} ({type(exc).__name__}: "
                   f"{redact_text(str(exc), secrets)[:300]}): [{level}] [{self.context}] {text}", file=sys.stderr)
+
+
+_INSERT_EVENT = ("INSERT INTO job_events (id, created_at, updated_at, job_id, level, context, message, metadata) "
+                 "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})")
+
+
+def _insert_event(job_id: str, level: str, context: str, message: str, metadata: Any) -> None:
+    """One job_events row (pre-built SQL: this runs for every event of every job)."""
+    from app.db import ensure_bound
+    from app.models import utcnow
+
+    db = ensure_bound()
+    now = utcnow()
+    encoded = json.dumps(metadata, allow_nan=False) if metadata is not None else None
+    db.execute_sql(_INSERT_EVENT.format(p=db.param),
+                   (uuid.uuid4().hex, now, now, uuid.UUID(job_id).hex, level, context, message, encoded))
 
 
 def create_job_logger(job_id: str | None, context: str) -> JobLogger:

@@ -26,32 +26,44 @@ def _retention_key(job_type: str, finished: bool) -> str:
     return f"rmab:retention:{'finished' if finished else 'failed'}:{job_type}"
 
 
+# KEYS: our ordering zset, then the type's RQ registries (finished or failed, one per priority queue).
+# ARGV: job id, score (precise time), keep. Deletes the oldest beyond `keep` everywhere, in one call.
+_TRIM = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+if excess <= 0 then return 0 end
+local doomed = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+for _, id in ipairs(doomed) do
+  redis.call('ZREM', KEYS[1], id)
+  for i = 2, #KEYS do redis.call('ZREM', KEYS[i], id) end
+  redis.call('DEL', 'rq:job:' .. id, 'rq:results:' .. id, 'rq:executions:' .. id)
+end
+return #doomed
+"""
+
+
 def trim_redis(connection: Any, job_type: str, rq_job_id: str, *, finished: bool) -> int:
     """Record `rq_job_id` as the newest finished (or failed) RQ job of `job_type`; delete the oldest
     beyond the limit, across the type's priority queues. Returns how many were deleted.
 
     RQ's own registries score by whole seconds (ties), so the order lives in a sorted set of ours,
-    scored by a precise clock. One pipelined round trip when nothing needs trimming.
+    scored by a precise clock. One round trip (a Lua script).
     """
     keep = max(_keep_limit(finished), 1)
-    key = _retention_key(job_type, finished)
-    with connection.pipeline() as pipe:
-        pipe.zadd(key, {rq_job_id: time.time()})
-        pipe.zcard(key)
-        _, total = pipe.execute()
-    if total <= keep:
-        return 0
-    doomed = [m.decode() if isinstance(m, bytes) else m for m in connection.zrange(key, 0, total - keep - 1)]
     registry_class = FinishedJobRegistry if finished else FailedJobRegistry
-    registry_keys = [registry_class(name, connection=connection).key for name in queue_names_for_type(job_type)]
-    with connection.pipeline() as pipe:
-        pipe.zrem(key, *doomed)
-        for registry_key in registry_keys:
-            pipe.zrem(registry_key, *doomed)
-        for job_id in doomed:
-            pipe.delete(f"rq:job:{job_id}", f"rq:results:{job_id}", f"rq:executions:{job_id}")
-        pipe.execute()
-    return len(doomed)
+    keys = [_retention_key(job_type, finished)]
+    keys += [registry_class(name, connection=connection).key for name in queue_names_for_type(job_type)]
+    return int(_trim_script(connection)(keys=keys, args=[rq_job_id, repr(time.time()), keep]))
+
+
+def _trim_script(connection: Any) -> Any:
+    script = _scripts.get(id(connection))
+    if script is None:
+        script = _scripts[id(connection)] = connection.register_script(_TRIM)
+    return script
+
+
+_scripts: dict[int, Any] = {}
 
 
 def cleanup_job_history(days: int, now: Any = None) -> dict[str, int]:

@@ -5,15 +5,41 @@ backwards: a cancelled job stays cancelled, a completed job is never turned into
 """
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
+from app.db import database
 from app.jobs.redact import redact, redact_text
 from app.models import Job, JobStatus, utcnow
 
 S = JobStatus
 _MAX_TRACE = 20_000
+_NOT_FINISHED = (S.CANCELLED.value, S.COMPLETED.value, S.FAILED.value)
+
+# The two writes every run makes are pre-built SQL: Peewee's query building costs as much as the
+# round trip itself (bench/throughput.py). Same conditions as the Peewee forms below.
+_MARK_ACTIVE = ("UPDATE jobs SET status = {p}, attempts = attempts + 1, started_at = {p}, updated_at = {p} "
+                "WHERE id = {p} AND status NOT IN ({p}, {p}, {p})")
+_MARK_COMPLETED = ("UPDATE jobs SET status = {p}, result = {p}, error_message = NULL, completed_at = {p}, "
+                   "updated_at = {p} WHERE id = {p} AND status NOT IN ({p}, {p})")
+
+
+@lru_cache(maxsize=16)
+def _sql(template: str, param: str) -> str:
+    return template.format(p=param)
+
+
+def _execute(template: str, params: tuple) -> int:
+    db = database.obj
+    return db.execute_sql(_sql(template, db.param), params).rowcount
+
+
+def _uuid_param(value: Any) -> str:
+    """The form Peewee's UUIDField stores: 32 hex digits (SQLite text; PostgreSQL's uuid accepts it)."""
+    return (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).hex
 
 
 def _secrets() -> list[str]:
@@ -22,14 +48,20 @@ def _secrets() -> list[str]:
     return get_settings().secret_values()
 
 
+_INSERT_JOB = ("INSERT INTO jobs (id, created_at, updated_at, request_id, rq_job_id, type, status, priority, "
+               "attempts, max_attempts, payload, scheduled_job_id, run_at) "
+               "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, 0, {p}, {p}, {p}, {p})")
+
+
 def insert_job_row(*, job_id: uuid.UUID, job_type: str, payload: dict, priority: int, max_attempts: int,
-                   request_id: Any, rq_job_id: str, run_at: datetime | None,
-                   scheduled_job_id: Any = None) -> Job:
+                   request_id: Any, rq_job_id: str, run_at: datetime | None, scheduled_job_id: Any = None) -> None:
     """The row every run starts with: `pending`, or `delayed` when it is due later."""
     status = S.DELAYED if run_at is not None else S.PENDING
-    return Job.create(id=job_id, type=job_type, status=status.value, priority=priority, max_attempts=max_attempts,
-                      payload=redact(payload, _secrets()), request=request_id, rq_job_id=rq_job_id, run_at=run_at,
-                      scheduled_job_id=scheduled_job_id)
+    now = utcnow()
+    _execute(_INSERT_JOB, (
+        _uuid_param(job_id), now, now, _uuid_param(request_id) if request_id else None, rq_job_id, job_type, status.value,
+        priority, max_attempts, json.dumps(redact(payload, _secrets()), allow_nan=False),
+        _uuid_param(scheduled_job_id) if scheduled_job_id else None, run_at))
 
 
 def mark_enqueue_failed(job_id: Any, error: BaseException) -> None:
@@ -40,18 +72,14 @@ def mark_enqueue_failed(job_id: Any, error: BaseException) -> None:
 def mark_active(job_id: Any) -> bool:
     """A run starts: status active, attempts + 1. False when the job must not run (cancelled, finished)."""
     now = utcnow()
-    updated = (Job.update(status=S.ACTIVE.value, attempts=Job.attempts + 1, started_at=now, updated_at=now)
-               .where((Job.id == job_id) & Job.status.not_in([S.CANCELLED.value, S.COMPLETED.value, S.FAILED.value]))
-               .execute())
-    return updated == 1
+    return _execute(_MARK_ACTIVE, (S.ACTIVE.value, now, now, _uuid_param(job_id), *_NOT_FINISHED)) == 1
 
 
 def mark_completed(job_id: Any, result: Any) -> bool:
     now = utcnow()
-    return (Job.update(status=S.COMPLETED.value, result=redact(result, _secrets()), error_message=None,
-                       completed_at=now, updated_at=now)
-            .where((Job.id == job_id) & Job.status.not_in([S.CANCELLED.value, S.COMPLETED.value]))
-            .execute()) == 1
+    stored = json.dumps(redact(result, _secrets()), allow_nan=False) if result is not None else None
+    return _execute(_MARK_COMPLETED, (S.COMPLETED.value, stored, now, now, _uuid_param(job_id),
+                                      S.CANCELLED.value, S.COMPLETED.value)) == 1
 
 
 def mark_attempt_failed(job_id: Any, *, error: str, trace: str | None, final: bool, retry_in: float | None,

@@ -1,0 +1,79 @@
+"""Shared set-up for the benchmarks: a scratch PostgreSQL database and Redis db, worker processes."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://127.0.0.1:5432/rmab_bench")
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def setup() -> None:
+    """Point the app at the scratch database and Redis db, migrate, and empty both."""
+    import psycopg2
+    from playhouse.db_url import parse as parse_db_url
+    from psycopg2 import sql
+
+    from app.config import load_settings, set_settings
+    from app.db import bind_database
+    from app.migrations import migrate
+
+    params = parse_db_url(BENCH_DATABASE_URL)
+    dbname = params.pop("database")
+    conn = psycopg2.connect(dbname="postgres", **params)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
+        if cur.fetchone() is None:
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    conn.close()
+    set_settings(load_settings({"DATABASE_URL": BENCH_DATABASE_URL, "REDIS_URL": BENCH_REDIS_URL,
+                                "INSTANCE_DIR": "/tmp/rmab-bench", "LOG_LEVEL": "warning"}, env_file=None))
+    bind_database(BENCH_DATABASE_URL)
+    migrate()
+    reset()
+
+
+def reset() -> None:
+    from app.db import database
+    from app.jobs.queues import get_redis
+
+    get_redis().flushdb()
+    database.obj.execute_sql("TRUNCATE jobs, job_events CASCADE")
+
+
+def quiet_logs() -> None:
+    import logging
+
+    logging.disable(logging.WARNING)
+
+
+def run_workers(target, count: int) -> float:
+    """Start `count` processes running target(); return seconds until all have exited."""
+    context = multiprocessing.get_context("fork")
+    started = time.perf_counter()
+    processes = [context.Process(target=target) for _ in range(count)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+        if process.exitcode != 0:
+            raise SystemExit(f"worker exited with {process.exitcode}")
+    return time.perf_counter() - started
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
