@@ -15,7 +15,7 @@ BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://127.0.0.
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
-def setup() -> None:
+def setup(**settings_overrides: str) -> None:
     """Point the app at the scratch database and Redis db, migrate, and empty both."""
     import psycopg2
     from playhouse.db_url import parse as parse_db_url
@@ -35,7 +35,8 @@ def setup() -> None:
             cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
     conn.close()
     set_settings(load_settings({"DATABASE_URL": BENCH_DATABASE_URL, "REDIS_URL": BENCH_REDIS_URL,
-                                "INSTANCE_DIR": "/tmp/rmab-bench", "LOG_LEVEL": "warning"}, env_file=None))
+                                "INSTANCE_DIR": "/tmp/rmab-bench", "LOG_LEVEL": "warning", **settings_overrides},
+                               env_file=None))
     bind_database(BENCH_DATABASE_URL)
     migrate()
     reset()

@@ -5,7 +5,7 @@ logs two events → on_success callback writes completed + trims Redis.
 Baseline: queue.enqueue of a no-op function → rq.SimpleWorker (the class JobWorker extends).
 Both runs alternate in the same process, repeated, medians reported.
 
-    python bench/throughput.py [--jobs 2000] [--workers 2] [--rounds 3]
+    python bench/throughput.py [--jobs 2000] [--workers 2] [--rounds 3] [--sync-commit]
 """
 from __future__ import annotations
 
@@ -64,8 +64,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sync-commit", action="store_true",
+                        help="workers commit synchronously (WORKER_SYNCHRONOUS_COMMIT=true)")
     args = parser.parse_args()
-    setup()
+    setup(WORKER_SYNCHRONOUS_COMMIT=str(args.sync_commit).lower())
     quiet_logs()
     bare_process, full_process, bare_total, full_total = [], [], [], []
     for _ in range(args.rounds):
@@ -75,7 +77,7 @@ def main() -> None:
             enqueue_seconds, process_seconds = runner(args.jobs, args.workers)
             process.append(args.jobs / process_seconds)
             total.append(args.jobs / (enqueue_seconds + process_seconds))
-    print(f"jobs={args.jobs} workers={args.workers} rounds={args.rounds} (medians)")
+    print(f"jobs={args.jobs} workers={args.workers} rounds={args.rounds} sync_commit={args.sync_commit} (medians)")
     print(f"processing  bare RQ {median(bare_process):7.1f} jobs/s   full path {median(full_process):7.1f} jobs/s"
           f"   ratio {median(full_process) / median(bare_process):.2f}")
     print(f"end to end  bare RQ {median(bare_total):7.1f} jobs/s   full path {median(full_total):7.1f} jobs/s"
