@@ -1,6 +1,7 @@
 """The scheduler process of the Procfile.
 
-Every second it moves due delayed jobs and retries onto their queues (RQ's scheduler, for every
+Every second it fires due schedules (rq-scheduler entries kept in step with scheduled_jobs every
+2 s; see app/schedules/timer.py), and moves due delayed jobs and retries onto their queues (RQ's scheduler, for every
 queue: workers run one too, and whichever holds a queue's lock does it, so delays and retries keep
 flowing when workers die). Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuck →
 retried); every 30 s it re-enqueues jobs Redis lost. Run: `python scheduler.py` (see README).
@@ -12,6 +13,8 @@ import signal
 import sys
 import time
 
+from rq import Queue
+
 from app.config import get_settings
 from app.db import ensure_bound
 from app.jobs import types
@@ -19,9 +22,13 @@ from app.jobs.queues import get_redis, queue_names_for_type
 from app.jobs.recovery import requeue_lost_jobs, sweep_abandoned_jobs
 from app.logging_setup import configure_logging
 from app.migrations import schema_is_current
+from app.schedules.defaults import ensure_default_schedules
+from app.schedules.service import SCHEDULER_HEARTBEAT_KEY
+from app.schedules.timer import SCHEDULES_QUEUE, sync_timer
 
 log = logging.getLogger("scheduler")
 TICK_SECONDS = 1.0
+SYNC_EVERY_TICKS = 2
 SWEEP_EVERY_TICKS = 5
 LOST_JOBS_EVERY_TICKS = 30
 
@@ -36,6 +43,9 @@ class Scheduler:
         self.connection = get_redis(get_settings().redis_url)
         queues = [name for t in types.all_types() for name in queue_names_for_type(t.name)]
         self.delayed_jobs = RQScheduler(queues, connection=self.connection)
+        from rq_scheduler import Scheduler as CronScheduler
+
+        self.timer = CronScheduler(queue_name=SCHEDULES_QUEUE, connection=self.connection, interval=1)
 
     def _stop(self, signum, frame) -> None:
         self.stopping = True
@@ -58,7 +68,26 @@ class Scheduler:
             scheduler.prepare_registries(scheduler.acquired_locks)
             scheduler.enqueue_scheduled_jobs()
 
+    def fire_due_schedules(self) -> None:
+        """rq-scheduler moves due entries to the schedules queue (one process at a time, its global lock);
+        this process then runs them at once, so ticks never wait for a worker pool."""
+        from rq import SimpleWorker
+
+        if self.ticks % SYNC_EVERY_TICKS == 0:
+            sync_timer(self.timer)
+        if self.timer.acquire_lock():
+            try:
+                for _ in self.timer.enqueue_jobs():
+                    pass
+            finally:
+                self.timer.remove_lock()
+        queue = Queue(SCHEDULES_QUEUE, connection=self.connection)
+        if queue.count:
+            SimpleWorker([queue], connection=self.connection).work(burst=True, logging_level="WARNING")
+
     def tick(self) -> None:
+        self.connection.set(SCHEDULER_HEARTBEAT_KEY, repr(time.time()), ex=15)
+        self.fire_due_schedules()
         self.promote_due_jobs()
         if self.ticks % SWEEP_EVERY_TICKS == 0:
             sweep_abandoned_jobs(self.connection)
@@ -72,6 +101,11 @@ class Scheduler:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         self.wait_for_schema()
+        if self.stopping:
+            return 0
+        created = ensure_default_schedules(get_settings())
+        if created:
+            log.info("created default schedules: %s", ", ".join(created))
         log.info("scheduler started")
         while not self.stopping:
             started = time.monotonic()

@@ -14,10 +14,15 @@ def register_cli(flask_app: Flask) -> None:
     @flask_app.cli.command("init-db")
     def init_db() -> None:
         """Create or upgrade the database schema (safe to run again)."""
+        from app.config import get_settings
         from app.migrations import migrate
+        from app.schedules.defaults import ensure_default_schedules
 
         applied = migrate()
         click.echo("Applied migrations: " + ", ".join(applied) if applied else "Schema is up to date.")
+        created = ensure_default_schedules(get_settings())
+        if created:
+            click.echo("Created default schedules: " + ", ".join(created))
 
     @flask_app.cli.command("enqueue")
     @click.argument("job_type")
@@ -37,6 +42,17 @@ def register_cli(flask_app: Flask) -> None:
         except (JobSystemError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(job_id)
+
+    @flask_app.cli.command("trigger")
+    @click.argument("schedule")
+    def trigger(schedule: str) -> None:
+        """Run a scheduled job now (by name, type or id); prints the new job id."""
+        from app.schedules.service import ScheduleError, trigger_job_now
+
+        try:
+            click.echo(trigger_job_now(schedule))
+        except (ScheduleError, JobSystemError) as exc:
+            raise click.ClickException(str(exc)) from None
 
     @flask_app.cli.command("job-status")
     @click.argument("job_id")

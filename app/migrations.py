@@ -17,9 +17,16 @@ def _v1_initial(db: peewee.Database) -> None:
     db.create_tables(ALL_MODELS, safe=True)
 
 
+def _v2_unique_schedule_type(db: peewee.Database) -> None:
+    # One schedule per job type: default rows can then be inserted with ON CONFLICT DO NOTHING, so two
+    # processes starting at once never duplicate them.
+    db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS scheduled_jobs_type_unique ON scheduled_jobs (type)")
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _v1_initial),
+    (2, "one schedule per job type", _v2_unique_schedule_type),
 ]
 
 

@@ -1,10 +1,13 @@
 """JSON API for admins."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from app.auth import api_admin_required
+from app.jobs.errors import JobSystemError
 from app.jobs.service import get_job, job_to_dict
+from app.models import ScheduledJob
+from app.schedules import service as schedules
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -16,3 +19,50 @@ def job_status(job_id: str):
     if job is None:
         return jsonify(success=False, error="Job not found"), 404
     return jsonify(success=True, job=job_to_dict(job))
+
+
+def _schedule_status_inputs() -> tuple[dict, bool]:
+    from app.jobs.queues import get_redis
+    from app.web.health import live_workers_by_group
+
+    connection = get_redis(current_app.config["SETTINGS"].redis_url)
+    return dict(live_workers_by_group(connection)), bool(connection.exists(schedules.SCHEDULER_HEARTBEAT_KEY))
+
+
+@bp.get("/admin/jobs")
+@api_admin_required
+def list_schedules():
+    live, scheduler_alive = _schedule_status_inputs()
+    rows = list(ScheduledJob.select().order_by(ScheduledJob.name))
+    return jsonify(jobs=schedules.schedule_report(rows, live, scheduler_alive), schedulerAlive=scheduler_alive)
+
+
+@bp.post("/admin/jobs/<schedule_id>/trigger")
+@api_admin_required
+def trigger_schedule(schedule_id: str):
+    try:
+        row = schedules.find_schedule(schedule_id) if schedules.parse_job_id(schedule_id) else None
+        if row is None:
+            raise schedules.ScheduleError(f"no scheduled job {schedule_id!r}", status=404)
+        job_id = schedules.trigger_job_now(str(row.id))
+    except schedules.ScheduleError as exc:
+        return jsonify(success=False, error=str(exc)), exc.status
+    except JobSystemError as exc:
+        return jsonify(success=False, error=str(exc)), 503
+    return jsonify(success=True, jobId=job_id, message=f"{row.name} started; poll /api/admin/job-status/{job_id}")
+
+
+@bp.put("/admin/jobs/<schedule_id>")
+@api_admin_required
+def update_schedule(schedule_id: str):
+    if schedules.parse_job_id(schedule_id) is None:
+        return jsonify(success=False, error=f"no scheduled job {schedule_id!r}"), 404
+    body = request.get_json(silent=True)
+    if body is None:
+        return jsonify(success=False, error="body must be JSON (Content-Type: application/json)"), 400
+    try:
+        row = schedules.update_schedule(schedule_id, body)
+    except schedules.ScheduleError as exc:
+        return jsonify(success=False, error=str(exc)), exc.status
+    live, scheduler_alive = _schedule_status_inputs()
+    return jsonify(success=True, job=schedules.schedule_report([row], live, scheduler_alive)[0])

@@ -40,6 +40,7 @@ def health_report() -> tuple[dict, int]:
         db_ok = False
         report["database"] = f"error: {type(exc).__name__}"
     workers: dict = {}
+    live: Counter = Counter()
     if redis_ok:
         live = live_workers_by_group(connection)
         for group in types.groups():
@@ -47,7 +48,20 @@ def health_report() -> tuple[dict, int]:
             workers[group] = {"live": live.get(group, 0), "configured": configured}
     report["workers"] = workers
     short = [g for g, w in workers.items() if w["live"] < w["configured"]]
-    report["status"] = "ok" if redis_ok and db_ok and not short else ("degraded" if redis_ok and db_ok else "down")
+    late: list[dict] = []
+    if redis_ok and db_ok:
+        from app.models import ScheduledJob
+        from app.schedules.service import SCHEDULER_HEARTBEAT_KEY, schedule_report
+
+        scheduler_alive = bool(connection.exists(SCHEDULER_HEARTBEAT_KEY))
+        report["scheduler"] = "ok" if scheduler_alive else "not running"
+        rows = list(ScheduledJob.select().where(ScheduledJob.enabled == True))  # noqa: E712
+        late = [{"name": s["name"], "reason": s["lateReason"]}
+                for s in schedule_report(rows, dict(live), scheduler_alive) if s["late"]]
+        if late:
+            report["lateSchedules"] = late
+    healthy = redis_ok and db_ok
+    report["status"] = "ok" if healthy and not short and not late else ("degraded" if healthy else "down")
     if short:
         report["missingWorkers"] = short
     return report, (200 if redis_ok and db_ok else 503)

@@ -1,0 +1,145 @@
+"""Schedule operations for the API and CLI: Trigger Now, edits, and the status report (with late detection)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.config import get_settings
+from app.jobs.logger import create_job_logger
+from app.jobs.service import add_job, parse_job_id  # noqa: F401  (parse_job_id re-exported for the API)
+from app.jobs import types
+from app.models import Job, JobStatus, ScheduledJob, utcnow
+from app.schedules.cron import InvalidSchedule, describe, next_fire_time, validate_cron
+
+LATE_GRACE = timedelta(seconds=60)
+WAITING = (JobStatus.PENDING.value, JobStatus.DELAYED.value, JobStatus.ACTIVE.value, JobStatus.STUCK.value)
+SCHEDULER_HEARTBEAT_KEY = "rmab:scheduler:heartbeat"
+
+
+class ScheduleError(Exception):
+    """A refused schedule operation; `status` is the HTTP status the API answers with."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def find_schedule(id_or_name: str) -> ScheduledJob:
+    canonical = parse_job_id(id_or_name)
+    row = None
+    if canonical is not None:
+        row = ScheduledJob.get_or_none(ScheduledJob.id == canonical)
+    if row is None:
+        row = ScheduledJob.get_or_none(ScheduledJob.name == id_or_name) or \
+            ScheduledJob.get_or_none(ScheduledJob.type == id_or_name)
+    if row is None:
+        raise ScheduleError(f"no scheduled job {id_or_name!r}", status=404)
+    return row
+
+
+def run_payload(row: ScheduledJob) -> dict:
+    """The payload a run of this schedule gets (scan_plex needs the library id)."""
+    payload = {**(row.payload or {}), "scheduledJobId": str(row.id)}
+    if row.type == "scan_plex":
+        settings = get_settings()
+        if not settings.plex_configured:
+            missing = [name for name, value in (("PLEX_URL", settings.plex_url), ("PLEX_TOKEN", settings.plex_token),
+                                                ("PLEX_LIBRARY_ID", settings.plex_library_id)) if not value]
+            raise ScheduleError(f"{row.name} needs Plex to be configured; missing: {', '.join(missing)}")
+        payload.setdefault("libraryId", settings.plex_library_id)
+    return payload
+
+
+def trigger_job_now(id_or_name: str, now: datetime | None = None) -> str:
+    """Run a schedule's job at once through add_job; returns the new job id."""
+    row = find_schedule(id_or_name)
+    job_id = add_job(row.type, run_payload(row), scheduled_job_id=row.id)
+    now = now or utcnow()
+    ScheduledJob.update(last_run=now, last_run_job_id=job_id, updated_at=now).where(ScheduledJob.id == row.id).execute()
+    create_job_logger(job_id, "Scheduler").info(f"Started by Trigger Now for schedule '{row.name}'")
+    return job_id
+
+
+_EDITABLE = {"name", "schedule", "enabled"}
+
+
+def update_schedule(id_or_name: str, body: Any, now: datetime | None = None) -> ScheduledJob:
+    """Apply {name?, schedule?, enabled?}; validates everything before writing anything."""
+    row = find_schedule(id_or_name)
+    if not isinstance(body, dict):
+        raise ScheduleError("body must be a JSON object with any of: name, schedule, enabled")
+    unknown = sorted(set(body) - _EDITABLE)
+    if unknown:
+        raise ScheduleError(f"unknown field(s): {', '.join(unknown)}; editable: name, schedule, enabled")
+    changes: dict[str, Any] = {}
+    if "name" in body:
+        name = body["name"]
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            raise ScheduleError("name must be a non-empty string of at most 100 characters")
+        changes["name"] = name.strip()
+    if "schedule" in body:
+        try:
+            changes["schedule"] = validate_cron(body["schedule"])
+        except InvalidSchedule as exc:
+            raise ScheduleError(f"schedule: {exc}") from None
+    if "enabled" in body:
+        if not isinstance(body["enabled"], bool):
+            raise ScheduleError("enabled must be true or false")
+        changes["enabled"] = body["enabled"]
+    now = now or utcnow()
+    schedule = changes.get("schedule", row.schedule)
+    enabled = changes.get("enabled", row.enabled)
+    if "schedule" in changes or "enabled" in changes:
+        changes["next_run"] = next_fire_time(schedule, now, get_settings().scheduler_timezone) if enabled else None
+    if changes:
+        changes["updated_at"] = now
+        ScheduledJob.update(**changes).where(ScheduledJob.id == row.id).execute()
+    return ScheduledJob.get_by_id(row.id)
+
+
+def late_reason(row: ScheduledJob, last_job: Job | None, live_workers: dict[str, int], scheduler_alive: bool,
+                now: datetime) -> str | None:
+    """Why a schedule's run has not started within LATE_GRACE of when it was due; None when it is on time."""
+    if not row.enabled:
+        return None
+    if row.next_run is not None and row.next_run < now - LATE_GRACE:
+        overdue = int((now - row.next_run).total_seconds())
+        cause = "the scheduler process is not running" if not scheduler_alive else "the scheduler is behind"
+        return f"run due {overdue} s ago has not started: {cause}"
+    if last_job is not None and last_job.status in (JobStatus.PENDING.value, JobStatus.DELAYED.value):
+        waiting_since = last_job.run_at or last_job.created_at
+        if waiting_since < now - LATE_GRACE:
+            definition = types.get(row.type)
+            group = definition.group if definition else row.type
+            waited = int((now - waiting_since).total_seconds())
+            if live_workers.get(group, 0) == 0:
+                return f"last run queued {waited} s ago: no live workers for the '{group}' queue"
+            return f"last run queued {waited} s ago: the '{group}' workers are busy"
+    return None
+
+
+def schedule_report(rows: list[ScheduledJob], live_workers: dict[str, int], scheduler_alive: bool,
+                    now: datetime | None = None) -> list[dict]:
+    now = now or utcnow()
+    tz = get_settings().scheduler_timezone
+    last_ids = [row.last_run_job_id for row in rows if row.last_run_job_id]
+    last_jobs = {job.id: job for job in Job.select().where(Job.id.in_(last_ids))} if last_ids else {}
+    report = []
+    for row in rows:
+        last_job = last_jobs.get(row.last_run_job_id)
+        duration = None
+        if last_job and last_job.started_at and last_job.completed_at:
+            duration = round((last_job.completed_at - last_job.started_at).total_seconds(), 3)
+        reason = late_reason(row, last_job, live_workers, scheduler_alive, now)
+        report.append({
+            "id": str(row.id), "name": row.name, "type": row.type, "schedule": row.schedule,
+            "scheduleHuman": describe(row.schedule, tz), "enabled": row.enabled, "payload": row.payload,
+            "lastRun": _iso(row.last_run), "lastRunJobId": str(row.last_run_job_id) if row.last_run_job_id else None,
+            "nextRun": _iso(row.next_run), "lastRunStatus": last_job.status if last_job else None,
+            "lastRunDuration": duration, "late": reason is not None, "lateReason": reason,
+        })
+    return report
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() + "Z" if value else None
