@@ -107,3 +107,81 @@ def test_sigterm_lets_the_running_job_finish_and_loses_no_queued_job(settings_en
     finally:
         stop_process(pool)
     assert sorted(int(x) for x in redis_conn.lrange("test:order", 0, -1)) == list(range(20))
+
+
+def test_stopping_a_running_job_on_a_fork_worker_cancels_it(settings_env, redis_conn, tmp_path):
+    from rq.command import send_stop_job_command
+
+    settings, env = settings_env
+    pool = _start_pool(env, tmp_path, "fork-stop", WORKER_CLASS="fork")
+    try:
+        job_id = add_job("test_sleep", {"seconds": 120})
+        _sleeping_pid(redis_conn, job_id)
+        send_stop_job_command(redis_conn, f"job-{job_id}")
+        wait_for(lambda: _status(job_id).status == "cancelled", 30, message="cancelled")
+        time.sleep(3)  # no retry follows a stop
+    finally:
+        stop_process(pool)
+    row = _status(job_id)
+    assert row.status == "cancelled" and row.attempts == 1
+    assert "Stopped by an admin" in row.error_message
+
+
+def test_with_aof_a_redis_restart_loses_no_queued_job(settings_env, tmp_path, use_settings):
+    import subprocess
+
+    from app.jobs.queues import queue_names_for_group
+    from conftest import drain
+
+    port = 6391
+    data = tmp_path / "redis"
+    data.mkdir()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+               "--appendfsync", "everysec", "--dir", str(data), "--daemonize", "no"]
+
+    def start():
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        import redis
+
+        wait_for(lambda: _ping(redis.Redis(port=port)), 10, message="redis up")
+        return server
+
+    server = start()
+    try:
+        use_settings(REDIS_URL=f"redis://127.0.0.1:{port}/0")
+        jobs = [add_job("test_record", {"tag": str(i)}) for i in range(5)]
+        server.terminate()  # SIGTERM: a normal Redis restart
+        server.wait(10)
+        server = start()
+        drain(queue_names_for_group("testing"))
+        assert all(_status(job_id).status == "completed" for job_id in jobs)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _ping(connection):
+    try:
+        return connection.ping()
+    except Exception:
+        return False
+
+
+def test_jobs_that_redis_lost_are_enqueued_again(settings, redis_conn):
+    from datetime import timedelta
+
+    from app.jobs.queues import queue_names_for_group
+    from app.jobs.recovery import requeue_lost_jobs
+    from app.models import utcnow
+    from conftest import drain
+
+    jobs = [add_job("test_record", {"tag": str(i)}) for i in range(3)]
+    redis_conn.flushdb()  # Redis restarted without persistence
+    assert requeue_lost_jobs(redis_conn) == []  # within the grace period nothing is touched
+    requeued = requeue_lost_jobs(redis_conn, now=utcnow() + timedelta(minutes=2))
+    assert sorted(requeued) == sorted(jobs)
+    drain(queue_names_for_group("testing"))
+    assert all(_status(job_id).status == "completed" for job_id in jobs)
+    assert requeue_lost_jobs(redis_conn, now=utcnow() + timedelta(minutes=2)) == []
+    event = JobEvent.get((JobEvent.job == jobs[0]) & (JobEvent.level == "warn"))
+    assert "missing from Redis" in event.message
