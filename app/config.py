@@ -103,6 +103,10 @@ class Settings:
     plex_token: str = _setting("PLEX_TOKEN", "", secret=True)
     plex_library_id: str = _setting("PLEX_LIBRARY_ID", "")
 
+    monitor_poll_seconds: float = _setting("MONITOR_POLL_SECONDS", 10.0, float)
+    download_stall_limit_seconds: int = _setting("DOWNLOAD_STALL_LIMIT_SECONDS", 6 * 3600, _parse_positive_int)
+    indexer_seeding_minutes: str = _setting("INDEXER_SEEDING_MINUTES", "")
+
     # Job system tuning (see README "Design notes" for why these values).
     worker_class: str = _setting("WORKER_CLASS", "simple", _parse_choice(("simple", "fork")))
     worker_ttl: int = _setting("WORKER_TTL", 30, _parse_positive_int)
@@ -125,6 +129,14 @@ class Settings:
     @property
     def effective_database_url(self) -> str:
         return self.database_url or self.sqlite_default_url
+
+    def seeding_minutes_for(self, indexer: str) -> int:
+        """INDEXER_SEEDING_MINUTES='Tracker A=1440,Tracker B=0' (0 = seed forever; unknown indexers: forever)."""
+        for part in self.indexer_seeding_minutes.split(","):
+            name, _, minutes = part.partition("=")
+            if name.strip().lower() == indexer.strip().lower() and minutes.strip().isdigit():
+                return int(minutes)
+        return 0
 
     @property
     def plex_configured(self) -> bool:

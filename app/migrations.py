@@ -13,8 +13,32 @@ from app.db import database
 from app.models import ALL_MODELS, SchemaMigration
 
 
+V1_MODELS = [m for m in ALL_MODELS if m._meta.table_name != "blocked_releases"]
+
+
 def _v1_initial(db: peewee.Database) -> None:
-    db.create_tables(ALL_MODELS, safe=True)
+    # create_tables uses today's models, so later column migrations check before adding.
+    db.create_tables(V1_MODELS, safe=True)
+
+
+def _has_column(db: peewee.Database, table: str, column: str) -> bool:
+    return any(c.name == column for c in db.get_columns(table))
+
+
+def _v3_polling_and_blocklist(db: peewee.Database) -> None:
+    from playhouse.migrate import SchemaMigrator, migrate as run
+
+    migrator = SchemaMigrator.from_database(db)
+    operations = []
+    if not _has_column(db, "jobs", "polls"):
+        operations.append(migrator.add_column("jobs", "polls", peewee.IntegerField(default=0)))
+    if not _has_column(db, "jobs", "polling"):
+        operations.append(migrator.add_column("jobs", "polling", peewee.BooleanField(default=False)))
+    if operations:
+        run(*operations)
+    from app.models import BlockedRelease
+
+    db.create_tables([BlockedRelease], safe=True)
 
 
 def _v2_unique_schedule_type(db: peewee.Database) -> None:
@@ -27,6 +51,7 @@ def _v2_unique_schedule_type(db: peewee.Database) -> None:
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "one schedule per job type", _v2_unique_schedule_type),
+    (3, "job polling columns and release blocklist", _v3_polling_and_blocklist),
 ]
 
 

@@ -94,6 +94,8 @@ class Job(BaseModel):
     error_message = peewee.TextField(null=True)
     stack_trace = peewee.TextField(null=True)
     scheduled_job_id = peewee.UUIDField(null=True, index=True)
+    polls = peewee.IntegerField(default=0)          # reschedules of a polling job (monitor_download)
+    polling = peewee.BooleanField(default=False)    # waiting for its next poll: the next run is no new attempt
     run_at = peewee.DateTimeField(null=True)
     started_at = peewee.DateTimeField(null=True)
     completed_at = peewee.DateTimeField(null=True)
@@ -174,6 +176,20 @@ class PlexLibrary(BaseModel):
         table_name = "plex_library"
 
 
+class BlockedRelease(BaseModel):
+    """A release that failed for a request (stalled, client error): later searches skip it."""
+
+    request = peewee.ForeignKeyField(Request, column_name="request_id", backref="blocked_releases",
+                                     on_delete="CASCADE")
+    title = peewee.TextField()
+    info_hash = peewee.CharField(null=True)
+    reason = peewee.TextField()
+
+    class Meta:
+        table_name = "blocked_releases"
+        indexes = ((("request", "title"), True),)
+
+
 class SchemaMigration(peewee.Model):
     version = peewee.IntegerField(primary_key=True)
     name = peewee.CharField()
@@ -184,4 +200,4 @@ class SchemaMigration(peewee.Model):
         table_name = "schema_migrations"
 
 
-ALL_MODELS = [Audiobook, Request, Job, JobEvent, ScheduledJob, DownloadHistory, PlexLibrary]
+ALL_MODELS = [Audiobook, Request, Job, JobEvent, ScheduledJob, DownloadHistory, PlexLibrary, BlockedRelease]

@@ -141,8 +141,9 @@ def use_settings(tmp_path, settings_env):
 @pytest.fixture
 def flask_app(settings):
     from app import create_app
+    from app.config import get_settings
 
-    flask_app = create_app(settings)
+    flask_app = create_app(get_settings())  # the test's settings, including use_settings overrides
     flask_app.config.update(TESTING=True)
     return flask_app
 

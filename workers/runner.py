@@ -1,12 +1,25 @@
-"""The function every RQ job calls: mark the run active, then hand the payload to its processor."""
+"""The function every RQ job calls: mark the run active, then hand the payload to its processor.
+
+A processor that polls (monitor_download) returns `Reschedule(delay, state)`: the same RQ job and
+the same jobs row come back after `delay` seconds (RQ re-schedules a job that returns a `Retry`),
+without holding a worker while waiting and without spending an attempt. The poll state travels in
+the RQ job's meta and is shown in the row's payload.
+"""
 from __future__ import annotations
 
+import math
 from typing import Any
+
+from rq import Retry, get_current_job
 
 from app.db import ensure_bound
 from app.jobs import state
 from app.jobs.errors import PermanentJobError
 from workers import processors
+from workers.context import Reschedule
+
+_POLL_STATE = "pollState"
+_UNLIMITED_POLLS = 10**9
 
 
 def run_job(job_type: str, payload: dict) -> Any:
@@ -20,4 +33,18 @@ def run_job(job_type: str, payload: dict) -> Any:
     processor = processors.get(job_type)
     if processor is None:
         raise PermanentJobError(f"no processor is registered for job type {job_type!r}")
-    return processor(payload)
+    rq_job = get_current_job()
+    carried = rq_job.meta.get(_POLL_STATE) if rq_job is not None else None
+    outcome = processor({**payload, **carried} if carried else payload)
+    if isinstance(outcome, Reschedule):
+        return _reschedule(job_id, payload, outcome, rq_job)
+    return outcome
+
+
+def _reschedule(job_id: str, payload: dict, outcome: Reschedule, rq_job: Any) -> Retry:
+    if rq_job is not None:
+        rq_job.meta[_POLL_STATE] = outcome.state
+        rq_job.save_meta()
+    state.mark_waiting_for_poll(job_id, outcome.delay, {**payload, **outcome.state})
+    return Retry(max=_UNLIMITED_POLLS, interval=max(1, math.ceil(outcome.delay)))
+

@@ -21,8 +21,8 @@ _NOT_FINISHED = (S.CANCELLED.value, S.COMPLETED.value, S.FAILED.value)
 
 # The two writes every run makes are pre-built SQL: Peewee's query building costs as much as the
 # round trip itself (bench/throughput.py). Same conditions as the Peewee forms below.
-_MARK_ACTIVE = ("UPDATE jobs SET status = {p}, attempts = attempts + 1, started_at = {p}, updated_at = {p} "
-                "WHERE id = {p} AND status NOT IN ({p}, {p}, {p})")
+_MARK_ACTIVE = ("UPDATE jobs SET status = {p}, attempts = attempts + CASE WHEN polling THEN 0 ELSE 1 END, "
+                "polling = {p}, started_at = {p}, updated_at = {p} WHERE id = {p} AND status NOT IN ({p}, {p}, {p})")
 _MARK_COMPLETED = ("UPDATE jobs SET status = {p}, result = {p}, error_message = NULL, completed_at = {p}, "
                    "updated_at = {p} WHERE id = {p} AND status NOT IN ({p}, {p})")
 
@@ -49,8 +49,8 @@ def _secrets() -> list[str]:
 
 
 _INSERT_JOB = ("INSERT INTO jobs (id, created_at, updated_at, request_id, rq_job_id, type, status, priority, "
-               "attempts, max_attempts, payload, scheduled_job_id, run_at) "
-               "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, 0, {p}, {p}, {p}, {p})")
+               "attempts, max_attempts, payload, scheduled_job_id, run_at, polls, polling) "
+               "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, 0, {p}, {p}, {p}, {p}, 0, {p})")
 
 
 def insert_job_row(*, job_id: uuid.UUID, job_type: str, payload: dict, priority: int, max_attempts: int,
@@ -61,7 +61,7 @@ def insert_job_row(*, job_id: uuid.UUID, job_type: str, payload: dict, priority:
     _execute(_INSERT_JOB, (
         _uuid_param(job_id), now, now, _uuid_param(request_id) if request_id else None, rq_job_id, job_type, status.value,
         priority, max_attempts, json.dumps(redact(payload, _secrets()), allow_nan=False),
-        _uuid_param(scheduled_job_id) if scheduled_job_id else None, run_at))
+        _uuid_param(scheduled_job_id) if scheduled_job_id else None, run_at, False))
 
 
 def mark_enqueue_failed(job_id: Any, error: BaseException) -> None:
@@ -72,7 +72,16 @@ def mark_enqueue_failed(job_id: Any, error: BaseException) -> None:
 def mark_active(job_id: Any) -> bool:
     """A run starts: status active, attempts + 1. False when the job must not run (cancelled, finished)."""
     now = utcnow()
-    return _execute(_MARK_ACTIVE, (S.ACTIVE.value, now, now, _uuid_param(job_id), *_NOT_FINISHED)) == 1
+    return _execute(_MARK_ACTIVE, (S.ACTIVE.value, False, now, now, _uuid_param(job_id), *_NOT_FINISHED)) == 1
+
+
+def mark_waiting_for_poll(job_id: Any, delay: float, payload: dict) -> bool:
+    """A polling job (monitor_download) ends this run and comes back in `delay` s: `delayed`, same row,
+    no attempt spent; its payload carries the poll state forward."""
+    now = utcnow()
+    return (Job.update(status=S.DELAYED.value, polling=True, polls=Job.polls + 1, payload=redact(payload, _secrets()),
+                       run_at=now + timedelta(seconds=delay), error_message=None, updated_at=now)
+            .where((Job.id == job_id) & (Job.status == S.ACTIVE.value)).execute()) == 1
 
 
 def mark_completed(job_id: Any, result: Any) -> bool:

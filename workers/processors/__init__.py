@@ -24,4 +24,5 @@ def registered() -> list[str]:
 
 
 # Import the processor modules so their @register decorators run.
-from workers.processors import diagnostic, maintenance  # noqa: E402,F401
+from workers.processors import (  # noqa: E402,F401
+    acquisition_maintenance, diagnostic, download, maintenance, monitor, search)

@@ -1,0 +1,1 @@
+"""Audiobook requests: the status machine (one writer) and the operations behind the requests API."""

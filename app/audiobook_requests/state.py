@@ -1,0 +1,69 @@
+"""The one module that writes request status. Every transition is a conditional UPDATE from a named
+set of statuses, so a slow worker never overwrites a later status and a cancelled request stays cancelled
+(reference §5.2)."""
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from app.models import Request, utcnow
+
+
+class RequestStatus(str, enum.Enum):
+    PENDING = "pending"
+    SEARCHING = "searching"
+    AWAITING_SEARCH = "awaiting_search"
+    DOWNLOADING = "downloading"
+    PROCESSING = "processing"
+    DOWNLOADED = "downloaded"
+    AVAILABLE = "available"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    AWAITING_IMPORT = "awaiting_import"
+    WARN = "warn"
+
+
+R = RequestStatus
+ACTIVE = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.PROCESSING, R.DOWNLOADED, R.AVAILABLE,
+          R.AWAITING_IMPORT, R.WARN)
+CANCELLABLE = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.AWAITING_IMPORT, R.WARN, R.FAILED)
+
+# to-status: statuses it may be entered from
+TRANSITIONS: dict[RequestStatus, tuple[RequestStatus, ...]] = {
+    R.SEARCHING: (R.PENDING, R.AWAITING_SEARCH, R.FAILED),
+    R.AWAITING_SEARCH: (R.SEARCHING, R.DOWNLOADING),
+    R.DOWNLOADING: (R.SEARCHING,),
+    R.PROCESSING: (R.DOWNLOADING, R.AWAITING_IMPORT, R.WARN),
+    R.DOWNLOADED: (R.PROCESSING,),
+    R.AVAILABLE: (R.DOWNLOADED,),
+    R.AWAITING_IMPORT: (R.PROCESSING,),
+    R.WARN: (R.PROCESSING,),
+    R.FAILED: (R.PENDING, R.SEARCHING, R.DOWNLOADING, R.PROCESSING),
+    R.PENDING: (R.FAILED, R.AWAITING_SEARCH),
+    R.CANCELLED: CANCELLABLE,
+}
+
+
+def allowed(current: str, target: RequestStatus) -> bool:
+    return current in {s.value for s in TRANSITIONS[target]}
+
+
+def transition(request_id: Any, target: RequestStatus, *, only_from: tuple[RequestStatus, ...] | None = None,
+               **fields: Any) -> bool:
+    """Move a request to `target` if it is in one of the allowed statuses (or `only_from`, a subset).
+
+    Returns False, writing nothing, when the request is elsewhere (cancelled, or moved on).
+    """
+    sources = only_from or TRANSITIONS[target]
+    if not set(sources) <= set(TRANSITIONS[target]):
+        raise ValueError(f"{target.value} cannot be entered from {[s.value for s in sources]}")
+    values: dict[str, Any] = {"status": target.value, "updated_at": utcnow(), **fields}
+    return (Request.update(**values)
+            .where((Request.id == request_id) & Request.status.in_([s.value for s in sources]))
+            .execute()) == 1
+
+
+def update_progress(request_id: Any, progress: int) -> bool:
+    """Progress only while downloading (never resurrects a request that moved on)."""
+    return (Request.update(progress=max(0, min(100, progress)), updated_at=utcnow())
+            .where((Request.id == request_id) & (Request.status == R.DOWNLOADING.value)).execute()) == 1

@@ -1,0 +1,71 @@
+"""The download-client interface shared by qBittorrent, Transmission and the test fakes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from app.pipeline.download_state import DownloadState
+
+CATEGORY = "readmeabook"
+
+
+@dataclass(frozen=True)
+class TorrentStatus:
+    info_hash: str
+    name: str
+    state: DownloadState
+    raw_state: str
+    progress: float          # 0..1
+    downloaded: int          # bytes
+    size: int                # bytes
+    download_speed: int      # bytes/s
+    eta: int
+    content_path: str
+    seeding_seconds: int
+    error: str
+
+
+class DownloadClient(Protocol):
+    def add(self, *, torrent: bytes | None = None, magnet: str | None = None, category: str, tags: list[str],
+            save_path: str | None = None, name: str = "release") -> None: ...
+
+    def get(self, info_hash: str) -> TorrentStatus | None: ...
+
+    def remove(self, info_hash: str, delete_files: bool) -> None: ...
+
+    def version(self) -> str: ...
+
+
+_factory_override = None
+_clients: dict[tuple, DownloadClient] = {}
+
+
+def download_client(kind: str | None = None) -> DownloadClient:
+    """The configured client (DOWNLOAD_CLIENT), one per process and settings (a qBittorrent session is
+    reused across polls instead of logging in each time). Tests and benchmarks may install a factory."""
+    from app.config import get_settings
+
+    settings = get_settings()
+    kind = kind or settings.download_client
+    if _factory_override is not None:
+        return _factory_override(kind)
+    key = (kind, settings.download_client_url, settings.download_client_username, settings.download_client_password)
+    client = _clients.get(key)
+    if client is None:
+        if kind == "transmission":
+            from app.integrations.transmission import TransmissionClient
+
+            client = TransmissionClient(settings.download_client_url, settings.download_client_username,
+                                        settings.download_client_password)
+        else:
+            from app.integrations.qbittorrent import QBittorrentClient
+
+            client = QBittorrentClient(settings.download_client_url, settings.download_client_username,
+                                       settings.download_client_password)
+        _clients[key] = client
+    return client
+
+
+def set_client_factory(factory) -> None:
+    global _factory_override
+    _factory_override = factory

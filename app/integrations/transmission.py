@@ -1,0 +1,96 @@
+"""Transmission RPC (2.x-4.x legacy method names): the 409 session-id handshake, add, get, remove."""
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import requests
+
+from app.integrations.errors import PermanentServiceError, TransientServiceError, classify_status
+from app.integrations.http import request
+from app.integrations.torrent import TorrentStatus
+from app.pipeline.download_state import transmission_state
+
+SERVICE = "Transmission"
+FIELDS = ["hashString", "name", "status", "percentDone", "totalSize", "sizeWhenDone", "leftUntilDone",
+          "downloadedEver", "rateDownload", "eta", "downloadDir", "error", "errorString", "metadataPercentComplete",
+          "secondsSeeding", "labels"]
+
+
+class TransmissionClient:
+    def __init__(self, url: str, username: str = "", password: str = "", timeout: float = 15.0):
+        if not url:
+            raise PermanentServiceError(SERVICE, "DOWNLOAD_CLIENT_URL must be set")
+        base = url.rstrip("/")
+        self.rpc_url = base if base.endswith("/transmission/rpc") else f"{base}/transmission/rpc"
+        self.timeout = timeout
+        self.session = requests.Session()
+        if username or password:
+            self.session.auth = (username, password)  # sent up front: unauthenticated tries count toward a lockout
+
+    def call(self, method: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = {"method": method, "arguments": arguments or {}}
+        for _ in range(2):
+            response = request(self.session, SERVICE, "POST", self.rpc_url, json=body, timeout=self.timeout)
+            if response.status_code == 409 and "X-Transmission-Session-Id" in response.headers:
+                self.session.headers["X-Transmission-Session-Id"] = response.headers["X-Transmission-Session-Id"]
+                continue
+            break
+        if response.status_code == 401:
+            raise PermanentServiceError(SERVICE, "RPC login failed: check DOWNLOAD_CLIENT_USERNAME and "
+                                        "DOWNLOAD_CLIENT_PASSWORD", 401)
+        if response.status_code != 200:
+            raise classify_status(SERVICE, response.status_code, method)
+        try:
+            reply = response.json()
+        except ValueError:
+            raise TransientServiceError(SERVICE, f"{method} reply is not JSON") from None
+        if reply.get("result") != "success":
+            raise PermanentServiceError(SERVICE, f"{method} failed: {str(reply.get('result'))[:200]}")
+        return reply.get("arguments") or {}
+
+    def version(self) -> str:
+        return str(self.call("session-get").get("version", ""))
+
+    def add(self, *, torrent: bytes | None = None, magnet: str | None = None, category: str, tags: list[str],
+            save_path: str | None = None, name: str = "release") -> None:
+        arguments: dict[str, Any] = {"paused": False}
+        if torrent is not None:
+            arguments["metainfo"] = base64.b64encode(torrent).decode()
+        elif magnet:
+            arguments["filename"] = magnet
+        else:
+            raise ValueError("add needs .torrent bytes or a magnet")
+        if save_path:
+            arguments["download-dir"] = save_path
+        added = self.call("torrent-add", arguments)
+        entry = added.get("torrent-added") or added.get("torrent-duplicate") or {}
+        if entry.get("hashString"):
+            # labels in torrent-add need 4.0+; torrent-set works from 3.00. Seeding limits are ours, not the daemon's.
+            self.call("torrent-set", {"ids": [entry["hashString"]], "labels": [category, *tags],
+                                      "seedRatioMode": 2, "seedIdleMode": 2})
+
+    def get(self, info_hash: str) -> TorrentStatus | None:
+        torrents = self.call("torrent-get", {"ids": [info_hash], "fields": FIELDS}).get("torrents") or []
+        for item in torrents:
+            if str(item.get("hashString", "")).lower() == info_hash.lower():
+                return _status(item)
+        return None
+
+    def remove(self, info_hash: str, delete_files: bool) -> None:
+        self.call("torrent-remove", {"ids": [info_hash], "delete-local-data": delete_files})
+
+
+def _status(item: dict) -> TorrentStatus:
+    percent = float(item.get("percentDone") or 0)
+    size = int(item.get("sizeWhenDone") or item.get("totalSize") or 0)
+    directory, name = str(item.get("downloadDir") or ""), str(item.get("name") or "")
+    return TorrentStatus(
+        info_hash=str(item.get("hashString", "")).lower(), name=name,
+        state=transmission_state(int(item.get("status") or 0), percent, int(item.get("error") or 0),
+                                 float(item.get("metadataPercentComplete", 1) or 0)),
+        raw_state=f"status {item.get('status')}", progress=percent,
+        downloaded=max(size - int(item.get("leftUntilDone") or 0), 0) if size else int(item.get("downloadedEver") or 0),
+        size=size, download_speed=int(item.get("rateDownload") or 0), eta=int(item.get("eta") or 0),
+        content_path=f"{directory.rstrip('/')}/{name}" if directory else name,
+        seeding_seconds=int(item.get("secondsSeeding") or 0), error=str(item.get("errorString") or ""))

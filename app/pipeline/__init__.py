@@ -1,0 +1,1 @@
+"""Pure decisions of the acquisition pipeline (no I/O): state maps, ranking, polling policy, transitions."""

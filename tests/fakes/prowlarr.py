@@ -1,0 +1,111 @@
+"""A fake Prowlarr on 127.0.0.1 that follows the documented API (shared/reference/services.md §1).
+
+- every /api/v1 route and every download link needs the key (X-Api-Key header or apikey query): 401, empty body;
+- /api/v1/search takes repeated `categories`, answers a JSON array whose null fields are omitted, with
+  downloadUrl/magnetUrl as Prowlarr proxy links `/<indexerId>/download?apikey=…&link=…&file=…`;
+- a proxy link answers .torrent bytes, a 301 to a magnet, or an error (429 with Retry-After, 500) with a
+  Newznab XML body.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, quote, urlparse
+
+
+@dataclass
+class FakeRelease:
+    title: str
+    size: int
+    seeders: int | None = 10
+    torrent: bytes | None = None      # served as application/x-bittorrent
+    magnet: str | None = None         # served as a 301 to this magnet
+    error: int | None = None          # served as this HTTP error
+    indexer: str = "MyAudioTracker"
+    indexer_id: int = 4
+    leechers: int | None = 1
+    info_hash: str | None = None
+
+
+@dataclass
+class FakeProwlarr:
+    api_key: str = "prowlarr-test-key-123"
+    releases: list[FakeRelease] = field(default_factory=list)
+    search_status: int = 200
+    searches: list[dict] = field(default_factory=list)
+    downloads: list[str] = field(default_factory=list)
+
+    def start(self) -> "FakeProwlarr":
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                parsed = urlparse(self.path)
+                query = parse_qs(parsed.query)
+                key = self.headers.get("X-Api-Key") or (query.get("apikey") or [""])[0]
+                if key != fake.api_key:
+                    return self._send(401, b"", "text/plain")
+                if parsed.path == "/api/v1/search":
+                    return self._search(query)
+                parts = parsed.path.strip("/").split("/")
+                if len(parts) == 2 and parts[1] == "download":
+                    return self._download(query)
+                return self._send(404, b"Not Found", "text/plain")
+
+            def _search(self, query: dict) -> None:
+                fake.searches.append(query)
+                if fake.search_status != 200:
+                    body = json.dumps({"message": "Search failed due to all selected indexers being unavailable"})
+                    return self._send(fake.search_status, body.encode(), "application/json")
+                base = f"http://127.0.0.1:{fake.port}"
+                results = []
+                for index, release in enumerate(fake.releases):
+                    link = f"{base}/{release.indexer_id}/download?apikey={fake.api_key}&link={index}&file={quote(release.title)}"
+                    item = {"guid": f"https://tracker.example/torrents/{index}", "age": 3, "size": release.size,
+                            "indexerId": release.indexer_id, "indexer": release.indexer, "title": release.title,
+                            "sortTitle": release.title.lower(), "publishDate": "2024-05-01T12:34:56Z",
+                            "downloadUrl": link, "magnetUrl": link, "protocol": "torrent",
+                            "categories": [{"id": 3030, "name": "Audio/Audiobook", "subCategories": []}],
+                            "seeders": release.seeders, "leechers": release.leechers, "infoHash": release.info_hash}
+                    results.append({k: v for k, v in item.items() if v is not None})  # WhenWritingNull
+                self._send(200, json.dumps(results).encode(), "application/json")
+
+            def _download(self, query: dict) -> None:
+                index = int((query.get("link") or ["-1"])[0])
+                fake.downloads.append(str(index))
+                if not 0 <= index < len(fake.releases):
+                    return self._send(400, b'<error code="400" description="Invalid Prowlarr link"/>', "application/xml")
+                release = fake.releases[index]
+                if release.error:
+                    headers = {"Retry-After": "60"} if release.error == 429 else {}
+                    body = f'<error code="{release.error}" description="release unavailable"/>'.encode()
+                    return self._send(release.error, body, "application/xml", headers)
+                if release.magnet:
+                    return self._send(301, b"", "text/plain", {"Location": release.magnet})
+                self._send(200, release.torrent or b"", "application/x-bittorrent")
+
+            def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,140 @@
+"""monitor_download: one jobs row per download, polling itself until the download completes."""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from app.audiobook_requests.state import R, transition, update_progress
+from app.config import get_settings
+from app.integrations.errors import PermanentServiceError, ServiceError, TransientServiceError
+from app.integrations.torrent import TorrentStatus, download_client
+from app.jobs.logger import create_job_logger
+from app.jobs.service import add_job
+from app.jobs.types import Priority
+from app.models import BlockedRelease, DownloadHistory, Request, utcnow
+from app.pipeline.download_state import DownloadState
+from app.pipeline.monitor_policy import MAX_CONNECTION_FAILURES, moved, next_delay, progress_to_log, stalled_too_long
+from workers.processors import register
+from workers.context import Reschedule, is_last_attempt
+
+LOOKUP_WAITS = (0.5, 1.0, 2.0)  # in-process retries of the torrent look-up
+
+
+def _lookup(client, info_hash: str, log) -> TorrentStatus | None:
+    """The torrent, retried in-process (0.5 s, 1 s, 2 s) when missing or the client is unreachable."""
+    last_error: Exception | None = None
+    for attempt, wait in enumerate((*LOOKUP_WAITS, None)):
+        try:
+            status = client.get(info_hash)
+            if status is not None:
+                return status
+            last_error = None
+        except TransientServiceError as exc:
+            last_error = exc
+        if wait is not None:
+            log.warn(f"Torrent {info_hash} {'unreachable' if last_error else 'not found'}; "
+                     f"retrying in {wait:g} s (try {attempt + 1}/{len(LOOKUP_WAITS) + 1})")
+            time.sleep(wait)
+    if last_error is not None:
+        raise last_error
+    return None
+
+
+@register("monitor_download")
+def process_monitor(payload: dict) -> dict | Reschedule:
+    request_id, info_hash = payload["requestId"], payload["downloadClientId"]
+    log = create_job_logger(payload["jobId"], "MonitorDownload")
+    settings = get_settings()
+    request = Request.get_or_none(Request.id == request_id)
+    if request is None or request.status != R.DOWNLOADING.value:
+        log.info(f"Request is {request.status if request else 'gone'}; monitoring stops")
+        return {"success": False, "stopped": True}
+    now = utcnow()
+    poll = {"stallCount": int(payload.get("stallCount", 0)), "connectionFailures": int(payload.get("connectionFailures", 0)),
+            "lastBytes": payload.get("lastBytes"), "lastProgress": payload.get("lastProgress"),
+            "lastLoggedPercent": payload.get("lastLoggedPercent"),
+            "motionlessSince": payload.get("motionlessSince") or now.isoformat()}
+    try:
+        status = _lookup(download_client(payload["downloadClient"]), info_hash, log)
+        if status is None:
+            raise TransientServiceError(payload["downloadClient"], f"torrent {info_hash} not found")
+    except TransientServiceError as exc:
+        poll["connectionFailures"] += 1
+        if poll["connectionFailures"] < MAX_CONNECTION_FAILURES:
+            delay = settings.monitor_poll_seconds * min(2 ** (poll["connectionFailures"] - 1), 30)
+            log.warn(f"{exc}; transient ({poll['connectionFailures']}/{MAX_CONNECTION_FAILURES}), next poll in {delay:g} s")
+            return Reschedule(delay, poll)
+        if is_last_attempt():
+            _fail(request_id, payload, f"Download lost: {exc}")
+        raise
+    except PermanentServiceError as exc:
+        _fail(request_id, payload, str(exc))
+        raise
+    poll["connectionFailures"] = 0
+    percent = int(status.progress * 100)
+    update_progress(request_id, percent)
+    DownloadHistory.update(download_status=status.state.value).where(
+        DownloadHistory.id == payload["downloadHistoryId"]).execute()
+
+    if status.state is DownloadState.COMPLETE:
+        return _complete(request_id, payload, status, log)
+    if status.state is DownloadState.FAILED:
+        _blocklist_and_requeue(request_id, payload, status, f"the client reports an error: {status.error or status.raw_state}",
+                               log, remove=False, to_failed=True)
+        return {"success": False, "failed": True, "state": status.raw_state}
+
+    if progress_to_log(poll["lastLoggedPercent"], percent):
+        log.info(f"Downloading: {percent}% ({status.raw_state})",
+                 {"progress": percent, "speed": status.download_speed, "eta": status.eta, "state": status.raw_state})
+        poll["lastLoggedPercent"] = percent
+    if moved(poll["lastBytes"], status.downloaded):
+        poll["stallCount"], poll["motionlessSince"] = 0, now.isoformat()
+    else:
+        poll["stallCount"] += 1
+    poll["lastBytes"], poll["lastProgress"] = status.downloaded, status.progress
+    motionless = (now - datetime.fromisoformat(poll["motionlessSince"])).total_seconds()
+    if stalled_too_long(motionless, settings.download_stall_limit_seconds):
+        reason = (f"no progress for {int(motionless)} s (limit {settings.download_stall_limit_seconds} s, "
+                  f"state {status.raw_state}, {percent}%)")
+        _blocklist_and_requeue(request_id, payload, status, reason, log, remove=True, to_failed=False)
+        return {"success": False, "stalled": True, "reason": reason}
+    return Reschedule(next_delay(poll["stallCount"], settings.monitor_poll_seconds), poll)
+
+
+def _complete(request_id: str, payload: dict, status: TorrentStatus, log) -> dict:
+    DownloadHistory.update(download_status="completed", completed_at=utcnow(), download_path=status.content_path).where(
+        DownloadHistory.id == payload["downloadHistoryId"]).execute()
+    update_progress(request_id, 100)
+    request = Request.get_by_id(request_id)
+    job_id = add_job("organize_files", {"requestId": request_id, "audiobookId": str(request.audiobook_id),
+                                        "downloadPath": status.content_path}, priority=Priority.HIGH)
+    log.info(f"Download complete: {status.content_path}; organize job {job_id}")
+    return {"success": True, "completed": True, "progress": 100, "downloadPath": status.content_path,
+            "organizeJobId": job_id}
+
+
+def _blocklist_and_requeue(request_id: str, payload: dict, status: TorrentStatus, reason: str, log, *, remove: bool,
+                           to_failed: bool) -> None:
+    history = DownloadHistory.get_by_id(payload["downloadHistoryId"])
+    if remove:
+        try:
+            download_client(payload["downloadClient"]).remove(status.info_hash, delete_files=True)
+        except ServiceError as exc:
+            log.warn(f"Could not remove the stalled torrent: {exc}")
+    BlockedRelease.insert(request=request_id, title=history.torrent_name or status.name, info_hash=status.info_hash,
+                          reason=reason).on_conflict_ignore().execute()
+    DownloadHistory.update(download_status="failed", download_error=reason).where(
+        DownloadHistory.id == history.id).execute()
+    if to_failed:
+        transition(request_id, R.FAILED, only_from=(R.DOWNLOADING,), error_message=f"Download failed: {reason}")
+        log.error(f"Download failed: {reason}; release blocklisted")
+    else:
+        transition(request_id, R.AWAITING_SEARCH, only_from=(R.DOWNLOADING,),
+                   error_message=f"Download stalled ({reason}); release blocklisted, searching again later")
+        log.warn(f"Download stalled: {reason}; release blocklisted, request back to awaiting_search")
+
+
+def _fail(request_id: str, payload: dict, message: str) -> None:
+    transition(request_id, R.FAILED, only_from=(R.DOWNLOADING,), error_message=message)
+    DownloadHistory.update(download_status="failed", download_error=message).where(
+        DownloadHistory.id == payload["downloadHistoryId"]).execute()

@@ -1,0 +1,59 @@
+"""search_indexers: Prowlarr search → ranking → download_torrent with the best result and alternates."""
+from __future__ import annotations
+
+from app.audiobook_requests.state import R, transition
+from app.config import get_settings
+from app.integrations.errors import PermanentServiceError, ServiceError
+from app.integrations.prowlarr import ProwlarrClient
+from app.jobs.logger import create_job_logger
+from app.jobs.service import add_job
+from app.jobs.types import Priority
+from app.models import BlockedRelease, utcnow
+from app.pipeline.ranking import acceptable, normalize, rank_releases
+from workers.processors import register
+from workers.context import is_last_attempt
+
+MAX_ALTERNATES = 10
+
+
+@register("search_indexers")
+def process_search(payload: dict) -> dict:
+    request_id, book = payload["requestId"], payload["audiobook"]
+    log = create_job_logger(payload["jobId"], "SearchIndexers")
+    from app.models import Request
+
+    if not transition(request_id, R.SEARCHING, last_search_at=utcnow(), search_attempts=Request.search_attempts + 1):
+        log.warn("Request is no longer waiting for a search; nothing to do")
+        return {"success": False, "skipped": True}
+    settings = get_settings()
+    query = f"{book['title']} {book['author']}"
+    log.info(f"Searching Prowlarr for {query!r}")
+    try:
+        releases = ProwlarrClient(settings.prowlarr_url, settings.prowlarr_api_key).search(query)
+    except ServiceError as exc:
+        final = isinstance(exc, PermanentServiceError) or is_last_attempt()
+        if final:
+            transition(request_id, R.FAILED, error_message=str(exc))
+        log.error(f"Search failed: {exc}" + ("" if final else " (will retry)"))
+        raise
+    seeded = [r for r in releases if r.protocol != "torrent" or (r.seeders or 0) > 0]
+    blocked = {(normalize(b.title)) for b in BlockedRelease.select().where(BlockedRelease.request == request_id)}
+    usable_input = [r for r in seeded if normalize(r.title) not in blocked]
+    ranked = rank_releases(usable_input, book["title"], book["author"])  # every result ranked before any cut
+    log.info(f"{len(releases)} results, {len(seeded)} with seeders, {len(seeded) - len(usable_input)} blocklisted",
+             {"top": [r.summary() for r in ranked[:3]]})
+    usable = acceptable(ranked)
+    if not usable:
+        message = "No usable torrents found. Will retry automatically."
+        transition(request_id, R.AWAITING_SEARCH, only_from=(R.SEARCHING,), error_message=message)
+        log.warn(message)
+        return {"success": False, "message": message, "resultsCount": len(releases)}
+    best, alternates = usable[0], usable[1:1 + MAX_ALTERNATES]
+    job_id = add_job("download_torrent", {
+        "requestId": request_id, "audiobook": book, "torrent": best.release.to_payload(),
+        "alternateTorrents": [r.release.to_payload() for r in alternates],
+    }, priority=Priority.HIGH)
+    log.info(f"Selected {best.release.title!r} (score {best.score:.1f}); download job {job_id}")
+    return {"success": True, "resultsCount": len(releases), "downloadJobId": job_id,
+            "selectedTorrent": {"title": best.release.title, "score": round(best.score, 1),
+                                "seeders": best.release.seeders}}
