@@ -8,6 +8,7 @@ the RQ job's meta and is shown in the row's payload.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from rq import Retry, get_current_job
@@ -42,6 +43,7 @@ def run_job(job_type: str, payload: dict) -> Any:
 
 
 def _reschedule(job_id: str, payload: dict, outcome: Reschedule, rq_job: Any) -> Retry:
+    outcome.state["pollDueAt"] = round(time.time() + outcome.delay, 3)  # shows the next poll; measures poll lag
     if rq_job is not None:
         rq_job.meta[_POLL_STATE] = outcome.state
         rq_job.save_meta()

@@ -1,0 +1,177 @@
+"""monitor_download at scale: N concurrent downloads on a fake client, the 5 configured monitor workers.
+
+Each download polls every MONITOR_POLL_SECONDS (10 s) and keeps moving (no back-off). Poll lag = when a poll
+starts minus when it was due. Busy share = time inside processors / (workers × wall time). Baseline, in the
+same run: bare RQ jobs that re-schedule themselves the same way (returning rq.Retry every 10 s) on the same
+number of rq.SimpleWorker processes, doing nothing else.
+
+    python bench/monitor_scale.py [--sizes 100 500 1000] [--seconds 40]
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import random
+import time
+
+from common import BENCH_DATABASE_URL, percentile, quiet_logs, reset, setup
+
+WORKERS = 5
+INTERVAL = 10
+
+
+class MovingClient:
+    """Every torrent moves: progress grows with time, never completes within the run."""
+
+    def get(self, info_hash):
+        from app.integrations.torrent import TorrentStatus
+        from app.pipeline.download_state import DownloadState
+
+        elapsed = time.time() - START
+        size = 700 * 2**20
+        progress = min(0.99, 0.001 + elapsed / 3600)
+        return TorrentStatus(info_hash, "book", DownloadState.DOWNLOADING, "downloading", progress,
+                             int(size * progress), size, 500_000, 3600, "/downloads/book", 0, "")
+
+    def add(self, **kwargs):
+        pass
+
+    def remove(self, info_hash, delete_files):
+        pass
+
+    def version(self):
+        return "moving 1.0"
+
+
+START = time.time()
+
+
+def _measuring(processor):
+    def wrapped(payload):
+        from app.jobs.queues import get_redis
+
+        started = time.time()
+        try:
+            return processor(payload)
+        finally:
+            due = payload.get("pollDueAt")
+            pipe = get_redis().pipeline()
+            if due:
+                pipe.rpush("bench:lag", repr(started - due))
+            pipe.rpush("bench:busy", repr(time.time() - started))
+            pipe.execute()
+    return wrapped
+
+
+def bare_poll():
+    """Baseline: a job that records its lag and asks RQ to run it again in INTERVAL s."""
+    from rq import Retry, get_current_job
+
+    job = get_current_job()
+    started = time.time()
+    due = job.meta.get("due")
+    if due:
+        job.connection.rpush("bench:lag", repr(started - due))
+    job.meta["due"] = time.time() + INTERVAL
+    job.save_meta()
+    job.connection.rpush("bench:busy", repr(time.time() - started))
+    return Retry(max=10**9, interval=INTERVAL)
+
+
+def _run_workers(target, seconds: float) -> None:
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=target) for _ in range(WORKERS)]  # not daemonic: RQ forks its scheduler
+    for process in processes:
+        process.start()
+    time.sleep(seconds)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(15)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+
+
+def _collect(warmup_cut: int) -> tuple[list[float], float]:
+    from app.jobs.queues import get_redis
+
+    connection = get_redis()
+    lags = [float(x) for x in connection.lrange("bench:lag", 0, -1)][warmup_cut:]
+    busy = sum(float(x) for x in connection.lrange("bench:busy", 0, -1))
+    return lags, busy
+
+
+def run_full(n: int, seconds: float) -> tuple[list[float], float]:
+    from app.audiobook_requests.state import R
+    from app.config import get_settings
+    from app.db import bind_database
+    from app.integrations import torrent as torrent_module
+    from app.jobs.queues import get_redis, queue_names_for_group
+    from app.jobs.service import add_job
+    from app.models import Audiobook, DownloadHistory, Request
+    from workers import processors
+    from workers.processors.monitor import process_monitor
+    from workers.worker import JobWorker
+
+    reset()
+    torrent_module.set_client_factory(lambda kind: MovingClient())
+    processors.register("monitor_download")(_measuring(process_monitor))
+    book = Audiobook.create(title="Bench", author="Bench")
+    for i in range(n):
+        request = Request.create(audiobook=book, status=R.DOWNLOADING.value)
+        history = DownloadHistory.create(request=request, download_client="qbittorrent",
+                                         download_client_id=f"{i:040x}", download_status="downloading", selected=True)
+        add_job("monitor_download", {"requestId": str(request.id), "downloadHistoryId": str(history.id),
+                                     "downloadClientId": f"{i:040x}", "downloadClient": "qbittorrent"},
+                delay=random.uniform(1, INTERVAL))
+
+    def work():
+        bind_database(BENCH_DATABASE_URL, synchronous_commit=get_settings().worker_synchronous_commit)
+        JobWorker(queue_names_for_group("monitor_download"), connection=get_redis()).work(with_scheduler=True)
+
+    _run_workers(work, seconds)
+    return _collect(warmup_cut=0)  # first polls have no due time and record no lag
+
+
+def run_bare(n: int, seconds: float) -> tuple[list[float], float]:
+    from rq import Queue, SimpleWorker
+
+    from app.jobs.queues import get_redis
+
+    reset()
+    queue = Queue("bare_monitor", connection=get_redis())
+    from datetime import timedelta
+
+    for _ in range(n):
+        queue.enqueue_in(timedelta(seconds=random.uniform(1, INTERVAL)), "bench.monitor_scale.bare_poll",
+                         result_ttl=0)
+
+    def work():
+        SimpleWorker(["bare_monitor"], connection=get_redis()).work(with_scheduler=True)
+
+    _run_workers(work, seconds)
+    return _collect(warmup_cut=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 1000])
+    parser.add_argument("--seconds", type=float, default=40)
+    args = parser.parse_args()
+    setup(MONITOR_POLL_SECONDS=str(INTERVAL))
+    quiet_logs()
+    print(f"{WORKERS} workers, poll every {INTERVAL} s, {args.seconds:.0f} s per run; lag in seconds")
+    for n in args.sizes:
+        bare_lags, bare_busy = run_bare(n, args.seconds)
+        lags, busy = run_full(n, args.seconds)
+        share = busy / (WORKERS * args.seconds)
+        bare_share = bare_busy / (WORKERS * args.seconds)
+        print(f"N={n:5d}  full path: polls {len(lags):6d}  lag p50 {percentile(lags, 50):6.2f}  "
+              f"p95 {percentile(lags, 95):6.2f}  busy {share:5.1%}   |   bare RQ: lag p50 "
+              f"{percentile(bare_lags, 50):6.2f}  p95 {percentile(bare_lags, 95):6.2f}  busy {bare_share:5.1%}   "
+              f"|   p95 difference {percentile(lags, 95) - percentile(bare_lags, 95):+.2f} s")
+
+
+if __name__ == "__main__":
+    main()
