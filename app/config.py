@@ -76,6 +76,12 @@ def _parse_timezone(raw: str) -> str:
     return value
 
 
+def _parse_template(raw: str) -> str:
+    from app.library.paths import validate_template
+
+    return validate_template(raw.strip())
+
+
 def _setting(env: str, default: Any, parse: Callable[[str], Any] = str, secret: bool = False) -> Any:
     return field(default=default, metadata={"env": env, "parse": parse, "secret": secret})
 
@@ -103,6 +109,8 @@ class Settings:
     plex_token: str = _setting("PLEX_TOKEN", "", secret=True)
     plex_library_id: str = _setting("PLEX_LIBRARY_ID", "")
 
+    organize_mode: str = _setting("ORGANIZE_MODE", "copy", _parse_choice(("copy", "hardlink", "move")))
+    organize_path_template: str = _setting("ORGANIZE_PATH_TEMPLATE", "{author}/{title}", _parse_template)
     monitor_poll_seconds: float = _setting("MONITOR_POLL_SECONDS", 10.0, float)
     download_stall_limit_seconds: int = _setting("DOWNLOAD_STALL_LIMIT_SECONDS", 6 * 3600, _parse_positive_int)
     indexer_seeding_minutes: str = _setting("INDEXER_SEEDING_MINUTES", "")

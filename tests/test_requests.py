@@ -192,3 +192,21 @@ def test_cleanup_seeded_torrents_removes_only_what_seeded_long_enough(settings, 
     assert set(t.name for t in fake_client.torrents.values()) == {"young", "forever", "not-yet-available"}
     assert "remove:True" in fake_client.calls
     assert DownloadHistory.get(DownloadHistory.torrent_name == "done").download_status == "removed"
+
+
+def test_a_script_tag_in_a_torrent_title_is_stored_as_text_and_escaped(client, admin_client, prowlarr, fake_client,
+                                                                       redis_conn, tmp_path):
+    from app.integrations.torrentfile import make_torrent
+
+    book = tmp_path / "book.m4b"
+    book.write_bytes(b"x" * 1000)
+    hostile = 'Brandon Sanderson - The Way of Kings <script>alert("x")</script> "><img src=x onerror=alert(1)> [M4B]'
+    prowlarr.releases = [FakeRelease(hostile, 700 * 2**20, torrent=make_torrent(book))]
+    request_id = _create(client).get_json()["request"]["id"]
+    drain(queue_names_for_group("search_indexers"))
+    drain(queue_names_for_group("download_torrent"))
+    assert DownloadHistory.get(DownloadHistory.request == request_id).torrent_name == hostile  # stored verbatim
+    job = Job.get((Job.request == request_id) & (Job.type == "download_torrent"))
+    page = admin_client.get(f"/admin/jobs/{job.id}").get_data(as_text=True)
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "\\u003cscript\\u003e" in page  # the payload, through tojson

@@ -1,0 +1,1 @@
+"""The media library: path rules, file organizing, Plex library matching."""
