@@ -25,4 +25,4 @@ def registered() -> list[str]:
 
 # Import the processor modules so their @register decorators run.
 from workers.processors import (  # noqa: E402,F401
-    acquisition_maintenance, diagnostic, download, maintenance, monitor, organize, search)
+    acquisition_maintenance, diagnostic, download, library, maintenance, monitor, organize, search)

@@ -1,0 +1,187 @@
+"""scan_plex, plex_recently_added_check, match_plex (deprecated) and retry_failed_imports."""
+from __future__ import annotations
+
+import uuid
+from typing import Iterable
+
+from app.audiobook_requests.state import R, transition
+from app.config import get_settings
+from app.integrations.errors import ServiceError
+from app.integrations.plex import PlexClient, PlexItem
+from app.integrations.torrent import download_client
+from app.jobs.logger import JobLogger, create_job_logger
+from app.jobs.queues import get_redis
+from app.jobs.service import add_job
+from app.jobs.types import Priority
+from app.library.matching import BookQuery, LibraryIndex, LibraryItem, item_asin
+from app.models import Audiobook, DownloadHistory, PlexLibrary, Request, utcnow
+from workers.processors import register
+
+SCAN_LOCK = "rmab:lock:scan_plex"
+UPSERT_BATCH = 500
+RETRY_BATCH = 50
+
+
+def _plex(log: JobLogger) -> tuple[PlexClient, str] | None:
+    settings = get_settings()
+    if not settings.plex_configured:
+        log.warn("Plex is not configured (PLEX_URL, PLEX_TOKEN, PLEX_LIBRARY_ID); skipped")
+        return None
+    return PlexClient(settings.plex_url, settings.plex_token), settings.plex_library_id
+
+
+def _upsert(items: Iterable[PlexItem], library_id: str) -> set[str]:
+    """Insert or update plex_library rows by guid; returns the guids seen."""
+    seen: set[str] = set()
+    batch: list[dict] = []
+    now = utcnow()
+
+    def flush() -> None:
+        if batch:
+            (PlexLibrary.insert_many(batch)
+             .on_conflict(conflict_target=[PlexLibrary.plex_guid],
+                          preserve=[PlexLibrary.plex_rating_key, PlexLibrary.title, PlexLibrary.author,
+                                    PlexLibrary.year, PlexLibrary.duration, PlexLibrary.added_at, PlexLibrary.asin,
+                                    PlexLibrary.plex_library_id, PlexLibrary.last_scanned_at, PlexLibrary.updated_at])
+             .execute())
+            batch.clear()
+
+    for item in items:
+        if item.guid in seen:
+            continue
+        seen.add(item.guid)
+        batch.append({"id": uuid.uuid4(), "plex_guid": item.guid, "plex_rating_key": item.rating_key,
+                      "title": item.title, "author": item.author or "Unknown Author", "year": item.year,
+                      "duration": item.duration_ms, "added_at": item.added_at and _epoch(item.added_at),
+                      "asin": item_asin(LibraryItem(item.guid, item.title)), "plex_library_id": library_id,
+                      "last_scanned_at": now, "created_at": now, "updated_at": now, "summary": item.summary[:5000],
+                      "thumb_url": item.thumb})
+        if len(batch) >= UPSERT_BATCH:
+            flush()
+    flush()
+    return seen
+
+
+def _epoch(seconds: int):
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
+
+
+def match_downloaded(log: JobLogger) -> list[dict]:
+    """Match every `downloaded` request against the whole library table; matches become `available`."""
+    pending = list(Request.select(Request, Audiobook).join(Audiobook)
+                   .where(Request.status == R.DOWNLOADED.value))
+    if not pending:
+        return []
+    index = LibraryIndex(LibraryItem(row.plex_guid, row.title, row.author or "", row.asin)
+                         for row in PlexLibrary.select(PlexLibrary.plex_guid, PlexLibrary.title,
+                                                       PlexLibrary.author, PlexLibrary.asin).iterator())
+    matched = []
+    for request in pending:
+        book = request.audiobook
+        found = index.match(BookQuery(book.title, book.author, book.narrator, book.audible_asin))
+        if found is None:
+            continue
+        Audiobook.update(plex_guid=found.item.guid, status="available").where(Audiobook.id == book.id).execute()
+        if transition(request.id, R.AVAILABLE, completed_at=utcnow(), error_message=None,
+                      search_attempts=0, import_attempts=0):
+            matched.append({"requestId": str(request.id), "title": book.title, "plexGuid": found.item.guid,
+                            "score": round(found.score, 1), "by": found.reason})
+            log.info(f"'{book.title}' is in Plex ({found.reason}, score {found.score:.0f}): available",
+                     matched[-1])
+    return matched
+
+
+def _remove_stale(library_id: str, seen: set[str], log: JobLogger) -> int:
+    stale = [row.plex_guid for row in PlexLibrary.select(PlexLibrary.plex_guid)
+             .where(PlexLibrary.plex_library_id == library_id) if row.plex_guid not in seen]
+    for chunk in range(0, len(stale), 500):
+        guids = stale[chunk:chunk + 500]
+        books = list(Audiobook.select().where(Audiobook.plex_guid.in_(guids)))
+        for book in books:
+            for request in book.requests.where(Request.status == R.AVAILABLE.value):
+                transition(request.id, R.DOWNLOADED, only_from=(R.AVAILABLE,),
+                           error_message="No longer found in the Plex library")
+                log.warn(f"'{book.title}' left the Plex library: back to downloaded")
+        Audiobook.update(plex_guid=None).where(Audiobook.plex_guid.in_(guids)).execute()
+        PlexLibrary.delete().where(PlexLibrary.plex_guid.in_(guids)).execute()
+    return len(stale)
+
+
+@register("scan_plex")
+def process_scan(payload: dict) -> dict:
+    log = create_job_logger(payload["jobId"], "ScanPlex")
+    plex = _plex(log)
+    if plex is None:
+        return {"success": False, "skipped": True}
+    client, library_id = plex
+    library_id = str(payload.get("libraryId") or library_id)
+    lock = get_redis().set(SCAN_LOCK, payload["jobId"], nx=True, ex=3600)
+    if not lock:
+        log.warn("Another library scan is running; this one is skipped")
+        return {"success": False, "skipped": True, "reason": "scan already running"}
+    try:
+        seen = _upsert(client.albums(library_id), library_id)
+        removed = _remove_stale(library_id, seen, log) if seen else 0  # an empty scan never empties the table
+        matched = match_downloaded(log)
+    finally:
+        if get_redis().get(SCAN_LOCK) == payload["jobId"].encode():
+            get_redis().delete(SCAN_LOCK)
+    log.info(f"Scanned {len(seen)} items, removed {removed} stale, matched {len(matched)} requests")
+    return {"success": True, "libraryId": library_id, "totalScanned": len(seen), "removed": removed,
+            "matchedDownloads": len(matched)}
+
+
+@register("plex_recently_added_check")
+def process_recently_added(payload: dict) -> dict:
+    log = create_job_logger(payload["jobId"], "PlexRecentlyAdded")
+    plex = _plex(log)
+    if plex is None:
+        return {"success": False, "skipped": True}
+    client, library_id = plex
+    seen = _upsert(client.recently_added(library_id, 10), library_id)
+    matched = match_downloaded(log)
+    return {"success": True, "checked": len(seen), "matchedDownloads": len(matched)}
+
+
+@register("match_plex")
+def process_match_plex(payload: dict) -> dict:
+    log = create_job_logger(payload["jobId"], "MatchPlex")
+    log.warn("match_plex is deprecated: scan_plex and plex_recently_added_check match downloaded requests")
+    request = Request.get_or_none(Request.id == payload["requestId"])
+    if request is None or request.status != R.DOWNLOADED.value:
+        return {"success": False, "skipped": True}
+    return {"success": True, "matched": [m["requestId"] for m in match_downloaded(log)]}
+
+
+@register("retry_failed_imports")
+def process_retry_failed_imports(payload: dict) -> dict:
+    """awaiting_import requests, least recently tried first; the path is asked from the client first."""
+    log = create_job_logger(payload["jobId"], "RetryFailedImports")
+    batch = list(Request.select().where(Request.status == R.AWAITING_IMPORT.value)
+                 .order_by(Request.last_import_at.asc(nulls="first"), Request.created_at, Request.id)
+                 .limit(RETRY_BATCH))
+    queued = 0
+    for request in batch:
+        Request.update(last_import_at=utcnow()).where(Request.id == request.id).execute()  # rotate even if skipped
+        download = (DownloadHistory.select().where((DownloadHistory.request == request.id) & DownloadHistory.selected)
+                    .order_by(DownloadHistory.created_at.desc()).first())
+        if download is None:
+            log.warn(f"Request {request.id} has no download to import; skipped")
+            continue
+        path = download.download_path
+        try:
+            status = download_client(download.download_client).get(download.download_client_id or "")
+            if status is not None and status.content_path:
+                path = status.content_path
+        except ServiceError as exc:
+            log.warn(f"Could not ask the download client for the current path ({exc}); using the stored one")
+        if not path:
+            log.warn(f"Request {request.id}: no known download path; skipped")
+            continue
+        add_job("organize_files", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
+                                   "downloadPath": path}, priority=Priority.HIGH)
+        queued += 1
+    log.info(f"Queued {queued} imports")
+    return {"success": True, "queued": queued}
