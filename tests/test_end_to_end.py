@@ -1,0 +1,95 @@
+"""End to end through the HTTP API and real processes: a request travels pending → searching → downloading
+(real qbittorrent-nox) → downloaded → available (fake Plex), files land in MEDIA_DIR, every step logs events."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from app.models import Job, JobEvent, Request
+from conftest import API_TOKEN, start_process, stop_process, wait_for
+from daemons import QBittorrent
+from fakes.plex import FakePlex
+from fakes.prowlarr import FakeProwlarr, FakeRelease
+from app.integrations.torrentfile import make_torrent
+
+BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
+GROUPS = ["search_indexers", "download_torrent", "monitor_download", "organize_files", "plex_recently_added_check"]
+
+
+@pytest.fixture
+def stack(tmp_path, settings_env, use_settings, redis_conn):
+    downloads, media = tmp_path / "downloads", tmp_path / "media"
+    downloads.mkdir()
+    media.mkdir()
+    qbt = QBittorrent(tmp_path / "qbt", downloads).start()
+    prowlarr, plex = FakeProwlarr().start(), FakePlex().start()
+    use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key, DOWNLOAD_CLIENT="qbittorrent",
+                 DOWNLOAD_CLIENT_URL=qbt.url, DOWNLOAD_CLIENT_USERNAME=qbt.username,
+                 DOWNLOAD_CLIENT_PASSWORD=qbt.password, DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media),
+                 PLEX_URL=plex.url, PLEX_TOKEN=plex.token, PLEX_LIBRARY_ID=plex.section, MONITOR_POLL_SECONDS=1)
+    env = settings_env[1]
+    processes = [start_process(["-m", "workers", group, "--size", "1"], env, tmp_path / f"{group}.log")
+                 for group in GROUPS]
+    processes.append(start_process(["scheduler.py"], env, tmp_path / "scheduler.log"))
+    try:
+        yield downloads, media, prowlarr, plex
+    finally:
+        for process in processes:
+            stop_process(process)
+        qbt.stop()
+        prowlarr.stop()
+        plex.stop()
+
+
+def test_a_request_travels_from_pending_to_available(stack, client):
+    downloads, media, prowlarr, plex = stack
+    folder = downloads / "Brandon Sanderson - The Way of Kings [M4B]"
+    folder.mkdir()
+    for name in ("Part 1.m4b", "Part 2.m4b"):
+        (folder / name).write_bytes(os.urandom(200_000))
+    (folder / "cover.jpg").write_bytes(b"jpeg")
+    prowlarr.releases = [FakeRelease("Brandon Sanderson - The Way of Kings (Unabridged) [M4B]", 700 * 2**20,
+                                     seeders=30, torrent=make_torrent(folder))]
+
+    created = client.post("/api/requests", json={"title": "The Way of Kings", "author": "Brandon Sanderson"},
+                          headers=BEARER)
+    assert created.status_code == 201
+    request_id = created.get_json()["request"]["id"]
+    seen = []
+
+    def status_is(target):
+        def check():
+            status = client.get(f"/api/requests/{request_id}", headers=BEARER).get_json()["request"]["status"]
+            if not seen or seen[-1] != status:
+                seen.append(status)
+            return status == target
+        return check
+
+    wait_for(status_is("downloaded"), 90, interval=0.2, message="downloaded")
+    target = media / "Brandon Sanderson" / "The Way of Kings"
+    assert sorted(p.name for p in target.iterdir()) == ["Part 1.m4b", "Part 2.m4b", "cover.jpg"]
+    assert (target / "Part 1.m4b").read_bytes() == (folder / "Part 1.m4b").read_bytes()
+
+    # Plex picks the book up from MEDIA_DIR; the Recently Added Check (Trigger Now) matches it
+    plex.items.append(plex.album("The Way of Kings", "Brandon Sanderson"))
+    from app.models import ScheduledJob
+    from app.schedules.defaults import ensure_default_schedules
+    from app.config import get_settings
+
+    ensure_default_schedules(get_settings())
+    schedule = ScheduledJob.get(ScheduledJob.type == "plex_recently_added_check")
+    trigger = client.post(f"/api/admin/jobs/{schedule.id}/trigger", headers=BEARER)
+    assert trigger.status_code == 200
+    wait_for(status_is("available"), 30, interval=0.2, message="available")
+
+    assert seen[0] in ("pending", "searching") and seen[-1] == "available"
+    assert {"downloading", "downloaded"} <= set(seen)
+    shown = client.get(f"/api/requests/{request_id}", headers=BEARER).get_json()["request"]
+    types = [j["type"] for j in shown["jobs"]]
+    assert types[:4] == ["search_indexers", "download_torrent", "monitor_download", "organize_files"]
+    assert all(j["status"] == "completed" for j in shown["jobs"])
+    contexts = {e.context for e in JobEvent.select().join(Job).where(Job.request == request_id)}
+    assert {"SearchIndexers", "DownloadTorrent", "MonitorDownload", "OrganizeFiles"} <= contexts
+    assert Request.get_by_id(request_id).completed_at is not None
