@@ -73,6 +73,42 @@ def load_or_create_password_hash(settings: Settings) -> str:
     return password_hash
 
 
+MAX_FAILED_LOGINS = 5
+LOGIN_BLOCK_SECONDS = 900
+
+
+def _failures_key() -> str:
+    return f"rmab:login-failures:{request.remote_addr or 'unknown'}"
+
+
+def login_blocked_for() -> int:
+    """Seconds this address must wait after 5 failed logins (0 when it may try)."""
+    from app.jobs.queues import get_redis
+
+    connection = get_redis(current_app.config["SETTINGS"].redis_url)
+    try:
+        failures = int(connection.get(_failures_key()) or 0)
+        return max(connection.ttl(_failures_key()), 1) if failures >= MAX_FAILED_LOGINS else 0
+    except Exception:  # Redis down: do not lock admins out of the page that shows the problem
+        return 0
+
+
+def record_login(success: bool) -> None:
+    from app.jobs.queues import get_redis
+
+    connection = get_redis(current_app.config["SETTINGS"].redis_url)
+    try:
+        if success:
+            connection.delete(_failures_key())
+        else:
+            with connection.pipeline() as pipe:
+                pipe.incr(_failures_key())
+                pipe.expire(_failures_key(), LOGIN_BLOCK_SECONDS)
+                pipe.execute()
+    except Exception:
+        log.warning("could not record a login attempt (Redis unavailable)")
+
+
 def verify_credentials(username: str, password: str) -> bool:
     settings: Settings = current_app.config["SETTINGS"]
     user_ok = hmac.compare_digest(username.encode(), settings.admin_username.encode())

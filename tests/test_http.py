@@ -40,7 +40,7 @@ def test_the_admin_session_works_for_the_api_and_pages(admin_client, redis_conn)
     job_id = add_job("noop", {"title": "<script>alert(1)</script>"})
     JobEvent.create(job=job_id, level="warn", context="Test", message="<b>not bold</b>")
     assert admin_client.get(f"/api/admin/job-status/{job_id}").status_code == 200
-    listing = admin_client.get("/admin/jobs?status=pending").get_data(as_text=True)
+    listing = admin_client.get("/admin/logs?status=pending").get_data(as_text=True)
     assert f"/admin/jobs/{job_id}" in listing
     detail = admin_client.get(f"/admin/jobs/{job_id}").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in detail and "<b>not bold</b>" not in detail
@@ -69,7 +69,7 @@ def test_login_never_redirects_off_site(client):
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     response = client.post("/login?next=//evil.example/x",
                            data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token})
-    assert response.headers["Location"] == "/admin/jobs"
+    assert response.headers["Location"] == "/admin/logs"
 
 
 def test_healthz_reports_redis_database_and_workers(client, redis_conn):

@@ -164,3 +164,38 @@ def get_job(job_id: Any) -> Job | None:
     if canonical is None:
         return None
     return Job.get_or_none(Job.id == canonical)
+
+
+class JobActionError(Exception):
+    """A retry or cancel that does not apply to the job's status."""
+
+
+def retry_job(job_id: Any) -> str:
+    """Run a failed or stuck job again: a new run through add_job, same type, payload and request."""
+    job = get_job(job_id)
+    if job is None:
+        raise JobActionError("job not found")
+    if job.status not in ("failed", "stuck"):
+        raise JobActionError(f"only failed or stuck jobs can be retried (this one is {job.status})")
+    payload = {k: v for k, v in (job.payload or {}).items() if k != "jobId"}
+    return add_job(job.type, payload, priority=job.priority, request_id=job.request_id,
+                   scheduled_job_id=job.scheduled_job_id)
+
+
+def cancel_job(job_id: Any) -> None:
+    """Cancel a pending or delayed job: its row says cancelled and the runner will skip it."""
+    job = get_job(job_id)
+    if job is None:
+        raise JobActionError("job not found")
+    if job.status not in ("pending", "delayed"):
+        raise JobActionError(f"only pending or delayed jobs can be cancelled (this one is {job.status})")
+    if not state.mark_cancelled(job.id, "Cancelled by an admin"):
+        raise JobActionError("the job started or finished meanwhile")
+    try:
+        from rq.job import Job as RQJob
+
+        from app.jobs.queues import get_redis
+
+        RQJob.fetch(job.rq_job_id, connection=get_redis()).cancel()
+    except Exception:  # best effort: the runner skips cancelled rows anyway
+        pass

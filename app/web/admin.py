@@ -1,21 +1,17 @@
-"""Server-rendered admin pages: login, job history, job detail with its event log."""
+"""Login and logout; the dashboard pages are in app/web/dashboard.py."""
 from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
-from app.auth import AdminUser, page_admin_required, verify_credentials
-from app.jobs import types
-from app.jobs.service import get_job
-from app.models import Job, JobEvent, JobStatus
+from app.auth import AdminUser, login_blocked_for, page_admin_required, record_login, verify_credentials
 
 bp = Blueprint("admin", __name__)
-PAGE_SIZE = 50
 
 
 class LoginForm(FlaskForm):
@@ -26,16 +22,23 @@ class LoginForm(FlaskForm):
 def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//") and not urlparse(target).netloc:
         return target
-    return url_for("admin.jobs")
+    return url_for("dashboard.logs")
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
+    if request.method == "POST":
+        wait = login_blocked_for()
+        if wait:
+            flash(f"Too many failed logins from this address; try again in {max(wait // 60, 1)} minute(s).")
+            return render_template("login.html", form=form), 429
     if form.validate_on_submit():
         if verify_credentials(form.username.data, form.password.data):
+            record_login(True)
             login_user(AdminUser(form.username.data))
             return redirect(_safe_next(request.args.get("next")))
+        record_login(False)
         flash("Wrong username or password.")
     return render_template("login.html", form=form), (401 if request.method == "POST" else 200)
 
@@ -49,31 +52,11 @@ def logout():
 
 @bp.get("/")
 def index():
-    return redirect(url_for("admin.jobs"))
+    return redirect(url_for("dashboard.logs"))
 
 
 @bp.get("/admin/jobs")
 @page_admin_required
 def jobs():
-    status = request.args.get("status") or ""
-    job_type = request.args.get("type") or ""
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    query = Job.select().order_by(Job.created_at.desc())
-    if status:
-        query = query.where(Job.status == status)
-    if job_type:
-        query = query.where(Job.type == job_type)
-    rows = list(query.paginate(page, PAGE_SIZE + 1))
-    return render_template("admin/jobs.html", jobs=rows[:PAGE_SIZE], has_next=len(rows) > PAGE_SIZE, page=page,
-                           status=status, job_type=job_type, statuses=[s.value for s in JobStatus],
-                           types=[t.name for t in types.all_types()])
-
-
-@bp.get("/admin/jobs/<job_id>")
-@page_admin_required
-def job_detail(job_id: str):
-    job = get_job(job_id)
-    if job is None:
-        abort(404)
-    events = list(JobEvent.select().where(JobEvent.job == job.id).order_by(JobEvent.created_at, JobEvent.id))
-    return render_template("admin/job_detail.html", job=job, events=events)
+    """The job history lives on the logs page (kept for old links)."""
+    return redirect(url_for("dashboard.logs", **request.args))

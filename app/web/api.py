@@ -66,3 +66,29 @@ def update_schedule(schedule_id: str):
         return jsonify(success=False, error=str(exc)), exc.status
     live, scheduler_alive = _schedule_status_inputs()
     return jsonify(success=True, job=schedules.schedule_report([row], live, scheduler_alive)[0])
+
+
+@bp.get("/admin/logs")
+@api_admin_required
+def logs():
+    from app.dashboard import logs as logs_query
+    from app.jobs.service import job_to_dict
+
+    try:
+        filters = logs_query.parse_filter(request.args)
+    except logs_query.LogsQueryError as exc:
+        return jsonify(success=False, error=str(exc)), 400
+    jobs, has_next = logs_query.search_jobs(filters)
+    related = logs_query.related_items(jobs)
+    events = logs_query.events_for([j.id for j in jobs]) if request.args.get("events") == "1" else {}
+    items = []
+    for job in jobs:
+        item = {**job_to_dict(job), "durationSeconds": logs_query.duration_seconds(job),
+                "item": related.get(str(job.request_id)) if job.request_id else None}
+        if events:
+            item["events"] = [{"level": e.level, "context": e.context, "message": e.message, "metadata": e.metadata,
+                               "createdAt": e.created_at.isoformat() + "Z"} for e in events.get(str(job.id), [])]
+        items.append(item)
+    return jsonify(success=True, jobs=items,
+                   pagination={"page": filters.page, "perPage": filters.per_page, "hasNext": has_next,
+                               "hasPrevious": filters.page > 1})

@@ -1,0 +1,1 @@
+"""Read models for the admin dashboard: logs query, queue statistics, metrics."""

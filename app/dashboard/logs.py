@@ -1,0 +1,135 @@
+"""The logs query behind /admin/logs and GET /api/admin/logs: filters, pagination, no N+1.
+
+Filters (all optional, all in the URL): status, type, level (jobs that logged an event of that level),
+since/until (ISO dates), q (text in event messages, audiobook titles and error messages), errors
+(failed or stuck jobs, or jobs with an error event), page, per_page (25/50/100).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.models import Audiobook, Job, JobEvent, JobStatus, Request
+
+PAGE_SIZES = (25, 50, 100)
+LEVELS = ("info", "warn", "error")
+
+
+class LogsQueryError(ValueError):
+    """A filter value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class LogsFilter:
+    status: str = ""
+    type: str = ""
+    level: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str = ""
+    errors: bool = False
+    page: int = 1
+    per_page: int = 25
+
+    def as_args(self) -> dict[str, Any]:
+        args = {"status": self.status, "type": self.type, "level": self.level, "q": self.q,
+                "since": self.since.date().isoformat() if self.since else "",
+                "until": self.until.date().isoformat() if self.until else "",
+                "errors": "1" if self.errors else "", "per_page": self.per_page}
+        return {k: v for k, v in args.items() if v not in ("", None)}
+
+
+def _date(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise LogsQueryError(f"{name} must be a date like 2026-11-28") from None
+
+
+def parse_filter(args: Any) -> LogsFilter:
+    status = (args.get("status") or "").strip()
+    if status and status not in {s.value for s in JobStatus}:
+        raise LogsQueryError(f"unknown status {status!r}")
+    level = (args.get("level") or "").strip()
+    if level and level not in LEVELS:
+        raise LogsQueryError(f"level must be one of {', '.join(LEVELS)}")
+    try:
+        page = max(int(args.get("page") or 1), 1)
+        per_page = int(args.get("per_page") or 25)
+    except ValueError:
+        raise LogsQueryError("page and per_page must be numbers") from None
+    if per_page not in PAGE_SIZES:
+        raise LogsQueryError(f"per_page must be one of {', '.join(map(str, PAGE_SIZES))}")
+    until = _date(args.get("until"), "until")
+    if until is not None and len(args.get("until", "")) <= 10:
+        until += timedelta(days=1)  # a date means "through the end of that day"
+    q = (args.get("q") or "").strip()[:200]
+    return LogsFilter(status=status, type=(args.get("type") or "").strip()[:64], level=level,
+                      since=_date(args.get("since"), "since"), until=until, q=q,
+                      errors=str(args.get("errors") or "").lower() in ("1", "true", "on", "yes"), page=page,
+                      per_page=per_page)
+
+
+def _query(f: LogsFilter):
+    query = Job.select()
+    if f.status:
+        query = query.where(Job.status == f.status)
+    if f.type:
+        query = query.where(Job.type == f.type)
+    if f.since:
+        query = query.where(Job.created_at >= f.since)
+    if f.until:
+        query = query.where(Job.created_at < f.until)
+    if f.level:
+        query = query.where(Job.id.in_(JobEvent.select(JobEvent.job).where(JobEvent.level == f.level)))
+    if f.errors:
+        query = query.where(Job.status.in_([JobStatus.FAILED.value, JobStatus.STUCK.value])
+                            | Job.id.in_(JobEvent.select(JobEvent.job).where(JobEvent.level == "error")))
+    if f.q:
+        pattern = f"%{f.q.lower()}%"
+        from peewee import fn
+
+        in_events = JobEvent.select(JobEvent.job).where(fn.LOWER(JobEvent.message).contains(f.q.lower()))
+        in_titles = (Request.select(Request.id).join(Audiobook)
+                     .where(fn.LOWER(Audiobook.title).contains(f.q.lower())))
+        query = query.where(Job.id.in_(in_events) | Job.request.in_(in_titles)
+                            | (fn.LOWER(Job.error_message) ** pattern))
+    return query
+
+
+def search_jobs(f: LogsFilter) -> tuple[list[Job], bool]:
+    """One page, newest first; `has_next` from fetching one row more (no COUNT over a long history)."""
+    rows = list(_query(f).order_by(Job.created_at.desc(), Job.id.desc())
+                .offset((f.page - 1) * f.per_page).limit(f.per_page + 1))
+    return rows[: f.per_page], len(rows) > f.per_page
+
+
+def related_items(jobs: list[Job]) -> dict[str, dict[str, str]]:
+    """Audiobook title/author per request id, in one query for the whole page."""
+    ids = {job.request_id for job in jobs if job.request_id}
+    if not ids:
+        return {}
+    rows = Request.select(Request.id, Audiobook.title, Audiobook.author).join(Audiobook).where(Request.id.in_(ids))
+    return {str(r.id): {"title": r.audiobook.title, "author": r.audiobook.author} for r in rows}
+
+
+def events_for(job_ids: list[Any]) -> dict[str, list[JobEvent]]:
+    grouped: dict[str, list[JobEvent]] = {}
+    if not job_ids:
+        return grouped
+    for event in JobEvent.select().where(JobEvent.job.in_(job_ids)).order_by(JobEvent.created_at, JobEvent.id):
+        grouped.setdefault(str(event.job_id), []).append(event)
+    return grouped
+
+
+def duration_seconds(job: Job) -> float | None:
+    if job.started_at and job.completed_at:
+        return round((job.completed_at - job.started_at).total_seconds(), 3)
+    return None
+
+
+def title_case(job_type: str) -> str:
+    return job_type.replace("_", " ").title()

@@ -1,0 +1,200 @@
+"""Admin pages: logs, job detail, scheduled jobs, queues, requests. Every action is a POST form with CSRF."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+
+from app.audiobook_requests import service as requests_service
+from app.auth import page_admin_required
+from app.dashboard import logs as logs_query
+from app.dashboard.queues import queue_stats
+from app.jobs import types
+from app.jobs.errors import JobSystemError
+from app.jobs.queues import get_redis
+from app.jobs.service import JobActionError, cancel_job, get_job, retry_job
+from app.models import Audiobook, Job, JobEvent, JobStatus, Request, ScheduledJob
+from app.schedules import service as schedules
+
+bp = Blueprint("dashboard", __name__, url_prefix="/admin")
+REQUEST_STEPS = ["search_indexers", "download_torrent", "monitor_download", "organize_files"]
+
+
+def _live_workers() -> dict[str, int]:
+    from app.web.health import live_workers_by_group
+
+    return dict(live_workers_by_group(get_redis(current_app.config["SETTINGS"].redis_url)))
+
+
+@bp.app_template_filter("title_case")
+def _title_case(value: str) -> str:
+    return logs_query.title_case(value)
+
+
+@bp.app_template_filter("duration")
+def _duration(job: Job) -> str:
+    seconds = logs_query.duration_seconds(job)
+    if seconds is None:
+        return "–"
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+# --- logs -------------------------------------------------------------------------------------------
+
+@bp.get("/logs")
+@page_admin_required
+def logs():
+    try:
+        filters = logs_query.parse_filter(request.args)
+    except logs_query.LogsQueryError as exc:
+        flash(str(exc))
+        filters = logs_query.LogsFilter()
+    jobs, has_next = logs_query.search_jobs(filters)
+    context = dict(jobs=jobs, has_next=has_next, f=filters, related=logs_query.related_items(jobs),
+                   statuses=[s.value for s in JobStatus], types=[t.name for t in types.all_types()],
+                   levels=logs_query.LEVELS, sizes=logs_query.PAGE_SIZES)
+    template = "admin/_log_rows.html" if request.args.get("partial") else "admin/logs.html"
+    return render_template(template, **context)
+
+
+@bp.get("/logs/<job_id>/details")
+@page_admin_required
+def log_details(job_id: str):
+    job = get_job(job_id)
+    if job is None:
+        abort(404)
+    events = logs_query.events_for([job.id]).get(str(job.id), [])
+    return render_template("admin/_job_details.html", job=job, events=events)
+
+
+# --- one job ----------------------------------------------------------------------------------------
+
+@bp.get("/jobs/<job_id>")
+@page_admin_required
+def job_detail(job_id: str):
+    job = get_job(job_id)
+    if job is None:
+        abort(404)
+    events = logs_query.events_for([job.id]).get(str(job.id), [])
+    template = "admin/_job_details.html" if request.args.get("partial") else "admin/job_detail.html"
+    return render_template(template, job=job, events=events, related=logs_query.related_items([job]))
+
+
+@bp.post("/jobs/<job_id>/retry")
+@page_admin_required
+def job_retry(job_id: str):
+    try:
+        new_id = retry_job(job_id)
+    except (JobActionError, JobSystemError) as exc:
+        flash(f"Not retried: {exc}")
+        return redirect(url_for("dashboard.job_detail", job_id=job_id))
+    flash("Retry started as a new run.")
+    return redirect(url_for("dashboard.job_detail", job_id=new_id))
+
+
+@bp.post("/jobs/<job_id>/cancel")
+@page_admin_required
+def job_cancel(job_id: str):
+    try:
+        cancel_job(job_id)
+        flash("Job cancelled.")
+    except JobActionError as exc:
+        flash(f"Not cancelled: {exc}")
+    return redirect(url_for("dashboard.job_detail", job_id=job_id))
+
+
+# --- scheduled jobs ---------------------------------------------------------------------------------
+
+@bp.get("/scheduled")
+@page_admin_required
+def scheduled():
+    live = _live_workers()
+    alive = bool(get_redis().exists(schedules.SCHEDULER_HEARTBEAT_KEY))
+    rows = list(ScheduledJob.select().order_by(ScheduledJob.name))
+    started = get_job(request.args.get("started")) if request.args.get("started") else None
+    return render_template("admin/scheduled.html", schedules=schedules.schedule_report(rows, live, alive),
+                           scheduler_alive=alive, started=started)
+
+
+@bp.post("/scheduled/<schedule_id>/trigger")
+@page_admin_required
+def scheduled_trigger(schedule_id: str):
+    try:
+        job_id = schedules.trigger_job_now(schedule_id)
+    except (schedules.ScheduleError, JobSystemError) as exc:
+        flash(f"Not started: {exc}")
+        return redirect(url_for("dashboard.scheduled"))
+    return redirect(url_for("dashboard.scheduled", started=job_id))
+
+
+@bp.post("/scheduled/<schedule_id>")
+@page_admin_required
+def scheduled_update(schedule_id: str):
+    body: dict = {"schedule": request.form.get("schedule", ""), "enabled": request.form.get("enabled") == "on"}
+    if request.form.get("name"):
+        body["name"] = request.form["name"]
+    try:
+        row = schedules.update_schedule(schedule_id, body)
+        flash(f"Saved {row.name}.")
+    except schedules.ScheduleError as exc:
+        flash(f"Not saved: {exc}")
+    return redirect(url_for("dashboard.scheduled"))
+
+
+# --- queues -----------------------------------------------------------------------------------------
+
+@bp.get("/queues")
+@page_admin_required
+def queues():
+    settings = current_app.config["SETTINGS"]
+    rows = queue_stats(get_redis(settings.redis_url), _live_workers(), settings.worker_counts)
+    return render_template("admin/queues.html", rows=rows)
+
+
+@bp.post("/queues/<job_type>/requeue-failed")
+@page_admin_required
+def requeue_failed(job_type: str):
+    if types.get(job_type) is None:
+        abort(404)
+    failed = list(Job.select().where((Job.type == job_type) & (Job.status == JobStatus.FAILED.value))
+                  .order_by(Job.created_at.desc()).limit(100))
+    started = 0
+    for job in failed:
+        try:
+            retry_job(job.id)
+            started += 1
+        except (JobActionError, JobSystemError):
+            continue
+    flash(f"Started {started} new run(s) of failed {job_type} jobs.")
+    return redirect(url_for("dashboard.queues"))
+
+
+# --- requests ---------------------------------------------------------------------------------------
+
+@bp.get("/requests")
+@page_admin_required
+def requests_page():
+    rows = list(Request.select(Request, Audiobook).join(Audiobook).order_by(Request.created_at.desc()).limit(100))
+    jobs_by_request: dict[str, list[Job]] = {}
+    if rows:
+        for job in Job.select().where(Job.request.in_([r.id for r in rows])).order_by(Job.created_at):
+            jobs_by_request.setdefault(str(job.request_id), []).append(job)
+    template = "admin/_requests_rows.html" if request.args.get("partial") else "admin/requests.html"
+    return render_template(template, rows=rows, jobs=jobs_by_request)
+
+
+@bp.post("/requests/<request_id>/<action>")
+@page_admin_required
+def request_action(request_id: str, action: str):
+    try:
+        if action == "retry":
+            requests_service.retry_request(request_id)
+            flash("Retry started.")
+        elif action == "cancel":
+            requests_service.cancel_request(request_id)
+            flash("Request cancelled.")
+        else:
+            abort(404)
+    except requests_service.RequestError as exc:
+        flash(f"Not done: {exc}")
+    except JobSystemError as exc:
+        flash(f"Not done: {exc}")
+    return redirect(url_for("dashboard.requests_page"))
