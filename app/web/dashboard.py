@@ -29,6 +29,14 @@ def _title_case(value: str) -> str:
     return logs_query.title_case(value)
 
 
+@bp.app_template_filter("pretty_json")
+def _pretty_json(value: object) -> str:
+    """Readable JSON for <pre> blocks; Jinja's autoescaping then makes it safe HTML text."""
+    import json
+
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
 @bp.app_template_filter("duration")
 def _duration(job: Job) -> str:
     seconds = logs_query.duration_seconds(job)
