@@ -47,11 +47,31 @@ def _v2_unique_schedule_type(db: peewee.Database) -> None:
     db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS scheduled_jobs_type_unique ON scheduled_jobs (type)")
 
 
+def _v4_text_search_indexes(db: peewee.Database) -> None:
+    """Trigram indexes for the logs page's text search (LIKE '%…%' over a long event history).
+    PostgreSQL only; pg_trgm is a trusted extension (PG 13+). Without it the search still works, slower."""
+    if not isinstance(db, peewee.PostgresqlDatabase):
+        return
+    try:
+        with db.atomic():
+            db.execute_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    except peewee.DatabaseError as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("pg_trgm unavailable (%s); text search will scan", exc)
+        return
+    for name, table, expression in (("job_events_message_trgm", "job_events", "lower(message)"),
+                                     ("audiobooks_title_trgm", "audiobooks", "lower(title)"),
+                                     ("jobs_error_trgm", "jobs", "lower(error_message)")):
+        db.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ({expression} gin_trgm_ops)")
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "one schedule per job type", _v2_unique_schedule_type),
     (3, "job polling columns and release blocklist", _v3_polling_and_blocklist),
+    (4, "text search indexes (PostgreSQL)", _v4_text_search_indexes),
 ]
 
 
