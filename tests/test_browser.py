@@ -67,6 +67,10 @@ def test_log_in_filter_the_logs_and_open_an_event_log(page, live_url, redis_conn
     text = page.inner_text("tr.job-row")
     assert "cannot copy <script>window.__pwned = 1</script>" in text  # shown as text
     assert page.evaluate("window.__pwned === undefined")  # and never run
+    # the table refreshes every 10 s; the opened row stays open and shows a new event
+    JobEvent.create(job=failed, level="warn", context="FileOrganizer", message="a later event")
+    page.wait_for_selector("tr.event.level-warn", timeout=15_000)
+    assert page.locator("tr.job-row details[open]").count() == 1
     _shot(page, "logs-event-log")
 
 
