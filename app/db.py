@@ -96,6 +96,30 @@ def ensure_bound() -> peewee.Database:
     return database.obj
 
 
+def create_postgres_database_if_missing(url: str) -> bool:
+    """CREATE DATABASE for a postgresql:// url when it does not exist (tests, benchmarks, first set-up).
+
+    Returns True when it created one. Connection errors propagate (psycopg2.OperationalError).
+    """
+    import psycopg2
+    from psycopg2 import sql
+
+    params = parse_db_url(url)
+    dbname = params.pop("database")
+    params.setdefault("connect_timeout", 5)
+    conn = psycopg2.connect(dbname="postgres", **params)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
+            if cur.fetchone() is not None:
+                return False
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            return True
+    finally:
+        conn.close()
+
+
 def _forget_inherited_connection() -> None:
     # A forked child must never reuse (or close) the parent's socket: drop the state silently.
     if database.obj is not None:

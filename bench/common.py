@@ -17,23 +17,11 @@ BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 def setup(**settings_overrides: str) -> None:
     """Point the app at the scratch database and Redis db, migrate, and empty both."""
-    import psycopg2
-    from playhouse.db_url import parse as parse_db_url
-    from psycopg2 import sql
-
     from app.config import load_settings, set_settings
-    from app.db import bind_database
+    from app.db import bind_database, create_postgres_database_if_missing
     from app.migrations import migrate
 
-    params = parse_db_url(BENCH_DATABASE_URL)
-    dbname = params.pop("database")
-    conn = psycopg2.connect(dbname="postgres", **params)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
-        if cur.fetchone() is None:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    conn.close()
+    create_postgres_database_if_missing(BENCH_DATABASE_URL)
     set_settings(load_settings({"DATABASE_URL": BENCH_DATABASE_URL, "REDIS_URL": BENCH_REDIS_URL,
                                 "INSTANCE_DIR": "/tmp/rmab-bench", "LOG_LEVEL": "warning", **settings_overrides},
                                env_file=None))

@@ -19,8 +19,6 @@ import peewee
 import psycopg2
 import pytest
 import redis
-from psycopg2 import sql
-from playhouse.db_url import parse as parse_db_url
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/rmab_test")
@@ -37,20 +35,13 @@ API_TOKEN = "test-api-token-0123456789"
 
 
 def _ensure_postgres_database(url: str) -> None:
-    params = parse_db_url(url)
-    dbname = params.pop("database")
-    params.pop("autorollback", None)
+    from app.db import create_postgres_database_if_missing
+
     try:
-        conn = psycopg2.connect(dbname="postgres", connect_timeout=5, **params)
+        create_postgres_database_if_missing(url)
     except psycopg2.OperationalError as exc:
         pytest.exit(f"PostgreSQL is not reachable at {url} ({exc}). Start it (see README) or set "
                     f"TEST_DATABASE_URL.", returncode=3)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
-        if cur.fetchone() is None:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    conn.close()
 
 
 def make_settings(tmp_path: Path, **overrides):

@@ -9,11 +9,11 @@
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
+
+from fakes.http import QuietHandler, serve
 
 
 @dataclass
@@ -41,10 +41,7 @@ class FakeProwlarr:
     def start(self) -> "FakeProwlarr":
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802
                 parsed = urlparse(self.path)
                 query = parse_qs(parsed.query)
@@ -90,20 +87,10 @@ class FakeProwlarr:
                     return self._send(301, b"", "text/plain", {"Location": release.magnet})
                 self._send(200, release.torrent or b"", "application/x-bittorrent")
 
-            def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = serve(Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
         return self
 
     def stop(self) -> None:
