@@ -36,7 +36,8 @@ def queue_stats(connection: Any, live_workers: dict[str, int], configured: dict[
                     except Exception:
                         pass
         rows.append({"type": job_type.name, "group": job_type.group, "waiting": waiting, "active": active,
-                     "delayed": delayed, "failed": failed, "oldestWaitingSeconds": round(oldest, 1) if oldest else None,
+                     "delayed": delayed, "failed": failed,
+                     "oldestWaitingSeconds": round(oldest, 1) if oldest is not None else None,
                      "liveWorkers": live_workers.get(job_type.group, 0),
                      "configuredWorkers": configured.get(job_type.group, 1)})
     return rows
