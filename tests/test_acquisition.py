@@ -90,7 +90,7 @@ def test_a_torrent_whose_data_is_present_completes_and_organize_is_enqueued(pipe
     title = f"The Way of Kings {uuid.uuid4().hex[:6]}"
     folder, torrent = _book_on_disk(daemon, title)
     prowlarr.releases = [
-        FakeRelease(f"Someone Else - Cooking Basics [MP3]", 200 * MiB, seeders=50, torrent=torrent),
+        FakeRelease("Someone Else - Cooking Basics [MP3]", 200 * MiB, seeders=50, torrent=torrent),
         FakeRelease(f"Brandon Sanderson - {title} (Unabridged) [M4B]", 700 * MiB, seeders=25, torrent=torrent),
         FakeRelease(f"Brandon Sanderson - {title} [MP3]", 400 * MiB, seeders=0, torrent=torrent),
     ]

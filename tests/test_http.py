@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from app.jobs.service import add_job
-from app.models import Job, JobEvent
+from app.models import JobEvent
 from conftest import API_TOKEN
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}

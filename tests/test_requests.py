@@ -8,7 +8,7 @@ import pytest
 from app.audiobook_requests.state import R, transition
 from app.integrations import torrent as torrent_module
 from app.jobs.queues import queue_names_for_group
-from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request, utcnow
+from app.models import Audiobook, DownloadHistory, Job, Request, utcnow
 from conftest import API_TOKEN, drain
 from fakes.download_client import FakeDownloadClient
 from fakes.prowlarr import FakeProwlarr, FakeRelease

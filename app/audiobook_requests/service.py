@@ -5,8 +5,7 @@ import logging
 from typing import Any
 
 from app.audiobook_requests.state import ACTIVE, R, transition
-from app.jobs import state as job_state
-from app.jobs.service import add_job, job_to_dict, parse_job_id
+from app.jobs.service import add_job, cancel_run, job_to_dict, parse_job_id
 from app.jobs.types import Priority
 from app.models import TERMINAL_JOB_STATUSES, Audiobook, DownloadHistory, Job, Request
 from app.pipeline.ranking import normalize
@@ -127,9 +126,8 @@ def cancel_request(request_id: str) -> dict[str, Any]:
         raise RequestError(f"a request in status {request.status} cannot be cancelled", 409)
     cancelled = []
     for job in Job.select().where((Job.request == request.id) & Job.status.not_in(TERMINAL_JOB_STATUSES)):
-        if job_state.mark_cancelled(job.id, "Request cancelled"):
+        if cancel_run(job, "Request cancelled"):
             cancelled.append(str(job.id))
-            _cancel_in_redis(job.rq_job_id)
     removed = []
     for download in DownloadHistory.select().where(
             (DownloadHistory.request == request.id) & DownloadHistory.download_client_id.is_null(False)
@@ -142,16 +140,3 @@ def cancel_request(request_id: str) -> dict[str, Any]:
             log.warning("could not remove torrent %s: %s", download.download_client_id, exc)
     return {"cancelledJobs": cancelled, "removedTorrents": removed}
 
-
-def _cancel_in_redis(rq_job_id: str | None) -> None:
-    if not rq_job_id:
-        return
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job as RQJob
-
-    from app.jobs.queues import get_redis
-
-    try:
-        RQJob.fetch(rq_job_id, connection=get_redis()).cancel()
-    except (NoSuchJobError, Exception):  # the row is cancelled already; the runner skips it either way
-        pass

@@ -82,7 +82,7 @@ class ProwlarrClient:
                 return ReleaseFile(magnet=location)
             if location.startswith(("http://", "https://")):
                 return self.fetch_release(location) if location != link else ReleaseFile()
-            raise PermanentServiceError(SERVICE, f"release link redirected to an unsupported location", 502)
+            raise PermanentServiceError(SERVICE, "release link redirected to an unsupported location", 502)
         if response.status_code != 200:
             raise classify_status(SERVICE, response.status_code, "release download", "PROWLARR_API_KEY")
         body = response.content

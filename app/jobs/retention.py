@@ -1,7 +1,6 @@
 """Retention: count-based in Redis (like Bull's removeOnComplete/removeOnFail), age-based in the database."""
 from __future__ import annotations
 
-import logging
 import time
 from datetime import timedelta
 from typing import Any
@@ -11,7 +10,6 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from app.jobs.queues import queue_names_for_type
 from app.models import TERMINAL_JOB_STATUSES, Job, JobEvent, utcnow
 
-log = logging.getLogger(__name__)
 _BATCH = 500
 
 

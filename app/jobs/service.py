@@ -189,8 +189,14 @@ def cancel_job(job_id: Any) -> None:
         raise JobActionError("job not found")
     if job.status not in ("pending", "delayed"):
         raise JobActionError(f"only pending or delayed jobs can be cancelled (this one is {job.status})")
-    if not state.mark_cancelled(job.id, "Cancelled by an admin"):
+    if not cancel_run(job, "Cancelled by an admin"):
         raise JobActionError("the job started or finished meanwhile")
+
+
+def cancel_run(job: Job, reason: str) -> bool:
+    """Mark a not-yet-finished row cancelled, then drop its RQ job. False when the row moved on first."""
+    if not state.mark_cancelled(job.id, reason):
+        return False
     try:
         from rq.job import Job as RQJob
 
@@ -199,3 +205,4 @@ def cancel_job(job_id: Any) -> None:
         RQJob.fetch(job.rq_job_id, connection=get_redis()).cancel()
     except Exception:  # best effort: the runner skips cancelled rows anyway
         pass
+    return True

@@ -6,7 +6,7 @@ from typing import Any
 
 from app.config import get_settings
 from app.jobs.logger import create_job_logger
-from app.jobs.service import add_job, parse_job_id  # noqa: F401  (parse_job_id re-exported for the API)
+from app.jobs.service import add_job, parse_job_id
 from app.jobs import types
 from app.models import Job, JobStatus, ScheduledJob, utcnow
 from app.schedules.cron import InvalidSchedule, describe, next_fire_time, validate_cron

@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from app.auth import api_admin_required
 from app.jobs.errors import JobSystemError
-from app.jobs.service import get_job, job_to_dict
+from app.jobs.service import get_job, job_to_dict, parse_job_id
 from app.models import ScheduledJob
 from app.schedules import service as schedules
 
@@ -40,10 +40,10 @@ def list_schedules():
 @bp.post("/admin/jobs/<schedule_id>/trigger")
 @api_admin_required
 def trigger_schedule(schedule_id: str):
+    if parse_job_id(schedule_id) is None:  # the API takes ids; names are for the CLI
+        return jsonify(success=False, error=f"no scheduled job {schedule_id!r}"), 404
     try:
-        row = schedules.find_schedule(schedule_id) if schedules.parse_job_id(schedule_id) else None
-        if row is None:
-            raise schedules.ScheduleError(f"no scheduled job {schedule_id!r}", status=404)
+        row = schedules.find_schedule(schedule_id)
         job_id = schedules.trigger_job_now(str(row.id))
     except schedules.ScheduleError as exc:
         return jsonify(success=False, error=str(exc)), exc.status
@@ -55,7 +55,7 @@ def trigger_schedule(schedule_id: str):
 @bp.put("/admin/jobs/<schedule_id>")
 @api_admin_required
 def update_schedule(schedule_id: str):
-    if schedules.parse_job_id(schedule_id) is None:
+    if parse_job_id(schedule_id) is None:
         return jsonify(success=False, error=f"no scheduled job {schedule_id!r}"), 404
     body = request.get_json(silent=True)
     if body is None:

@@ -11,7 +11,7 @@ from app.jobs import types
 from app.jobs.errors import JobSystemError
 from app.jobs.queues import get_redis
 from app.jobs.service import JobActionError, cancel_job, get_job, retry_job
-from app.models import Audiobook, Job, JobEvent, JobStatus, Request, ScheduledJob
+from app.models import Audiobook, Job, JobStatus, Request, ScheduledJob
 from app.schedules import service as schedules
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin")

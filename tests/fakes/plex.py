@@ -10,7 +10,6 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from fakes.http import QuietHandler, serve

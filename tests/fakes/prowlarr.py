@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
 
 from fakes.http import QuietHandler, serve
