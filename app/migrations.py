@@ -66,12 +66,27 @@ def _v4_text_search_indexes(db: peewee.Database) -> None:
         db.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ({expression} gin_trgm_ops)")
 
 
+def _v5_fencing_and_leases(db: peewee.Database) -> None:
+    from playhouse.migrate import SchemaMigrator, migrate as run
+
+    migrator = SchemaMigrator.from_database(db)
+    columns = (("run_token", peewee.CharField(null=True)), ("heartbeat_at", peewee.DateTimeField(null=True)),
+               ("retried_at", peewee.DateTimeField(null=True)), ("retry_job_id", peewee.UUIDField(null=True)))
+    operations = [migrator.add_column("jobs", name, field) for name, field in columns
+                  if not _has_column(db, "jobs", name)]
+    if operations:
+        run(*operations)
+    # the lease sweep reads active rows by heartbeat; requests by status and age for the reconciler
+    db.execute_sql("CREATE INDEX IF NOT EXISTS jobs_status_heartbeat ON jobs (status, heartbeat_at)")
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "one schedule per job type", _v2_unique_schedule_type),
     (3, "job polling columns and release blocklist", _v3_polling_and_blocklist),
     (4, "text search indexes (PostgreSQL)", _v4_text_search_indexes),
+    (5, "run fencing tokens, database leases, retry claims", _v5_fencing_and_leases),
 ]
 
 

@@ -99,6 +99,14 @@ class Job(BaseModel):
     run_at = peewee.DateTimeField(null=True)
     started_at = peewee.DateTimeField(null=True)
     completed_at = peewee.DateTimeField(null=True)
+    # Fencing: each run writes a fresh token when it starts; every later write of that run requires it,
+    # so a run that lost its lease (paused, partitioned) never writes after its successor.
+    run_token = peewee.CharField(null=True)
+    # The run's lease in the record of truth (renewed by the worker's heartbeat): survives a Redis loss.
+    heartbeat_at = peewee.DateTimeField(null=True)
+    # A failed row retried by an admin (or "requeue failed") points at the new run; claimed once.
+    retried_at = peewee.DateTimeField(null=True)
+    retry_job_id = peewee.UUIDField(null=True)
 
     class Meta:
         table_name = "jobs"

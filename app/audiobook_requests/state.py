@@ -28,12 +28,24 @@ ACTIVE = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.PROCESSING
           R.AWAITING_IMPORT, R.WARN)
 CANCELLABLE = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.AWAITING_IMPORT, R.WARN, R.FAILED)
 
+# A job is working on these: a request in one of them must always have an unfinished job (the
+# reconciler repairs those that do not).
+IN_PROGRESS = (R.PENDING, R.SEARCHING, R.DOWNLOADING, R.PROCESSING)
+
+# The status a pipeline step works in: a retry of that step's job re-enters it.
+STEP_STATUS: dict[str, RequestStatus] = {
+    "search_indexers": R.SEARCHING,
+    "download_torrent": R.DOWNLOADING,
+    "monitor_download": R.DOWNLOADING,
+    "organize_files": R.PROCESSING,
+}
+
 # to-status: statuses it may be entered from (a step's own retry re-enters its status)
 TRANSITIONS: dict[RequestStatus, tuple[RequestStatus, ...]] = {
     R.SEARCHING: (R.PENDING, R.AWAITING_SEARCH, R.FAILED, R.SEARCHING),
     R.AWAITING_SEARCH: (R.SEARCHING, R.DOWNLOADING),
     R.DOWNLOADING: (R.SEARCHING, R.DOWNLOADING),
-    R.PROCESSING: (R.DOWNLOADING, R.AWAITING_IMPORT, R.WARN),
+    R.PROCESSING: (R.DOWNLOADING, R.AWAITING_IMPORT, R.WARN, R.PROCESSING),
     R.DOWNLOADED: (R.PROCESSING, R.AVAILABLE),  # back from available when the book left the library
     R.AVAILABLE: (R.DOWNLOADED,),
     R.AWAITING_IMPORT: (R.PROCESSING,),
