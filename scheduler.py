@@ -1,10 +1,12 @@
 """The scheduler process of the Procfile.
 
 Every second it fires due schedules (rq-scheduler entries kept in step with scheduled_jobs every
-2 s; see app/schedules/timer.py), and moves due delayed jobs and retries onto their queues (RQ's scheduler, for every
-queue: workers run one too, and whichever holds a queue's lock does it, so delays and retries keep
-flowing when workers die). Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuck →
-retried); every 30 s it re-enqueues jobs Redis lost. Run: `python scheduler.py` (see README).
+2 s; see app/schedules/timer.py), and moves due delayed jobs, retries and download polls onto their
+queues (RQ's scheduler, for every queue: workers run none, so keep one scheduler running wherever
+workers run). Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuck →
+retried) and runs whose lease in the database expired; every 30 s it re-enqueues jobs Redis lost;
+every minute the reconciler repairs requests left in an in-progress status with no job.
+Run: `python scheduler.py` (see README).
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from app.config import get_settings
 from app.db import ensure_bound
 from app.jobs import types
 from app.jobs.queues import get_redis, queue_names_for_type
-from app.jobs.recovery import requeue_lost_jobs, sweep_abandoned_jobs
+from app.audiobook_requests.reconciler import reconcile_requests
+from app.jobs.recovery import requeue_lost_jobs, sweep_abandoned_jobs, sweep_expired_leases
 from app.logging_setup import configure_logging
 from app.migrations import schema_is_current
 from app.schedules.defaults import ensure_default_schedules
@@ -31,6 +34,7 @@ TICK_SECONDS = 1.0
 SYNC_EVERY_TICKS = 2
 SWEEP_EVERY_TICKS = 5
 LOST_JOBS_EVERY_TICKS = 30
+RECONCILE_EVERY_TICKS = 60
 
 
 class Scheduler:
@@ -85,17 +89,42 @@ class Scheduler:
         if queue.count:
             SimpleWorker([queue], connection=self.connection).work(burst=True, logging_level="WARNING")
 
+    def sweep(self) -> None:
+        sweep_abandoned_jobs(self.connection)
+        lost = sweep_expired_leases(self.connection)
+        if lost:
+            log.warning("declared %d run(s) dead whose lease expired outside RQ's view: %s", len(lost), ", ".join(lost))
+
+    def requeue_lost(self) -> None:
+        requeued = requeue_lost_jobs(self.connection)
+        if requeued:
+            log.warning("re-enqueued %d job(s) missing from Redis", len(requeued))
+
+    def reconcile(self) -> None:
+        repaired = reconcile_requests()
+        if repaired:
+            log.warning("reconciler repaired %d stranded request(s)", len(repaired))
+
     def tick(self) -> None:
-        self.connection.set(SCHEDULER_HEARTBEAT_KEY, repr(time.time()), ex=15)
-        self.fire_due_schedules()
-        self.promote_due_jobs()
+        """One pass; each duty has its own failure boundary, so one failing (Redis or PostgreSQL
+        briefly away) never skips the others."""
+        duties = [self.heartbeat, self.fire_due_schedules, self.promote_due_jobs]
         if self.ticks % SWEEP_EVERY_TICKS == 0:
-            sweep_abandoned_jobs(self.connection)
+            duties.append(self.sweep)
         if self.ticks % LOST_JOBS_EVERY_TICKS == 0:
-            requeued = requeue_lost_jobs(self.connection)
-            if requeued:
-                log.warning("re-enqueued %d job(s) missing from Redis", len(requeued))
+            duties.append(self.requeue_lost)
+        if self.ticks % RECONCILE_EVERY_TICKS == RECONCILE_EVERY_TICKS - 1:
+            duties.append(self.reconcile)
+        for duty in duties:
+            try:
+                duty()
+            except Exception as exc:
+                log.warning("scheduler: %s failed (%s: %s); continuing", duty.__name__, type(exc).__name__, exc)
+                log.debug("scheduler duty failure", exc_info=True)
         self.ticks += 1
+
+    def heartbeat(self) -> None:
+        self.connection.set(SCHEDULER_HEARTBEAT_KEY, repr(time.time()), ex=15)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._stop)
@@ -109,10 +138,7 @@ class Scheduler:
         log.info("scheduler started")
         while not self.stopping:
             started = time.monotonic()
-            try:
-                self.tick()
-            except Exception:
-                log.exception("scheduler pass failed; continuing")
+            self.tick()
             remaining = self.interval - (time.monotonic() - started)
             while remaining > 0 and not self.stopping:
                 time.sleep(min(remaining, 0.5))

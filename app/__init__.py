@@ -1,15 +1,29 @@
 """The Flask app (admin pages, JSON API, health check) and the `flask --app app` CLI."""
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings, get_settings, set_settings
 
 csrf = CSRFProtect()
 _UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+# Sent with every reply (pages, JSON, errors, static files). The pages have no inline script, style or
+# on*= handler (scripts and styles are files under app/static/), so the policy can forbid them all.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "connect-src 'self'",
+    "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'"])
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -17,7 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.cli import register_cli
     from app.db import bind_database, database
     from app.logging_setup import configure_logging
-    from app.web import admin, api, dashboard, health, metrics, requests_api
+    from app.web import admin, api, dashboard, errors, health, metrics, requests_api
 
     if settings is not None:
         set_settings(settings)
@@ -31,8 +45,18 @@ def create_app(settings: Settings | None = None) -> Flask:
         ADMIN_PASSWORD_HASH=auth.load_or_create_password_hash(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,  # on when the site is served over HTTPS
+        # A session ends after this long without a request (the live pages' refresh keeps it alive).
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_lifetime_hours),
+        # CSRF tokens live as long as the session that holds them (Flask-WTF's default 1 h broke forms on
+        # a page left open).
+        WTF_CSRF_TIME_LIMIT=None,
         WTF_CSRF_CHECK_DEFAULT=False,  # checked below, except for bearer-token API calls
+        MAX_CONTENT_LENGTH=settings.max_content_length,  # larger bodies: 413 before they are read
     )
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        flask_app.wsgi_app = ProxyFix(flask_app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore
     bind_database(settings.effective_database_url)
     csrf.init_app(flask_app)
     auth.login_manager.init_app(flask_app)
@@ -40,7 +64,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     @flask_app.before_request
     def _csrf_unless_bearer() -> None:
         if request.method in _UNSAFE_METHODS and not auth.bearer_token_valid():
+            errors.refuse_anonymous_api_write()  # 401 JSON for API callers without credentials
             csrf.protect()
+
+    @flask_app.after_request
+    def _security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
 
     @flask_app.teardown_appcontext
     def _close_db(exc: BaseException | None) -> None:
@@ -48,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         if db is not None and not db.is_closed() and not db.in_transaction():
             db.close()
 
+    errors.register(flask_app)  # JSON errors under /api, bounded request JSON
     flask_app.register_blueprint(admin.bp)
     flask_app.register_blueprint(api.bp)
     flask_app.register_blueprint(health.bp)

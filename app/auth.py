@@ -2,19 +2,30 @@
 
 There is no built-in default password. Without ADMIN_PASSWORD, the first start generates one,
 keeps only its hash under instance/, and logs it once.
+
+Also here: the login throttle (per address and per username, counted before the password is checked)
+and the server-side session nonce that makes a logout end every saved cookie.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
+import ipaddress
+import json
 import logging
+import math
 import os
 import secrets
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from flask import current_app, g, jsonify, redirect, request, url_for
-from flask_login import LoginManager, UserMixin, current_user
+from flask import current_app, g, jsonify, redirect, request, session, url_for
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from redis.exceptions import RedisError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.config import Settings
@@ -24,6 +35,7 @@ login_manager = LoginManager()
 login_manager.login_view = "admin.login"
 PASSWORD_HASH_FILE = "admin_password.hash"
 SECRET_KEY_FILE = "secret_key"
+CONFIGURED_PASSWORD_HASH_FILE = "admin_password_configured.hash"
 
 
 class AdminUser(UserMixin):
@@ -33,16 +45,23 @@ class AdminUser(UserMixin):
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> AdminUser | None:
-    if user_id == current_app.config["SETTINGS"].admin_username:
+    """Called on each request with a session: the user, unless logged out since (see start_session)."""
+    if user_id == current_app.config["SETTINGS"].admin_username and session_is_current(user_id):
         return AdminUser(user_id)
     return None
 
 
 def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, atomically (a reader sees the old text or the new, never half)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def load_or_create_secret_key(settings: Settings) -> str:
@@ -59,7 +78,7 @@ def load_or_create_secret_key(settings: Settings) -> str:
 def load_or_create_password_hash(settings: Settings) -> str:
     """The admin password hash: from ADMIN_PASSWORD, else the stored hash, else a new random password."""
     if settings.admin_password:
-        return generate_password_hash(settings.admin_password)
+        return _configured_password_hash(settings)
     path = settings.instance_dir / PASSWORD_HASH_FILE
     if path.is_file():
         return path.read_text().strip()
@@ -73,40 +92,280 @@ def load_or_create_password_hash(settings: Settings) -> str:
     return password_hash
 
 
+def _configured_password_hash(settings: Settings) -> str:
+    """The hash of ADMIN_PASSWORD, reused from instance/ while the password stays the same.
+
+    Sessions are bound to the hash (see _session_token): a stable hash keeps them across restarts, and a
+    changed ADMIN_PASSWORD gets a new hash, which ends them.
+    """
+    path = settings.instance_dir / CONFIGURED_PASSWORD_HASH_FILE
+    try:
+        stored = path.read_text().strip()
+        if stored and check_password_hash(stored, settings.admin_password):
+            return stored
+    except (OSError, ValueError):  # missing, unreadable or not a hash: make a new one
+        pass
+    password_hash = generate_password_hash(settings.admin_password)
+    try:
+        _write_private(path, password_hash)
+    except OSError as exc:
+        log.warning("could not keep the ADMIN_PASSWORD hash under %s (%s): sessions end at each restart", path, exc)
+    return password_hash
+
+
+# --- The login throttle ----------------------------------------------------------------------------------
+# Every login attempt is counted *before* the password is checked (one atomic step), so parallel guesses
+# cannot all slip through between a check and an increment. Two counters:
+# - per client address (an IPv6 client by its /64, which one host usually owns whole): 5 counted attempts,
+#   then blocked for 15 minutes after the last one; a success clears it.
+# - per username, whatever the address: 4 free attempts, then each further one must wait 1 s, 2 s, 4 s …
+#   up to 5 minutes after the previous one (so a botnet gets a few hundred guesses a day, not millions).
+# Refused attempts are not counted (they check no password). With Redis down the same rules run in-process.
+
 MAX_FAILED_LOGINS = 5
 LOGIN_BLOCK_SECONDS = 900
+USERNAME_FREE_ATTEMPTS = 4
+USERNAME_MAX_DELAY_SECONDS = 300
+USERNAME_WINDOW_SECONDS = 86400  # a username's count is forgotten a day after its last attempt
+MEMORY_THROTTLE_MAX_ENTRIES = 10_000
+
+throttle_clock: Callable[[], float] = time.time  # module attribute so tests can move the clock
 
 
-def _failures_key() -> str:
-    return f"rmab:login-failures:{request.remote_addr or 'unknown'}"
-
-
-def login_blocked_for() -> int:
-    """Seconds this address must wait after 5 failed logins (0 when it may try)."""
-    from app.jobs.queues import get_redis
-
-    connection = get_redis(current_app.config["SETTINGS"].redis_url)
+def client_key(address: str | None) -> str:
+    """What the per-address counter counts: the IPv4 address, or the /64 of an IPv6 address."""
+    if not address:
+        return "unknown"
     try:
-        failures = int(connection.get(_failures_key()) or 0)
-        return max(connection.ttl(_failures_key()), 1) if failures >= MAX_FAILED_LOGINS else 0
-    except Exception:  # Redis down: do not lock admins out of the page that shows the problem
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network(((int(ip) >> 64) << 64, 64)))
+    return str(ip)
+
+
+def username_delay(attempts: int) -> int:
+    """Seconds the next attempt on a username must wait after its `attempts`-th counted attempt."""
+    if attempts <= USERNAME_FREE_ATTEMPTS:
         return 0
+    return min(2 ** (attempts - USERNAME_FREE_ATTEMPTS - 1), USERNAME_MAX_DELAY_SECONDS)
 
 
-def record_login(success: bool) -> None:
+def _username_delays() -> list[int]:
+    """username_delay(1), username_delay(2), … up to the cap: the table the Redis script reads."""
+    delays = [username_delay(1)]
+    while delays[-1] < USERNAME_MAX_DELAY_SECONDS:
+        delays.append(username_delay(len(delays) + 1))
+    return delays
+
+
+@dataclass(frozen=True)
+class LoginVerdict:
+    allowed: bool
+    wait_seconds: int = 0
+    refused_for: str = ""  # "address" or "username" when refused
+
+
+# KEYS: address count, username count, username next-allowed time (ms). ARGV: now (ms), max per address,
+# address block (s), username window (s), then username_delay(1), username_delay(2), … (the last repeats).
+_TAKE_ATTEMPT_LUA = """
+local now = tonumber(ARGV[1])
+local address_count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if address_count >= tonumber(ARGV[2]) then
+  return {0, redis.call('TTL', KEYS[1]), 'address'}
+end
+local next_allowed = tonumber(redis.call('GET', KEYS[3]) or '0')
+if now < next_allowed then
+  return {0, math.ceil((next_allowed - now) / 1000), 'username'}
+end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+local attempts = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+local delay = tonumber(ARGV[4 + math.min(attempts, #ARGV - 4)])
+if delay > 0 then
+  redis.call('SET', KEYS[3], string.format('%d', now + delay * 1000), 'EX', ARGV[4])
+end
+return {1, 0, ''}
+"""
+
+
+class RedisLoginThrottle:
+    def __init__(self, connection: Any):
+        self._connection = connection
+        self._script = connection.register_script(_TAKE_ATTEMPT_LUA)
+
+    @staticmethod
+    def _keys(address_key: str, username_key: str) -> list[str]:
+        return [f"rmab:login:address:{address_key}", f"rmab:login:user:{username_key}",
+                f"rmab:login:user-next:{username_key}"]
+
+    def take(self, address_key: str, username_key: str, now: float) -> LoginVerdict:
+        allowed, wait, refused_for = self._script(
+            keys=self._keys(address_key, username_key),
+            args=[int(now * 1000), MAX_FAILED_LOGINS, LOGIN_BLOCK_SECONDS, USERNAME_WINDOW_SECONDS,
+                  *_username_delays()])
+        reason = refused_for.decode() if isinstance(refused_for, bytes) else refused_for
+        return LoginVerdict(bool(allowed), max(int(wait), 1) if not allowed else 0, reason)
+
+    def forget(self, address_key: str, username_key: str) -> None:
+        self._connection.delete(*self._keys(address_key, username_key))
+
+
+class MemoryLoginThrottle:
+    """The same rules in this process only: used while Redis is unreachable."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._addresses: dict[str, tuple[int, float]] = {}  # key -> (count, forgotten at)
+        self._usernames: dict[str, tuple[int, float, float]] = {}  # key -> (count, next allowed, forgotten at)
+
+    def take(self, address_key: str, username_key: str, now: float) -> LoginVerdict:
+        with self._lock:
+            self._prune(now)
+            count, until = self._addresses.get(address_key, (0, now))
+            if count >= MAX_FAILED_LOGINS:
+                return LoginVerdict(False, max(math.ceil(until - now), 1), "address")
+            attempts, next_allowed, _ = self._usernames.get(username_key, (0, 0.0, now))
+            if now < next_allowed:
+                return LoginVerdict(False, max(math.ceil(next_allowed - now), 1), "username")
+            self._addresses[address_key] = (count + 1, now + LOGIN_BLOCK_SECONDS)
+            attempts += 1
+            self._usernames[username_key] = (attempts, now + username_delay(attempts), now + USERNAME_WINDOW_SECONDS)
+            return LoginVerdict(True)
+
+    def forget(self, address_key: str, username_key: str) -> None:
+        with self._lock:
+            self._addresses.pop(address_key, None)
+            self._usernames.pop(username_key, None)
+
+    def _prune(self, now: float) -> None:
+        """Bounded memory: at the limit, forget expired entries, then the oldest ones (a quarter of the limit stays)."""
+        if len(self._addresses) + len(self._usernames) < MEMORY_THROTTLE_MAX_ENTRIES:
+            return
+        self._addresses = {k: v for k, v in self._addresses.items() if v[1] > now}
+        self._usernames = {k: v for k, v in self._usernames.items() if v[2] > now}
+        for table in (self._addresses, self._usernames):
+            for key in list(table)[: max(len(table) - MEMORY_THROTTLE_MAX_ENTRIES // 4, 0)]:
+                del table[key]
+
+
+def _username_key(username: str) -> str:
+    return hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+
+
+def _memory_throttle() -> MemoryLoginThrottle:
+    """This app's in-process throttle (one per app, so tests and restarts start clean)."""
+    throttle = current_app.extensions.get("rmab_memory_login_throttle")
+    if throttle is None:  # setdefault: two first requests at once still share one
+        throttle = current_app.extensions.setdefault("rmab_memory_login_throttle", MemoryLoginThrottle())
+    return throttle
+
+
+def _redis_throttle() -> RedisLoginThrottle:
     from app.jobs.queues import get_redis
 
-    connection = get_redis(current_app.config["SETTINGS"].redis_url)
+    return RedisLoginThrottle(get_redis(current_app.config["SETTINGS"].redis_url))
+
+
+def begin_login_attempt(username: str) -> LoginVerdict:
+    """Count this attempt (before the password is checked) or refuse it; Redis down: count in-process."""
+    keys = (client_key(request.remote_addr), _username_key(username))
     try:
-        if success:
-            connection.delete(_failures_key())
-        else:
-            with connection.pipeline() as pipe:
-                pipe.incr(_failures_key())
-                pipe.expire(_failures_key(), LOGIN_BLOCK_SECONDS)
-                pipe.execute()
-    except Exception:
-        log.warning("could not record a login attempt (Redis unavailable)")
+        return _redis_throttle().take(*keys, throttle_clock())
+    except (RedisError, OSError):
+        log.warning("Redis unavailable: login attempts are throttled in this process only")
+        return _memory_throttle().take(*keys, throttle_clock())
+
+
+def login_succeeded(username: str) -> None:
+    """The right password: clear this address's and this username's counts."""
+    keys = (client_key(request.remote_addr), _username_key(username))
+    _memory_throttle().forget(*keys)
+    try:
+        _redis_throttle().forget(*keys)
+    except (RedisError, OSError):
+        log.warning("Redis unavailable: could not clear the login counters")
+
+
+# --- Sessions ----------------------------------------------------------------------------------------------
+# A session is valid only while it carries the token of its user's current nonce, kept in the instance
+# dir (it survives a restart and needs no Redis). Logging out draws a new nonce: every cookie saved before,
+# in any browser, stops working. The token is an HMAC keyed by the password hash, so a new password
+# (ADMIN_PASSWORD changed, or a regenerated one) ends every session too.
+
+SESSION_NONCES_FILE = "session_nonces.json"
+SESSION_TOKEN_KEY = "rmab_auth"
+_nonce_lock = threading.Lock()
+
+
+def _nonces_path() -> Path:
+    return current_app.config["SETTINGS"].instance_dir / SESSION_NONCES_FILE
+
+
+def _unsaved_nonces() -> dict[str, str]:
+    """Nonces that could not be written to the instance dir (read-only): they hold for this process."""
+    return current_app.extensions.setdefault("rmab_unsaved_session_nonces", {})
+
+
+def _read_nonces() -> dict[str, str]:
+    try:
+        stored = json.loads(_nonces_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def _current_nonce(username: str) -> str | None:
+    return _unsaved_nonces().get(username) or _read_nonces().get(username)
+
+
+def _save_nonce(username: str, nonce: str) -> None:
+    with _nonce_lock:
+        nonces = {**_read_nonces(), username: nonce}
+        try:
+            _write_private(_nonces_path(), json.dumps(nonces))
+            _unsaved_nonces().pop(username, None)
+        except OSError as exc:
+            log.error("could not save the session nonce under %s (%s): logouts hold only until a restart",
+                      _nonces_path(), exc)
+            _unsaved_nonces()[username] = nonce
+
+
+def _session_token(username: str, nonce: str) -> str:
+    key = current_app.config["ADMIN_PASSWORD_HASH"].encode()
+    return hmac.new(key, f"{username}\n{nonce}".encode(), hashlib.sha256).hexdigest()
+
+
+def session_is_current(username: str) -> bool:
+    nonce = _current_nonce(username)
+    presented = session.get(SESSION_TOKEN_KEY)
+    if not nonce or not isinstance(presented, str):
+        return False
+    return hmac.compare_digest(presented, _session_token(username, nonce))
+
+
+def start_session(username: str) -> None:
+    """Log `username` in: a fresh session (nothing carried over from before login) that lives
+    PERMANENT_SESSION_LIFETIME after the last request."""
+    nonce = _current_nonce(username)
+    if nonce is None:
+        nonce = secrets.token_urlsafe(24)
+        _save_nonce(username, nonce)
+    session.clear()
+    session.permanent = True
+    login_user(AdminUser(username))
+    session[SESSION_TOKEN_KEY] = _session_token(username, nonce)
+
+
+def end_all_sessions(username: str) -> None:
+    """Log out: this session and every other one of `username` (saved cookies included)."""
+    _save_nonce(username, secrets.token_urlsafe(24))
+    logout_user()
+    session.clear()
 
 
 def verify_credentials(username: str, password: str) -> bool:

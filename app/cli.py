@@ -9,6 +9,23 @@ from flask import Flask
 from app.jobs.errors import JobSystemError
 from app.jobs.types import Priority
 
+MAX_DELAY_SECONDS = 366 * 24 * 3600  # a year (and a day): far below where datetime arithmetic overflows
+
+
+class DelaySeconds(click.ParamType):
+    """A finite number of seconds from 0 to MAX_DELAY_SECONDS; anything else is a usage error (exit 2)."""
+
+    name = "seconds"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not 0 <= seconds <= MAX_DELAY_SECONDS:  # also false for nan
+            self.fail(f"{value!r} must be a number of seconds from 0 to {MAX_DELAY_SECONDS} (a year)", param, ctx)
+        return seconds
+
 
 def register_cli(flask_app: Flask) -> None:
     @flask_app.cli.command("init-db")
@@ -28,7 +45,8 @@ def register_cli(flask_app: Flask) -> None:
     @click.argument("job_type")
     @click.option("--payload", default="{}", help="JSON object")
     @click.option("--priority", type=click.Choice(["high", "medium", "low"]), default=None)
-    @click.option("--delay", type=float, default=None, help="seconds before the job may start")
+    @click.option("--delay", type=DelaySeconds(), default=None,
+                  help="seconds before the job may start (at most a year)")
     def enqueue(job_type: str, payload: str, priority: str | None, delay: float | None) -> None:
         """Add a job through the job service; prints the new job id."""
         from app.jobs.service import add_job

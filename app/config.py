@@ -96,6 +96,10 @@ class Settings:
     admin_username: str = _setting("ADMIN_USERNAME", "admin")
     admin_password: str = _setting("ADMIN_PASSWORD", "", secret=True)
     admin_api_token: str = _setting("ADMIN_API_TOKEN", "", secret=True)
+    # Reverse proxies in front of the web app: their X-Forwarded-For/-Proto/-Host are believed (0: ignored).
+    trusted_proxies: int = _setting("TRUSTED_PROXIES", 0, _parse_positive_int)
+    session_cookie_secure: bool = _setting("SESSION_COOKIE_SECURE", False, _parse_bool)  # on for HTTPS sites
+    session_lifetime_hours: int = _setting("SESSION_LIFETIME_HOURS", 24, _parse_positive_int)  # idle time
 
     prowlarr_url: str = _setting("PROWLARR_URL", "", _parse_url(("http", "https")))
     prowlarr_api_key: str = _setting("PROWLARR_API_KEY", "", secret=True)
@@ -128,6 +132,8 @@ class Settings:
     job_history_days: int = _setting("JOB_HISTORY_DAYS", 30, _parse_positive_int)
     scheduler_timezone: str = _setting("SCHEDULER_TIMEZONE", "UTC", _parse_timezone)
     log_level: str = _setting("LOG_LEVEL", "INFO", _parse_choice(("debug", "info", "warning", "error")))
+    # Largest request body in bytes; a larger one is answered 413 before it is read.
+    max_content_length: int = _setting("MAX_CONTENT_LENGTH", 1024 * 1024, _parse_positive_int)
     worker_counts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_WORKER_COUNTS))
 
     @property
@@ -155,16 +161,27 @@ class Settings:
         return tuple(self._collect_secret_values())
 
     def secret_values(self) -> tuple[str, ...]:
-        """Configured secret values (non-empty), for redaction of logs and events."""
+        """Configured secret values, for redaction (by value) of logs, events and stored payloads.
+
+        Every non-empty secret setting counts, however short: app/jobs/redact.py decides how a short value
+        is matched (as a whole token, never inside a word). A URL setting also gives its password, as
+        written and decoded (`p%40ss` and `p@ss`); a local URL without one (sqlite, redis://127…) is no secret.
+        """
         return self._secret_values
 
     def _collect_secret_values(self) -> list[str]:
+        from urllib.parse import unquote
+
         values = []
         for f in fields(self):
-            if f.metadata.get("secret"):
-                value = getattr(self, f.name)
-                if isinstance(value, str) and len(value) >= 6 and not value.startswith(("sqlite", "redis://127")):
-                    values.append(value)
+            value = getattr(self, f.name)
+            if not (f.metadata.get("secret") and isinstance(value, str) and value):
+                continue
+            password = urlparse(value).password if "://" in value else None
+            if password:  # as written and percent-decoded (p%40ss, p@ss)
+                values += dict.fromkeys((password, unquote(password)))
+            if not value.startswith(("sqlite", "redis://127")):
+                values.append(value)
         return values
 
 
@@ -212,6 +229,14 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         problems.append("JOB_MAX_ATTEMPTS must be at least 1")
     if values.get("job_heartbeat_ttl", 30) < 5:
         problems.append("JOB_HEARTBEAT_TTL must be at least 5 seconds")
+    if values.get("session_lifetime_hours", 24) < 1:
+        problems.append("SESSION_LIFETIME_HOURS must be at least 1")
+    if values.get("max_content_length", 1024) < 1024:
+        problems.append("MAX_CONTENT_LENGTH must be at least 1024 bytes (the login form must fit)")
+    if values.get("organize_mode") == "move" and not values.get("download_dir", "").strip():
+        # move deletes what it imports: only files confined to DOWNLOAD_DIR may be deleted
+        problems.append("ORGANIZE_MODE=move requires DOWNLOAD_DIR (the import deletes the files it moves, "
+                        "and only files under DOWNLOAD_DIR may be read or deleted)")
     if problems:
         raise SettingsError("Invalid configuration:\n  - " + "\n  - ".join(problems))
     return Settings(**values)

@@ -11,7 +11,8 @@ from app.jobs.queues import get_redis
 from app.jobs.types import JobType, Priority
 from workers.processors import register
 
-for _name, _timeout in (("test_record", 30), ("test_fail", 30), ("test_permanent", 30), ("test_sleep", 120)):
+for _name, _timeout in (("test_record", 30), ("test_fail", 30), ("test_permanent", 30), ("test_sleep", 120),
+                        ("test_sleep_then_chain", 120)):
     types.register(JobType(_name, "testing", (), _timeout, Priority.MEDIUM))
 
 
@@ -45,4 +46,21 @@ def sleep(payload: dict) -> dict:
         connection.set(f"test:sleeping:{payload['jobId']}", "1")
         time.sleep(float(payload.get("seconds", 5)))
     log.info(f"run {run} finished")
+    return {"run": run}
+
+
+@register("test_sleep_then_chain")
+def sleep_then_chain(payload: dict) -> dict:
+    """Like test_sleep, then logs and starts a next step (test_record): the writes a stale run must not make."""
+    connection = get_redis()
+    run = connection.incr(f"test:runs:{payload['jobId']}")
+    log = create_job_logger(payload["jobId"], "TestChain")
+    if run == 1:
+        connection.set(f"test:pid:{payload['jobId']}", os.getpid())
+        connection.set(f"test:sleeping:{payload['jobId']}", "1")
+        time.sleep(float(payload.get("seconds", 5)))
+    log.info(f"run {run} finished")
+    from app.jobs.service import add_job
+
+    add_job("test_record", {"tag": f"chained-by-run-{run}"})
     return {"run": run}

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from app.audiobook_requests.state import update_progress
@@ -99,9 +100,7 @@ def test_a_request_progress_bar_follows_the_download_to_100(page, live_url, redi
     assert bar.get_attribute("value") == "0"
     for progress in (35, 70, 100):
         update_progress(request.id, progress)  # what monitor_download does on each poll
-        page.wait_for_function(
-            f"document.querySelector('tr[data-request=\"{request.id}\"] progress').value === {progress}",
-            timeout=10_000)
+        expect(bar).to_have_attribute("value", str(progress), timeout=10_000)
     assert page.evaluate("window.__pwned === undefined")
     assert HOSTILE in page.inner_text(f'tr[data-request="{request.id}"]')
     _shot(page, "request-progress-100")

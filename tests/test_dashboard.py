@@ -93,7 +93,7 @@ def test_job_retry_and_cancel_need_csrf_and_follow_the_rules(admin_client, redis
     response = admin_client.post(f"/admin/jobs/{new_id}/cancel", data={"csrf_token": token}, follow_redirects=True)
     assert Job.get_by_id(new_id).status == "cancelled" and "Job cancelled." in response.get_data(as_text=True)
     refused = admin_client.post(f"/admin/jobs/{new_id}/retry", data={"csrf_token": token}, follow_redirects=True)
-    assert "only failed or stuck jobs can be retried" in refused.get_data(as_text=True)
+    assert "only failed jobs can be retried (this one is cancelled)" in refused.get_data(as_text=True)
 
 
 def test_trigger_now_and_schedule_edits_from_the_page(admin_client, settings, redis_conn):
@@ -126,7 +126,7 @@ def test_queues_page_counts_and_requeues_failed(admin_client, settings, use_sett
     drain(queue_names_for_group("testing"), until=lambda: Job.select().where(Job.status == "failed").count() == 2)
     page = admin_client.get("/admin/queues").get_data(as_text=True)
     row = re.search(r'<tr data-type="test_fail">(.*?)</tr>', page, re.S).group(1)
-    assert "<td>2</td>" in row  # failed in Redis
+    assert '<td class="failed">2</td>' in row and "Requeue 2 failed" in row  # failed, not yet retried
     token = _token(admin_client, "/admin/queues")
     admin_client.post("/admin/queues/test_fail/requeue-failed", data={"csrf_token": token})
     assert Job.select().where((Job.type == "test_fail") & (Job.status == "pending")).count() == 2

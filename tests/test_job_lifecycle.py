@@ -101,9 +101,33 @@ def test_late_callbacks_never_move_a_job_backwards(settings, redis_conn):
     job_id = add_job("noop", {})
     drain(MAINTENANCE)
     assert not state.mark_attempt_failed(job_id, error="late", trace=None, final=True, retry_in=None)
-    assert not state.mark_active(job_id)
+    assert not state.mark_attempt_failed(job_id, error="late", trace=None, final=True, retry_in=None,
+                                         abandoned_before=utcnow())
+    assert not state.mark_active(job_id, "another-token", 30)
     assert not state.mark_cancelled(job_id, "too late")
     assert _row(job_id).status == "completed"
+
+
+def test_a_stale_run_token_writes_nothing(settings, redis_conn):
+    """Fencing at the state level: once a successor run holds the row, the first run's writes are refused."""
+    from app.jobs import state
+
+    job_id = add_job("noop", {})
+    assert state.mark_active(job_id, "first", 30)
+    assert not state.mark_active(job_id, "second", 30)  # a live lease: nobody else may start it
+    # the sweep declares the first run dead (its lease is "expired" as of a moment in the future)
+    assert state.mark_attempt_failed(job_id, error="lost", trace=None, final=False, retry_in=1,
+                                     abandoned_before=utcnow() + timedelta(seconds=1))
+    assert _row(job_id).status == "stuck" and _row(job_id).run_token is None
+    assert state.mark_active(job_id, "second", 30)
+    assert not state.renew_lease(job_id, "first")
+    assert not state.mark_completed(job_id, {"by": "first"}, "first")
+    assert not state.mark_attempt_failed(job_id, error="first", trace=None, final=True, retry_in=None, token="first")
+    assert not state.mark_waiting_for_poll(job_id, 5, {}, "first")
+    assert state.renew_lease(job_id, "second")
+    assert state.mark_completed(job_id, {"by": "second"}, "second")
+    row = _row(job_id)
+    assert row.status == "completed" and row.result == {"by": "second"} and row.attempts == 2
 
 
 def test_redis_keeps_only_the_newest_completed_and_failed_jobs_per_type(settings, redis_conn, use_settings):

@@ -17,14 +17,14 @@ from conftest import drain
 
 def test_it_writes_the_row_before_enqueueing(settings, redis_conn, monkeypatch):
     seen_rows = []
-    real_enqueue = service._enqueue
+    real_enqueue = service.enqueue_run
 
     def spy(definition, payload, level, attempts, delay):
         seen_rows.append(Job.get_or_none(Job.id == payload["jobId"]))
         assert Queue(queue_name("noop", level), connection=redis_conn).count == 0
         real_enqueue(definition, payload, level, attempts, delay)
 
-    monkeypatch.setattr(service, "_enqueue", spy)
+    monkeypatch.setattr(service, "enqueue_run", spy)
     job_id = service.add_job("noop", {"note": "hello"})
 
     assert seen_rows and seen_rows[0] is not None and seen_rows[0].status == "pending"

@@ -94,7 +94,7 @@ def test_normalisation_and_formats():
     ("pausedUP", 1, D.COMPLETE), ("stoppedUP", 1, D.COMPLETE), ("forcedUP", 1, D.COMPLETE),  # 4.x and 5.x (#57)
     ("checkingUP", 1, D.CHECKING), ("checkingResumeData", 0, D.CHECKING), ("checkingDL", 0.3, D.CHECKING),
     ("downloading", 0.4, D.DOWNLOADING), ("stalledDL", 0, D.DOWNLOADING), ("forcedDL", 0.2, D.DOWNLOADING),
-    ("moving", 1, D.DOWNLOADING), ("metaDL", 0, D.METADATA), ("forcedMetaDL", 0, D.METADATA),
+    ("moving", 1, D.MOVING), ("metaDL", 0, D.METADATA), ("forcedMetaDL", 0, D.METADATA),
     ("queuedDL", 0, D.QUEUED), ("pausedDL", 0.5, D.PAUSED), ("stoppedDL", 0.5, D.PAUSED),
     ("error", 0.5, D.FAILED), ("missingFiles", 1, D.FAILED), ("stalledUP", 0.99, D.DOWNLOADING),
     ("somethingNew", 0.2, D.UNKNOWN), ("somethingNew", 1, D.COMPLETE),

@@ -73,12 +73,14 @@ def test_kill_9_of_a_worker_mid_job_makes_it_stuck_then_retried(settings_env, re
 def test_a_killed_fork_work_horse_is_recorded_and_retried(settings_env, redis_conn, tmp_path):
     settings, env = settings_env
     pool = _start_pool(env, tmp_path, "fork-pool", WORKER_CLASS="fork")
+    scheduler = _start_scheduler(env, tmp_path)  # it alone moves the retry from RQ's scheduled registry
     try:
         job_id = add_job("test_sleep", {"seconds": 120})
         horse_pid = _sleeping_pid(redis_conn, job_id)
         os.kill(horse_pid, signal.SIGKILL)
         seen, row = _watch_until_completed(job_id, 60)
     finally:
+        stop_process(scheduler)
         stop_process(pool)
     assert row.attempts == 2 and row.result == {"run": 2}
     warning = JobEvent.get((JobEvent.job == job_id) & (JobEvent.level == "warn"))

@@ -14,7 +14,7 @@ from typing import Any
 from rq import Retry, get_current_job
 
 from app.db import ensure_bound
-from app.jobs import state
+from app.jobs import fence, state
 from app.jobs.errors import PermanentJobError
 from workers import processors
 from workers.context import Reschedule
@@ -28,9 +28,10 @@ def run_job(job_type: str, payload: dict) -> Any:
     job_id = payload.get("jobId")
     if not job_id:
         raise PermanentJobError(f"{job_type}: payload has no jobId; jobs must be created through add_job")
-    if not state.mark_active(job_id):
-        # Cancelled (or already finished) while it waited in Redis, or its row is gone: do nothing.
-        return {"skipped": True, "reason": "job is cancelled, finished or unknown in the database"}
+    run = fence.begin(job_id)
+    if run is None:
+        # Cancelled (or finished) while it waited in Redis, its row is gone, or another run holds it.
+        return {"skipped": True, "reason": "job is cancelled, finished, unknown or running elsewhere"}
     processor = processors.get(job_type)
     if processor is None:
         raise PermanentJobError(f"no processor is registered for job type {job_type!r}")
@@ -38,15 +39,17 @@ def run_job(job_type: str, payload: dict) -> Any:
     carried = rq_job.meta.get(_POLL_STATE) if rq_job is not None else None
     outcome = processor({**payload, **carried} if carried else payload)
     if isinstance(outcome, Reschedule):
-        return _reschedule(job_id, payload, outcome, rq_job)
+        return _reschedule(run, payload, outcome, rq_job)
     return outcome
 
 
-def _reschedule(job_id: str, payload: dict, outcome: Reschedule, rq_job: Any) -> Retry:
+def _reschedule(run: fence.Run, payload: dict, outcome: Reschedule, rq_job: Any) -> Retry:
     outcome.state["pollDueAt"] = round(time.time() + outcome.delay, 3)  # shows the next poll; measures poll lag
     if rq_job is not None:
         rq_job.meta[_POLL_STATE] = outcome.state
         rq_job.save_meta()
-    state.mark_waiting_for_poll(job_id, outcome.delay, {**payload, **outcome.state})
+    fence.end()
+    if not state.mark_waiting_for_poll(run.job_id, outcome.delay, {**payload, **outcome.state}, run.token):
+        raise fence.LeaseLost(f"job {run.job_id}: lease lost during the poll; the run that owns it polls on")
     return Retry(max=_UNLIMITED_POLLS, interval=max(1, math.ceil(outcome.delay)))
 

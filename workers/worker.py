@@ -18,6 +18,7 @@ from typing import Any
 from rq import SimpleWorker, Worker
 
 from app.config import get_settings
+from app.jobs import fence
 from app.jobs.callbacks import on_work_horse_killed
 from app.jobs.rqqueue import JobQueue
 
@@ -55,6 +56,7 @@ class JobWorker(SimpleWorker):
             super().execute_job(job, queue)
         finally:
             self._running_job = None
+            fence.end()  # whatever happened in RQ's bookkeeping, this run's lease is no longer renewed
 
     def _beat_forever(self) -> None:
         interval = max(self.job_heartbeat_ttl / 3, 1)

@@ -9,6 +9,7 @@ from app.jobs.service import add_job, cancel_run, job_to_dict, parse_job_id
 from app.jobs.types import Priority
 from app.models import TERMINAL_JOB_STATUSES, Audiobook, DownloadHistory, Job, Request
 from app.pipeline.ranking import normalize
+from app.validation import text_problem
 
 log = logging.getLogger(__name__)
 _LIMITS = {"title": 500, "author": 300, "narrator": 300, "asin": 20}
@@ -34,6 +35,9 @@ def validate_body(body: Any) -> dict[str, str | None]:
             continue
         if not isinstance(value, str) or not value.strip():
             raise RequestError(f"{name} must be a non-empty string")
+        problem = text_problem(name, value)
+        if problem:
+            raise RequestError(problem)
         if len(value) > limit:
             raise RequestError(f"{name} is longer than {limit} characters")
         clean[name] = " ".join(value.split())

@@ -6,7 +6,11 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from app.models import Request, utcnow
+import peewee
+from peewee import fn
+
+from app.jobs import fence
+from app.models import Job, Request, utcnow
 
 
 class RequestStatus(str, enum.Enum):
@@ -42,7 +46,9 @@ STEP_STATUS: dict[str, RequestStatus] = {
 
 # to-status: statuses it may be entered from (a step's own retry re-enters its status)
 TRANSITIONS: dict[RequestStatus, tuple[RequestStatus, ...]] = {
-    R.SEARCHING: (R.PENDING, R.AWAITING_SEARCH, R.FAILED, R.SEARCHING),
+    # not from FAILED: a stale search job of a failed request must not resurrect it (an admin's retry
+    # of the failed job re-enters through reenter_step_for_retry)
+    R.SEARCHING: (R.PENDING, R.AWAITING_SEARCH, R.SEARCHING),
     R.AWAITING_SEARCH: (R.SEARCHING, R.DOWNLOADING),
     R.DOWNLOADING: (R.SEARCHING, R.DOWNLOADING),
     R.PROCESSING: (R.DOWNLOADING, R.AWAITING_IMPORT, R.WARN, R.PROCESSING),
@@ -71,11 +77,35 @@ def transition(request_id: Any, target: RequestStatus, *, only_from: tuple[Reque
         raise ValueError(f"{target.value} cannot be entered from {[s.value for s in sources]}")
     values: dict[str, Any] = {"status": target.value, "updated_at": utcnow(), **fields}
     return (Request.update(**values)
-            .where((Request.id == request_id) & Request.status.in_([s.value for s in sources]))
+            .where((Request.id == request_id) & Request.status.in_([s.value for s in sources]) & _run_holds_lease())
             .execute()) == 1
+
+
+def _run_holds_lease() -> Any:
+    """Inside a job's run, a request write also requires that the run still holds its job (fencing,
+    app/jobs/fence.py): a stale run never moves a request after its successor. Outside a run: true."""
+    run = fence.current()
+    if run is None:
+        return peewee.SQL("1 = 1")
+    return fn.EXISTS(Job.select(peewee.SQL("1")).where((Job.id == run.job_id) & (Job.run_token == run.token)
+                                                       & (Job.status == "active")))
+
+
+def reenter_step_for_retry(request_id: Any, job_type: str) -> bool:
+    """An admin's retry of a step's failed job: move the request from `failed` back into the status that
+    step works in (STEP_STATUS), clearing the error, so the new run's own transition is accepted.
+
+    Only from `failed`: a request that is cancelled, available, or in any step (a retry elsewhere already
+    runs) is left alone and False returned. This is the one way out of `failed` into a step's status; the
+    processors' TRANSITIONS stay strict, so a stale job of a failed request never resurrects it.
+    """
+    step = STEP_STATUS[job_type]
+    return (Request.update(status=step.value, error_message=None, updated_at=utcnow())
+            .where((Request.id == request_id) & (Request.status == R.FAILED.value)).execute()) == 1
 
 
 def update_progress(request_id: Any, progress: int) -> bool:
     """Progress only while downloading (never resurrects a request that moved on)."""
     return (Request.update(progress=max(0, min(100, progress)), updated_at=utcnow())
-            .where((Request.id == request_id) & (Request.status == R.DOWNLOADING.value)).execute()) == 1
+            .where((Request.id == request_id) & (Request.status == R.DOWNLOADING.value) & _run_holds_lease())
+            .execute()) == 1

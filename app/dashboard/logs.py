@@ -7,13 +7,17 @@ since/until (ISO dates), q (text in event messages, audiobook titles and error m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from app.models import Audiobook, Job, JobEvent, JobStatus, Request
+from app.validation import text_problem
 
 PAGE_SIZES = (25, 50, 100)
 LEVELS = ("info", "warn", "error")
+MAX_PAGE = 100_000  # deeper pages are useless and their OFFSET would overflow PostgreSQL's bigint
+# The query args that are filters: the only ones passed on to links (and by the old /admin/jobs URL).
+FILTER_ARGS = ("status", "type", "level", "since", "until", "q", "errors", "page", "per_page")
 
 
 class LogsQueryError(ValueError):
@@ -22,31 +26,77 @@ class LogsQueryError(ValueError):
 
 @dataclass(frozen=True)
 class LogsFilter:
+    """The filters as given. `until` is the moment or day given; `until_whole_day` says a date was given,
+    which means "through the end of that day" (see `until_bound`)."""
     status: str = ""
     type: str = ""
     level: str = ""
     since: datetime | None = None
     until: datetime | None = None
+    until_whole_day: bool = False
     q: str = ""
     errors: bool = False
     page: int = 1
     per_page: int = 25
 
+    @property
+    def until_bound(self) -> datetime | None:
+        """The exclusive upper bound of created_at (parse_filter checked that it exists)."""
+        if self.until is None:
+            return None
+        return self.until + timedelta(days=1) if self.until_whole_day else self.until
+
     def as_args(self) -> dict[str, Any]:
+        """The filters as URL args that parse_filter turns back into this same filter (page excepted)."""
         args = {"status": self.status, "type": self.type, "level": self.level, "q": self.q,
-                "since": self.since.date().isoformat() if self.since else "",
-                "until": self.until.date().isoformat() if self.until else "",
+                "since": _date_arg(self.since, self.since is not None and self.since.time() == time()),
+                "until": _date_arg(self.until, self.until_whole_day),
                 "errors": "1" if self.errors else "", "per_page": self.per_page}
         return {k: v for k, v in args.items() if v not in ("", None)}
 
 
-def _date(value: str | None, name: str) -> datetime | None:
+def _date_arg(value: datetime | None, whole_day: bool) -> str:
+    if value is None:
+        return ""
+    return value.date().isoformat() if whole_day else value.isoformat()
+
+
+def _date(value: str | None, name: str) -> tuple[datetime | None, bool]:
+    """(naive UTC datetime, whether a bare date was given) for an ISO date or date-time."""
     if not value:
-        return None
+        return None, False
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        raise LogsQueryError(f"{name} must be a date like 2026-11-28 (years 0001 to 9999)") from None
+    try:
+        date.fromisoformat(value)
+        return parsed, True
     except ValueError:
-        raise LogsQueryError(f"{name} must be a date like 2026-11-28") from None
+        return parsed, False
+
+
+def _text(args: Any, name: str, limit: int) -> str:
+    value = args.get(name) or ""
+    problem = text_problem(name, value)
+    if problem:
+        raise LogsQueryError(problem)
+    return value.strip()[:limit]
+
+
+def _page(args: Any) -> tuple[int, int]:
+    try:
+        page = int(args.get("page") or 1)
+        per_page = int(args.get("per_page") or 25)
+    except ValueError:
+        raise LogsQueryError("page and per_page must be numbers") from None
+    if not 1 <= page <= MAX_PAGE:
+        raise LogsQueryError(f"page must be a whole number from 1 to {MAX_PAGE}")
+    if per_page not in PAGE_SIZES:
+        raise LogsQueryError(f"per_page must be one of {', '.join(map(str, PAGE_SIZES))}")
+    return page, per_page
 
 
 def parse_filter(args: Any) -> LogsFilter:
@@ -56,19 +106,13 @@ def parse_filter(args: Any) -> LogsFilter:
     level = (args.get("level") or "").strip()
     if level and level not in LEVELS:
         raise LogsQueryError(f"level must be one of {', '.join(LEVELS)}")
-    try:
-        page = max(int(args.get("page") or 1), 1)
-        per_page = int(args.get("per_page") or 25)
-    except ValueError:
-        raise LogsQueryError("page and per_page must be numbers") from None
-    if per_page not in PAGE_SIZES:
-        raise LogsQueryError(f"per_page must be one of {', '.join(map(str, PAGE_SIZES))}")
-    until = _date(args.get("until"), "until")
-    if until is not None and len(args.get("until", "")) <= 10:
-        until += timedelta(days=1)  # a date means "through the end of that day"
-    q = (args.get("q") or "").strip()[:200]
-    return LogsFilter(status=status, type=(args.get("type") or "").strip()[:64], level=level,
-                      since=_date(args.get("since"), "since"), until=until, q=q,
+    page, per_page = _page(args)
+    since, _ = _date(args.get("since"), "since")
+    until, until_whole_day = _date(args.get("until"), "until")
+    if until_whole_day and until is not None and until.date() == date.max:
+        raise LogsQueryError("until must be a date before 9999-12-31")
+    return LogsFilter(status=status, type=_text(args, "type", 64), level=level, since=since, until=until,
+                      until_whole_day=until_whole_day, q=_text(args, "q", 200),
                       errors=str(args.get("errors") or "").lower() in ("1", "true", "on", "yes"), page=page,
                       per_page=per_page)
 
@@ -82,7 +126,7 @@ def _query(f: LogsFilter):
     if f.since:
         query = query.where(Job.created_at >= f.since)
     if f.until:
-        query = query.where(Job.created_at < f.until)
+        query = query.where(Job.created_at < f.until_bound)
     if f.level:
         query = query.where(Job.id.in_(JobEvent.select(JobEvent.job).where(JobEvent.level == f.level)))
     if f.errors:

@@ -1,15 +1,19 @@
 """Queue statistics for /admin/queues and /metrics, read from Redis without triggering RQ's cleanup
-(cleanup from a web thread fails: RQ's callback timeout needs the main thread; rq-notes §1)."""
+(cleanup from a web thread fails: RQ's callback timeout needs the main thread; rq-notes §1), and the
+failed jobs "requeue failed" acts on, read from the database (the record of truth)."""
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from peewee import fn
 from rq.job import Job as RQJob
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from app.jobs import types
 from app.jobs.queues import get_queue, queue_names_for_type
+from app.jobs.service import RequeueOutcome, requeueable_failed
+from app.models import Job
 
 
 def queue_stats(connection: Any, live_workers: dict[str, int], configured: dict[str, int]) -> list[dict]:
@@ -41,3 +45,23 @@ def queue_stats(connection: Any, live_workers: dict[str, int], configured: dict[
                      "liveWorkers": live_workers.get(job_type.group, 0),
                      "configuredWorkers": configured.get(job_type.group, 1)})
     return rows
+
+
+def requeueable_failed_counts() -> dict[str, int]:
+    """Per job type, the failed jobs "requeue failed" would start again (not yet retried; see
+    app.jobs.service.requeueable_failed): the number the queues page shows on its button."""
+    query = requeueable_failed().select(Job.type, fn.COUNT(Job.id)).group_by(Job.type)
+    return {job_type: count for job_type, count in query.tuples()}
+
+
+def requeue_message(job_type: str, outcome: RequeueOutcome) -> str:
+    """The flash message of a "requeue failed": what started, what was refused and why (the first reason)."""
+    if not outcome.started and not outcome.refused and not outcome.stopped:
+        return f"Nothing to requeue: no failed {job_type} jobs that were not already retried."
+    parts = [f"Requeued {len(outcome.started)} failed {job_type} job(s) as new runs."]
+    if outcome.refused:
+        job_id, reason = outcome.refused[0]
+        parts.append(f"{len(outcome.refused)} not requeued (job {job_id}: {reason}).")
+    if outcome.stopped:
+        parts.append(f"Stopped early, the rest stay failed: {outcome.stopped}")
+    return " ".join(parts)

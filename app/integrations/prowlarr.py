@@ -1,8 +1,14 @@
-"""Prowlarr: release search and fetching a release link (reference §12.1, services.md §1)."""
+"""Prowlarr: release search and fetching a release link (reference §12.1, services.md §1).
+
+The API key travels only in the X-Api-Key header, and only to Prowlarr's own origin (scheme, host and
+port of PROWLARR_URL). Links parsed from search results lose their `apikey` query parameter, so job
+payloads never carry the key: a stored payload (redacted) can be run again as it is.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus, urljoin, urlsplit
 
 import requests
 
@@ -12,6 +18,9 @@ from app.pipeline.ranking import Release
 
 AUDIOBOOK_CATEGORY = 3030
 SERVICE = "Prowlarr"
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,36 @@ class ReleaseFile:
     magnet: str | None = None
 
 
+def without_api_key(url: str) -> str:
+    """`url` without its `apikey` query parameters (any letter case); every other byte kept as it was.
+
+    Prowlarr reads the query key before the X-Api-Key header, so a link carrying a stale or redacted
+    `apikey` would be refused even with the right header.
+    """
+    head, hash_mark, fragment = url.partition("#")
+    base, question_mark, query = head.partition("?")
+    if not question_mark:
+        return url
+    kept = [part for part in query.split("&") if unquote_plus(part.split("=", 1)[0]).lower() != "apikey"]
+    return base + ("?" + "&".join(kept) if kept else "") + hash_mark + fragment
+
+
+def origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) with the scheme's default port filled in; None for a URL with a bad port."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname or "", port or _DEFAULT_PORTS.get(scheme)
+
+
+def same_origin(url: str, other: str) -> bool:
+    first = origin(url)
+    return first is not None and first == origin(other)
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(value) if value is not None else None
@@ -29,21 +68,23 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _link(value: Any) -> str | None:
+    return without_api_key(value) if isinstance(value, str) and value else None
+
+
 def parse_release(item: Any) -> Release | None:
-    """One search result; None for entries that cannot be used (no title, no link)."""
+    """One search result; None for entries that cannot be used (no title, no link). Links lose `apikey`."""
     if not isinstance(item, dict) or not isinstance(item.get("title"), str):
         return None
-    link = item.get("downloadUrl") or item.get("magnetUrl")
-    if not isinstance(link, str) or not link:
+    download_url, magnet_url = _link(item.get("downloadUrl")), _link(item.get("magnetUrl"))
+    if not download_url and not magnet_url:
         return None
     return Release(
         title=item["title"], size=_int(item.get("size")) or 0, seeders=_int(item.get("seeders")),
         leechers=_int(item.get("leechers")), indexer=str(item.get("indexer") or ""),
-        indexer_id=_int(item.get("indexerId")),
-        download_url=item.get("downloadUrl") if isinstance(item.get("downloadUrl"), str) else None,
-        magnet_url=item.get("magnetUrl") if isinstance(item.get("magnetUrl"), str) else None,
+        indexer_id=_int(item.get("indexerId")), download_url=download_url, magnet_url=magnet_url,
         info_hash=item.get("infoHash") if isinstance(item.get("infoHash"), str) else None,
-        guid=str(item.get("guid") or ""), publish_date=str(item.get("publishDate") or ""),
+        guid=without_api_key(str(item.get("guid") or "")), publish_date=str(item.get("publishDate") or ""),
         protocol=str(item.get("protocol") or "torrent"))
 
 
@@ -52,15 +93,15 @@ class ProwlarrClient:
         if not url or not api_key:
             raise PermanentServiceError(SERVICE, "PROWLARR_URL and PROWLARR_API_KEY must be set")
         self.url, self.timeout = url.rstrip("/"), timeout
+        self._key_header = {"X-Api-Key": api_key}
         self.session = requests.Session()
-        self.session.headers.update({"X-Api-Key": api_key, "Accept": "application/json",
-                                     "User-Agent": "readmeabook-jobs"})
+        self.session.headers.update({"Accept": "application/json", "User-Agent": "readmeabook-jobs"})
 
     def search(self, query: str, categories: tuple[int, ...] = (AUDIOBOOK_CATEGORY,)) -> list[Release]:
         params = [("query", query), ("type", "search"), ("limit", "100")]
         params += [("categories", str(c)) for c in categories]
         response = request(self.session, SERVICE, "GET", f"{self.url}/api/v1/search", params=params,
-                           timeout=self.timeout)
+                           headers=self._key_header, timeout=self.timeout)
         if response.status_code != 200:
             raise classify_status(SERVICE, response.status_code, "search", "PROWLARR_API_KEY")
         try:
@@ -72,20 +113,48 @@ class ProwlarrClient:
         return [release for release in map(parse_release, items) if release is not None]
 
     def fetch_release(self, link: str) -> ReleaseFile:
-        """GET the release link without following redirects: .torrent bytes, or a 3xx to a magnet."""
-        if link.startswith("magnet:"):
-            return ReleaseFile(magnet=link)
-        response = request(self.session, SERVICE, "GET", link, allow_redirects=False, timeout=self.timeout)
-        if response.status_code in (301, 302, 303, 307, 308):
+        """Follow a release link by hand: .torrent bytes, or the magnet a redirect (or the body) names.
+
+        At most MAX_REDIRECTS redirects are followed; more (a loop) is a PermanentServiceError for this
+        release. Errors from a host other than Prowlarr name that host as their service, so a caller can
+        tell "this release is unavailable" from "Prowlarr refused our key".
+        """
+        url = without_api_key(link)  # the header carries the key; a stored link's apikey may be [REDACTED]
+        if url.startswith("magnet:"):
+            return ReleaseFile(magnet=url)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._get_release(url)
+            if response.status_code not in REDIRECT_STATUSES:
+                return self._release_file(url, response)
             location = response.headers.get("Location", "")
             if location.startswith("magnet:"):
                 return ReleaseFile(magnet=location)
-            if location.startswith(("http://", "https://")):
-                return self.fetch_release(location) if location != link else ReleaseFile()
-            raise PermanentServiceError(SERVICE, "release link redirected to an unsupported location", 502)
+            url = _redirect_target(url, location)
+        raise PermanentServiceError(SERVICE, f"release link redirected more than {MAX_REDIRECTS} times")
+
+    def _service_for(self, url: str) -> str:
+        return SERVICE if same_origin(url, self.url) else f"indexer {urlsplit(url).hostname or '?'}"
+
+    def _get_release(self, url: str) -> requests.Response:
+        """One GET, with the key only when `url` is on Prowlarr's origin (a redirect may name an indexer)."""
+        service = self._service_for(url)
+        headers = self._key_header if service == SERVICE else {}
+        return request(self.session, service, "GET", url, headers=headers, allow_redirects=False,
+                       timeout=self.timeout)
+
+    def _release_file(self, url: str, response: requests.Response) -> ReleaseFile:
+        service = self._service_for(url)
         if response.status_code != 200:
-            raise classify_status(SERVICE, response.status_code, "release download", "PROWLARR_API_KEY")
+            hint = "PROWLARR_API_KEY" if service == SERVICE else ""
+            raise classify_status(service, response.status_code, "release download", hint)
         body = response.content
         if body.startswith(b"magnet:"):
-            return ReleaseFile(magnet=body.decode().strip())
+            return ReleaseFile(magnet=body.decode("utf-8", "replace").strip())
         return ReleaseFile(torrent=body)
+
+
+def _redirect_target(url: str, location: str) -> str:
+    target = urljoin(url, location)
+    if not location or urlsplit(target).scheme.lower() not in ("http", "https"):
+        raise PermanentServiceError(SERVICE, "release link redirected to an unsupported location")
+    return target

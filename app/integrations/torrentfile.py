@@ -31,61 +31,92 @@ def bencode(value: object) -> bytes:
     raise TorrentFileError(f"cannot bencode {type(value).__name__}")
 
 
-def _decode(data: bytes, index: int) -> tuple[object, int]:
-    if index >= len(data):
-        raise TorrentFileError("truncated data")
-    lead = data[index:index + 1]
-    if lead == b"i":
-        end = data.index(b"e", index)
-        return int(data[index + 1:end]), end + 1
-    if lead == b"l":
-        index += 1
-        items = []
-        while data[index:index + 1] != b"e":
-            item, index = _decode(data, index)
+# Real torrents nest five deep (root, info, files, one file, its path); this bound only stops hostile
+# input from exhausting the stack.
+MAX_DEPTH = 64
+# BEP 3: no leading zeros, no "-0"; 20 digits hold any 64-bit value and keep int() away from huge strings.
+_INTEGER = re.compile(rb"i(0|-?[1-9][0-9]{0,19})e")
+_LENGTH = re.compile(rb"(0|[1-9][0-9]{0,15}):")
+
+
+class _Decoder:
+    """Strict bencode reader. Every malformed input ends in TorrentFileError, never another exception.
+
+    It also notes where the top-level `info` value lies, so the info-hash is taken over the original bytes.
+    """
+
+    def __init__(self, data: bytes):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TorrentFileError(f"not a valid torrent file: {type(data).__name__}, not bytes")
+        self.data = bytes(data)
+        self.info_span: tuple[int, int] | None = None
+
+    def document(self) -> object:
+        try:
+            value, end = self.value(0, 0)
+            if end != len(self.data):
+                raise TorrentFileError(f"trailing data at offset {end}")
+        except TorrentFileError as exc:
+            raise TorrentFileError(f"not a valid torrent file: {exc}") from None
+        return value
+
+    def value(self, index: int, depth: int) -> tuple[object, int]:
+        if depth > MAX_DEPTH:
+            raise TorrentFileError(f"nested deeper than {MAX_DEPTH} levels")
+        lead = self.data[index:index + 1]
+        if not lead:
+            raise TorrentFileError("truncated data")
+        if lead == b"i":
+            return self.integer(index)
+        if lead == b"l":
+            return self.list(index, depth)
+        if lead == b"d":
+            return self.dictionary(index, depth)
+        if lead.isdigit():
+            return self.string(index)
+        raise TorrentFileError(f"unexpected byte {lead!r} at offset {index}")
+
+    def integer(self, index: int) -> tuple[int, int]:
+        match = _INTEGER.match(self.data, index)
+        if match is None:
+            raise TorrentFileError(f"malformed integer at offset {index}")
+        return int(match.group(1)), match.end()
+
+    def string(self, index: int) -> tuple[bytes, int]:
+        match = _LENGTH.match(self.data, index)
+        if match is None:
+            raise TorrentFileError(f"malformed string length at offset {index}")
+        start = match.end()
+        end = start + int(match.group(1))
+        if end > len(self.data):
+            raise TorrentFileError(f"truncated string at offset {index}")
+        return self.data[start:end], end
+
+    def list(self, index: int, depth: int) -> tuple[list, int]:
+        items, index = [], index + 1
+        while self.data[index:index + 1] != b"e":
+            item, index = self.value(index, depth + 1)
             items.append(item)
         return items, index + 1
-    if lead == b"d":
+
+    def dictionary(self, index: int, depth: int) -> tuple[dict, int]:
+        result: dict[bytes, object] = {}
         index += 1
-        result = {}
-        while data[index:index + 1] != b"e":
-            key, index = _decode(data, index)
-            if not isinstance(key, bytes):
-                raise TorrentFileError("dictionary key is not a string")
-            result[key], index = _decode(data, index)
+        while self.data[index:index + 1] != b"e":
+            if not self.data[index:index + 1].isdigit():
+                raise TorrentFileError(f"dictionary key at offset {index} is not a string")
+            key, index = self.string(index)
+            if key in result:
+                raise TorrentFileError(f"duplicate dictionary key {key[:40]!r}")
+            start = index
+            result[key], index = self.value(index, depth + 1)
+            if depth == 0 and key == b"info":
+                self.info_span = (start, index)
         return result, index + 1
-    if lead.isdigit():
-        colon = data.index(b":", index)
-        length = int(data[index:colon])
-        start = colon + 1
-        if start + length > len(data):
-            raise TorrentFileError("truncated string")
-        return data[start:start + length], start + length
-    raise TorrentFileError(f"unexpected byte {lead!r} at {index}")
 
 
 def bdecode(data: bytes) -> object:
-    try:
-        value, end = _decode(data, 0)
-    except (ValueError, IndexError) as exc:
-        raise TorrentFileError(f"not a valid torrent file: {exc}") from None
-    if end != len(data):
-        raise TorrentFileError("trailing data after the torrent dictionary")
-    return value
-
-
-def _info_span(data: bytes) -> tuple[int, int]:
-    """Start and end of the raw `info` value, so the hash is over the original bytes."""
-    if data[:1] != b"d":
-        raise TorrentFileError("a torrent file must be a dictionary")
-    index = 1
-    while data[index:index + 1] != b"e":
-        key, index = _decode(data, index)
-        start = index
-        _, index = _decode(data, index)
-        if key == b"info":
-            return start, index
-    raise TorrentFileError("the torrent has no info dictionary")
+    return _Decoder(data).document()
 
 
 @dataclass(frozen=True)
@@ -96,15 +127,64 @@ class TorrentMeta:
 
 
 def read_torrent(data: bytes) -> TorrentMeta:
-    """Info-hash (v1, lower-case hex), name and size of .torrent bytes."""
-    meta = bdecode(data)
-    if not isinstance(meta, dict) or not isinstance(meta.get(b"info"), dict):
+    """Info-hash (v1, lower-case hex), name and size of .torrent bytes.
+
+    The info dictionary is checked for what BEP 3 requires (name, piece length, pieces, and one of
+    length/files, each of the right type); anything else is a TorrentFileError.
+    """
+    decoder = _Decoder(data)
+    meta = decoder.document()
+    if not isinstance(meta, dict):
+        raise TorrentFileError("not a valid torrent file: a torrent file must be a dictionary")
+    info = meta.get(b"info")
+    if not isinstance(info, dict) or decoder.info_span is None:
         raise TorrentFileError("not a valid torrent file: no info dictionary")
-    start, end = _info_span(data)
-    info = meta[b"info"]
-    name = info.get(b"name", b"")
-    size = info.get(b"length") or sum(int(f.get(b"length", 0)) for f in info.get(b"files", []) if isinstance(f, dict))
-    return TorrentMeta(hashlib.sha1(data[start:end]).hexdigest(), name.decode("utf-8", "replace"), int(size or 0))
+    name = _name(info)
+    _check_pieces(info)
+    size = _total_size(info)
+    start, end = decoder.info_span
+    return TorrentMeta(hashlib.sha1(decoder.data[start:end]).hexdigest(), name, size)
+
+
+def _name(info: dict) -> str:
+    name = info.get(b"name")
+    if not isinstance(name, bytes):
+        raise TorrentFileError("not a valid torrent file: the info name is missing or not a string")
+    return name.decode("utf-8", "replace")
+
+
+def _check_pieces(info: dict) -> None:
+    piece_length, pieces = info.get(b"piece length"), info.get(b"pieces")
+    if not isinstance(piece_length, int) or piece_length <= 0:
+        raise TorrentFileError("not a valid torrent file: piece length is missing or not a positive integer")
+    if not isinstance(pieces, bytes) or not pieces or len(pieces) % 20:
+        # v2-only torrents have no `pieces`; their id is not a SHA-1 info-hash, so they are refused too
+        raise TorrentFileError("not a valid torrent file: pieces are missing or not a multiple of 20 bytes")
+
+
+def _total_size(info: dict) -> int:
+    length, files = info.get(b"length"), info.get(b"files")
+    if (length is None) == (files is None):
+        raise TorrentFileError("not a valid torrent file: the info needs exactly one of length and files")
+    if files is None:
+        return _file_length(length)
+    if not isinstance(files, list) or not files:
+        raise TorrentFileError("not a valid torrent file: files is not a non-empty list")
+    total = 0
+    for entry in files:
+        if not isinstance(entry, dict):
+            raise TorrentFileError("not a valid torrent file: a files entry is not a dictionary")
+        path = entry.get(b"path")
+        if not isinstance(path, list) or not path or not all(isinstance(part, bytes) for part in path):
+            raise TorrentFileError("not a valid torrent file: a file path is not a non-empty list of strings")
+        total += _file_length(entry.get(b"length"))
+    return total
+
+
+def _file_length(value: object) -> int:
+    if not isinstance(value, int) or value < 0:
+        raise TorrentFileError("not a valid torrent file: a length is missing or not a non-negative integer")
+    return value
 
 
 _BTIH = re.compile(r"^urn:btih:([0-9a-fA-F]{40}|[A-Za-z2-7]{32})$")
@@ -118,7 +198,12 @@ class Magnet:
 
 
 def parse_magnet(uri: str) -> Magnet:
-    parsed = urlparse(uri)
+    if not isinstance(uri, str):
+        raise TorrentFileError("not a magnet URI")
+    try:
+        parsed = urlparse(uri)
+    except ValueError:  # e.g. an unbalanced "[" read as an IPv6 host
+        raise TorrentFileError("not a magnet URI") from None
     if parsed.scheme != "magnet":
         raise TorrentFileError("not a magnet URI")
     query = parse_qs(parsed.query)

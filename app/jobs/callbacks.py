@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import logging
 import traceback
+from datetime import timedelta
 from typing import Any
 
 from rq.exceptions import AbandonedJobError
 from rq.job import Job as RQJob
 
+from app.audiobook_requests.failures import fail_request_for_job
 from app.db import ensure_bound
-from app.jobs import retention, state
+from app.jobs import fence, retention, state
 from app.jobs.errors import PermanentJobError
 from app.jobs.logger import create_job_logger
 from app.jobs.queues import type_of_queue
 from app.jobs.service import db_id_from_rq_id
+from app.models import Job, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,13 @@ def on_success(job: RQJob, connection: Any, result: Any, *args: Any, **kwargs: A
     if db_id is None:
         return
     ensure_bound()
-    state.mark_completed(db_id, result)
+    run = fence.current_for(db_id)
+    # No current run: the runner skipped the job (cancelled, finished, held by another run); its row
+    # belongs to someone else and is left as it is.
+    if run is not None:
+        fence.end()
+        if not state.mark_completed(db_id, result, run.token):
+            log.warning("job %s: this run lost its lease before completing; its result is discarded", db_id)
     retention.trim_redis(connection, type_of_queue(job.origin), job.id, finished=True)
 
 
@@ -52,13 +61,22 @@ def on_failure(job: RQJob, connection: Any, exc_type: Any, exc_value: Any, tb: A
     if db_id is None:
         return
     ensure_bound()
+    if isinstance(exc_value, fence.LeaseLost):
+        # A stale run noticed it was fenced out: the row is another run's; write nothing, retry nothing.
+        fence.end()
+        job.retries_left = 0
+        log.warning("%s", exc_value)
+        return
     abandoned = exc_type is AbandonedJobError or isinstance(exc_value, AbandonedJobError)
     if abandoned:
         error = "Worker process died while running the job (abandoned: killed, OOM or host lost)"
     else:
         error = f"{getattr(exc_type, '__name__', exc_type)}: {exc_value}"
+    run = None if abandoned else fence.current_for(db_id)
+    if run is not None:
+        fence.end()  # the run is over: what follows is written on its behalf, not fenced by it
     record_failed_attempt(job, db_id, error, _format_trace(tb), permanent=isinstance(exc_value, PermanentJobError),
-                          abandoned=abandoned)
+                          abandoned=abandoned, token=run.token if run else None)
 
 
 def on_stopped(job: RQJob, connection: Any, *args: Any, **kwargs: Any) -> None:
@@ -71,27 +89,50 @@ def on_stopped(job: RQJob, connection: Any, *args: Any, **kwargs: Any) -> None:
 
 
 def on_work_horse_killed(job: RQJob, retpid: int, ret_val: int, rusage: Any) -> None:
-    """Fork workers: the horse died (SIGKILL, OOM) while its worker lives; RQ retries it next."""
+    """Fork workers: the horse died (SIGKILL, OOM) while its worker lives; RQ retries it next.
+    The horse is certainly dead, so its run is declared abandoned whatever its last heartbeat."""
     db_id = db_id_from_rq_id(job.id)
     if db_id is None:
         return
     ensure_bound()
     record_failed_attempt(job, db_id, f"Work-horse process terminated unexpectedly (wait status {ret_val})", None,
-                          permanent=False, abandoned=True)
+                          permanent=False, abandoned=True, abandoned_before=utcnow() + timedelta(seconds=1))
 
 
 def record_failed_attempt(job: RQJob, db_id: str, error: str, trace: str | None, *, permanent: bool,
-                          abandoned: bool) -> None:
+                          abandoned: bool, token: str | None = None, abandoned_before: Any = None) -> None:
+    """Write one failed run through app.jobs.state, fenced; when it was the last one, fail the request.
+
+    When the write is refused (a stale run, or an abandoned run whose database lease is still alive),
+    RQ must not retry either: the row belongs to another run, or the lease sweep will decide."""
     if permanent:
         job.retries_left = 0  # RQ reads this right after the callback: no further attempts
     final = not job.retries_left
     retry_in = None if final else job.get_retry_interval()
-    state.mark_attempt_failed(db_id, error=error, trace=trace, final=final, retry_in=retry_in, abandoned=abandoned)
+    if abandoned and abandoned_before is None:
+        abandoned_before = utcnow() - timedelta(seconds=fence.lease_seconds())
+    written = state.mark_attempt_failed(db_id, error=error, trace=trace, final=final, retry_in=retry_in,
+                                        token=token, abandoned_before=abandoned_before if abandoned else None)
+    if not written:
+        job.retries_left = 0
+        log.warning("job %s: failed run not recorded (the row is owned by another run, finished, or its lease "
+                    "is still alive); RQ will not retry it: %s", db_id, error[:300])
+        return
     logger = create_job_logger(db_id, "JobQueue")
     if final:
         reason = "permanent error, not retried" if permanent else "no attempts left"
         logger.error(f"Job failed ({reason}): {error}")
         retention.trim_redis(job.connection, type_of_queue(job.origin), job.id, finished=False)
+        fail_request_of_job(db_id, error)
     else:
         logger.warn(f"Attempt failed: {error}. Retrying in {retry_in} s ({job.retries_left} retr"
                     f"{'y' if job.retries_left == 1 else 'ies'} left)")
+
+
+def fail_request_of_job(db_id: str, error: str) -> None:
+    """A job's last run failed: its request (if any) fails with the reason, when still in that step."""
+    row = Job.select(Job.request, Job.type).where(Job.id == db_id).first()
+    if row is None or row.request_id is None:
+        return
+    if fail_request_for_job(row.request_id, row.type, f"{row.type} failed: {error}"):
+        create_job_logger(db_id, "JobQueue").error(f"Request {row.request_id} marked failed: {error[:500]}")

@@ -72,16 +72,36 @@ _INSERT_EVENT = ("INSERT INTO job_events (id, created_at, updated_at, job_id, le
                  "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})")
 
 
+# A run's own events are fenced like its other writes (app/jobs/fence.py): stored only while the run
+# holds its job. INSERT … SELECT needs typed parameters on PostgreSQL; SQLite takes them as they are.
+_INSERT_FENCED_EVENT = {
+    "postgresql": ("INSERT INTO job_events (id, created_at, updated_at, job_id, level, context, message, metadata) "
+                   "SELECT %s::uuid, %s::timestamp, %s::timestamp, %s::uuid, %s, %s, %s, %s::jsonb "
+                   "WHERE EXISTS (SELECT 1 FROM jobs WHERE id = %s::uuid AND run_token = %s AND status = 'active')"),
+    "sqlite": ("INSERT INTO job_events (id, created_at, updated_at, job_id, level, context, message, metadata) "
+               "SELECT ?, ?, ?, ?, ?, ?, ?, ? "
+               "WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ? AND run_token = ? AND status = 'active')"),
+}
+
+
 def _insert_event(job_id: str, level: str, context: str, message: str, metadata: Any) -> None:
     """One job_events row (pre-built SQL: this runs for every event of every job)."""
     from app.db import ensure_bound
+    from app.jobs import fence
     from app.models import utcnow
 
     db = ensure_bound()
     now = utcnow()
     encoded = json.dumps(metadata, allow_nan=False) if metadata is not None else None
-    db.execute_sql(_INSERT_EVENT.format(p=db.param),
-                   (uuid.uuid4().hex, now, now, uuid.UUID(job_id).hex, level, context, message, encoded))
+    job_hex = uuid.UUID(job_id).hex
+    params = (uuid.uuid4().hex, now, now, job_hex, level, context, message, encoded)
+    run = fence.current_for(job_id)
+    if run is None:
+        db.execute_sql(_INSERT_EVENT.format(p=db.param), params)
+    elif db.execute_sql(_INSERT_FENCED_EVENT["sqlite" if db.param == "?" else "postgresql"],
+                        (*params, job_hex, run.token)).rowcount == 0:
+        logging.getLogger(__name__).warning("job %s: event of a run that lost its lease not stored: %s",
+                                            job_id, message[:200])
 
 
 def create_job_logger(job_id: str | None, context: str) -> JobLogger:

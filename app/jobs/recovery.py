@@ -5,8 +5,10 @@
   dequeues of a worker on the same queue (or never, when the queue's workers are all gone), so the
   scheduler sweeps every queue every few seconds; RQ then calls on_failure(AbandonedJobError) and
   applies the retry policy. This must run in a main thread (RQ's callback timeout uses SIGALRM).
+- Expired leases: a run renews `jobs.heartbeat_at` (app/jobs/fence.py); an active row whose lease
+  expired and that RQ no longer tracks (lost with Redis) is declared dead here and retried or failed.
 - Lost: with Redis persistence off, a Redis restart drops queued jobs. A jobs row that is still
-  pending/delayed/stuck after a grace period but has no RQ job is enqueued again with the same id.
+  pending/delayed/stuck after a grace period but has no live RQ job is enqueued again with the same id.
 """
 from __future__ import annotations
 
@@ -14,12 +16,17 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from peewee import fn
 from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job as RQJob
 from rq.registry import StartedJobRegistry
 
-from app.jobs import state, types
+from app.config import get_settings
+from app.jobs import fence, state, types
 from app.jobs.logger import create_job_logger
 from app.jobs.queues import queue_names_for_type
+from app.jobs.service import enqueue_run
 from app.jobs.types import Priority
 from app.models import Job, JobStatus, utcnow
 
@@ -41,10 +48,77 @@ def sweep_abandoned_jobs(connection: Any) -> int:
     return swept
 
 
-def requeue_lost_jobs(connection: Any, now: Any = None) -> list[str]:
-    """Enqueue again the waiting rows whose RQ job no longer exists. Returns their ids."""
-    from app.jobs.service import _enqueue
+def sweep_expired_leases(connection: Any, now: Any = None) -> list[str]:
+    """Declare dead the active runs whose lease in the database expired and that RQ no longer tracks.
 
+    RQ tracks a running job in a StartedJobRegistry; when that entry expires, `sweep_abandoned_jobs`
+    hands it to RQ (callbacks, retry). This pass covers what RQ cannot see: the run's job is gone from
+    Redis (restart without persistence), or its entry was already cleaned while the database lease was
+    still alive. Each such run is recorded as abandoned (token cleared: if it was only paused, its later
+    writes are refused), then re-enqueued with its remaining attempts, or failed with its request.
+    Returns the ids handled.
+    """
+    from app.jobs.callbacks import fail_request_of_job
+
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=fence.lease_seconds())
+    expired = list(Job.select(Job.id, Job.type, Job.rq_job_id, Job.attempts, Job.max_attempts, Job.payload,
+                              Job.priority)
+                   .where((Job.status == JobStatus.ACTIVE.value)
+                          & (fn.COALESCE(Job.heartbeat_at, Job.started_at) < cutoff)).limit(500))
+    if not expired:
+        return []
+    tracked = _started_job_ids(connection, {row.type for row in expired})
+    handled = []
+    for row in expired:
+        if row.rq_job_id in tracked:
+            continue  # RQ's own abandoned-job cleanup (sweep_abandoned_jobs) records and retries it
+        final = row.attempts >= row.max_attempts
+        error = ("Run lost: its worker died or stopped renewing the lease (killed, paused, or the job was "
+                 "lost with Redis)")
+        retry_in = 0 if final else get_settings().job_backoff_seconds
+        if not state.mark_attempt_failed(row.id, error=error, trace=None, final=final, retry_in=retry_in,
+                                         abandoned_before=cutoff):
+            continue
+        logger = create_job_logger(str(row.id), "JobQueue")
+        if final:
+            logger.error(f"Job failed (no attempts left): {error}")
+            fail_request_of_job(str(row.id), error)
+        else:
+            _discard_rq_job(connection, row.rq_job_id)
+            definition = types.get(row.type)
+            if definition is not None:
+                enqueue_run(definition, row.payload, Priority.parse(row.priority), row.max_attempts - row.attempts,
+                            retry_in)
+            logger.warn(f"{error}; retrying in {retry_in} s ({row.max_attempts - row.attempts} attempt(s) left)")
+        handled.append(str(row.id))
+    return handled
+
+
+def _started_job_ids(connection: Any, job_types: set[str]) -> set[str]:
+    ids: set[str] = set()
+    for job_type in job_types:
+        for name in queue_names_for_type(job_type):
+            ids.update(StartedJobRegistry(queue=Queue(name, connection=connection)).get_job_ids(cleanup=False))
+    return ids
+
+
+def _discard_rq_job(connection: Any, rq_job_id: str) -> None:
+    """Forget a dead run's RQ job (its hash and registry entries) before enqueueing the row again."""
+    try:
+        RQJob.fetch(rq_job_id, connection=connection).delete(remove_from_queue=True)
+    except NoSuchJobError:
+        pass
+
+
+# RQ statuses of a job that will not run again by itself
+_RQ_DONE = {b"finished", b"failed", b"stopped", b"canceled"}
+
+
+def requeue_lost_jobs(connection: Any, now: Any = None) -> list[str]:
+    """Enqueue again the waiting rows (pending/delayed/stuck) that no RQ job will run: their RQ job is
+    gone (Redis restarted without persistence) or ended (e.g. its failure could not be recorded while
+    the database was down). Returns their ids."""
     cutoff = (now or utcnow()) - LOST_JOB_GRACE
     waiting = list(Job.select().where(
         Job.status.in_([JobStatus.PENDING.value, JobStatus.DELAYED.value, JobStatus.STUCK.value])
@@ -53,16 +127,20 @@ def requeue_lost_jobs(connection: Any, now: Any = None) -> list[str]:
         return []
     with connection.pipeline() as pipe:
         for row in waiting:
-            pipe.exists(f"rq:job:{row.rq_job_id}")
-        present = pipe.execute()
+            pipe.hget(f"{RQJob.redis_job_namespace_prefix}{row.rq_job_id}", "status")
+        rq_statuses = pipe.execute()
     requeued = []
-    for row, exists in zip(waiting, present):
+    for row, rq_status in zip(waiting, rq_statuses):
         definition = types.get(row.type)
-        if exists or definition is None or not state.reset_for_requeue(row.id):
+        lost = rq_status is None or rq_status in _RQ_DONE
+        if not lost or definition is None or not state.reset_for_requeue(row.id):
             continue
+        if rq_status is not None:
+            _discard_rq_job(connection, row.rq_job_id)
         remaining = max(row.max_attempts - row.attempts, 1)
-        _enqueue(definition, row.payload, Priority.parse(row.priority), remaining, 0)
-        create_job_logger(str(row.id), "JobQueue").warn("Job was missing from Redis (restart without "
-                                                        "persistence?); enqueued again")
+        enqueue_run(definition, row.payload, Priority.parse(row.priority), remaining, 0)
+        create_job_logger(str(row.id), "JobQueue").warn(
+            "Job was missing from Redis (restart without persistence?); enqueued again" if rq_status is None else
+            f"Job's RQ run ended ({rq_status.decode()}) but its row still waits; enqueued again")
         requeued.append(str(row.id))
     return requeued

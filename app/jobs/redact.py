@@ -1,49 +1,257 @@
-"""Secret redaction for everything that reaches job_events, job rows and logs."""
+"""Secret redaction for everything that reaches job_events, job rows and logs.
+
+What is redacted (the secret's *name* is kept, its value becomes [REDACTED]):
+- the value of a dict key that names a secret (`_SECRET_KEY`: apiKey, X-Plex-Token, password, passkey…);
+- in text: `name=value` and `name: value` pairs for secret names (`_PAIR`), the same pairs URL-encoded
+  inside another URL (`apikey%3D…`, `_ENCODED_PAIR`), `Authorization:` and `Cookie:` headers,
+  standalone `Bearer`/`Basic` credentials and the password of `scheme://user:password@host` URLs;
+- configured secret values (Settings.secret_values()), wherever they appear; `_redact_known` has the
+  rule that keeps very short values from eating ordinary words.
+
+What is not: ordinary prose. A title such as "The Secret: A Novel" or "Token of Love" keeps its words:
+the bare words `token`, `secret` and `sid` only count as names when written like one (`token=…`,
+`"secret": …`, `sid:abc` with no space after the colon), a standalone `Basic`/`Bearer` only when the
+next word looks like a credential (`_looks_like_credential`), `Cookie:` only before `name=`. Names that
+never occur in prose (`password`, `api_key`, `passkey`…) count with `name: value` too.
+
+Cost: linear in the text, a few milliseconds per 100 kB whatever its shape. The patterns run on a
+lower-cased copy without IGNORECASE, so the regex engine skips in C every character that cannot
+start a match; no pattern has two unbounded runs that can exchange characters, and the one that
+needs a character after a run (`…@` of URL credentials) starts at the literal `://` with runs that
+cannot contain it. A text longer than MAX_TEXT_CHARS keeps only its beginning and end (`_cap`).
+"""
 from __future__ import annotations
 
 import json
 import math
 import re
-from typing import Any, Iterable
+from functools import lru_cache
+from typing import Any, Iterable, NamedTuple
 
 REDACTED = "[REDACTED]"
+# Longer texts keep their first and last MAX_TEXT_CHARS / 2 characters: redaction, and whatever stores
+# the text, stay bounded. Every caller keeps less (a message 10 000, an error 5 000, a trace's last
+# 20 000); release titles, GUIDs and URLs are a few hundred.
+MAX_TEXT_CHARS = 64 * 1024
 
-# Dict keys whose values are secrets, whatever their spelling (apiKey, api_key, X-Api-Key, plexToken...).
-_SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[-_]?key|apikey|authorization|cookie|session[-_]?id|^sid$)",
-                         re.IGNORECASE)
-# key=value pairs inside URLs, query strings, headers written as text.
-_SECRET_PAIR = re.compile(
-    r"(?P<key>(?:x-plex-token|x-api-key|api[-_]?key|apikey|access[-_]?token|token|password|passwd|secret)"
-    r"(?:\"|')?\s*[=:]\s*(?:\"|')?)(?P<value>[^&\s\"',;}]+)",
-    re.IGNORECASE,
+# Dict keys whose values are secrets, whatever their spelling (apiKey, api_key, X-Api-Key, plexToken,
+# torrent_pass, authkey, QBT_SID_8080...).
+_SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[-_]?key|apikey|auth[-_]?key|rss[-_]?key|authorization"
+                         r"|cookie|session[-_]?id|^sid$|qbt_sid)", re.IGNORECASE)
+
+# Names, lower case (patterns run on a lower-cased copy). Each must start with a plain letter, so that
+# the engine can skip the characters that start no name.
+# Names that only ever mean a secret: `name=value`, `name: value`, `"name": "value"`.
+_NAMES = ("plex[-_]?token", "api[-_]?key", "access[-_]?token", "refresh[-_]?token", "auth[-_]?token",
+          "csrf[-_]?token", "secret[-_]?key", "client[-_]?secret", "password", "passwd", "passkey",
+          "torrent[-_]?pass", "auth[-_]?key", "rss[-_]?key", r"session[-_]?id", r"qbt_sid_\d{1,5}")
+# Words also used in prose ("The Secret: A Novel"): a name only as `word=value`, `"word": value`, or
+# `word:value` (no space after the colon). `sid` must not end a longer word (`insid=`).
+_PROSE_NAMES = ("token", "secret", "sid(?<![a-z]sid)")
+# Every name contains one of these: a text without any of them skips the name patterns.
+_NAME_STEMS = ("key", "token", "pass", "secret", "sid", "session")
+
+_QUOTE = r"(?:\\?[\"'])"  # a quote, maybe JSON-escaped (\")
+_SEPARATOR = rf"{_QUOTE}?\s*[=:]\s*{_QUOTE}?"
+_PROSE_SEPARATOR = rf"(?:{_QUOTE}\s*[=:]\s*{_QUOTE}?|\s*=\s*{_QUOTE}?|:{_QUOTE}?)"
+_VALUE = r"[^&\s\"',;}]+"
+
+_PAIR = re.compile(
+    "(?P<key>" + "|".join([name + _SEPARATOR for name in _NAMES]
+                          + [name + _PROSE_SEPARATOR for name in _PROSE_NAMES]) + f")(?P<value>{_VALUE})")
+# The same pairs URL-encoded inside another URL's parameter (Prowlarr links, magnet `tr=` trackers):
+# `apikey%3D…` (or double-encoded `%253D`); the value ends at an encoded `&` (%26, %2526).
+_ENCODED_RUN = r"[^%&\s\"',;}]*"
+_ENCODED_PAIR = re.compile(
+    "(?P<key>(?:" + "|".join(_NAMES + _PROSE_NAMES) + r")%(?:25)?3d)"
+    rf"(?P<value>(?!%(?:25)?26)(?=[^&\s\"',;}}]){_ENCODED_RUN}(?:%(?!(?:25)?26){_ENCODED_RUN})*)")
+# `Authorization: Bearer <token>`: the scheme word is kept, the credential redacted.
+_AUTHORIZATION = re.compile(
+    rf"(?P<key>authorization{_SEPARATOR}(?:(?:bearer|basic|digest|token|negotiate)\s+)?)(?P<value>[^\s\"',;}}]+)")
+# `Cookie: a=1; SID=…` (and Set-Cookie): the whole header value, when it starts like a cookie (`name=`),
+# so prose such as "Fortune Cookie: stories" is left alone.
+_COOKIE = re.compile(rf"(?P<key>cookie{_QUOTE}?\s*:\s*{_QUOTE}?)(?P<value>(?=[^\s=;\"']+=)[^\r\n\"']+)")
+# A standalone `Bearer xyz` / `Basic xyz`; xyz is redacted when _looks_like_credential (on its real case).
+_BEARER = re.compile(r"(?P<key>(?:bearer(?<![a-z0-9_]bearer)|basic(?<![a-z0-9_]basic))\s+)"
+                     r"(?P<value>[a-z0-9._~+/=-]{6,})")
+# scheme://user:password@host; anchored on the literal "://" (the scheme is left untouched).
+_URL_CREDENTIALS = re.compile(r"(?P<key>://[^/\s:@]*:)(?P<value>[^@\s/]+)(?=@)")
+
+
+def _has_name(folded: str) -> bool:
+    return any(stem in folded for stem in _NAME_STEMS)
+
+
+# (pattern, does this lower-cased text need it?) — the cheap `in` checks skip most passes on most texts.
+_FOLDED_PATTERNS = (
+    (_PAIR, _has_name),
+    (_ENCODED_PAIR, lambda folded: ("%3d" in folded or "%253d" in folded) and _has_name(folded)),
+    (_AUTHORIZATION, lambda folded: "authorization" in folded),
+    (_COOKIE, lambda folded: "cookie" in folded),
+    (_BEARER, lambda folded: "bearer" in folded or "basic" in folded),
+    (_URL_CREDENTIALS, lambda folded: "://" in folded),
 )
-_BEARER = re.compile(r"(?P<key>\b(?:Bearer|Basic)\s+)(?P<value>[A-Za-z0-9._~+/=-]{6,})", re.IGNORECASE)
-_URL_CREDENTIALS = re.compile(r"(?P<key>[a-z][a-z0-9+.-]*://[^/\s:@]*:)(?P<value>[^@\s/]+)(?=@)", re.IGNORECASE)
+# A credential has 20+ characters, a digit or `=`, a symbol inside it (sk-live, a.b.c) or two lower-to-upper
+# case changes (base64: dXNlcjpwYXNz); "Economics." or "McDonald" have none of these. `.{20}` goes first:
+# a long word then matches at its first character, so no alternative is tried from every position.
+_CREDENTIAL = re.compile(r".{20}|[0-9=]|[._~+/-][A-Za-z0-9]|(?:[A-Z]*[a-z]+[A-Z]){2}")
+
+
+def _looks_like_credential(word: str) -> bool:
+    return _CREDENTIAL.search(word) is not None
+
+
+# Configured secrets at least this long are redacted wherever they occur, even inside a word.
+_SUBSTRING_MIN_LENGTH = 6
+_ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
+
+
+class _KnownSecrets(NamedTuple):
+    """Configured secret values, prepared once for many texts (see _redact_known)."""
+    all: tuple[str, ...]  # longest first
+    anywhere: tuple[str, ...]  # _SUBSTRING_MIN_LENGTH and longer
+    tokens: re.Pattern | None  # 2 to 5 characters, as whole tokens
+
+
+@lru_cache(maxsize=32)
+def _prepare(secrets: tuple[str, ...]) -> _KnownSecrets:
+    ordered = tuple(sorted({s for s in secrets if isinstance(s, str) and s}, key=len, reverse=True))
+    short = [s for s in ordered if 1 < len(s) < _SUBSTRING_MIN_LENGTH]
+    return _KnownSecrets(ordered, tuple(s for s in ordered if len(s) >= _SUBSTRING_MIN_LENGTH),
+                         _whole_token_pattern(short) if short else None)
+
+
+def _whole_token_pattern(secrets: list[str]) -> re.Pattern:
+    """Any of `secrets` (longest first) not preceded or followed by a letter or digit.
+
+    Each alternative starts with its literal text and checks what precedes it afterwards (a lookbehind
+    one character longer than the secret), so the engine only stops where a secret can start."""
+    return re.compile("|".join(rf"{re.escape(s)}(?<![^\W_]{re.escape(s)})(?![^\W_])" for s in secrets))
 
 
 def redact_text(text: str, known_secrets: Iterable[str] = ()) -> str:
-    for secret in known_secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    for pattern in (_SECRET_PAIR, _BEARER, _URL_CREDENTIALS):
-        text = pattern.sub(lambda m: m.group("key") + REDACTED, text)
+    """`text` with every secret replaced by [REDACTED] (see the module docstring for what counts)."""
+    return _redact_string(text, _prepare(tuple(known_secrets)))
+
+
+def _redact_string(text: str, known: _KnownSecrets) -> str:
+    text = _cap(text, known.all)
+    return _redact_patterns(_redact_known(text, known))
+
+
+def _redact_known(text: str, known: _KnownSecrets) -> str:
+    """Replace configured secret values, by value, whatever their length. The rule by length:
+
+    - 6 characters or more: everywhere, even inside a longer word (a key is never a word);
+    - 2 to 5 characters: only as a whole token, i.e. not glued to a letter or digit on either side,
+      so a password "pw" is redacted in "pw", "user:pw", "[pw]" but "pwd" and "npw1" are left alone;
+    - 1 character: only when it is the whole text (e.g. a payload value equal to it), never inside
+      other text: even as a token it would blank every "a" or "1" of every message.
+    Longer values go first, so a secret containing a shorter one is replaced whole.
+    """
+    if not known.all:
+        return text
+    whole = text.strip()
+    if whole in known.all:
+        start = text.index(whole)
+        return text[:start] + REDACTED + text[start + len(whole):]
+    for secret in known.anywhere:
+        text = text.replace(secret, REDACTED)
+    if known.tokens is not None:
+        text = known.tokens.sub(REDACTED, text)
     return text
+
+
+def _redact_patterns(text: str) -> str:
+    folded = text.lower()
+    if len(folded) != len(text):  # a few characters lower-case to two (İ): fold ASCII only, same positions
+        folded = text.translate(_ASCII_LOWER)
+    # Value spans as two lists of ints: a hostile text can give 100 000 matches, and as many tuples
+    # kept alive would start the garbage collector over the whole process again and again.
+    starts: list[int] = []
+    ends: list[int] = []
+    for pattern, needed in _FOLDED_PATTERNS:
+        if not needed(folded):
+            continue
+        for match in pattern.finditer(folded):
+            start, end = match.start("value"), match.end("value")
+            if pattern is not _BEARER or _looks_like_credential(text[start:end]):  # needs the real case
+                starts.append(start)
+                ends.append(end)
+    return _replace_spans(text, starts, ends)
+
+
+def _replace_spans(text: str, starts: list[int], ends: list[int]) -> str:
+    """`text` with each span starts[i]:ends[i] (overlapping ones merged) replaced by one REDACTED."""
+    if not starts:
+        return text
+    pieces, kept_from = [], 0
+    for i in sorted(range(len(starts)), key=starts.__getitem__):
+        start, end = starts[i], ends[i]
+        if start < kept_from:  # overlaps the previous span: extend it
+            kept_from = max(kept_from, end)
+            continue
+        pieces += (text[kept_from:start], REDACTED)
+        kept_from = end
+    pieces.append(text[kept_from:])
+    return "".join(pieces)
+
+
+# Characters that end a value in a pair; a cut keeps no partial value next to it.
+_VALUE_ENDS = "&\"',;}\t\n\r "
+
+
+def _cap(text: str, secrets: tuple[str, ...]) -> str:
+    """`text`, or when longer than MAX_TEXT_CHARS its first and last MAX_TEXT_CHARS / 2 characters.
+
+    Cut before redaction so redaction stays bounded; so that a cut cannot leave part of a secret whose
+    name or rest fell in the dropped middle, each kept part loses its partial word at the cut (up to
+    the nearest value end) and any end that is the start (or the end) of a configured secret.
+    """
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    half = MAX_TEXT_CHARS // 2
+    head = _drop_partial_word_at_end(_drop_secret_start_at_end(text[:half], secrets))
+    tail = _drop_partial_word_at_start(_drop_secret_end_at_start(text[-half:], secrets))
+    return f"{head}\n…[{len(text) - len(head) - len(tail)} characters cut]…\n{tail}"
+
+
+def _drop_secret_start_at_end(head: str, secrets: tuple[str, ...]) -> str:
+    """`head` without its longest end that is the beginning of a secret."""
+    cut = max((length for secret in secrets for length in range(1, len(secret))
+               if head.endswith(secret[:length])), default=0)
+    return head[:len(head) - cut]
+
+
+def _drop_secret_end_at_start(tail: str, secrets: tuple[str, ...]) -> str:
+    """`tail` without its longest start that is the end of a secret."""
+    cut = max((length for secret in secrets for length in range(1, len(secret))
+               if tail.startswith(secret[-length:])), default=0)
+    return tail[cut:]
+
+
+def _drop_partial_word_at_end(head: str) -> str:
+    return head[:max(head.rfind(c) for c in _VALUE_ENDS) + 1]
+
+
+def _drop_partial_word_at_start(tail: str) -> str:
+    found = [i for i in (tail.find(c) for c in _VALUE_ENDS) if i >= 0]
+    return tail[min(found):] if found else ""
 
 
 def redact(value: Any, known_secrets: Iterable[str] = ()) -> Any:
     """A JSON-safe deep copy of `value` with secrets replaced by [REDACTED]."""
-    secrets = tuple(known_secrets)
-    return _redact(_json_safe(value), secrets)
+    return _redact(_json_safe(value), _prepare(tuple(known_secrets)))
 
 
-def _redact(value: Any, secrets: tuple[str, ...]) -> Any:
+def _redact(value: Any, known: _KnownSecrets) -> Any:
     if isinstance(value, dict):
-        return {k: (REDACTED if _SECRET_KEY.search(k) and v not in (None, "") else _redact(v, secrets))
+        return {k: (REDACTED if _SECRET_KEY.search(k) and v not in (None, "") else _redact(v, known))
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [_redact(v, secrets) for v in value]
+        return [_redact(v, known) for v in value]
     if isinstance(value, str):
-        return redact_text(value, secrets)
+        return _redact_string(value, known)
     return value
 
 

@@ -11,21 +11,28 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from peewee import fn
+
 from app.db import database
 from app.jobs.redact import redact, redact_text
 from app.models import Job, JobStatus, utcnow
 
 S = JobStatus
 _MAX_TRACE = 20_000
-_NOT_FINISHED = (S.CANCELLED.value, S.COMPLETED.value, S.FAILED.value)
+_FINISHED = (S.CANCELLED.value, S.COMPLETED.value, S.FAILED.value)
+_WAITING = (S.PENDING.value, S.DELAYED.value, S.STUCK.value)
 
 # The two writes every run makes are pre-built SQL: Peewee's query building costs as much as the
-# round trip itself (bench/throughput.py). Same conditions as the Peewee forms below.
+# round trip itself (bench/throughput.py).
+# A run starts from a waiting row, or takes over an active row whose lease expired (its run died
+# and the sweep has not declared it yet). It writes its fencing token and the first heartbeat.
 _MARK_ACTIVE = ("UPDATE jobs SET status = {p}, attempts = attempts + CASE WHEN polling THEN 0 ELSE 1 END, "
-                "polling = {p}, started_at = {p}, updated_at = {p} WHERE id = {p} AND status NOT IN ({p}, {p}, {p})")
+                "polling = {p}, started_at = {p}, updated_at = {p}, run_token = {p}, heartbeat_at = {p} "
+                "WHERE id = {p} AND (status IN ({p}, {p}, {p}) OR (status = {p} AND heartbeat_at < {p}))")
+# Only the run that holds the token completes the row; a stale run (token replaced) writes nothing.
 _MARK_COMPLETED = ("UPDATE jobs SET status = {p}, result = {p}, error_message = NULL, completed_at = {p}, "
-                   "updated_at = {p} WHERE id = {p} AND status NOT IN ({p}, {p})")
-
+                   "updated_at = {p}, run_token = NULL WHERE id = {p} AND status = {p} AND run_token = {p}")
+_RENEW_LEASE = "UPDATE jobs SET heartbeat_at = {p} WHERE id = {p} AND status = {p} AND run_token = {p}"
 
 @lru_cache(maxsize=16)
 def _sql(template: str, param: str) -> str:
@@ -69,34 +76,53 @@ def mark_enqueue_failed(job_id: Any, error: BaseException) -> None:
                completed_at=utcnow(), updated_at=utcnow()).where(Job.id == job_id).execute()
 
 
-def mark_active(job_id: Any) -> bool:
-    """A run starts: status active, attempts + 1. False when the job must not run (cancelled, finished)."""
+def mark_active(job_id: Any, token: str, lease_seconds: float) -> bool:
+    """A run starts: status active, attempts + 1, this run's fencing token and first heartbeat.
+
+    False when the job must not run: cancelled, finished, unknown, or active under a live lease."""
     now = utcnow()
-    return _execute(_MARK_ACTIVE, (S.ACTIVE.value, False, now, now, _uuid_param(job_id), *_NOT_FINISHED)) == 1
+    lease_cutoff = now - timedelta(seconds=lease_seconds)
+    return _execute(_MARK_ACTIVE, (S.ACTIVE.value, False, now, now, token, now, _uuid_param(job_id), *_WAITING,
+                                   S.ACTIVE.value, lease_cutoff)) == 1
 
 
-def mark_waiting_for_poll(job_id: Any, delay: float, payload: dict) -> bool:
+def renew_lease(job_id: Any, token: str) -> bool:
+    """The running run's heartbeat. False when the run no longer holds the row (fenced out)."""
+    return _execute(_RENEW_LEASE, (utcnow(), _uuid_param(job_id), S.ACTIVE.value, token)) == 1
+
+
+def run_is_current(job_id: Any, token: str) -> bool:
+    return Job.select().where((Job.id == job_id) & (Job.status == S.ACTIVE.value)
+                              & (Job.run_token == token)).exists()
+
+
+def mark_waiting_for_poll(job_id: Any, delay: float, payload: dict, token: str) -> bool:
     """A polling job (monitor_download) ends this run and comes back in `delay` s: `delayed`, same row,
     no attempt spent; its payload carries the poll state forward."""
     now = utcnow()
     return (Job.update(status=S.DELAYED.value, polling=True, polls=Job.polls + 1, payload=redact(payload, _secrets()),
-                       run_at=now + timedelta(seconds=delay), error_message=None, updated_at=now)
-            .where((Job.id == job_id) & (Job.status == S.ACTIVE.value)).execute()) == 1
+                       run_at=now + timedelta(seconds=delay), error_message=None, updated_at=now, run_token=None)
+            .where((Job.id == job_id) & (Job.status == S.ACTIVE.value) & (Job.run_token == token)).execute()) == 1
 
 
-def mark_completed(job_id: Any, result: Any) -> bool:
+def mark_completed(job_id: Any, result: Any, token: str) -> bool:
     now = utcnow()
     stored = json.dumps(redact(result, _secrets()), allow_nan=False) if result is not None else None
     return _execute(_MARK_COMPLETED, (S.COMPLETED.value, stored, now, now, _uuid_param(job_id),
-                                      S.CANCELLED.value, S.COMPLETED.value)) == 1
+                                      S.ACTIVE.value, token)) == 1
 
 
 def mark_attempt_failed(job_id: Any, *, error: str, trace: str | None, final: bool, retry_in: float | None,
-                        abandoned: bool = False) -> bool:
-    """Record a failed run.
+                        token: str | None = None, abandoned_before: datetime | None = None) -> bool:
+    """Record a failed run; the row's token is cleared, so the failed run can write nothing more.
 
-    final: no attempt remains → `failed`. Otherwise → `stuck` when the worker died under the job
-    (abandoned), else `delayed` until the retry is due in `retry_in` seconds.
+    Which run may record it:
+    - `token`: the run itself (an exception in the processor, a timeout): the row must hold the token;
+    - `abandoned_before`: a sweep declaring a run dead (worker killed, paused past its lease, lost with
+      Redis): the row must be active with a heartbeat older than that instant;
+    - neither: the run failed before it started (e.g. the database was down): the row must be waiting.
+    final: no attempt remains → `failed`. Otherwise → `stuck` when the run was abandoned, else
+    `delayed` until the retry is due in `retry_in` seconds.
     """
     now = utcnow()
     secrets = _secrets()
@@ -104,26 +130,32 @@ def mark_attempt_failed(job_id: Any, *, error: str, trace: str | None, final: bo
         "error_message": redact_text(error, secrets)[:5000],
         "stack_trace": redact_text(trace, secrets)[-_MAX_TRACE:] if trace else None,
         "updated_at": now,
+        "run_token": None,
     }
     if final:
         values.update(status=S.FAILED.value, completed_at=now)
     else:
-        values.update(status=(S.STUCK if abandoned else S.DELAYED).value,
+        values.update(status=(S.STUCK if abandoned_before else S.DELAYED).value,
                       run_at=now + timedelta(seconds=retry_in or 0))
-    return (Job.update(**values)
-            .where((Job.id == job_id) & Job.status.not_in([S.CANCELLED.value, S.COMPLETED.value, S.FAILED.value]))
-            .execute()) == 1
+    if token is not None:
+        owner = (Job.status == S.ACTIVE.value) & (Job.run_token == token)
+    elif abandoned_before is not None:
+        owner = (Job.status == S.ACTIVE.value) & (fn.COALESCE(Job.heartbeat_at, Job.started_at) < abandoned_before)
+    else:
+        owner = Job.status.in_(_WAITING)
+    return Job.update(**values).where((Job.id == job_id) & owner).execute() == 1
 
 
 def mark_cancelled(job_id: Any, reason: str) -> bool:
     now = utcnow()
-    return (Job.update(status=S.CANCELLED.value, error_message=reason, completed_at=now, updated_at=now)
-            .where((Job.id == job_id) & Job.status.not_in([S.CANCELLED.value, S.COMPLETED.value, S.FAILED.value]))
+    return (Job.update(status=S.CANCELLED.value, error_message=reason, completed_at=now, updated_at=now,
+                       run_token=None)
+            .where((Job.id == job_id) & Job.status.not_in(list(_FINISHED)))
             .execute()) == 1
 
 
 def reset_for_requeue(job_id: Any) -> bool:
     """A pending/delayed/stuck row whose Redis job was lost is enqueued again (see reconcile)."""
     return (Job.update(status=S.PENDING.value, updated_at=utcnow())
-            .where((Job.id == job_id) & Job.status.in_([S.PENDING.value, S.DELAYED.value, S.STUCK.value]))
+            .where((Job.id == job_id) & Job.status.in_(list(_WAITING)))
             .execute()) == 1

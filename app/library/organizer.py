@@ -2,7 +2,8 @@
 
 Each file is written under a temporary name in the target folder and renamed into place, so a crash
 never leaves a half-written file with a final name. Nothing outside the download path is read (no
-`..`, no symlink that points out) and nothing is written outside MEDIA_DIR.
+`..`, no symlink that points out, no pipe or device), nothing outside the read root (DOWNLOAD_DIR) even
+when a file changes after discovery, and nothing is written outside MEDIA_DIR. Names fit in 255 bytes.
 """
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import errno
 import filecmp
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.library.paths import UnsafePathError, inside, sanitize
+from app.library.paths import UnsafePathError, inside, sanitize, with_counter
 
 AUDIO_EXTENSIONS = {".m4b", ".m4a", ".mp3", ".mp4", ".aa", ".aax", ".flac", ".ogg"}
 COVER_NAMES = {"cover", "folder", "art"}
@@ -61,13 +63,17 @@ def discover(download_path: Path) -> tuple[list[Path], Path | None, list[str]]:
                 refused.append(f"{(base / name).relative_to(root)}: symlink to a folder, not followed")
         for name in sorted(files):
             path = base / name
+            is_cover = path.stem.lower() in COVER_NAMES and path.suffix.lower() in COVER_EXTENSIONS
             if path.is_symlink() and not inside(root, path):
                 refused.append(f"{path.relative_to(root)}: symlink pointing outside the download")
+            elif not (_is_audio(path) or is_cover):
                 continue
-            if _is_audio(path):
-                audio.append(path)
-            elif path.stem.lower() in COVER_NAMES and path.suffix.lower() in COVER_EXTENSIONS:
+            elif not path.is_file():  # a pipe would block the copy, a device would never end
+                refused.append(f"{path.relative_to(root)}: not a regular file")
+            elif is_cover:
                 cover = path
+            else:
+                audio.append(path)
     return sorted(audio), cover, refused
 
 
@@ -82,25 +88,25 @@ def _target_names(files: list[Path], root: Path) -> dict[Path, str]:
         if counts[name.lower()] > 1 and path.parent != root:
             prefix = " - ".join(sanitize(p) for p in path.parent.relative_to(root).parts if sanitize(p))
             name = sanitize(f"{prefix} - {path.name}") if prefix else name
-        names[path] = name or f"track-{len(names)}{path.suffix.lower()}"
+        names[path] = name or f"track-{len(names) + 1:02d}{path.suffix.lower()}"  # its place in the order
     seen: dict[str, int] = {}
     for path, name in list(names.items()):  # still equal after prefixing: number them
         key = name.lower()
         if key in seen:
             seen[key] += 1
-            names[path] = f"{Path(name).stem} ({seen[key]}){Path(name).suffix}"
+            names[path] = with_counter(name, seen[key])
         else:
             seen[key] = 0
     return names
 
 
-def _place(source: Path, target: Path, mode: str, result: OrganizeResult) -> None:
+def _place(source: Path, target: Path, mode: str, result: OrganizeResult, temp_tag: str = "") -> None:
     """Put one file at `target` through a temporary name; identical files already there are skipped."""
     if target.exists():
         if target.stat().st_size == source.stat().st_size and filecmp.cmp(source, target, shallow=False):
             result.skipped.append(target.name)
             return
-    temp = target.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}{target.suffix}")
+    temp = target.with_name(f"{TEMP_PREFIX}{temp_tag}-{uuid.uuid4().hex}{target.suffix}")
     try:
         if mode == "hardlink":
             try:
@@ -121,11 +127,47 @@ def _place(source: Path, target: Path, mode: str, result: OrganizeResult) -> Non
     result.copied.append(target.name)
 
 
-def organize(download_path: Path, target: Path, media_dir: Path, mode: str = "copy") -> OrganizeResult:
-    """Place the audio files and the cover of `download_path` into `target` (inside `media_dir`)."""
+STALE_TEMP_SECONDS = 3600
+
+
+def sweep_temp_files(target: Path, temp_tag: str, now: float | None = None) -> list[str]:
+    """Remove temporary files a crashed run left in `target`: those of an earlier run for the same
+    `temp_tag` (the request: its earlier runs are over, the job system fences them out) and anyone's
+    older than an hour. A concurrent run's fresh temp file of another request is left alone."""
+    now = time.time() if now is None else now
+    removed = []
+    for stale in target.glob(f"{TEMP_PREFIX}*"):
+        try:
+            ours = bool(temp_tag) and stale.name.startswith(f"{TEMP_PREFIX}{temp_tag}-")
+            if ours or now - stale.stat().st_mtime > STALE_TEMP_SECONDS:
+                stale.unlink()
+                removed.append(stale.name)
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def _outside_read_root(source: Path, read_root: Path | None) -> str | None:
+    """Why `source` must not be read, or None. Checked right before each file is read, symlinks resolved,
+    so that a file swapped for a link out after discovery is caught. (A swap between this check and the
+    open is still possible: the window is microseconds, not the length of the import.)"""
+    if read_root is not None and not inside(read_root, source):
+        return f"{source.name}: resolves outside DOWNLOAD_DIR, not read"
+    return None
+
+
+def organize(download_path: Path, target: Path, media_dir: Path, mode: str = "copy",
+             temp_tag: str = "", read_root: Path | None = None) -> OrganizeResult:
+    """Place the audio files and the cover of `download_path` into `target` (inside `media_dir`).
+
+    `temp_tag` names this import's temporary files (the request id), so that a retry removes what an
+    interrupted run of the same import left behind before it writes anything. `read_root` (DOWNLOAD_DIR)
+    confines every read: the download path and each file in it, symlinks resolved."""
     if not inside(media_dir, target):
         raise UnsafePathError(f"target {target} is outside MEDIA_DIR")
     download_path = Path(download_path)
+    if read_root is not None and not inside(read_root, download_path):
+        raise UnsafePathError(f"download path {download_path} is outside DOWNLOAD_DIR")
     if not download_path.exists():
         raise FileNotFoundError(errno.ENOENT, "download path does not exist", str(download_path))
     audio, cover, refused = discover(download_path)
@@ -133,16 +175,22 @@ def organize(download_path: Path, target: Path, media_dir: Path, mode: str = "co
     if not audio:
         raise NoAudioFiles(f"No audiobook files found in {download_path.name}")
     target.mkdir(parents=True, exist_ok=True)
+    for name in sweep_temp_files(target, temp_tag):
+        result.warnings.append(f"removed {name}, left by an interrupted import")
     root = download_path if download_path.is_dir() else download_path.parent
     for source, name in _target_names(audio, root).items():
         destination = target / name
         if not inside(media_dir, destination):  # belt and braces: names are sanitised already
             result.refused.append(f"{name}: would be written outside MEDIA_DIR")
             continue
-        _place(source, destination, mode, result)
+        if refusal := _outside_read_root(source, read_root):
+            result.refused.append(refusal)
+            continue
+        _place(source, destination, mode, result, temp_tag)
     if cover is not None:
-        _place(cover, target / "cover.jpg", "copy", OrganizeResult(target=target))  # not counted as audio
-        result.cover = "cover.jpg"
-    for stale in target.glob(f"{TEMP_PREFIX}*"):  # a crash between write and rename left this behind
-        stale.unlink()
+        if refusal := _outside_read_root(cover, read_root):
+            result.refused.append(refusal)
+        else:
+            _place(cover, target / "cover.jpg", "copy", OrganizeResult(target=target), temp_tag)  # not audio
+            result.cover = "cover.jpg"
     return result

@@ -7,7 +7,13 @@ from pathlib import Path
 TEMPLATE_VARIABLES = {"author", "title", "narrator", "asin", "year"}
 DEFAULT_TEMPLATE = "{author}/{title}"
 _RESERVED = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
-MAX_COMPONENT = 200
+# NAME_MAX of Linux filesystems (ext4, xfs, btrfs, tmpfs): bytes per path component, not characters.
+# The organizer's temporary names (`.rmab-partial-<request id>-<32 hex><ext>`, about 90 bytes) do not
+# contain the final name, so final names may use all of it.
+MAX_NAME_BYTES = 255
+_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}$")  # a file extension: `.mp3`, `.m4b`, `.jpg`
+_JOINER = "\u200d"  # zero-width joiner: at the end of a name it joins nothing
+_TRAILING = ". " + _JOINER  # stripped from the end of every name (Windows shares refuse trailing dots/spaces)
 
 
 class PathTemplateError(ValueError):
@@ -32,10 +38,72 @@ def validate_template(template: str) -> str:
     return template
 
 
-def sanitize(name: str) -> str:
-    """One path component: reserved characters removed, whitespace collapsed, no leading/trailing dots, ≤ 200."""
-    cleaned = " ".join(_RESERVED.sub("", name).split()).strip(". ")
-    return cleaned[:MAX_COMPONENT].rstrip(". ")
+def _encoded(text: str) -> bytes:
+    """`text` as Linux stores it in a directory entry (UTF-8; undecodable bytes of a listed name come back)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _writable(text: str) -> str:
+    """`text` without characters no file name can hold (lone surrogates, e.g. from a JSON "\\ud800")."""
+    try:
+        _encoded(text)
+        return text
+    except UnicodeEncodeError:
+        return "".join(char for char in text if _encodable(char))
+
+
+def _encodable(char: str) -> bool:
+    try:
+        _encoded(char)
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def name_bytes(text: str) -> int:
+    """Length of `text` in bytes on disk: the unit of NAME_MAX."""
+    return len(_encoded(text))
+
+
+def cut_to_bytes(text: str, limit: int) -> str:
+    """The longest prefix of `text` that fits in `limit` bytes, cut between characters (never inside one)."""
+    size = 0
+    for index, char in enumerate(text):
+        size += len(_encoded(char))
+        if size > limit:
+            return text[:index].rstrip(_JOINER)  # the cut fell inside an emoji sequence
+    return text
+
+
+def _split_suffix(name: str) -> tuple[str, str]:
+    match = _SUFFIX.search(name)
+    return (name[:match.start()], match.group()) if match else (name, "")
+
+
+def sanitize(name: str, keep_suffix: bool = True) -> str:
+    """One path component: reserved characters removed, whitespace collapsed, no leading/trailing dots or
+    spaces, at most MAX_NAME_BYTES bytes, cut between characters.
+
+    With `keep_suffix` (file names) an extension such as `.mp3` survives the cut, and a name with nothing
+    before its extension (`***.mp3`) becomes "": the caller picks a fallback name. Folder names from the
+    path template pass `keep_suffix=False`: they have no extension, only the cut.
+    """
+    cleaned = " ".join(_RESERVED.sub("", _writable(name)).split()).rstrip(_TRAILING)
+    stem, suffix = _split_suffix(cleaned) if keep_suffix else (cleaned, "")
+    stem = stem.lstrip(". ")
+    if not stem:
+        return ""
+    budget = MAX_NAME_BYTES - name_bytes(suffix)
+    if name_bytes(stem) > budget:
+        stem = cut_to_bytes(stem, budget).rstrip(_TRAILING)
+    return stem + suffix if stem else ""
+
+
+def with_counter(name: str, counter: int) -> str:
+    """`name` with " (counter)" before its extension, the stem cut so that the whole still fits."""
+    stem, suffix = _split_suffix(name)
+    tail = f" ({counter}){suffix}"
+    return cut_to_bytes(stem, MAX_NAME_BYTES - name_bytes(tail)).rstrip(_TRAILING) + tail
 
 
 def render_template(template: str, values: dict[str, object]) -> list[str]:
@@ -43,7 +111,7 @@ def render_template(template: str, values: dict[str, object]) -> list[str]:
     components = []
     for part in validate_template(template).split("/"):
         rendered = re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1)) or ""), part)
-        cleaned = sanitize(rendered)
+        cleaned = sanitize(rendered, keep_suffix=False)
         if cleaned:
             components.append(cleaned)
     if not components:

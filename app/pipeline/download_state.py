@@ -1,15 +1,17 @@
-"""Download client states mapped onto one vocabulary (reference §12, services.md §2-3)."""
+"""Download client states mapped onto one vocabulary (reference §12, services.md §2-3), and which of them
+count toward the stall limit."""
 from __future__ import annotations
 
 import enum
 
 
 class DownloadState(str, enum.Enum):
-    DOWNLOADING = "downloading"
-    METADATA = "metadata"        # magnet still fetching its metadata
-    QUEUED = "queued"
-    CHECKING = "checking"
-    PAUSED = "paused"
+    DOWNLOADING = "downloading"  # allowed to transfer (with or without peers)
+    METADATA = "metadata"        # magnet still fetching its metadata, allowed to
+    QUEUED = "queued"            # waiting for a slot in the client's queue
+    CHECKING = "checking"        # verifying data (after an add, a restart or a recheck)
+    MOVING = "moving"            # local disk work: files being moved (or allocated)
+    PAUSED = "paused"            # paused (4.x) / stopped (5.x, Transmission) by someone
     COMPLETE = "complete"        # every byte is there (the client may be seeding or stopped)
     FAILED = "failed"
     UNKNOWN = "unknown"
@@ -21,8 +23,8 @@ _QBT = {
     "pausedUP": DownloadState.COMPLETE, "stoppedUP": DownloadState.COMPLETE, "forcedUP": DownloadState.COMPLETE,
     "checkingUP": DownloadState.CHECKING,
     "downloading": DownloadState.DOWNLOADING, "stalledDL": DownloadState.DOWNLOADING,
-    "forcedDL": DownloadState.DOWNLOADING, "allocating": DownloadState.DOWNLOADING,
-    "moving": DownloadState.DOWNLOADING,
+    "forcedDL": DownloadState.DOWNLOADING,
+    "moving": DownloadState.MOVING, "allocating": DownloadState.MOVING,  # allocating: wiki only, not sent by 4.5/5.x
     "metaDL": DownloadState.METADATA, "forcedMetaDL": DownloadState.METADATA,
     "queuedDL": DownloadState.QUEUED,
     "pausedDL": DownloadState.PAUSED, "stoppedDL": DownloadState.PAUSED,
@@ -30,12 +32,16 @@ _QBT = {
     "error": DownloadState.FAILED, "missingFiles": DownloadState.FAILED,
 }
 
+# A seeding-side state below 100 % (some data missing again): what the client is doing with the torrent.
+_QBT_SEEDING_SIDE_INCOMPLETE = {"pausedUP": DownloadState.PAUSED, "stoppedUP": DownloadState.PAUSED,
+                                "queuedUP": DownloadState.QUEUED}
+
 
 def qbittorrent_state(state: str, progress: float) -> DownloadState:
     """qBittorrent 4.1-5.2 `state` (+ progress 0..1). A seeding-side state only counts as complete at 100 %."""
     mapped = _QBT.get(state, DownloadState.UNKNOWN)
     if mapped is DownloadState.COMPLETE and progress < 1:
-        return DownloadState.DOWNLOADING
+        return _QBT_SEEDING_SIDE_INCOMPLETE.get(state, DownloadState.DOWNLOADING)
     if mapped is DownloadState.UNKNOWN and progress >= 1:
         return DownloadState.COMPLETE
     return mapped
@@ -49,12 +55,27 @@ def transmission_state(status: int, percent_done: float, error: int, metadata_pe
         return DownloadState.COMPLETE
     if status in (1, 2):
         return DownloadState.CHECKING
-    if status == 3:
+    if status in (3, 5):  # queued to download / to seed (below 100 %: still queued, not transferring)
         return DownloadState.QUEUED
     if status == 4:
         return DownloadState.METADATA if metadata_percent < 1 else DownloadState.DOWNLOADING
     if status == 0:
         return DownloadState.PAUSED
-    if status in (5, 6):
-        return DownloadState.COMPLETE if percent_done >= 1 else DownloadState.DOWNLOADING
+    if status == 6:
+        return DownloadState.DOWNLOADING
     return DownloadState.UNKNOWN
+
+
+# The client lets these transfer: only there does a poll without new bytes mean "no progress".
+_STALL_CLOCK_RUNS = frozenset({DownloadState.DOWNLOADING, DownloadState.METADATA})
+
+
+def counts_toward_stall(state: DownloadState) -> bool:
+    """True when the torrent is allowed to download (downloading, stalledDL, forcedDL, Transmission 4, and a
+    magnet fetching its metadata), so time without new bytes counts toward DOWNLOAD_STALL_LIMIT_SECONDS.
+
+    Paused/stopped, queued, checking and moving torrents are held by the client (or an admin), not stalled:
+    their time does not count. Complete and failed torrents are handled before the stall rule; an unknown
+    state is not known to be allowed, so it does not count either (it is polled, never removed as stalled).
+    """
+    return state in _STALL_CLOCK_RUNS

@@ -11,14 +11,20 @@ class InvalidSchedule(ValueError):
     """A cron string that is not a valid 5-field expression; the message says why."""
 
 
+MAX_YEARS_BETWEEN_RUNS = 5
 _DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
-def validate_cron(expression: object) -> str:
-    """The expression, stripped, if it is a valid 5-field cron string; raises InvalidSchedule otherwise."""
+def validate_cron(expression: object, now: datetime | None = None) -> str:
+    """The expression, whitespace collapsed, if it is a valid 5-field cron string that fires at least once
+    within MAX_YEARS_BETWEEN_RUNS of `now` (naive UTC; default: the current time); raises InvalidSchedule
+    with the reason otherwise. ("0 0 31 2 *" parses but never fires: the scheduler could not compute its
+    next run.)"""
     if not isinstance(expression, str) or not expression.strip():
         raise InvalidSchedule("schedule must be a non-empty cron string such as '*/5 * * * *'")
     value = " ".join(expression.split())
+    if not (value.isascii() and value.isprintable()):
+        raise InvalidSchedule(f"cron string {value!r} must be printable ASCII")
     fields = value.split(" ")
     if len(fields) != 5:
         raise InvalidSchedule(f"cron string must have 5 fields (minute hour day month weekday), got {len(fields)}")
@@ -26,6 +32,11 @@ def validate_cron(expression: object) -> str:
         croniter(value)
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidSchedule(f"invalid cron string {value!r}: {exc}") from None
+    start = (now or datetime.now(timezone.utc).replace(tzinfo=None)).replace(tzinfo=timezone.utc)
+    try:
+        croniter(value, start, max_years_between_matches=MAX_YEARS_BETWEEN_RUNS).get_next(datetime)
+    except (ValueError, OverflowError):  # CroniterBadDateError is a ValueError
+        raise InvalidSchedule(f"{value!r} never fires (no time within {MAX_YEARS_BETWEEN_RUNS} years)") from None
     return value
 
 

@@ -4,24 +4,30 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from redis.exceptions import LockError
+
 from app.config import get_settings
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job, parse_job_id
 from app.jobs import types
+from app.jobs.queues import get_redis
 from app.models import Job, JobStatus, ScheduledJob, utcnow
 from app.schedules.cron import InvalidSchedule, describe, next_fire_time, validate_cron
+from app.validation import text_problem
 
 LATE_GRACE = timedelta(seconds=60)
 WAITING = (JobStatus.PENDING.value, JobStatus.DELAYED.value, JobStatus.ACTIVE.value, JobStatus.STUCK.value)
 SCHEDULER_HEARTBEAT_KEY = "rmab:scheduler:heartbeat"
+TRIGGER_LOCK = "rmab:schedule:{id}:trigger"
 
 
 class ScheduleError(Exception):
     """A refused schedule operation; `status` is the HTTP status the API answers with."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, **details: Any):
         super().__init__(message)
         self.status = status
+        self.details = details  # extra JSON fields of the API's answer (runningJobId)
 
 
 def find_schedule(id_or_name: str) -> ScheduledJob:
@@ -29,7 +35,7 @@ def find_schedule(id_or_name: str) -> ScheduledJob:
     row = None
     if canonical is not None:
         row = ScheduledJob.get_or_none(ScheduledJob.id == canonical)
-    if row is None:
+    if row is None and text_problem("name", id_or_name) is None:  # NUL and the like cannot be queried
         row = ScheduledJob.get_or_none(ScheduledJob.name == id_or_name) or \
             ScheduledJob.get_or_none(ScheduledJob.type == id_or_name)
     if row is None:
@@ -50,14 +56,48 @@ def run_payload(row: ScheduledJob) -> dict:
     return payload
 
 
+def running_run(row: ScheduledJob) -> Job | None:
+    """The schedule's unfinished run (pending, delayed, active or stuck), newest first, or None: a timer
+    tick and Trigger Now both refuse to start another one next to it. Besides the last run, any run of
+    the schedule counts (a retry of a failed run also carries the schedule's id)."""
+    started_by_schedule = Job.scheduled_job_id == row.id
+    if row.last_run_job_id:
+        started_by_schedule |= Job.id == row.last_run_job_id
+    return (Job.select().where(started_by_schedule & Job.status.in_(WAITING))
+            .order_by(Job.created_at.desc()).first())
+
+
 def trigger_job_now(id_or_name: str, now: datetime | None = None) -> str:
-    """Run a schedule's job at once through add_job; returns the new job id."""
+    """Run a schedule's job at once through add_job; returns the new job id.
+
+    Refused (ScheduleError 409, `runningJobId`) while a run of the schedule is unfinished, the rule timer
+    ticks obey. A short Redis lock around check-and-add makes two simultaneous triggers (a double click)
+    start one run: the second one sees the first's row, or the lock.
+    """
     row = find_schedule(id_or_name)
-    job_id = add_job(row.type, run_payload(row), scheduled_job_id=row.id)
+    payload = run_payload(row)
+    lock = get_redis().lock(TRIGGER_LOCK.format(id=row.id), timeout=60, blocking=False)
+    if not lock.acquire():
+        raise ScheduleError(f"{row.name} is being started by another Trigger Now right now", status=409)
+    try:
+        running = running_run(row)
+        if running is not None:
+            raise ScheduleError(f"{row.name} is still running: job {running.id} ({running.status})", status=409,
+                                runningJobId=str(running.id))
+        job_id = add_job(row.type, payload, scheduled_job_id=row.id)
+    finally:
+        _release(lock)
     now = now or utcnow()
     ScheduledJob.update(last_run=now, last_run_job_id=job_id, updated_at=now).where(ScheduledJob.id == row.id).execute()
     create_job_logger(job_id, "Scheduler").info(f"Started by Trigger Now for schedule '{row.name}'")
     return job_id
+
+
+def _release(lock: Any) -> None:
+    try:
+        lock.release()
+    except LockError:  # expired meanwhile: nothing to release
+        pass
 
 
 _EDITABLE = {"name", "schedule", "enabled"}
@@ -76,10 +116,13 @@ def update_schedule(id_or_name: str, body: Any, now: datetime | None = None) -> 
         name = body["name"]
         if not isinstance(name, str) or not name.strip() or len(name) > 100:
             raise ScheduleError("name must be a non-empty string of at most 100 characters")
+        problem = text_problem("name", name)
+        if problem:
+            raise ScheduleError(problem)
         changes["name"] = name.strip()
     if "schedule" in body:
         try:
-            changes["schedule"] = validate_cron(body["schedule"])
+            changes["schedule"] = validate_cron(body["schedule"], now)
         except InvalidSchedule as exc:
             raise ScheduleError(f"schedule: {exc}") from None
     if "enabled" in body:
@@ -90,7 +133,10 @@ def update_schedule(id_or_name: str, body: Any, now: datetime | None = None) -> 
     schedule = changes.get("schedule", row.schedule)
     enabled = changes.get("enabled", row.enabled)
     if "schedule" in changes or "enabled" in changes:
-        changes["next_run"] = next_fire_time(schedule, now, get_settings().scheduler_timezone) if enabled else None
+        try:
+            changes["next_run"] = next_fire_time(schedule, now, get_settings().scheduler_timezone) if enabled else None
+        except ValueError:  # a stored string from before validation that never fires (CroniterBadDateError)
+            raise ScheduleError(f"schedule: {schedule!r} never fires; set a new one to enable it") from None
     if changes:
         changes["updated_at"] = now
         ScheduledJob.update(**changes).where(ScheduledJob.id == row.id).execute()

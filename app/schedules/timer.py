@@ -16,9 +16,9 @@ from typing import Any
 from app.config import get_settings
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
-from app.models import Job, ScheduledJob, utcnow
+from app.models import ScheduledJob, utcnow
 from app.schedules.cron import next_fire_time
-from app.schedules.service import WAITING, ScheduleError, run_payload
+from app.schedules.service import ScheduleError, run_payload, running_run
 
 log = logging.getLogger("scheduler.timer")
 SCHEDULES_QUEUE = "schedules"
@@ -43,7 +43,11 @@ def sync_timer(rq_scheduler: Any, now: datetime | None = None) -> dict[str, int]
     desired: dict[str, ScheduledJob] = {}
     for row in ScheduledJob.select().where(ScheduledJob.enabled == True):  # noqa: E712
         if row.next_run is None:  # enabled outside the API: start from the next tick
-            row.next_run = next_fire_time(row.schedule, now, tz)
+            try:
+                row.next_run = next_fire_time(row.schedule, now, tz)
+            except ValueError as exc:  # stored before cron strings were checked to fire: skip it, keep the rest
+                log.warning("schedule %r (%s) is skipped: %s", row.name, row.schedule, exc)
+                continue
             ScheduledJob.update(next_run=row.next_run).where(
                 (ScheduledJob.id == row.id) & ScheduledJob.next_run.is_null()).execute()
         desired[entry_id(row.id)] = row
@@ -83,8 +87,8 @@ def fire_schedule(schedule_id: str, due_at: str, now: datetime | None = None) ->
     if not claimed:
         return {"skipped": f"tick {due_at} already handled or rescheduled"}
 
-    previous = Job.get_or_none(Job.id == row.last_run_job_id) if row.last_run_job_id else None
-    if previous is not None and previous.status in WAITING:
+    previous = running_run(row)  # the same overlap rule as Trigger Now
+    if previous is not None:
         reason = (f"Scheduled run of '{row.name}' due {due_at}Z skipped: the previous run {previous.id} is still "
                   f"{previous.status}")
         log.warning(reason)

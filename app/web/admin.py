@@ -1,15 +1,24 @@
 """Login and logout; the dashboard pages are in app/web/dashboard.py."""
 from __future__ import annotations
 
+import math
 from urllib.parse import urlparse
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import login_user, logout_user
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
-from app.auth import AdminUser, login_blocked_for, page_admin_required, record_login, verify_credentials
+from app.auth import (
+    LoginVerdict,
+    begin_login_attempt,
+    end_all_sessions,
+    login_succeeded,
+    page_admin_required,
+    start_session,
+    verify_credentials,
+)
 
 bp = Blueprint("admin", __name__)
 
@@ -18,35 +27,55 @@ class LoginForm(FlaskForm):
     username = StringField("Username", validators=[DataRequired()])
     password = PasswordField("Password", validators=[DataRequired()])
 
+    class Meta:
+        def wrap_formdata(self, form, formdata):
+            """Form fields only: flask-wtf also reads a JSON body, and one that is not an object (`false`) crashed
+            the login with a 500."""
+            if request.is_json and request.method != "GET":
+                return request.form  # empty: a JSON login is refused like an empty form
+            return super().wrap_formdata(form, formdata)
+
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and not urlparse(target).netloc:
+    """A local path to go to after login; anything else (other sites, `/\\host`, which browsers read as
+    `//host`, control characters) goes to the logs page."""
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and target.isprintable() and not urlparse(target).netloc):
         return target
     return url_for("dashboard.logs")
+
+
+def _refused(form: LoginForm, verdict: LoginVerdict):
+    if verdict.refused_for == "address":
+        flash(f"Too many failed logins from this address; try again in {math.ceil(verdict.wait_seconds / 60)} "
+              "minute(s).")
+    else:
+        flash(f"Too many failed logins for this account; try again in {verdict.wait_seconds} second(s).")
+    return render_template("login.html", form=form), 429, {"Retry-After": str(verdict.wait_seconds)}
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
-    if request.method == "POST":
-        wait = login_blocked_for()
-        if wait:
-            flash(f"Too many failed logins from this address; try again in {max(wait // 60, 1)} minute(s).")
-            return render_template("login.html", form=form), 429
-    if form.validate_on_submit():
-        if verify_credentials(form.username.data, form.password.data):
-            record_login(True)
-            login_user(AdminUser(form.username.data))
-            return redirect(_safe_next(request.args.get("next")))
-        record_login(False)
+    if not form.validate_on_submit():
+        return render_template("login.html", form=form), (401 if request.method == "POST" else 200)
+    verdict = begin_login_attempt(form.username.data)  # counted before the password is checked
+    if not verdict.allowed:
+        return _refused(form, verdict)
+    if not verify_credentials(form.username.data, form.password.data):
         flash("Wrong username or password.")
-    return render_template("login.html", form=form), (401 if request.method == "POST" else 200)
+        return render_template("login.html", form=form), 401
+    login_succeeded(form.username.data)
+    start_session(form.username.data)
+    return redirect(_safe_next(request.args.get("next")))
 
 
 @bp.post("/logout")
 @page_admin_required
 def logout():
-    logout_user()
+    """Ends this session and every other session of the user (cookies saved before no longer work)."""
+    if current_user.is_authenticated:  # not a bearer-token caller
+        end_all_sessions(current_user.get_id())
     return redirect(url_for("admin.login"))
 
 
@@ -58,5 +87,9 @@ def index():
 @bp.get("/admin/jobs")
 @page_admin_required
 def jobs():
-    """The job history lives on the logs page (kept for old links)."""
-    return redirect(url_for("dashboard.logs", **request.args))
+    """The job history lives on the logs page (kept for old links). Only the logs filters are passed on:
+    url_for reads some names itself (endpoint, _method, _external, _anchor...), so forwarding any
+    query arg let a visitor pick the redirect's target or crash it."""
+    from app.dashboard.logs import FILTER_ARGS
+
+    return redirect(url_for("dashboard.logs", **{k: v for k, v in request.args.items() if k in FILTER_ARGS}))

@@ -4,10 +4,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from app.auth import api_admin_required
-from app.jobs.errors import JobSystemError
+from app.dashboard.queues import requeue_message
+from app.jobs import service as jobs_service, types
 from app.jobs.service import get_job, job_to_dict, parse_job_id
 from app.models import ScheduledJob
 from app.schedules import service as schedules
+from app.web.errors import json_body
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -42,14 +44,31 @@ def list_schedules():
 def trigger_schedule(schedule_id: str):
     if parse_job_id(schedule_id) is None:  # the API takes ids; names are for the CLI
         return jsonify(success=False, error=f"no scheduled job {schedule_id!r}"), 404
-    try:
-        row = schedules.find_schedule(schedule_id)
-        job_id = schedules.trigger_job_now(str(row.id))
-    except schedules.ScheduleError as exc:
-        return jsonify(success=False, error=str(exc)), exc.status
-    except JobSystemError as exc:
-        return jsonify(success=False, error=str(exc)), 503
+    # ScheduleError and JobSystemError become their JSON answer in app/web/errors.py
+    row = schedules.find_schedule(schedule_id)
+    job_id = schedules.trigger_job_now(str(row.id))
     return jsonify(success=True, jobId=job_id, message=f"{row.name} started; poll /api/admin/job-status/{job_id}")
+
+
+@bp.post("/admin/job-retry/<job_id>")
+@api_admin_required
+def retry_job(job_id: str):
+    """Retry a failed job once (409 with `retryJobId` when it was retried already; 503 when Redis refused the
+    new run, 409 when add_job refused it: app/web/errors.py)."""
+    new_id = jobs_service.retry_job(job_id)
+    return jsonify(success=True, jobId=new_id, message=f"retry started; poll /api/admin/job-status/{new_id}")
+
+
+@bp.post("/admin/requeue-failed/<job_type>")
+@api_admin_required
+def requeue_failed(job_type: str):
+    """Retry every failed job of a type not yet retried (the queues page's number), each once."""
+    if types.get(job_type) is None:
+        return jsonify(success=False, error=f"unknown job type {job_type!r}"), 404
+    outcome = jobs_service.requeue_failed(job_type)
+    return jsonify(success=outcome.stopped is None, requeued=len(outcome.started), jobIds=outcome.started,
+                   refused=[{"jobId": job_id, "error": reason} for job_id, reason in outcome.refused],
+                   stopped=outcome.stopped, message=requeue_message(job_type, outcome))
 
 
 @bp.put("/admin/jobs/<schedule_id>")
@@ -57,13 +76,7 @@ def trigger_schedule(schedule_id: str):
 def update_schedule(schedule_id: str):
     if parse_job_id(schedule_id) is None:
         return jsonify(success=False, error=f"no scheduled job {schedule_id!r}"), 404
-    body = request.get_json(silent=True)
-    if body is None:
-        return jsonify(success=False, error="body must be JSON (Content-Type: application/json)"), 400
-    try:
-        row = schedules.update_schedule(schedule_id, body)
-    except schedules.ScheduleError as exc:
-        return jsonify(success=False, error=str(exc)), exc.status
+    row = schedules.update_schedule(schedule_id, json_body())
     live, scheduler_alive = _schedule_status_inputs()
     return jsonify(success=True, job=schedules.schedule_report([row], live, scheduler_alive)[0])
 
@@ -74,10 +87,7 @@ def logs():
     from app.dashboard import logs as logs_query
     from app.jobs.service import job_to_dict
 
-    try:
-        filters = logs_query.parse_filter(request.args)
-    except logs_query.LogsQueryError as exc:
-        return jsonify(success=False, error=str(exc)), 400
+    filters = logs_query.parse_filter(request.args)  # LogsQueryError: 400 (app/web/errors.py)
     jobs, has_next = logs_query.search_jobs(filters)
     related = logs_query.related_items(jobs)
     events = logs_query.events_for([j.id for j in jobs]) if request.args.get("events") == "1" else {}

@@ -6,8 +6,8 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from app.audiobook_requests import service as requests_service
 from app.auth import page_admin_required
 from app.dashboard import logs as logs_query
-from app.dashboard.queues import queue_stats
-from app.jobs import types
+from app.dashboard.queues import queue_stats, requeue_message, requeueable_failed_counts
+from app.jobs import service as jobs_service, types
 from app.jobs.errors import JobSystemError
 from app.jobs.queues import get_redis
 from app.jobs.service import JobActionError, cancel_job, get_job, retry_job
@@ -31,9 +31,13 @@ def _title_case(value: str) -> str:
 
 @bp.app_template_filter("pretty_json")
 def _pretty_json(value: object) -> str:
-    """Readable JSON for <pre> blocks; Jinja's autoescaping then makes it safe HTML text."""
+    """Readable JSON for <pre> blocks; Jinja's autoescaping then makes it safe HTML text. Redacted again
+    when shown, so rows stored before a redaction rule existed show no secret either."""
     import json
 
+    from app.jobs.redact import redact
+
+    value = redact(value, current_app.config["SETTINGS"].secret_values())
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
@@ -91,7 +95,12 @@ def job_detail(job_id: str):
 def job_retry(job_id: str):
     try:
         new_id = retry_job(job_id)
-    except (JobActionError, JobSystemError) as exc:
+    except JobActionError as exc:
+        if exc.status == 404:
+            abort(404)
+        flash(f"Not retried: {exc}")
+        return redirect(url_for("dashboard.job_detail", job_id=job_id))
+    except JobSystemError as exc:
         flash(f"Not retried: {exc}")
         return redirect(url_for("dashboard.job_detail", job_id=job_id))
     flash("Retry started as a new run.")
@@ -154,6 +163,9 @@ def scheduled_update(schedule_id: str):
 def queues():
     settings = current_app.config["SETTINGS"]
     rows = queue_stats(get_redis(settings.redis_url), _live_workers(), settings.worker_counts)
+    requeueable = requeueable_failed_counts()
+    for row in rows:
+        row["requeueable"] = requeueable.get(row["type"], 0)
     return render_template("admin/queues.html", rows=rows)
 
 
@@ -162,16 +174,7 @@ def queues():
 def requeue_failed(job_type: str):
     if types.get(job_type) is None:
         abort(404)
-    failed = list(Job.select().where((Job.type == job_type) & (Job.status == JobStatus.FAILED.value))
-                  .order_by(Job.created_at.desc()).limit(100))
-    started = 0
-    for job in failed:
-        try:
-            retry_job(job.id)
-            started += 1
-        except (JobActionError, JobSystemError):
-            continue
-    flash(f"Started {started} new run(s) of failed {job_type} jobs.")
+    flash(requeue_message(job_type, jobs_service.requeue_failed(job_type)))
     return redirect(url_for("dashboard.queues"))
 
 

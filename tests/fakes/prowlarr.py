@@ -1,10 +1,13 @@
 """A fake Prowlarr on 127.0.0.1 that follows the documented API (shared/reference/services.md §1).
 
-- every /api/v1 route and every download link needs the key (X-Api-Key header or apikey query): 401, empty body;
+- every /api/v1 route and every download link needs the key, read as Prowlarr's ApiKeyAuthenticationHandler
+  does: an `apikey` query parameter (name in any case) wins, even when wrong and a right X-Api-Key header is
+  sent; only without one is the header read. A missing or wrong key: 401, empty body, counted in
+  `unauthorized_count`;
 - /api/v1/search takes repeated `categories`, answers a JSON array whose null fields are omitted, with
   downloadUrl/magnetUrl as Prowlarr proxy links `/<indexerId>/download?apikey=…&link=…&file=…`;
-- a proxy link answers .torrent bytes, a 301 to a magnet, or an error (429 with Retry-After, 500) with a
-  Newznab XML body.
+- a proxy link answers .torrent bytes, a 301 to a magnet or to any URL (`redirect`), or an error (429 with
+  Retry-After, 500) with a Newznab XML body.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ class FakeRelease:
     seeders: int | None = 10
     torrent: bytes | None = None      # served as application/x-bittorrent
     magnet: str | None = None         # served as a 301 to this magnet
+    redirect: str | None = None       # served as a 301 to this URL (an indexer, another Prowlarr link)
     error: int | None = None          # served as this HTTP error
     indexer: str = "MyAudioTracker"
     indexer_id: int = 4
@@ -36,6 +40,7 @@ class FakeProwlarr:
     search_status: int = 200
     searches: list[dict] = field(default_factory=list)
     downloads: list[str] = field(default_factory=list)
+    unauthorized_count: int = 0
 
     def start(self) -> "FakeProwlarr":
         fake = self
@@ -43,9 +48,9 @@ class FakeProwlarr:
         class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802
                 parsed = urlparse(self.path)
-                query = parse_qs(parsed.query)
-                key = self.headers.get("X-Api-Key") or (query.get("apikey") or [""])[0]
-                if key != fake.api_key:
+                query = parse_qs(parsed.query, keep_blank_values=True)
+                if self._presented_key(query) != fake.api_key:
+                    fake.unauthorized_count += 1
                     return self._send(401, b"", "text/plain")
                 if parsed.path == "/api/v1/search":
                     return self._search(query)
@@ -53,6 +58,13 @@ class FakeProwlarr:
                 if len(parts) == 2 and parts[1] == "download":
                     return self._download(query)
                 return self._send(404, b"Not Found", "text/plain")
+
+            def _presented_key(self, query: dict) -> str | None:
+                """The query parameter first (ASP.NET query names ignore case), then the header."""
+                for name, values in query.items():
+                    if name.lower() == "apikey":
+                        return values[0]
+                return self.headers.get("X-Api-Key")
 
             def _search(self, query: dict) -> None:
                 fake.searches.append(query)
@@ -82,8 +94,8 @@ class FakeProwlarr:
                     headers = {"Retry-After": "60"} if release.error == 429 else {}
                     body = f'<error code="{release.error}" description="release unavailable"/>'.encode()
                     return self._send(release.error, body, "application/xml", headers)
-                if release.magnet:
-                    return self._send(301, b"", "text/plain", {"Location": release.magnet})
+                if release.magnet or release.redirect:
+                    return self._send(301, b"", "text/plain", {"Location": release.magnet or release.redirect})
                 self._send(200, release.torrent or b"", "application/x-bittorrent")
 
 

@@ -7,11 +7,13 @@ from app.config import get_settings
 from app.integrations.errors import ServiceError
 from app.integrations.torrent import download_client
 from app.jobs.logger import create_job_logger
-from app.models import DownloadHistory, Request
+from app.models import DownloadHistory, Request, utcnow
+from app.pipeline.monitor_policy import describe_holders, holders
 from workers.processors import register
+from workers.processors.monitor import torrent_users
 
 RETRY_BATCH = 50
-CLEANUP_BATCH = 100
+CLEANUP_BATCH = 100  # rows read per page; every page is read each run
 
 
 @register("retry_missing_torrents")
@@ -26,35 +28,94 @@ def process_retry_missing(payload: dict) -> dict:
     return {"success": True, "queued": len(jobs)}
 
 
+def _candidates():
+    """download_history rows cleanup may remove: the selected, completed download of an `available` request."""
+    return (DownloadHistory.select(DownloadHistory, Request).join(Request)
+            .where((Request.status == R.AVAILABLE.value) & DownloadHistory.selected
+                   & (DownloadHistory.download_status == "completed")))
+
+
+def _indexers_with_a_seeding_limit(settings) -> list[str]:
+    """Indexer names (as stored) of candidate rows whose INDEXER_SEEDING_MINUTES is positive. Rows of the other
+    indexers (seed forever, or not configured) will never be removed under the current setting: they are not
+    read at all, so however many there are they never hold back the rows behind them."""
+    names = (_candidates().select(DownloadHistory.indexer_name).distinct()
+             .where(DownloadHistory.indexer_name.is_null(False)).tuples())
+    return [name for (name,) in names if settings.seeding_minutes_for(name) > 0]
+
+
+def _pages(indexers: list[str]):
+    """Every candidate row of these indexers, in pages by id (keyset): each run goes through all of them, and
+    rows marked `removed` meanwhile simply drop out of the next page."""
+    last_id = None
+    while True:
+        query = _candidates().where(DownloadHistory.indexer_name.in_(indexers))
+        if last_id is not None:
+            query = query.where(DownloadHistory.id > last_id)
+        page = list(query.order_by(DownloadHistory.id).limit(CLEANUP_BATCH))
+        yield from page
+        if len(page) < CLEANUP_BATCH:
+            return
+        last_id = page[-1].id
+
+
+def _mark_removed(row: DownloadHistory) -> None:
+    DownloadHistory.update(download_status="removed", updated_at=utcnow()).where(
+        DownloadHistory.id == row.id).execute()
+
+
 @register("cleanup_seeded_torrents")
 def process_cleanup_seeded(payload: dict) -> dict:
-    """Remove torrent and files of `available` requests whose indexer's seeding time is reached."""
+    """Remove torrent and files of `available` requests whose indexer's seeding time is reached, unless another
+    request still needs the same torrent. Goes through every candidate each run; a removed (or vanished)
+    torrent's row is marked `removed` and never read again."""
     log = create_job_logger(payload["jobId"], "CleanupSeededTorrents")
     settings = get_settings()
-    rows = list(DownloadHistory.select(DownloadHistory, Request).join(Request)
-                .where((Request.status == R.AVAILABLE.value) & DownloadHistory.selected
-                       & (DownloadHistory.download_status == "completed"))
-                .order_by(DownloadHistory.completed_at).limit(CLEANUP_BATCH))
-    removed, kept = [], 0
-    for row in rows:
-        minutes = settings.seeding_minutes_for(row.indexer_name or "")
-        if minutes <= 0:
-            kept += 1
-            continue
-        try:
-            client = download_client(row.download_client)
-            status = client.get(row.download_client_id)
-            if status is None:
-                DownloadHistory.update(download_status="removed").where(DownloadHistory.id == row.id).execute()
-                continue
-            if status.seeding_seconds < minutes * 60:
-                kept += 1
-                continue
-            client.remove(row.download_client_id, delete_files=True)
-        except ServiceError as exc:
-            log.warn(f"Could not check {row.torrent_name!r}: {exc}")
-            continue
-        DownloadHistory.update(download_status="removed").where(DownloadHistory.id == row.id).execute()
-        removed.append(row.torrent_name)
-        log.info(f"Removed {row.torrent_name!r} after seeding {status.seeding_seconds // 60} min (limit {minutes})")
+    indexers = _indexers_with_a_seeding_limit(settings)
+    seed_forever = _candidates().count() - _candidates().where(DownloadHistory.indexer_name.in_(indexers)).count()
+    removed, seeding, shared, unreachable = [], 0, 0, 0
+    for row in _pages(indexers):
+        outcome = _clean_one(row, settings.seeding_minutes_for(row.indexer_name), log)
+        if outcome == "removed":
+            removed.append(row.torrent_name)
+        elif outcome == "seeding":
+            seeding += 1
+        elif outcome == "shared":
+            shared += 1
+        elif outcome == "unreachable":
+            unreachable += 1
+    kept = seed_forever + seeding + shared + unreachable
+    log.info(f"Removed {len(removed)} torrents; kept {kept} ({seed_forever} seed forever, {seeding} still seeding, "
+             f"{shared} used by another request, {unreachable} not checked)",
+             {"removed": removed, "seedForever": seed_forever, "seeding": seeding, "shared": shared,
+              "unreachable": unreachable})
     return {"success": True, "removed": len(removed), "kept": kept}
+
+
+def _clean_one(row: DownloadHistory, minutes: int, log) -> str:
+    """One candidate: 'removed', 'gone' (no longer in the client), 'seeding', 'shared' or 'unreachable'."""
+    info_hash = row.download_client_id
+    try:
+        client = download_client(row.download_client)
+        status = client.get(info_hash)
+        if status is None:
+            _mark_removed(row)
+            log.info(f"{row.torrent_name!r} ({info_hash}) is no longer in {row.download_client}; marked removed")
+            return "gone"
+        if status.seeding_seconds < minutes * 60:
+            return "seeding"
+        others = holders(torrent_users(row.download_client, row.torrent_hash or info_hash, row.request_id),
+                         status.seeding_seconds)
+        if others:
+            log.info(f"Kept {row.torrent_name!r} ({info_hash}) although it seeded {status.seeding_seconds // 60} min "
+                     f"(limit {minutes}): {describe_holders(others)} also uses this torrent",
+                     {"infoHash": info_hash, "sharedWith": [u.request_id for u in others]})
+            return "shared"
+        client.remove(info_hash, delete_files=True)
+    except ServiceError as exc:
+        log.warn(f"Could not check {row.torrent_name!r}: {exc}")
+        return "unreachable"
+    _mark_removed(row)
+    log.info(f"Removed {row.torrent_name!r} ({info_hash}) and its files after seeding "
+             f"{status.seeding_seconds // 60} min (limit {minutes})")
+    return "removed"

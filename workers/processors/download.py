@@ -1,12 +1,22 @@
-"""download_torrent: fetch the release, hand it to the download client, start monitoring."""
+"""download_torrent: fetch the release, hand it to the download client, start monitoring.
+
+The best release is tried first, then the alternates. A release that cannot be fetched or read is
+skipped; when none is left, the job retries if any of them may work later (429, 5xx, an unreachable
+indexer) and fails at once, naming every release and why, when all failed for good (a bad .torrent,
+a 4xx, too many redirects). Prowlarr refusing the key or being unreachable ends the job right away.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from app.audiobook_requests.state import R, transition
 from app.config import get_settings
 from app.integrations.errors import PermanentServiceError, ServiceError, TransientServiceError
-from app.integrations.prowlarr import ProwlarrClient
+from app.integrations.prowlarr import SERVICE as PROWLARR
+from app.integrations.prowlarr import ProwlarrClient, ReleaseFile
 from app.integrations.torrent import CATEGORY, download_client
 from app.integrations.torrentfile import TorrentFileError, parse_magnet, read_torrent
+from app.jobs import fence
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
 from app.models import DownloadHistory, utcnow
@@ -15,6 +25,58 @@ from workers.processors import register
 from workers.context import is_last_attempt
 
 MONITOR_FIRST_DELAY = 3  # seconds: gives the client time to register the torrent (original's race fix)
+_REASON_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ReleaseFailure:
+    """Why one candidate release could not be used."""
+
+    title: str
+    reason: str
+    transient: bool
+
+
+@dataclass(frozen=True)
+class Fetched:
+    file: ReleaseFile
+    info_hash: str
+    name: str
+
+
+def ends_the_job(exc: Exception) -> bool:
+    """A failure about Prowlarr itself, not about one release: trying the others cannot help now."""
+    if not isinstance(exc, ServiceError) or exc.service != PROWLARR:
+        return False
+    return exc.status == 401 or (exc.transient and exc.status is None)
+
+
+def release_failure(release: Release, exc: Exception) -> ReleaseFailure:
+    transient = isinstance(exc, ServiceError) and exc.transient
+    return ReleaseFailure(release.title, str(exc)[:_REASON_CHARS], transient)
+
+
+def no_release_usable(failures: list[ReleaseFailure]) -> ServiceError:
+    """The job's error once every candidate failed: retryable while any may work later, else permanent."""
+    listed = "; ".join(f"{f.title[:120]!r} ({f.reason})" for f in failures)
+    waiting = sum(1 for f in failures if f.transient)
+    if waiting:
+        return TransientServiceError(PROWLARR, f"{waiting} of {len(failures)} releases are temporarily "
+                                               f"unavailable, none could be used: {listed}")
+    return PermanentServiceError(PROWLARR, f"none of the {len(failures)} releases could be used: {listed}")
+
+
+def fetch(prowlarr: ProwlarrClient, release: Release) -> Fetched:
+    """The release's file and identity; ServiceError or TorrentFileError when it cannot be used."""
+    link = release.download_url or release.magnet_url
+    if not link:
+        raise PermanentServiceError(PROWLARR, "the release has no download link")
+    file = prowlarr.fetch_release(link)
+    if file.torrent is not None:
+        meta = read_torrent(file.torrent)
+        return Fetched(file, meta.info_hash, meta.name)
+    magnet = parse_magnet(file.magnet or "")
+    return Fetched(file, magnet.info_hash, magnet.name or release.title)
 
 
 @register("download_torrent")
@@ -30,36 +92,28 @@ def process_download(payload: dict) -> dict:
     try:
         prowlarr = ProwlarrClient(settings.prowlarr_url, settings.prowlarr_api_key)
         client = download_client()
+        failures: list[ReleaseFailure] = []
         for index, release in enumerate(candidates):
-            link = release.download_url or release.magnet_url
             try:
-                fetched = prowlarr.fetch_release(link or "")
-                if fetched.torrent is not None:
-                    meta = read_torrent(fetched.torrent)
-                    info_hash, name = meta.info_hash, meta.name
-                elif fetched.magnet:
-                    magnet = parse_magnet(fetched.magnet)
-                    info_hash, name = magnet.info_hash, magnet.name or release.title
-                else:
-                    raise PermanentServiceError("Prowlarr", "release link gave neither a torrent nor a magnet")
-            except (TransientServiceError, PermanentServiceError, TorrentFileError) as exc:
-                status = getattr(exc, "status", None)
-                if isinstance(exc, TransientServiceError) and status is None:
-                    raise  # Prowlarr unreachable: the job retries, no point trying the others now
-                if status in (401,):
+                fetched = fetch(prowlarr, release)
+            except (ServiceError, TorrentFileError) as exc:
+                if ends_the_job(exc):
                     raise
+                failures.append(release_failure(release, exc))
                 log.warn(f"Release {index + 1}/{len(candidates)} {release.title!r} unavailable: {exc}")
                 continue
+            info_hash, name = fetched.info_hash, fetched.name
             existing = client.get(info_hash)
             if existing is None:
-                client.add(torrent=fetched.torrent, magnet=fetched.magnet, category=CATEGORY,
+                fence.ensure_current()  # a run that lost its lease never adds the torrent next to its successor
+                client.add(torrent=fetched.file.torrent, magnet=fetched.file.magnet, category=CATEGORY,
                            tags=[f"request-{request_id}"], save_path=settings.download_dir or None, name=name)
                 log.info(f"Added {name!r} ({info_hash}) to {settings.download_client}")
             else:
                 log.info(f"{name!r} ({info_hash}) is already in {settings.download_client}; not added twice")
             history = DownloadHistory.create(
                 request=request_id, indexer_name=release.indexer, torrent_name=release.title, torrent_hash=info_hash,
-                torrent_size_bytes=release.size, magnet_link=fetched.magnet, torrent_url=release.download_url,
+                torrent_size_bytes=release.size, magnet_link=fetched.file.magnet, torrent_url=release.download_url,
                 seeders=release.seeders, leechers=release.leechers, selected=True,
                 download_client=settings.download_client, download_client_id=info_hash,
                 download_status="downloading", started_at=utcnow())
@@ -67,7 +121,7 @@ def process_download(payload: dict) -> dict:
                 "requestId": request_id, "downloadHistoryId": str(history.id), "downloadClientId": info_hash,
                 "downloadClient": settings.download_client}, delay=MONITOR_FIRST_DELAY)
             return {"success": True, "infoHash": info_hash, "torrent": name, "monitorJobId": monitor_id}
-        raise TransientServiceError("Prowlarr", f"all {len(candidates)} releases are temporarily unavailable")
+        raise no_release_usable(failures)
     except ServiceError as exc:
         final = isinstance(exc, PermanentServiceError) or is_last_attempt()
         if final:

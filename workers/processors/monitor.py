@@ -12,8 +12,10 @@ from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
 from app.jobs.types import Priority
 from app.models import BlockedRelease, DownloadHistory, Request, utcnow
-from app.pipeline.download_state import DownloadState
-from app.pipeline.monitor_policy import MAX_CONNECTION_FAILURES, moved, next_delay, progress_to_log, stalled_too_long
+from app.pipeline.download_state import DownloadState, counts_toward_stall
+from app.pipeline.monitor_policy import (MAX_CONNECTION_FAILURES, StallClock, StallRemoval, TorrentUser,
+                                         describe_holders, holders, motionless_seconds, moved, next_delay,
+                                         next_stall_clock, progress_to_log, stall_removal, stalled_too_long)
 from workers.processors import register
 from workers.context import Reschedule, is_last_attempt
 
@@ -40,6 +42,25 @@ def _lookup(client, info_hash: str, log) -> TorrentStatus | None:
     return None
 
 
+def torrent_users(client_kind: str, info_hash: str, request_id) -> list[TorrentUser]:
+    """Every other request's download_history row for this torrent (same client, same info hash)."""
+    settings = get_settings()
+    rows = (DownloadHistory.select(DownloadHistory.indexer_name, DownloadHistory.download_status, Request.id,
+                                   Request.status)
+            .join(Request)
+            .where((DownloadHistory.torrent_hash == info_hash.lower()) & (DownloadHistory.request != request_id)
+                   & ((DownloadHistory.download_client == client_kind) | DownloadHistory.download_client.is_null())))
+    return [TorrentUser(request_id=str(row.request.id), request_status=row.request.status,
+                        download_status=row.download_status,
+                        seeding_minutes=settings.seeding_minutes_for(row.indexer_name or ""))
+            for row in rows]
+
+
+def _stall_clock(payload: dict) -> StallClock:
+    since = payload.get("motionlessSince")
+    return StallClock(datetime.fromisoformat(since) if since else None, int(payload.get("stallCount", 0)))
+
+
 @register("monitor_download")
 def process_monitor(payload: dict) -> dict | Reschedule:
     request_id, info_hash = payload["requestId"], payload["downloadClientId"]
@@ -52,8 +73,7 @@ def process_monitor(payload: dict) -> dict | Reschedule:
     now = utcnow()
     poll = {"stallCount": int(payload.get("stallCount", 0)), "connectionFailures": int(payload.get("connectionFailures", 0)),
             "lastBytes": payload.get("lastBytes"), "lastProgress": payload.get("lastProgress"),
-            "lastLoggedPercent": payload.get("lastLoggedPercent"),
-            "motionlessSince": payload.get("motionlessSince") or now.isoformat()}
+            "lastLoggedPercent": payload.get("lastLoggedPercent"), "motionlessSince": payload.get("motionlessSince")}
     try:
         status = _lookup(download_client(payload["downloadClient"]), info_hash, log)
         if status is None:
@@ -87,13 +107,17 @@ def process_monitor(payload: dict) -> dict | Reschedule:
         log.info(f"Downloading: {percent}% ({status.raw_state})",
                  {"progress": percent, "speed": status.download_speed, "eta": status.eta, "state": status.raw_state})
         poll["lastLoggedPercent"] = percent
-    if moved(poll["lastBytes"], status.downloaded):
-        poll["stallCount"], poll["motionlessSince"] = 0, now.isoformat()
-    else:
-        poll["stallCount"] += 1
+    previous = _stall_clock(poll)
+    allowed = counts_toward_stall(status.state)
+    clock = next_stall_clock(previous, now, allowed=allowed, moved=moved(poll["lastBytes"], status.downloaded))
+    if not allowed and (previous.since is not None or poll["lastBytes"] is None):
+        log.info(f"Torrent is {status.state.value} ({status.raw_state}): not allowed to download, so the stall "
+                 f"clock is held until it is allowed again")
+    poll["stallCount"] = clock.count
+    poll["motionlessSince"] = clock.since.isoformat() if clock.since else None
     poll["lastBytes"], poll["lastProgress"] = status.downloaded, status.progress
-    motionless = (now - datetime.fromisoformat(poll["motionlessSince"])).total_seconds()
-    if stalled_too_long(motionless, settings.download_stall_limit_seconds):
+    motionless = motionless_seconds(clock, now)
+    if allowed and stalled_too_long(motionless, settings.download_stall_limit_seconds):
         reason = (f"no progress for {int(motionless)} s (limit {settings.download_stall_limit_seconds} s, "
                   f"state {status.raw_state}, {percent}%)")
         _blocklist_and_requeue(request_id, payload, status, reason, log, remove=True, to_failed=False)
@@ -117,10 +141,7 @@ def _blocklist_and_requeue(request_id: str, payload: dict, status: TorrentStatus
                            to_failed: bool) -> None:
     history = DownloadHistory.get_by_id(payload["downloadHistoryId"])
     if remove:
-        try:
-            download_client(payload["downloadClient"]).remove(status.info_hash, delete_files=True)
-        except ServiceError as exc:
-            log.warn(f"Could not remove the stalled torrent: {exc}")
+        _remove_stalled(request_id, payload["downloadClient"], status, log)
     BlockedRelease.insert(request=request_id, title=history.torrent_name or status.name, info_hash=status.info_hash,
                           reason=reason).on_conflict_ignore().execute()
     DownloadHistory.update(download_status="failed", download_error=reason).where(
@@ -132,6 +153,25 @@ def _blocklist_and_requeue(request_id: str, payload: dict, status: TorrentStatus
         transition(request_id, R.AWAITING_SEARCH, only_from=(R.DOWNLOADING,),
                    error_message=f"Download stalled ({reason}); release blocklisted, searching again later")
         log.warn(f"Download stalled: {reason}; release blocklisted, request back to awaiting_search")
+
+
+def _remove_stalled(request_id: str, client_kind: str, status: TorrentStatus, log) -> None:
+    """Remove a stalled torrent safely: its partial files go too only when nobody else uses the torrent."""
+    others = holders(torrent_users(client_kind, status.info_hash, request_id), status.seeding_seconds)
+    decision = stall_removal(status.progress, others)
+    if decision is StallRemoval.LEAVE:
+        log.warn(f"Stalled torrent {status.info_hash} left in {client_kind} with its files: "
+                 f"{describe_holders(others)} also uses it",
+                 {"infoHash": status.info_hash, "sharedWith": [u.request_id for u in others]})
+        return
+    with_files = decision is StallRemoval.WITH_FILES
+    try:
+        download_client(client_kind).remove(status.info_hash, delete_files=with_files)
+    except ServiceError as exc:
+        log.warn(f"Could not remove the stalled torrent: {exc}")
+        return
+    log.info(f"Removed the stalled torrent {status.info_hash} from {client_kind} "
+             + ("with its partial files" if with_files else f"but kept its files (progress {status.progress:.0%})"))
 
 
 def _fail(request_id: str, payload: dict, message: str) -> None:

@@ -10,8 +10,9 @@ from app.integrations.errors import PermanentServiceError
 from app.jobs.errors import PermanentJobError
 from app.jobs.logger import create_job_logger
 from app.library.organizer import NoAudioFiles, organize
-from app.library.paths import UnsafePathError, inside, target_dir
+from app.library.paths import PathTemplateError, UnsafePathError, inside, target_dir
 from app.models import Audiobook, Request, utcnow
+from workers.context import is_last_attempt
 from workers.processors import register
 
 RETRYABLE_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM}
@@ -24,30 +25,36 @@ def process_organize(payload: dict) -> dict:
     settings = get_settings()
     if not settings.media_dir:
         raise PermanentServiceError("Organizer", "MEDIA_DIR must be set")
+    if settings.organize_mode == "move" and not settings.download_dir:
+        # load_settings refuses this at start; settings built in code get here: never delete unconfined files
+        raise PermanentServiceError("Organizer", "ORGANIZE_MODE=move requires DOWNLOAD_DIR")
     if not transition(request_id, R.PROCESSING, progress=100):
         log.warn("Request is not waiting for an import; nothing to do")
         return {"success": False, "skipped": True}
     book = Audiobook.get_by_id(payload["audiobookId"])
     download_path = Path(payload["downloadPath"])
     media_dir = Path(settings.media_dir)
+    read_root = Path(settings.download_dir) if settings.download_dir else None  # unset: reads not confined
     try:
-        if settings.download_dir and not inside(Path(settings.download_dir), download_path):
+        if read_root is not None and not inside(read_root, download_path):
             raise UnsafePathError(f"download path {download_path} is outside DOWNLOAD_DIR")
         target = target_dir(media_dir, settings.organize_path_template,
                             {"author": book.author, "title": book.title, "narrator": book.narrator,
                              "asin": book.audible_asin, "year": None})
         log.info(f"Organizing {download_path} into {target} ({settings.organize_mode})")
-        result = organize(download_path, target, media_dir, settings.organize_mode)
+        result = organize(download_path, target, media_dir, settings.organize_mode, temp_tag=str(request_id),
+                          read_root=read_root)
     except (NoAudioFiles, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno not in RETRYABLE_ERRNOS:
-            transition(request_id, R.FAILED, only_from=(R.PROCESSING,), error_message=f"Import failed: {exc}")
-            log.error(f"Import failed: {exc}")
+            # e.g. disk full, I/O error: the job's retries try again; after the last one the request
+            # fails with this reason (app/jobs/callbacks.py), never before.
+            log.error(f"Import failed: {exc}" + ("" if is_last_attempt() else " (will retry)"))
             raise
         return _retry_later(request_id, str(exc), log)
-    except UnsafePathError as exc:
-        transition(request_id, R.FAILED, only_from=(R.PROCESSING,), error_message=str(exc))
+    except (UnsafePathError, PathTemplateError) as exc:
+        # Retrying cannot help: the job fails at once and so does the request, with this reason.
         log.error(f"Refused: {exc}")
-        raise PermanentJobError(str(exc)) from None
+        raise PermanentJobError(f"Import refused: {exc}") from None
     for refused in result.refused:
         log.error(f"Refused file {refused}")
     for warning in result.warnings:

@@ -1,0 +1,117 @@
+"""Run fencing and the run's lease in the database.
+
+Every run of a job starts with `begin()`: it writes a fresh token into the jobs row (status active,
+heartbeat now). The token is the run's right to write: completing, failing, rescheduling the row,
+moving its request, logging its events and starting the next step all require that the row still
+holds it. A run that lost its lease (worker paused past the lease, partitioned, or declared dead
+while it was only slow) finds the token replaced or cleared and its writes refused, the way Bull's
+lock token fences a stalled job.
+
+While a run is current, a daemon thread renews `jobs.heartbeat_at` every third of the lease. The
+lease lives in PostgreSQL, the record of truth, so a run lost with Redis (restart without
+persistence) is still noticed: the scheduler's lease sweep finds active rows whose heartbeat is
+older than JOB_HEARTBEAT_TTL (app/jobs/recovery.py).
+
+One run at a time per process (RQ workers run one job at a time), so the current run is module
+state, read by the callbacks RQ calls after the job, in the same process.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """This run's token is no longer the row's: another run owns the job now; stop writing."""
+
+
+@dataclass
+class Run:
+    job_id: str
+    token: str
+    lost: bool = False
+
+
+_current: Run | None = None
+_lease_thread: threading.Thread | None = None
+_lease_wakeup = threading.Event()
+
+
+def lease_seconds() -> int:
+    from app.config import get_settings
+
+    return get_settings().job_heartbeat_ttl
+
+
+def begin(job_id: Any) -> Run | None:
+    """Start a run: mark the row active with a new token. None when the job must not run
+    (cancelled, finished, unknown, or another run holds a live lease)."""
+    from app.jobs import state
+
+    global _current
+    token = uuid.uuid4().hex
+    if not state.mark_active(job_id, token, lease_seconds()):
+        return None
+    _current = Run(str(job_id), token)
+    _ensure_lease_thread()
+    return _current
+
+
+def end() -> None:
+    """The worker is done with the run (its callbacks have run): stop renewing its lease."""
+    global _current
+    _current = None
+
+
+def current() -> Run | None:
+    return _current
+
+
+def current_for(job_id: Any) -> Run | None:
+    """The current run if it is a run of `job_id`."""
+    run = _current
+    return run if run is not None and run.job_id == str(job_id) else None
+
+
+def ensure_current() -> None:
+    """Raise LeaseLost when the current run's token is stale (no-op outside a run).
+
+    Call before a side effect outside the database that a successor must not see twice."""
+    from app.jobs import state
+
+    run = _current
+    if run is None:
+        return
+    if run.lost or not state.run_is_current(run.job_id, run.token):
+        run.lost = True
+        raise LeaseLost(f"job {run.job_id}: this run lost its lease; another run owns the job")
+
+
+def _ensure_lease_thread() -> None:
+    global _lease_thread
+    if _lease_thread is None or not _lease_thread.is_alive():  # threads do not survive a fork
+        _lease_thread = threading.Thread(target=_renew_forever, daemon=True, name="job-lease")
+        _lease_thread.start()
+
+
+def _renew_forever() -> None:
+    from app.jobs import state
+
+    interval = max(lease_seconds() / 3, 0.5)
+    while True:
+        _lease_wakeup.wait(interval)
+        run = _current
+        if run is None or run.lost:
+            continue
+        try:
+            if not state.renew_lease(run.job_id, run.token):
+                run.lost = True
+                log.warning("job %s: lease lost (another run owns it now); this run's writes will be refused",
+                            run.job_id)
+        except Exception as exc:  # database briefly down: the next beat tries again
+            log.warning("job %s: could not renew the lease (%s)", run.job_id, type(exc).__name__)

@@ -1,0 +1,433 @@
+"""Login throttling, sessions that logout really ends, proxy trust, cookie flags, security headers and a
+strict Content-Security-Policy (no inline script or event handler on any page), and CSRF tokens that live
+as long as the session."""
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from html.parser import HTMLParser
+from types import SimpleNamespace
+
+import pytest
+import requests
+from flask import jsonify, request
+from werkzeug.serving import make_server
+
+from app import auth
+from app.models import Audiobook, Job, JobEvent, Request
+from app.schedules.defaults import ensure_default_schedules
+from conftest import ADMIN_PASSWORD
+
+TOKEN_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def _token(client, path: str = "/login") -> str:
+    return TOKEN_PATTERN.search(client.get(path).get_data(as_text=True)).group(1)
+
+
+def _post_login(client, username: str, password: str, **kwargs):
+    token = _token(client)
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token}, **kwargs)
+
+
+def _client_from(flask_app, address: str, **headers):
+    client = flask_app.test_client()
+    client.environ_base.update({"REMOTE_ADDR": address, **{f"HTTP_{k.upper()}": v for k, v in headers.items()}})
+    return client
+
+
+def _parallel_logins(flask_app, attempts: list[tuple[str, str, str]]) -> list[int]:
+    """Each (address, username, password) posted at the same moment, each from its own test client."""
+    prepared = []
+    for address, username, password in attempts:
+        client = _client_from(flask_app, address)
+        prepared.append((client, {"username": username, "password": password, "csrf_token": _token(client)}))
+    barrier = threading.Barrier(len(prepared))
+
+    def post(item):
+        client, data = item
+        barrier.wait()
+        return client.post("/login", data=data).status_code
+
+    with ThreadPoolExecutor(len(prepared)) as pool:
+        return list(pool.map(post, prepared))
+
+
+@pytest.fixture
+def live_url(flask_app):
+    server = make_server("127.0.0.1", 0, flask_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    """The throttle's clock, moved by hand (no sleeping, no timed assertions)."""
+    clock = SimpleNamespace(now=1_700_000_000.0)
+    monkeypatch.setattr(auth, "throttle_clock", lambda: clock.now, raising=False)
+    return clock
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# --- pure decisions --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("address, key", [
+    ("203.0.113.9", "203.0.113.9"),
+    ("2001:db8:1:2::5", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+    ("2001:db8:1:3::5", "2001:db8:1:3::/64"),
+    ("::ffff:203.0.113.9", "203.0.113.9"),  # an IPv4 client on a dual-stack socket
+    ("", "unknown"),
+    (None, "unknown"),
+    ("not-an-address", "not-an-address"),
+])
+def test_clients_are_counted_by_address_and_ipv6_by_their_64(address, key):
+    assert auth.client_key(address) == key
+
+
+@pytest.mark.parametrize("attempts, delay", [
+    (1, 0), (4, 0), (5, 1), (6, 2), (7, 4), (10, 32), (13, 256), (14, 300), (500, 300)])
+def test_the_per_username_back_off_doubles_after_five_attempts(attempts, delay):
+    assert auth.username_delay(attempts) == delay
+
+
+# --- the throttle ----------------------------------------------------------------------------------------
+
+def test_forty_parallel_wrong_logins_from_one_address_get_five_tries(live_url):
+    sessions = []
+    for _ in range(40):
+        session = requests.Session()
+        token = TOKEN_PATTERN.search(session.get(f"{live_url}/login").text).group(1)
+        sessions.append((session, token))
+    barrier = threading.Barrier(len(sessions))
+
+    def post(item):
+        session, token = item
+        barrier.wait()
+        return session.post(f"{live_url}/login", data={"username": "admin", "password": "wrong", "csrf_token": token},
+                            allow_redirects=False).status_code
+
+    with ThreadPoolExecutor(len(sessions)) as pool:
+        codes = list(pool.map(post, sessions))
+    assert codes.count(401) <= 5 and codes.count(429) == 40 - codes.count(401), codes
+    # and the right password from that address is refused too while it is blocked
+    session, _ = sessions[0]
+    token = TOKEN_PATTERN.search(session.get(f"{live_url}/login").text).group(1)
+    blocked = session.post(f"{live_url}/login", data={"username": "admin", "password": ADMIN_PASSWORD,
+                                                     "csrf_token": token}, allow_redirects=False)
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+
+
+def test_the_addresses_of_one_ipv6_64_are_throttled_together(flask_app, redis_conn):
+    # a different username each time, so that only the per-address counter can refuse
+    codes = _parallel_logins(flask_app, [(f"2001:db8:1:2::{i:x}", f"user{i}", "wrong") for i in range(1, 41)])
+    assert codes.count(401) <= 5 and codes.count(429) == 40 - codes.count(401), codes
+    neighbour = _client_from(flask_app, "2001:db8:1:3::1")  # the next /64 is someone else
+    assert _post_login(neighbour, "someone", "wrong").status_code == 401
+
+
+def test_many_addresses_against_one_username_are_slowed_down(flask_app, redis_conn, frozen_clock):
+    codes = [_post_login(_client_from(flask_app, f"198.51.100.{i}"), "admin", "wrong").status_code
+             for i in range(1, 41)]
+    assert codes == [401] * 5 + [429] * 35
+    frozen_clock.now += 1  # the 5th failure made the next guess wait 1 s, the 6th makes it 2 s
+    assert _post_login(_client_from(flask_app, "198.51.100.41"), "ADMIN", "wrong").status_code == 401
+    assert _post_login(_client_from(flask_app, "198.51.100.42"), "admin", "wrong").status_code == 429
+    frozen_clock.now += 1
+    refused = _post_login(_client_from(flask_app, "198.51.100.43"), "admin", ADMIN_PASSWORD)
+    assert refused.status_code == 429 and "Too many failed logins" in refused.get_data(as_text=True)
+    frozen_clock.now += 1
+    # the right password once the wait is over, and a success clears the back-off
+    assert _post_login(_client_from(flask_app, "198.51.100.44"), "admin", ADMIN_PASSWORD).status_code == 302
+    assert _post_login(_client_from(flask_app, "198.51.100.45"), "admin", "wrong").status_code == 401
+
+
+def test_with_redis_down_logins_still_work_and_are_throttled_in_process(use_settings, redis_conn):
+    from app import create_app
+
+    flask_app = create_app(use_settings(REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0"))
+    flask_app.config.update(TESTING=True)
+    codes = _parallel_logins(flask_app, [("203.0.113.7", f"user{i}", "wrong") for i in range(40)])
+    assert codes.count(401) <= 5 and codes.count(429) == 40 - codes.count(401), codes
+    assert _post_login(_client_from(flask_app, "203.0.113.8"), "admin", ADMIN_PASSWORD).status_code == 302
+    other = [_post_login(_client_from(flask_app, f"203.0.113.{i}"), f"user{i}", "wrong").status_code
+             for i in range(20, 26)]
+    assert other == [401] * 6  # other addresses keep their own tries
+
+
+# --- reverse proxies -------------------------------------------------------------------------------------
+
+def _add_probe(flask_app):
+    flask_app.add_url_rule("/_probe", "probe",
+                           lambda: jsonify(addr=request.remote_addr, scheme=request.scheme, host=request.host))
+
+
+FORWARDED = {"X_FORWARDED_FOR": "192.0.2.1, 203.0.113.9", "X_FORWARDED_PROTO": "https",
+             "X_FORWARDED_HOST": "books.example.org"}
+
+
+def test_forwarded_headers_are_ignored_without_trusted_proxies(flask_app, redis_conn):
+    _add_probe(flask_app)
+    seen = _client_from(flask_app, "127.0.0.1", **FORWARDED).get("/_probe").get_json()
+    assert seen == {"addr": "127.0.0.1", "scheme": "http", "host": "localhost"}
+    for i in range(5):  # a client cannot dodge the throttle by making up X-Forwarded-For
+        assert _post_login(_client_from(flask_app, "127.0.0.1", X_FORWARDED_FOR=f"192.0.2.{i}"), f"u{i}",
+                           "wrong").status_code == 401
+    assert _post_login(_client_from(flask_app, "127.0.0.1", X_FORWARDED_FOR="192.0.2.99"), "u99",
+                       "wrong").status_code == 429
+
+
+def test_one_trusted_proxy_gives_the_clients_address_scheme_and_host(use_settings, redis_conn):
+    from app import create_app
+
+    flask_app = create_app(use_settings(TRUSTED_PROXIES=1))
+    flask_app.config.update(TESTING=True)
+    _add_probe(flask_app)
+    seen = _client_from(flask_app, "127.0.0.1", **FORWARDED).get("/_probe").get_json()
+    # the last X-Forwarded-For entry is the one our proxy wrote; the first was made up by the client
+    assert seen == {"addr": "203.0.113.9", "scheme": "https", "host": "books.example.org"}
+    for i in range(5):
+        assert _post_login(_client_from(flask_app, "127.0.0.1", X_FORWARDED_FOR="203.0.113.9"), f"u{i}",
+                           "wrong").status_code == 401
+    assert _post_login(_client_from(flask_app, "127.0.0.1", X_FORWARDED_FOR="203.0.113.9"), "u5",
+                       "wrong").status_code == 429
+    assert _post_login(_client_from(flask_app, "127.0.0.1", X_FORWARDED_FOR="203.0.113.10"), "u6",
+                       "wrong").status_code == 401
+
+
+# --- sessions --------------------------------------------------------------------------------------------
+
+def _replay(flask_app, cookie: str):
+    client = flask_app.test_client()
+    client.set_cookie("session", cookie)
+    return client
+
+
+def _assert_logged_out(client):
+    page = client.get("/admin/logs")
+    assert page.status_code == 302 and "/login" in page.headers["Location"]
+    assert client.get("/api/admin/jobs").status_code == 401
+
+
+def test_a_cookie_saved_before_logout_no_longer_works(flask_app, admin_client, settings):
+    from app import create_app
+
+    saved = admin_client.get_cookie("session").value
+    assert _replay(flask_app, saved).get("/api/admin/jobs").status_code == 200
+    assert admin_client.post("/logout", data={"csrf_token": _token(admin_client)}).status_code == 302
+    _assert_logged_out(_replay(flask_app, saved))
+    restarted = create_app(settings)  # the logout survives a restart of the web process
+    _assert_logged_out(_replay(restarted, saved))
+
+
+def test_a_session_survives_a_restart_but_not_a_password_change(flask_app, admin_client, settings, use_settings):
+    from app import create_app
+
+    saved = admin_client.get_cookie("session").value
+    assert _replay(create_app(settings), saved).get("/api/admin/jobs").status_code == 200
+    changed = create_app(use_settings(ADMIN_PASSWORD="a brand new passphrase"))
+    _assert_logged_out(_replay(changed, saved))
+    fresh = changed.test_client()
+    assert _post_login(fresh, "admin", "a brand new passphrase").status_code == 302
+    again = create_app(use_settings(ADMIN_PASSWORD="a brand new passphrase"))  # same password: sessions kept
+    assert _replay(again, fresh.get_cookie("session").value).get("/api/admin/jobs").status_code == 200
+
+
+def _set_cookie_of(response) -> str:
+    return next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("session="))
+
+
+def test_the_session_cookie_is_httponly_lax_and_secure_only_when_asked(use_settings, redis_conn):
+    from app import create_app
+
+    for secure in (False, True):
+        flask_app = create_app(use_settings(SESSION_COOKIE_SECURE=str(secure).lower()))
+        cookie = _set_cookie_of(_post_login(flask_app.test_client(), "admin", ADMIN_PASSWORD))
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Expires=" in cookie
+        assert ("; Secure" in cookie) is secure
+
+
+# --- headers and the Content-Security-Policy ------------------------------------------------------------
+
+class _InlineCodeFinder(HTMLParser):
+    """Collects what a strict CSP would block: inline <script>/<style>, on*= and style= attributes."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.problems: list[str] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        names = dict(attrs)
+        self.problems += [f"<{tag} {name}=>" for name in names if name.startswith("on") or name == "style"]
+        if tag == "style":
+            self.problems.append("<style>")
+        if tag == "script":
+            self._in_script = True
+            if not (names.get("src") or "").startswith("/static/"):
+                self.problems.append(f"<script> without a same-site src: {names}")
+            self.scripts.append(names.get("src") or "")
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script and data.strip():
+            self.problems.append(f"inline script body: {data.strip()[:60]}")
+
+
+HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+
+
+def _every_page(admin_client, settings) -> dict[str, str]:
+    ensure_default_schedules(settings)
+    book = Audiobook.create(title=HOSTILE, author="Author")
+    item = Request.create(audiobook=book, status="downloading", progress=40)
+    running = Job.create(type="organize_files", status="active", request=item, payload={"x": HOSTILE})
+    JobEvent.create(job=running, level="error", context="x", message=HOSTILE, metadata={"m": HOSTILE})
+    failed = Job.create(type="noop", status="failed", error_message=HOSTILE)
+    paths = ["/admin/logs", "/admin/logs?partial=1", f"/admin/logs/{running.id}/details",
+             f"/admin/jobs/{running.id}", f"/admin/jobs/{running.id}?partial=1", f"/admin/jobs/{failed.id}",
+             f"/admin/scheduled?started={running.id}", "/admin/queues", "/admin/requests",
+             "/admin/requests?partial=1"]
+    pages = {path: admin_client.get(path) for path in paths}
+    pages["/login"] = admin_client.application.test_client().get("/login")
+    assert all(page.status_code == 200 for page in pages.values()), {p: r.status_code for p, r in pages.items()}
+    return {path: page.get_data(as_text=True) for path, page in pages.items()}
+
+
+def test_no_page_has_inline_script_or_event_handlers(admin_client, settings, redis_conn):
+    found = {}
+    for path, html in _every_page(admin_client, settings).items():
+        finder = _InlineCodeFinder()
+        finder.feed(html)
+        if finder.problems:
+            found[path] = finder.problems
+        if path == "/admin/logs":
+            scripts = finder.scripts
+    assert found == {}
+    assert scripts and all(admin_client.get(src).status_code == 200 for src in scripts)
+
+
+def _assert_security_headers(response, label):
+    headers = response.headers
+    assert headers.get("X-Frame-Options") == "DENY", label
+    assert headers.get("X-Content-Type-Options") == "nosniff", label
+    assert headers.get("Referrer-Policy") == "same-origin", label
+    policy = {part.strip().split(" ", 1)[0]: part.strip() for part in headers.get("Content-Security-Policy", "").split(";")}
+    assert policy.get("default-src") == "default-src 'self'", (label, policy)
+    assert policy.get("script-src") == "script-src 'self'", (label, policy)
+    assert policy.get("frame-ancestors") == "frame-ancestors 'none'", (label, policy)
+    assert "unsafe-inline" not in headers["Content-Security-Policy"], label
+
+
+def test_every_page_and_api_reply_carries_the_security_headers(client, admin_client, redis_conn):
+    replies = {
+        "login page": client.get("/login"),
+        "anonymous redirect": client.get("/admin/logs"),
+        "anonymous api": client.get("/api/admin/jobs"),
+        "admin page": admin_client.get("/admin/requests"),
+        "admin api": admin_client.get("/api/admin/jobs"),
+        "health": client.get("/healthz"),
+        "not found": client.get("/no/such/page"),
+        "static": client.get("/static/app.js"),
+        "refused login": client.post("/login", data={"username": "admin", "password": "x"}),
+    }
+    for label, response in replies.items():
+        _assert_security_headers(response, label)
+
+
+# --- CSRF lifetime ---------------------------------------------------------------------------------------
+
+def test_a_form_left_open_for_hours_still_posts_while_the_session_lives(flask_app, admin_client, monkeypatch):
+    import itsdangerous.timed
+
+    token = _token(admin_client)
+    later = time.time() + 2 * 3600  # past Flask-WTF's default 1 h limit; the session is refreshed by the page
+    monkeypatch.setattr(itsdangerous.timed, "time", SimpleNamespace(time=lambda: later))
+    assert admin_client.get("/api/admin/jobs").status_code == 200
+    accepted = admin_client.post("/logout", data={"csrf_token": token})
+    assert accepted.status_code == 302 and "/login" in accepted.headers["Location"]
+    assert flask_app.config["WTF_CSRF_TIME_LIMIT"] is None
+
+
+def test_an_idle_session_ends_after_its_lifetime(flask_app, admin_client, monkeypatch):
+    import itsdangerous.timed
+
+    lifetime = flask_app.permanent_session_lifetime.total_seconds()
+    later = time.time() + lifetime + 60
+    monkeypatch.setattr(itsdangerous.timed, "time", SimpleNamespace(time=lambda: later))
+    _assert_logged_out(admin_client)
+
+
+@pytest.mark.parametrize("target, landing", [
+    ("/admin/queues?x=1", "/admin/queues?x=1"),
+    ("//evil.example/x", "/admin/logs"),
+    ("/\\evil.example/x", "/admin/logs"),  # browsers read /\ as //
+    ("https://evil.example/", "/admin/logs"),
+    ("/admin/logs\r\nSet-Cookie: x=1", "/admin/logs"),
+])
+def test_after_login_only_local_paths_are_followed(client, redis_conn, target, landing):
+    token = _token(client)
+    response = client.post("/login", query_string={"next": target},
+                           data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == landing
+
+
+# --- in a real browser -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    return {"executable_path": "/usr/bin/chromium", "headless": True,
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync"]}
+
+
+def test_the_pages_work_under_the_policy_and_the_browser_enforces_it(page, live_url, redis_conn):
+    failed = Job.create(type="noop", status="failed", error_message="boom")
+    JobEvent.create(job=failed, level="error", context="x", message="an event")
+    console = []
+    page.on("console", lambda message: console.append(message.text))
+    page.goto(f"{live_url}/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/admin/logs")
+    page.click("tr.job-row summary")  # the event log is fetched by app.js when the row opens
+    page.wait_for_selector("tr.event.level-error")
+    assert page.evaluate("getComputedStyle(document.querySelector('header')).display") == "flex"  # app.css
+    for path in ("/admin/scheduled", "/admin/queues", "/admin/requests", f"/admin/jobs/{failed.id}"):
+        page.goto(f"{live_url}{path}")
+    assert not [text for text in console if "Content Security Policy" in text], console
+    # an inline script slipped into the page would not run
+    page.evaluate("""() => { const s = document.createElement('script');
+                             s.textContent = 'window.__inline_ran = 1'; document.body.appendChild(s); }""")
+    assert page.evaluate("window.__inline_ran === undefined")
+    assert any("Content Security Policy" in text for text in console)
+
+
+def test_a_live_page_goes_to_the_login_page_after_a_logout_in_another_tab(page, live_url, redis_conn):
+    Job.create(type="noop", status="completed")
+    page.goto(f"{live_url}/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/admin/logs")
+    other_tab = page.context.new_page()
+    other_tab.goto(f"{live_url}/admin/queues")
+    other_tab.click("header button[type=submit]")  # Log out
+    other_tab.wait_for_url(f"{live_url}/login")
+    page.wait_for_url(f"{live_url}/login?next=**", timeout=20_000)  # the logs page's next refresh
+    assert page.locator("input[name=password]").count() == 1 and page.locator("tr.job-row").count() == 0
