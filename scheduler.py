@@ -4,7 +4,7 @@ Every second it fires due schedules (rq-scheduler entries kept in step with sche
 2 s; see app/schedules/timer.py), and moves due delayed jobs, retries and download polls onto their
 queues (RQ's scheduler, for every queue: workers run none, so keep one scheduler running wherever
 workers run). Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuck →
-retried) and runs whose lease in the database expired; every 30 s it re-enqueues jobs Redis lost;
+retried) and runs whose lease in the database expired; every 10 s it re-enqueues jobs Redis lost;
 every minute the reconciler repairs requests left in an in-progress status with no job.
 Run: `python scheduler.py` (see README).
 """
@@ -16,6 +16,7 @@ import sys
 import time
 
 from rq import Queue
+from rq.scheduler import RQScheduler
 
 from app.config import get_settings
 from app.db import ensure_bound
@@ -33,20 +34,33 @@ log = logging.getLogger("scheduler")
 TICK_SECONDS = 1.0
 SYNC_EVERY_TICKS = 2
 SWEEP_EVERY_TICKS = 5
-LOST_JOBS_EVERY_TICKS = 30
+LOST_JOBS_EVERY_TICKS = 10
 RECONCILE_EVERY_TICKS = 60
+
+
+class ShortLockScheduler(RQScheduler):
+    """RQ's scheduler with 10 s queue locks instead of interval + 60 s: this process refreshes its locks
+    every second, so a scheduler restarted after a kill (whose dead predecessor's locks cannot be
+    released) promotes delayed jobs, retries and polls again within 10 s, not 61 s."""
+
+    LOCK_SECONDS = 10
+
+    def acquire_locks(self, auto_start: bool = False) -> set:
+        interval, self.interval = self.interval, self.LOCK_SECONDS - 60  # RQ's lock lifetime is interval + 60
+        try:
+            return super().acquire_locks(auto_start)
+        finally:
+            self.interval = interval
 
 
 class Scheduler:
     def __init__(self, interval: float = TICK_SECONDS):
-        from rq.scheduler import RQScheduler
-
         self.interval = interval
         self.stopping = False
         self.ticks = 0
         self.connection = get_redis(get_settings().redis_url)
         queues = [name for t in types.all_types() for name in queue_names_for_type(t.name)]
-        self.delayed_jobs = RQScheduler(queues, connection=self.connection)
+        self.delayed_jobs = ShortLockScheduler(queues, connection=self.connection)
         from rq_scheduler import Scheduler as CronScheduler
 
         self.timer = CronScheduler(queue_name=SCHEDULES_QUEUE, connection=self.connection, interval=1)

@@ -243,3 +243,28 @@ def test_an_unexpected_exception_on_every_attempt_fails_the_request(settings, us
     request = Request.get_by_id(request.id)
     assert request.status == "failed"
     assert request.error_message.startswith("organize_files failed: AudiobookDoesNotExist")
+
+
+def test_a_database_outage_at_the_start_of_a_run_spends_no_attempt(settings, redis_conn, use_settings):
+    """PostgreSQL restarting when a run starts: the run comes back a few seconds later with all its
+    attempts (before, a restart of a few seconds used up the job's retries and left its row waiting)."""
+    from rq.job import Job as RQJob
+
+    from app.db import bind_database
+    from conftest import TEST_DATABASE_URL
+    from daemons import free_port
+    from workers.worker import JobWorker
+
+    use_settings(JOB_MAX_ATTEMPTS=2, JOB_BACKOFF_SECONDS=1)
+    job_id = add_job("noop", {})
+    bind_database(f"postgresql://127.0.0.1:{free_port()}/unreachable")  # the server is away
+    try:
+        JobWorker(queue_names_for_group("maintenance"), connection=redis_conn).work(burst=True)
+    finally:
+        bind_database(TEST_DATABASE_URL)
+    rq_job = RQJob.fetch(f"job-{job_id}", connection=redis_conn)
+    assert rq_job.get_status() == "scheduled" and rq_job.retries_left == 1  # no attempt spent
+    assert _row(job_id).status == "pending"
+    drain(queue_names_for_group("maintenance"), until=lambda: _row(job_id).status in ("completed", "failed"))
+    row = _row(job_id)
+    assert row.status == "completed" and row.attempts == 1

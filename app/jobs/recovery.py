@@ -31,7 +31,9 @@ from app.jobs.types import Priority
 from app.models import Job, JobStatus, utcnow
 
 log = logging.getLogger(__name__)
-LOST_JOB_GRACE = timedelta(seconds=60)
+# A waiting row and its RQ job are written milliseconds apart (add_job, a retry, a poll): a row still
+# without a live RQ job this long after its last change was lost.
+LOST_JOB_GRACE = timedelta(seconds=10)
 
 
 def sweep_abandoned_jobs(connection: Any) -> int:
@@ -109,6 +111,8 @@ def _discard_rq_job(connection: Any, rq_job_id: str) -> None:
         RQJob.fetch(rq_job_id, connection=connection).delete(remove_from_queue=True)
     except NoSuchJobError:
         pass
+    except ValueError:  # RQ 2.12 raises it when the run's execution hash already expired: drop the job hash
+        connection.delete(f"{RQJob.redis_job_namespace_prefix}{rq_job_id}")
 
 
 # RQ statuses of a job that will not run again by itself

@@ -103,9 +103,11 @@ def process_download(payload: dict) -> dict:
                 log.warn(f"Release {index + 1}/{len(candidates)} {release.title!r} unavailable: {exc}")
                 continue
             info_hash, name = fetched.info_hash, fetched.name
+            # A run that lost its lease while it fetched (paused past it) stops here: it never adds the
+            # torrent nor records a download next to its successor's.
+            fence.ensure_current()
             existing = client.get(info_hash)
             if existing is None:
-                fence.ensure_current()  # a run that lost its lease never adds the torrent next to its successor
                 client.add(torrent=fetched.file.torrent, magnet=fetched.file.magnet, category=CATEGORY,
                            tags=[f"request-{request_id}"], save_path=settings.download_dir or None, name=name)
                 log.info(f"Added {name!r} ({info_hash}) to {settings.download_client}")
