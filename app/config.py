@@ -19,7 +19,6 @@ DEFAULT_WORKER_COUNTS: dict[str, int] = {
     "monitor_download": 5,
     "organize_files": 2,
     "scan_plex": 1,
-    "match_plex": 3,
     "plex_recently_added_check": 1,
     "maintenance": 1,
 }
@@ -42,6 +41,20 @@ def _parse_positive_int(raw: str) -> int:
     value = int(raw.strip())
     if value < 0:
         raise ValueError(f"must be >= 0, got {value}")
+    return value
+
+
+def _parse_port(raw: str) -> int:
+    value = int(raw.strip())
+    if not 1 <= value <= 65535:
+        raise ValueError(f"must be a TCP port (1-65535), got {value}")
+    return value
+
+
+def _parse_host(raw: str) -> str:
+    value = raw.strip()
+    if not value or any(ch.isspace() for ch in value) or "/" in value:
+        raise ValueError(f"must be an address or host name to listen on, e.g. 127.0.0.1 or 0.0.0.0; got {raw!r}")
     return value
 
 
@@ -121,6 +134,8 @@ class Settings:
 
     # Job system tuning (see README "Design notes" for why these values).
     worker_class: str = _setting("WORKER_CLASS", "simple", _parse_choice(("simple", "fork")))
+    # python -m workers: how long Redis and PostgreSQL may stay unreachable at start before it gives up.
+    worker_startup_wait_seconds: int = _setting("WORKER_STARTUP_WAIT_SECONDS", 60, _parse_positive_int)
     worker_ttl: int = _setting("WORKER_TTL", 30, _parse_positive_int)
     worker_maintenance_interval: int = _setting("WORKER_MAINTENANCE_INTERVAL", 10, _parse_positive_int)
     worker_synchronous_commit: bool = _setting("WORKER_SYNCHRONOUS_COMMIT", False, _parse_bool)
@@ -132,6 +147,15 @@ class Settings:
     job_history_days: int = _setting("JOB_HISTORY_DAYS", 30, _parse_positive_int)
     scheduler_timezone: str = _setting("SCHEDULER_TIMEZONE", "UTC", _parse_timezone)
     log_level: str = _setting("LOG_LEVEL", "INFO", _parse_choice(("debug", "info", "warning", "error")))
+    # One line per record: `key=value` pairs, or one JSON object (app/logging_setup.py).
+    log_format: str = _setting("LOG_FORMAT", "keyvalue", _parse_choice(("keyvalue", "json")))
+    # The web server (gunicorn, app/gunicorn_conf.py): address, processes, threads per process, and how
+    # long a stop (SIGTERM) waits for requests in flight.
+    host: str = _setting("HOST", "127.0.0.1", _parse_host)
+    port: int = _setting("PORT", 5000, _parse_port)
+    web_workers: int = _setting("WEB_WORKERS", 1, _parse_positive_int)
+    web_threads: int = _setting("WEB_THREADS", 4, _parse_positive_int)
+    web_graceful_timeout: int = _setting("WEB_GRACEFUL_TIMEOUT", 10, _parse_positive_int)
     # Largest request body in bytes; a larger one is answered 413 before it is read.
     max_content_length: int = _setting("MAX_CONTENT_LENGTH", 1024 * 1024, _parse_positive_int)
     worker_counts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_WORKER_COUNTS))
@@ -229,6 +253,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         problems.append("JOB_MAX_ATTEMPTS must be at least 1")
     if values.get("job_heartbeat_ttl", 30) < 5:
         problems.append("JOB_HEARTBEAT_TTL must be at least 5 seconds")
+    if values.get("web_workers", 1) < 1 or values.get("web_threads", 1) < 1:
+        problems.append("WEB_WORKERS and WEB_THREADS must be at least 1")
     if values.get("session_lifetime_hours", 24) < 1:
         problems.append("SESSION_LIFETIME_HOURS must be at least 1")
     if values.get("max_content_length", 1024) < 1024:

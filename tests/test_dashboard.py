@@ -142,17 +142,57 @@ def test_requests_page_shows_progress_and_the_job_timeline(admin_client, redis_c
     assert "<script>alert" not in page
 
 
-def test_metrics_in_prometheus_text(client, redis_conn):
-    job = Job.create(type="noop", status="completed", started_at=datetime(2026, 1, 1, 0, 0, 0),
-                     completed_at=datetime(2026, 1, 1, 0, 0, 2))
-    Job.create(type="noop", status="failed")
-    text = client.get("/metrics", headers=BEARER).get_data(as_text=True)
-    assert 'rmab_jobs{type="noop",status="completed"} 1' in text
-    assert 'rmab_job_failures_total{type="noop"} 1' in text
-    assert 'rmab_job_duration_seconds_bucket{type="noop",le="5"} 1' in text
-    assert 'rmab_job_duration_seconds_bucket{type="noop",le="1"} 0' in text
-    assert 'rmab_queue_depth{type="search_indexers",state="waiting"} 0' in text
-    assert str(job.id) not in text
+def test_metrics_count_every_run_with_prometheus_types_and_survive_history_cleanup(client, redis_conn,
+                                                                                   use_settings):
+    """Counters and the duration histogram come from prometheus_client with correct types; they are fed
+    by each run's end (in Redis), so deleting the job history does not make a counter go down."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    import jobtypes  # noqa: F401
+    from app.jobs.queues import queue_names_for_group
+    from app.jobs.retention import cleanup_job_history
+    from app.jobs.service import add_job
+    from conftest import drain
+
+    use_settings(JOB_MAX_ATTEMPTS=1)
+    for _ in range(3):
+        add_job("noop", {})
+    failed = add_job("test_fail", {})
+    drain(queue_names_for_group("maintenance"))
+    drain(queue_names_for_group("testing"))
+    assert Job.get_by_id(failed).status == "failed"
+
+    def scrape() -> dict:
+        response = client.get("/metrics", headers=BEARER)
+        assert response.status_code == 200 and response.mimetype == "text/plain"
+        return {family.name: family for family in text_string_to_metric_families(response.get_data(as_text=True))}
+
+    families = scrape()
+    assert families["rmab_job_runs"].type == "counter"
+    assert families["rmab_job_duration_seconds"].type == "histogram"
+    assert families["rmab_queue_depth"].type == "gauge" and families["rmab_live_workers"].type == "gauge"
+    runs = {(s.labels["type"], s.labels["outcome"]): s.value for s in families["rmab_job_runs"].samples
+            if s.name == "rmab_job_runs_total"}
+    assert runs[("noop", "completed")] == 3 and runs[("test_fail", "failed")] == 1
+    counts = {s.labels["type"]: s.value for s in families["rmab_job_duration_seconds"].samples
+              if s.name == "rmab_job_duration_seconds_count"}
+    assert counts["noop"] == 3 and counts["test_fail"] == 1
+    infinite = [s.value for s in families["rmab_job_duration_seconds"].samples
+                if s.name == "rmab_job_duration_seconds_bucket" and s.labels == {"type": "noop", "le": "+Inf"}]
+    assert infinite == [3.0]
+
+    Job.update(created_at=datetime(2000, 1, 1)).execute()
+    assert cleanup_job_history(30)["jobsDeleted"] == 4
+    again = {(s.labels["type"], s.labels["outcome"]): s.value for s in scrape()["rmab_job_runs"].samples
+             if s.name == "rmab_job_runs_total"}
+    assert again == runs  # the history is gone, the counters are not
+
+
+def test_histogram_buckets_are_cumulative():
+    from app.web.metrics import histogram_buckets
+
+    buckets = dict(histogram_buckets({"0.01": 2, "1.0": 1, "+Inf": 1}))
+    assert buckets["0.01"] == 2 and buckets["0.5"] == 2 and buckets["1.0"] == 3 and buckets["+Inf"] == 4
 
 
 def test_five_failed_logins_block_the_address(client, redis_conn):

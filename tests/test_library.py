@@ -143,7 +143,7 @@ def test_match_plex_is_deprecated_but_works(plex):
     request = _downloaded("Dune", "Frank Herbert")
     job_id = add_job("match_plex", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
                                     "title": "Dune", "author": "Frank Herbert"})
-    drain(queue_names_for_group("match_plex"))
+    drain(queue_names_for_group("maintenance"))
     assert Request.get_by_id(request.id).status == "available"
     assert "deprecated" in JobEvent.select().where(JobEvent.job == job_id).first().message
 

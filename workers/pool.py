@@ -1,23 +1,26 @@
-"""A fixed-size pool of worker processes for one worker group, respawned when they die.
+"""The worker side of a pool: one worker process, forked by the supervisor (workers/supervisor.py).
 
-Why not `rq worker-pool`: honcho stops a Procfile process by sending SIGTERM to its whole process
-group, and RQ's pool forwards a second signal to its workers, which RQ treats as a cold shutdown
-that kills the running job. Here each worker sits in its own process group, so it receives exactly
-one SIGTERM (from this pool) and finishes its current job before exiting (warm shutdown).
+Each worker sits in its own process group, so it receives exactly one SIGTERM (from the supervisor)
+and finishes its current job before exiting (warm shutdown). Why not `rq worker-pool`: honcho stops
+a Procfile process by sending SIGTERM to its whole process group, and RQ's pool forwards a second
+signal to its workers, which RQ treats as a cold shutdown that kills the running job.
 
-Workers never outlive the pool: if it dies without stopping them (kill -9, the OOM killer, honcho's
-SIGKILL 5 s after its SIGTERM), each worker gets PARENT_DEATH_SIGNAL from the kernel
+Workers never outlive their supervisor: if it dies without stopping them (kill -9, the OOM killer,
+honcho's SIGKILL 5 s after its SIGTERM), each worker gets PARENT_DEATH_SIGNAL from the kernel
 (PR_SET_PDEATHSIG on Linux; a parent-watch thread elsewhere) and makes a warm shutdown, unless one
 is already under way: a second SIGTERM would be RQ's cold shutdown, which kills the running job.
 Workers run no RQ scheduler process of their own (`with_scheduler=False`; it would outlive a killed
 worker and keep honcho waiting on its output): scheduler.py moves due delayed jobs and retries of
 every queue.
+
+Everything a worker runs is imported by `preload()` in the supervisor, before it forks: the workers
+share those pages instead of importing the app again each. Nothing may open a database or Redis
+connection before the fork (app/db.py drops an inherited database connection in the child anyway).
 """
 from __future__ import annotations
 
 import ctypes
 import logging
-import multiprocessing
 import os
 import signal
 import socket
@@ -98,6 +101,30 @@ def _stop_when_orphaned(worker: Any) -> None:
     signal.signal(PARENT_DEATH_SIGNAL, on_parent_death)
 
 
+def preload() -> None:
+    """Import every module a worker needs to run any job, without opening any connection.
+
+    The supervisor calls it once before forking its workers, so they share these pages (copy-on-write)
+    instead of each importing the app again (~30 MB a worker). Modules RQ and the processors would
+    import at their first job are listed too, or each worker would load them into private pages.
+    """
+    import app.config  # noqa: F401
+    import app.db  # noqa: F401
+    import app.integrations.qbittorrent  # noqa: F401  (the download client is picked at the first call)
+    import app.integrations.transmission  # noqa: F401
+    import app.jobs.callbacks  # noqa: F401
+    import app.jobs.queues  # noqa: F401
+    import app.logging_setup  # noqa: F401
+    import app.models  # noqa: F401
+    import workers.processors  # noqa: F401  (every processor and the clients they use)
+    import workers.runner  # noqa: F401  (the function every RQ job calls)
+    import workers.worker  # noqa: F401  (RQ and the worker classes)
+    # Imported on first use: datetime.strptime (RQ's timestamps), requests' first call (.netrc lookup).
+    import _strptime  # noqa: F401
+    import netrc  # noqa: F401
+    import shlex  # noqa: F401
+
+
 def run_worker(group: str, index: int, burst: bool = False, parent_pid: int | None = None) -> None:
     """Body of one worker process: bind the database, preload processors, work the group's queues."""
     # The fork copied the pool's stop handler, which would swallow a SIGTERM meant for this worker
@@ -111,11 +138,11 @@ def run_worker(group: str, index: int, burst: bool = False, parent_pid: int | No
         log.warning("worker %s-%d: pool %s exited before the worker started; exiting", group, index, parent_pid)
         return
     os.setpgrp()
+    preload()  # done by the supervisor before the fork: nothing left to import here
     from app.config import get_settings
     from app.db import bind_database
     from app.jobs.queues import get_redis, queue_names_for_group
     from app.logging_setup import configure_logging
-    import workers.processors  # noqa: F401  (preloaded so no job pays for imports)
     from workers.worker import worker_class
 
     settings = get_settings()
@@ -126,57 +153,3 @@ def run_worker(group: str, index: int, burst: bool = False, parent_pid: int | No
     _stop_when_orphaned(worker)
     # No RQ scheduler process per worker: scheduler.py promotes delayed jobs and retries of every queue.
     worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level.upper())
-
-
-class Pool:
-    def __init__(self, group: str, size: int, burst: bool = False):
-        if size < 1:
-            raise ValueError(f"worker group {group!r} needs at least one process, got {size}")
-        self.group, self.size, self.burst = group, size, burst
-        self.children: dict[int, multiprocessing.Process] = {}
-        self.stopping = False
-        self._context = multiprocessing.get_context("fork")
-
-    def _spawn(self, index: int) -> None:
-        # Blocked until the child has dropped the pool's handlers (see run_worker); here until the new
-        # worker is in self.children, so a stop requested meanwhile reaches it too.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
-            process = self._context.Process(target=run_worker,
-                                            args=(self.group, index, self.burst, os.getpid()),
-                                            name=f"{self.group}-{index}", daemon=False)
-            process.start()
-            self.children[index] = process
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        log.info("worker %s-%d started (pid %s)", self.group, index, process.pid)
-
-    def _request_stop(self, signum: int, frame: Any) -> None:
-        if self.stopping:
-            return
-        self.stopping = True
-        log.info("%s: stopping %d workers after their current jobs", self.group, len(self.children))
-        for process in self.children.values():
-            if process.is_alive() and process.pid:
-                try:
-                    os.kill(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-
-    def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._request_stop)
-        signal.signal(signal.SIGINT, self._request_stop)
-        for index in range(self.size):
-            self._spawn(index)
-        while True:
-            for index, process in list(self.children.items()):
-                if process.is_alive():
-                    continue
-                process.join(0)
-                del self.children[index]
-                if not self.stopping and not self.burst:
-                    log.warning("worker %s-%d exited with %s; restarting", self.group, index, process.exitcode)
-                    self._spawn(index)
-            if not self.children:
-                return 0
-            time.sleep(0.5)

@@ -7,19 +7,24 @@ the RQ job's meta and is shown in the row's payload.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
 
+import peewee
 from rq import Retry, get_current_job
 
 from app.db import ensure_bound
-from app.jobs import fence, state
+from app.jobs import fence, metrics, state
 from app.jobs.errors import PermanentJobError
+from app.jobs.logger import write_held_events
 from workers import processors
 from workers.context import Reschedule
 
 _POLL_STATE = "pollState"
+DATABASE_OUTAGE_RETRY_SECONDS = 3
+log = logging.getLogger(__name__)
 _UNLIMITED_POLLS = 10**9
 
 
@@ -28,7 +33,14 @@ def run_job(job_type: str, payload: dict) -> Any:
     job_id = payload.get("jobId")
     if not job_id:
         raise PermanentJobError(f"{job_type}: payload has no jobId; jobs must be created through add_job")
-    run = fence.begin(job_id)
+    try:
+        run = fence.begin(job_id)
+    except (peewee.OperationalError, peewee.InterfaceError) as exc:
+        # PostgreSQL unreachable (restarting): nothing has run. Come back later without spending one of
+        # the job's attempts, which a restart of a few seconds would otherwise use up.
+        log.warning("job %s: database unreachable at start (%s); trying again in %d s", job_id,
+                    type(exc).__name__, DATABASE_OUTAGE_RETRY_SECONDS)
+        return Retry(max=_UNLIMITED_POLLS, interval=DATABASE_OUTAGE_RETRY_SECONDS)
     if run is None:
         # Cancelled (or finished) while it waited in Redis, its row is gone, or another run holds it.
         return {"skipped": True, "reason": "job is cancelled, finished, unknown or running elsewhere"}
@@ -39,15 +51,17 @@ def run_job(job_type: str, payload: dict) -> Any:
     carried = rq_job.meta.get(_POLL_STATE) if rq_job is not None else None
     outcome = processor({**payload, **carried} if carried else payload)
     if isinstance(outcome, Reschedule):
-        return _reschedule(run, payload, outcome, rq_job)
+        return _reschedule(job_type, run, payload, outcome, rq_job)
     return outcome
 
 
-def _reschedule(run: fence.Run, payload: dict, outcome: Reschedule, rq_job: Any) -> Retry:
+def _reschedule(job_type: str, run: fence.Run, payload: dict, outcome: Reschedule, rq_job: Any) -> Retry:
     outcome.state["pollDueAt"] = round(time.time() + outcome.delay, 3)  # shows the next poll; measures poll lag
     if rq_job is not None:
         rq_job.meta[_POLL_STATE] = outcome.state
         rq_job.save_meta()
+        metrics.record_run(rq_job.connection, job_type, "polled", run.age())
+    write_held_events(run)
     fence.end()
     if not state.mark_waiting_for_poll(run.job_id, outcome.delay, {**payload, **outcome.state}, run.token):
         raise fence.LeaseLost(f"job {run.job_id}: lease lost during the poll; the run that owns it polls on")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from rq import SimpleWorker, Worker
@@ -21,8 +22,90 @@ from app.config import get_settings
 from app.jobs import fence
 from app.jobs.callbacks import on_work_horse_killed
 from app.jobs.rqqueue import JobQueue
+from app.jobs.queues import type_of_queue
+from app.jobs.service import db_id_from_rq_id
 
 log = logging.getLogger(__name__)
+# One line per finished job (and per failed attempt) at info; RQ's own per-job lines are debug
+# (app/logging_setup.py QUIETED), and so is the mirror of the job's info events (app/jobs/logger.py).
+job_log = logging.getLogger("workers.job")
+_REASON_CHARS = 300
+
+
+def attempt_number(retries_left: int | None, retry_intervals: list | None) -> int:
+    """The attempt a run is, from RQ's retry bookkeeping as the run starts.
+
+    Jobs are enqueued with Retry(max=attempts - 1, interval=[one wait per retry])
+    (app.jobs.service.retry_policy); RQ takes one from retries_left per failed run, and a download poll
+    (a Retry returned by the job) leaves both alone, so polls are not attempts."""
+    if not retry_intervals:
+        return 1
+    return max(len(retry_intervals) - (retries_left or 0), 0) + 1
+
+
+def failure_reason(exc_string: str) -> str:
+    """The exception line of a traceback (`RuntimeError: boom`), or the whole text when it is one line."""
+    lines = [line.strip() for line in (exc_string or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+def end_status(*, failed: bool, retries_left: int | None, stopped: bool, result: Any) -> str:
+    """completed, skipped (the runner found the job cancelled or finished), retrying, failed or cancelled."""
+    if stopped:
+        return "cancelled"
+    if failed:
+        return "retrying" if retries_left and retries_left > 0 else "failed"
+    return "skipped" if isinstance(result, dict) and result.get("skipped") is True else "completed"
+
+
+def _redacted(text: str) -> str:
+    from app.jobs.redact import redact_text
+
+    return redact_text(text, get_settings().secret_values())
+
+
+class JobEndLine:
+    """Worker mixin: writes one line when a run ends (job, type, status, attempt, duration; the reason of a
+    failure), and a debug line when a download poll comes back later (a poll is not the job's end)."""
+
+    _run_started = 0.0
+    _run_attempt = 1
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        # Before the run: a fork worker's horse inherits these, and the worker itself reports a killed horse.
+        self._run_started = time.monotonic()
+        self._run_attempt = attempt_number(job.retries_left, job.retry_intervals)
+        super().execute_job(job, queue)  # type: ignore[misc]
+
+    def handle_job_success(self, job: Any, queue: Any, started_job_registry: Any) -> None:
+        super().handle_job_success(job, queue, started_job_registry)  # type: ignore[misc]
+        self._end_line(job, end_status(failed=False, retries_left=None, stopped=False,
+                                       result=getattr(job, "_result", None)))
+
+    def handle_job_failure(self, job: Any, queue: Any, started_job_registry: Any = None, exc_string: str = "") -> None:
+        # Read before RQ takes a retry off (the failure callback already set 0 for a permanent error).
+        status = end_status(failed=True, retries_left=job.retries_left,
+                            stopped=getattr(self, "_stopped_job_id", None) == job.id, result=None)
+        super().handle_job_failure(job, queue, started_job_registry=started_job_registry,  # type: ignore[misc]
+                                   exc_string=exc_string)
+        self._end_line(job, status, exc_string=exc_string)
+
+    def handle_job_retry(self, job: Any, queue: Any, retry: Any, started_job_registry: Any, execution: Any) -> None:
+        super().handle_job_retry(job, queue, retry, started_job_registry, execution)  # type: ignore[misc]
+        if job_log.isEnabledFor(logging.DEBUG):
+            job_type = type_of_queue(job.origin)
+            job_log.debug("%s polls again in %s s", job_type, retry.intervals[0] if retry.intervals else 0,
+                          extra={"job": db_id_from_rq_id(job.id) or job.id, "type": job_type})
+
+    def _end_line(self, job: Any, status: str, exc_string: str | None = None) -> None:
+        if not job_log.isEnabledFor(logging.INFO):  # LOG_LEVEL=warning: nothing to build (the benchmarks)
+            return
+        job_type = type_of_queue(job.origin)
+        fields = {"job": db_id_from_rq_id(job.id) or job.id, "type": job_type, "status": status,
+                  "attempt": self._run_attempt, "duration": round(time.monotonic() - self._run_started, 3)}
+        if exc_string is not None:
+            fields["error"] = _redacted(failure_reason(exc_string))[:_REASON_CHARS]
+        job_log.info("%s %s", job_type, status, extra=fields)
 
 
 def _worker_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -34,7 +117,7 @@ def _worker_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-class JobWorker(SimpleWorker):
+class JobWorker(JobEndLine, SimpleWorker):
     def __init__(self, queues: Any, *args: Any, **kwargs: Any):
         super().__init__(queues, *args, **_worker_defaults(kwargs))
         self.job_heartbeat_ttl = get_settings().job_heartbeat_ttl
@@ -71,7 +154,7 @@ class JobWorker(SimpleWorker):
                 log.exception("heartbeat for job %s failed", job.id)
 
 
-class ForkJobWorker(Worker):
+class ForkJobWorker(JobEndLine, Worker):
     def __init__(self, queues: Any, *args: Any, **kwargs: Any):
         kwargs.setdefault("job_monitoring_interval", 10)
         super().__init__(queues, *args, **_worker_defaults(kwargs))

@@ -20,9 +20,9 @@ from rq.job import Job as RQJob
 
 from app.audiobook_requests.failures import fail_request_for_job
 from app.db import ensure_bound
-from app.jobs import fence, retention, state
+from app.jobs import fence, metrics, retention, state
 from app.jobs.errors import PermanentJobError
-from app.jobs.logger import create_job_logger
+from app.jobs.logger import create_job_logger, write_held_events
 from app.jobs.queues import type_of_queue
 from app.jobs.service import db_id_from_rq_id
 from app.models import Job, utcnow
@@ -51,9 +51,13 @@ def on_success(job: RQJob, connection: Any, result: Any, *args: Any, **kwargs: A
     # belongs to someone else and is left as it is.
     if run is not None:
         fence.end()
-        if not state.mark_completed(db_id, result, run.token):
+        with run.lock:  # waits for a write of held events by the lease thread, if one is under way
+            events, run.held_events = run.held_events, []
+            completed = state.mark_completed(db_id, result, run.token, events)
+        if not completed:
             log.warning("job %s: this run lost its lease before completing; its result is discarded", db_id)
-    retention.trim_redis(connection, type_of_queue(job.origin), job.id, finished=True)
+    retention.trim_redis(connection, type_of_queue(job.origin), job.id, finished=True, outcome="completed",
+                         seconds=metrics.run_seconds(job))
 
 
 def on_failure(job: RQJob, connection: Any, exc_type: Any, exc_value: Any, tb: Any, *args: Any, **kwargs: Any) -> None:
@@ -74,9 +78,17 @@ def on_failure(job: RQJob, connection: Any, exc_type: Any, exc_value: Any, tb: A
         error = f"{getattr(exc_type, '__name__', exc_type)}: {exc_value}"
     run = None if abandoned else fence.current_for(db_id)
     if run is not None:
+        _write_held_events(run)
         fence.end()  # the run is over: what follows is written on its behalf, not fenced by it
     record_failed_attempt(job, db_id, error, _format_trace(tb), permanent=isinstance(exc_value, PermanentJobError),
                           abandoned=abandoned, token=run.token if run else None)
+
+
+def _write_held_events(run: fence.Run) -> None:
+    try:
+        write_held_events(run)
+    except Exception:  # the failure itself must still be recorded
+        log.exception("job %s: could not store the run's events", run.job_id)
 
 
 def on_stopped(job: RQJob, connection: Any, *args: Any, **kwargs: Any) -> None:
@@ -110,7 +122,10 @@ def record_failed_attempt(job: RQJob, db_id: str, error: str, trace: str | None,
     final = not job.retries_left
     retry_in = None if final else job.get_retry_interval()
     if abandoned and abandoned_before is None:
-        abandoned_before = utcnow() - timedelta(seconds=fence.lease_seconds())
+        # RQ's lease in Redis expired. Both leases are renewed every third of the lease by the same
+        # worker, so a live run's database heartbeat is never older than that; an older one means the
+        # run stopped, even when the database lease has not quite expired yet.
+        abandoned_before = utcnow() - timedelta(seconds=fence.lease_seconds() * 2 / 3)
     written = state.mark_attempt_failed(db_id, error=error, trace=trace, final=final, retry_in=retry_in,
                                         token=token, abandoned_before=abandoned_before if abandoned else None)
     if not written:
@@ -119,12 +134,15 @@ def record_failed_attempt(job: RQJob, db_id: str, error: str, trace: str | None,
                     "is still alive); RQ will not retry it: %s", db_id, error[:300])
         return
     logger = create_job_logger(db_id, "JobQueue")
+    seconds = 0.0 if abandoned else metrics.run_seconds(job)
     if final:
         reason = "permanent error, not retried" if permanent else "no attempts left"
         logger.error(f"Job failed ({reason}): {error}")
-        retention.trim_redis(job.connection, type_of_queue(job.origin), job.id, finished=False)
+        retention.trim_redis(job.connection, type_of_queue(job.origin), job.id, finished=False, outcome="failed",
+                             seconds=seconds)
         fail_request_of_job(db_id, error)
     else:
+        metrics.record_run(job.connection, type_of_queue(job.origin), "retried", seconds)
         logger.warn(f"Attempt failed: {error}. Retrying in {retry_in} s ({job.retries_left} retr"
                     f"{'y' if job.retries_left == 1 else 'ies'} left)")
 

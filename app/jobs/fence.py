@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,16 @@ class Run:
     job_id: str
     token: str
     lost: bool = False
+    started: float = field(default_factory=time.monotonic)
+    # info events held back to be written with the run's completion (app/jobs/logger.py); the lock
+    # serialises their writers (the run's thread and the lease thread, which writes them once the run
+    # is older than the hold time, so a long run's events still show within a second)
+    held_events: list[tuple] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    renewed: float = field(default_factory=time.monotonic)  # mark_active wrote the first heartbeat
+
+    def age(self) -> float:
+        return time.monotonic() - self.started
 
 
 _current: Run | None = None
@@ -99,15 +110,34 @@ def _ensure_lease_thread() -> None:
         _lease_thread.start()
 
 
+def wake_lease_thread() -> None:
+    """Events are held: have the lease thread write them once the hold time is over."""
+    _lease_wakeup.set()
+
+
 def _renew_forever() -> None:
     from app.jobs import state
+    from app.jobs.logger import HOLD_SECONDS, write_held_events
 
     interval = max(lease_seconds() / 3, 0.5)
     while True:
-        _lease_wakeup.wait(interval)
+        run = _current
+        wait = interval
+        if run is not None and run.held_events:
+            wait = min(interval, max(HOLD_SECONDS - run.age(), 0.0) + 0.05)
+        _lease_wakeup.wait(wait)
+        _lease_wakeup.clear()
         run = _current
         if run is None or run.lost:
             continue
+        if run.held_events and run.age() >= HOLD_SECONDS:
+            try:
+                write_held_events(run)
+            except Exception as exc:
+                log.warning("job %s: could not write held events (%s)", run.job_id, type(exc).__name__)
+        if time.monotonic() - run.renewed < interval:
+            continue
+        run.renewed = time.monotonic()
         try:
             if not state.renew_lease(run.job_id, run.token):
                 run.lost = True

@@ -19,7 +19,9 @@ from typing import Any
 from app.jobs.redact import redact, redact_text
 
 LEVELS = ("info", "warn", "error")
-_PY_LEVELS = {"info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+# The events are the job's record (job_events). Their mirror in the process log is for trouble: info events
+# are debug there (at info a job writes one line, when it ends: workers/worker.py); warnings and errors stay.
+_PY_LEVELS = {"info": logging.DEBUG, "warn": logging.WARNING, "error": logging.ERROR}
 _MAX_MESSAGE = 10_000
 
 
@@ -57,8 +59,10 @@ class JobLogger:
         secrets = _known_secrets()
         text = redact_text(str(message), secrets)[:_MAX_MESSAGE]
         safe_metadata = redact(metadata, secrets) if metadata is not None else None
-        self._log.log(_PY_LEVELS[level], "[%s] %s%s", self.context, text,
-                      f" {safe_metadata}" if safe_metadata is not None else "")
+        py_level = _PY_LEVELS[level]
+        if self._log.isEnabledFor(py_level):
+            self._log.log(py_level, "[%s] %s%s", self.context, text,
+                          f" {safe_metadata}" if safe_metadata is not None else "", extra={"job": self.job_id})
         if not self.job_id:
             return
         try:
@@ -73,15 +77,27 @@ _INSERT_EVENT = ("INSERT INTO job_events (id, created_at, updated_at, job_id, le
 
 
 # A run's own events are fenced like its other writes (app/jobs/fence.py): stored only while the run
-# holds its job. INSERT … SELECT needs typed parameters on PostgreSQL; SQLite takes them as they are.
-_INSERT_FENCED_EVENT = {
-    "postgresql": ("INSERT INTO job_events (id, created_at, updated_at, job_id, level, context, message, metadata) "
-                   "SELECT %s::uuid, %s::timestamp, %s::timestamp, %s::uuid, %s, %s, %s, %s::jsonb "
-                   "WHERE EXISTS (SELECT 1 FROM jobs WHERE id = %s::uuid AND run_token = %s AND status = 'active')"),
-    "sqlite": ("INSERT INTO job_events (id, created_at, updated_at, job_id, level, context, message, metadata) "
-               "SELECT ?, ?, ?, ?, ?, ?, ?, ? "
-               "WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ? AND run_token = ? AND status = 'active')"),
-}
+# holds its job. INSERT … SELECT needs typed values on PostgreSQL; SQLite takes them as they are.
+_EVENT_COLUMNS = "INSERT INTO job_events (id, created_at, updated_at, job_id, level, context, message, metadata) "
+_FENCE = "EXISTS (SELECT 1 FROM jobs WHERE id = {p} AND run_token = {p} AND status = 'active')"
+_PG_ROW = "(%s, %s::timestamp, %s::timestamp, %s, %s, %s, %s, %s)"
+_PG_SELECT = ("SELECT v.id::uuid, v.c, v.u, v.j::uuid, v.l, v.x, v.m, v.d::jsonb FROM (VALUES {rows}) "
+              "AS v(id, c, u, j, l, x, m, d) WHERE ")
+
+# A run's info events are held back while the run is young and written with its completion, in the same
+# round trip (app/jobs/state.py mark_completed): a short job costs one statement instead of three.
+# Warnings, errors and every event of a run older than this are written at once (with what was held).
+HOLD_SECONDS = 0.5
+_HOLD_MAX = 20
+
+
+def fenced_events_sql(count: int, postgres: bool) -> str:
+    """INSERT of `count` event rows of a run, refused unless the run still holds its job. Parameters:
+    the rows' values (8 each), then the job id and the run's token."""
+    if postgres:
+        return _EVENT_COLUMNS + _PG_SELECT.format(rows=", ".join([_PG_ROW] * count)) + _FENCE.format(p="%s")
+    rows = " UNION ALL ".join(["SELECT ?, ?, ?, ?, ?, ?, ?, ?"] * count)
+    return _EVENT_COLUMNS + f"SELECT * FROM ({rows}) WHERE " + _FENCE.format(p="?")
 
 
 def _insert_event(job_id: str, level: str, context: str, message: str, metadata: Any) -> None:
@@ -90,18 +106,39 @@ def _insert_event(job_id: str, level: str, context: str, message: str, metadata:
     from app.jobs import fence
     from app.models import utcnow
 
-    db = ensure_bound()
     now = utcnow()
     encoded = json.dumps(metadata, allow_nan=False) if metadata is not None else None
     job_hex = uuid.UUID(job_id).hex
     params = (uuid.uuid4().hex, now, now, job_hex, level, context, message, encoded)
     run = fence.current_for(job_id)
     if run is None:
+        db = ensure_bound()
         db.execute_sql(_INSERT_EVENT.format(p=db.param), params)
-    elif db.execute_sql(_INSERT_FENCED_EVENT["sqlite" if db.param == "?" else "postgresql"],
-                        (*params, job_hex, run.token)).rowcount == 0:
-        logging.getLogger(__name__).warning("job %s: event of a run that lost its lease not stored: %s",
-                                            job_id, message[:200])
+        return
+    with run.lock:
+        run.held_events.append(params)
+        if level == "info" and len(run.held_events) < _HOLD_MAX and run.age() < HOLD_SECONDS:
+            if len(run.held_events) == 1:
+                fence.wake_lease_thread()  # it writes them if the run is still going after the hold time
+            return
+    write_held_events(run)
+
+
+def write_held_events(run: Any) -> None:
+    """Write the events a run holds back (fenced; dropped with a warning when the run lost its lease)."""
+    from app.db import ensure_bound
+
+    with run.lock:
+        held, run.held_events = run.held_events, []
+        if not held:
+            return
+        db = ensure_bound()
+        postgres = db.param != "?"
+        params = [value for row in held for value in row] + [held[0][3], run.token]
+        stored = db.execute_sql(fenced_events_sql(len(held), postgres), params).rowcount
+    if stored == 0:
+        logging.getLogger(__name__).warning("job %s: %d event(s) of a run that lost its lease not stored",
+                                            run.job_id, len(held))
 
 
 def create_job_logger(job_id: str | None, context: str) -> JobLogger:

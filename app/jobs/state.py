@@ -105,11 +105,23 @@ def mark_waiting_for_poll(job_id: Any, delay: float, payload: dict, token: str) 
             .where((Job.id == job_id) & (Job.status == S.ACTIVE.value) & (Job.run_token == token)).execute()) == 1
 
 
-def mark_completed(job_id: Any, result: Any, token: str) -> bool:
+def mark_completed(job_id: Any, result: Any, token: str, events: list[tuple] | None = None) -> bool:
+    """The run that holds `token` completes the row. `events`: the info events the run held back
+    (app/jobs/logger.py), written first under the same fence; on PostgreSQL in the same round trip."""
+    from app.jobs.logger import fenced_events_sql
+
     now = utcnow()
     stored = json.dumps(redact(result, _secrets()), allow_nan=False) if result is not None else None
-    return _execute(_MARK_COMPLETED, (S.COMPLETED.value, stored, now, now, _uuid_param(job_id),
-                                      S.ACTIVE.value, token)) == 1
+    params: tuple = (S.COMPLETED.value, stored, now, now, _uuid_param(job_id), S.ACTIVE.value, token)
+    if not events:
+        return _execute(_MARK_COMPLETED, params) == 1
+    db = database.obj
+    event_params = (*(value for row in events for value in row), _uuid_param(job_id), token)
+    if db.param == "?":  # SQLite runs one statement per call
+        db.execute_sql(fenced_events_sql(len(events), postgres=False), event_params)
+        return _execute(_MARK_COMPLETED, params) == 1
+    sql = fenced_events_sql(len(events), postgres=True) + "; " + _sql(_MARK_COMPLETED, db.param)
+    return db.execute_sql(sql, (*event_params, *params)).rowcount == 1  # the UPDATE's count: the last statement
 
 
 def mark_attempt_failed(job_id: Any, *, error: str, trace: str | None, final: bool, retry_in: float | None,

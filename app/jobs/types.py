@@ -87,7 +87,7 @@ for _t in (
     JobType("scan_plex", "scan_plex", (), 1800, Priority.MEDIUM, description="Full Plex library scan and match"),
     JobType("plex_recently_added_check", "plex_recently_added_check", (), 300, Priority.MEDIUM,
             description="Poll Plex's recently added items"),
-    JobType("match_plex", "match_plex", ("requestId", "audiobookId", "title", "author"), 300, Priority.LOW,
+    JobType("match_plex", MAINTENANCE_GROUP, ("requestId", "audiobookId", "title", "author"), 300, Priority.LOW,
             deprecated=True, description="Fuzzy match one request (deprecated: scan_plex matches)"),
     JobType("retry_missing_torrents", MAINTENANCE_GROUP, (), 600, Priority.MEDIUM,
             description="Re-search requests awaiting a release"),

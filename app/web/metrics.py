@@ -1,56 +1,91 @@
-"""GET /metrics: Prometheus text format (admin session or bearer token, like every admin route)."""
+"""GET /metrics: Prometheus exposition by prometheus_client (admin session or bearer token, like every
+admin route).
+
+A collector reads, at scrape time, what every process recorded in Redis (app/jobs/metrics.py): run
+counters per type and outcome and the run-duration histogram, both covering every run and surviving
+cleanup_job_history; plus gauges for queue depth per type and state, live workers per group, and jobs
+in the database per type and status.
+"""
 from __future__ import annotations
+
+from typing import Any, Iterator
 
 from flask import Blueprint, Response, current_app
 from peewee import fn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from app.auth import api_admin_required
 from app.dashboard.queues import queue_stats
+from app.jobs import metrics as run_metrics
 from app.jobs.queues import get_redis
-from app.models import Job, JobStatus
+from app.models import Job
 
 bp = Blueprint("metrics", __name__)
-BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def histogram_buckets(stored: dict[str, float]) -> list[tuple[str, float]]:
+    """Cumulative (le, count) pairs, ending with +Inf, from the per-bucket counts as stored."""
+    running, buckets = 0.0, []
+    for bound in run_metrics.BUCKETS:
+        running += stored.get(repr(bound), 0.0)
+        buckets.append((repr(bound), running))
+    buckets.append(("+Inf", running + stored.get("+Inf", 0.0)))
+    return buckets
+
+
+class JobSystemCollector:
+    """Everything /metrics shows, read fresh on each scrape."""
+
+    def __init__(self, connection: Any, worker_counts: dict[str, int]):
+        self.connection = connection
+        self.worker_counts = worker_counts
+
+    def collect(self) -> Iterator[Metric]:
+        from app.web.health import live_workers_by_group
+
+        runs, durations = run_metrics.read(self.connection)
+        counter = CounterMetricFamily("rmab_job_runs", "Job runs that ended, by type and outcome "
+                                      "(completed, failed: last attempt, retried: an attempt that will be "
+                                      "retried, polled: a poll that reschedules itself).",
+                                      labels=["type", "outcome"])
+        for (job_type, outcome), count in sorted(runs.items()):
+            counter.add_metric([job_type, outcome], count)
+        yield counter
+
+        histogram = HistogramMetricFamily("rmab_job_duration_seconds", "Run time of every job run.",
+                                          labels=["type"])
+        for job_type, stored in sorted(durations.items()):
+            histogram.add_metric([job_type], histogram_buckets(stored), sum_value=stored.get("sum", 0.0))
+        yield histogram
+
+        live = dict(live_workers_by_group(self.connection))
+        depth = GaugeMetricFamily("rmab_queue_depth", "Jobs waiting, active, delayed and failed in Redis per "
+                                  "job type.", labels=["type", "state"])
+        for row in queue_stats(self.connection, live, self.worker_counts):
+            for state in ("waiting", "active", "delayed", "failed"):
+                depth.add_metric([row["type"], state], row[state])
+        yield depth
+
+        workers = GaugeMetricFamily("rmab_live_workers", "Live worker processes per group (and the configured "
+                                    "number).", labels=["group", "kind"])
+        for group in sorted(set(live) | set(self.worker_counts)):
+            workers.add_metric([group, "live"], live.get(group, 0))
+            workers.add_metric([group, "configured"], self.worker_counts.get(group, 0))
+        yield workers
+
+        rows = GaugeMetricFamily("rmab_jobs", "Jobs in the database by type and status.",
+                                 labels=["type", "status"])
+        for job_type, status, count in (Job.select(Job.type, Job.status, fn.COUNT(Job.id))
+                                        .group_by(Job.type, Job.status).tuples()):
+            rows.add_metric([job_type, status], count)
+        yield rows
 
 
 @bp.get("/metrics")
 @api_admin_required
 def metrics() -> Response:
-    from app.web.health import live_workers_by_group
-
     settings = current_app.config["SETTINGS"]
-    lines = ["# HELP rmab_jobs Jobs in the database by type and status.", "# TYPE rmab_jobs gauge"]
-    for job_type, status, count in (Job.select(Job.type, Job.status, fn.COUNT(Job.id)).group_by(Job.type, Job.status)
-                                    .tuples()):
-        lines.append(f'rmab_jobs{{type="{_escape(job_type)}",status="{_escape(status)}"}} {count}')
-    lines += ["# HELP rmab_job_failures_total Jobs that failed (all attempts spent).",
-              "# TYPE rmab_job_failures_total counter"]
-    for job_type, count in (Job.select(Job.type, fn.COUNT(Job.id)).where(Job.status == JobStatus.FAILED.value)
-                            .group_by(Job.type).tuples()):
-        lines.append(f'rmab_job_failures_total{{type="{_escape(job_type)}"}} {count}')
-    connection = get_redis(settings.redis_url)
-    lines += ["# HELP rmab_queue_depth Jobs waiting, active, delayed and failed in Redis per job type.",
-              "# TYPE rmab_queue_depth gauge"]
-    for row in queue_stats(connection, dict(live_workers_by_group(connection)), settings.worker_counts):
-        for state in ("waiting", "active", "delayed", "failed"):
-            lines.append(f'rmab_queue_depth{{type="{row["type"]}",state="{state}"}} {row[state]}')
-    lines += ["# HELP rmab_job_duration_seconds Run time of completed jobs.", "# TYPE rmab_job_duration_seconds histogram"]
-    durations: dict[str, list[float]] = {}
-    recent = (Job.select(Job.type, Job.started_at, Job.completed_at)
-              .where((Job.status == JobStatus.COMPLETED.value) & Job.started_at.is_null(False))
-              .order_by(Job.completed_at.desc()).limit(10000).tuples())
-    for job_type, started, completed in recent:
-        durations.setdefault(job_type, []).append(max((completed - started).total_seconds(), 0.0))
-    for job_type, values in sorted(durations.items()):
-        label = _escape(job_type)
-        for bucket in BUCKETS:
-            lines.append(f'rmab_job_duration_seconds_bucket{{type="{label}",le="{bucket}"}} '
-                         f'{sum(1 for v in values if v <= bucket)}')
-        lines.append(f'rmab_job_duration_seconds_bucket{{type="{label}",le="+Inf"}} {len(values)}')
-        lines.append(f'rmab_job_duration_seconds_sum{{type="{label}"}} {sum(values):.3f}')
-        lines.append(f'rmab_job_duration_seconds_count{{type="{label}"}} {len(values)}')
-    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(JobSystemCollector(get_redis(settings.redis_url), settings.worker_counts))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
