@@ -95,6 +95,12 @@ def _parse_template(raw: str) -> str:
     return validate_template(raw.strip())
 
 
+def _parse_remote_path_mappings(raw: str) -> tuple:
+    from app.library.remote_paths import parse_mappings
+
+    return parse_mappings(raw)
+
+
 def _setting(env: str, default: Any, parse: Callable[[str], Any] = str, secret: bool = False) -> Any:
     return field(default=default, metadata={"env": env, "parse": parse, "secret": secret})
 
@@ -131,6 +137,10 @@ class Settings:
     monitor_poll_seconds: float = _setting("MONITOR_POLL_SECONDS", 10.0, float)
     download_stall_limit_seconds: int = _setting("DOWNLOAD_STALL_LIMIT_SECONDS", 6 * 3600, _parse_positive_int)
     indexer_seeding_minutes: str = _setting("INDEXER_SEEDING_MINUTES", "")
+    # client path = local path pairs (app/library/remote_paths.py), for a client that sees other folders
+    remote_path_mappings: tuple = _setting("REMOTE_PATH_MAPPINGS", (), _parse_remote_path_mappings)
+    # after an import refreshes the book's folder in Plex, the Recently Added Check runs this much later
+    plex_refresh_check_delay_seconds: int = _setting("PLEX_REFRESH_CHECK_DELAY_SECONDS", 60, _parse_positive_int)
 
     # Job system tuning (see README "Design notes" for why these values).
     worker_class: str = _setting("WORKER_CLASS", "simple", _parse_choice(("simple", "fork")))
@@ -276,7 +286,22 @@ def get_settings() -> Settings:
     global _current
     if _current is None:
         _current = load_settings()
+        _log_settings_warnings(_current)
     return _current
+
+
+def settings_warnings(settings: Settings) -> list[str]:
+    """Suspicious but allowed values: logged once when the process loads its settings, never fatal."""
+    from app.library.remote_paths import missing_local_dirs
+
+    return missing_local_dirs(settings.remote_path_mappings)
+
+
+def _log_settings_warnings(settings: Settings) -> None:
+    import logging
+
+    for warning in settings_warnings(settings):
+        logging.getLogger("app.config").warning(warning)
 
 
 def set_settings(settings: Settings | None) -> None:

@@ -80,6 +80,14 @@ def _v5_fencing_and_leases(db: peewee.Database) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS jobs_status_heartbeat ON jobs (status, heartbeat_at)")
 
 
+def _v6_schedule_enabled_changed_by(db: peewee.Database) -> None:
+    from playhouse.migrate import SchemaMigrator, migrate as run
+
+    if not _has_column(db, "scheduled_jobs", "enabled_changed_by"):
+        migrator = SchemaMigrator.from_database(db)
+        run(migrator.add_column("scheduled_jobs", "enabled_changed_by", peewee.CharField(null=True)))
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _v1_initial),
@@ -87,6 +95,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (3, "job polling columns and release blocklist", _v3_polling_and_blocklist),
     (4, "text search indexes (PostgreSQL)", _v4_text_search_indexes),
     (5, "run fencing tokens, database leases, retry claims", _v5_fencing_and_leases),
+    (6, "who last changed a schedule's enabled flag", _v6_schedule_enabled_changed_by),
 ]
 
 

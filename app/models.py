@@ -134,6 +134,9 @@ class ScheduledJob(BaseModel):
     last_run = peewee.DateTimeField(null=True)
     last_run_job_id = peewee.UUIDField(null=True)
     next_run = peewee.DateTimeField(null=True)
+    # Who last set `enabled`: "admin" (the API or the page) or "system" (the defaults, following the
+    # configuration); NULL on rows from before migration 6. An admin's choice is never overridden.
+    enabled_changed_by = peewee.CharField(null=True)
 
     class Meta:
         table_name = "scheduled_jobs"

@@ -1,7 +1,8 @@
 """Library scan + match at size: a 50,000-item fake Plex library and 1,000 downloaded requests.
 
 Full path: scan_plex's own functions (paged Plex reads over HTTP, batched upserts into PostgreSQL,
-then matching every downloaded request through the word index). Baseline, same run: naive all-pairs
+then matching every downloaded request against every library title: rapidfuzz cdist with a score cutoff, so
+no candidate is ever left out). Baseline, same run: naive all-pairs
 thefuzz (each request scored against every library item), timed on a sample of requests and scaled
 to all of them (running it in full would take minutes). Peak memory: growth of the process's peak RSS during scan + match (the fake Plex server runs in the
 same process, so its pages count too).

@@ -32,6 +32,8 @@ ASIN = "B003P2WO5E"
     (BookQuery("Anything", "Anyone", asin=ASIN), LibraryItem(f"com.plexapp.agents.audible://{ASIN}?lang=en", "Totally Different", "X"), True),
     (BookQuery("The Way of Kings", "Brandon Sanderson", asin=ASIN), LibraryItem("com.plexapp.agents.audnexus://B0000000XX?lang=en", "The Way of Kings", "Brandon Sanderson"), False),
     (BookQuery("The Way of Kings", "Brandon Sanderson", asin=""), LibraryItem("g", "Unrelated", "Nobody"), False),  # empty ASIN
+    (BookQuery("Star Wars", "George Lucas"), LibraryItem("g", "Star Wars", "George Lucas"), True),
+    (BookQuery("Star Wars", "George Lucas"), LibraryItem("g", "Star Wars: Episode 4", "George Lucas"), False),  # a sequel is not the book
 ])
 def test_matching_table(book, item, matches):
     assert (find_match(book, [item]) is not None) is matches

@@ -2,23 +2,31 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from app.audiobook_requests.state import ACTIVE, R, transition
 from app.jobs.service import add_job, cancel_run, job_to_dict, parse_job_id
 from app.jobs.types import Priority
-from app.models import TERMINAL_JOB_STATUSES, Audiobook, DownloadHistory, Job, Request
+from app.library.matching import BookQuery, LibraryItem, Match, find_match, normalize_title
+from app.models import TERMINAL_JOB_STATUSES, Audiobook, DownloadHistory, Job, PlexLibrary, Request
 from app.pipeline.ranking import normalize
 from app.validation import text_problem
 
 log = logging.getLogger(__name__)
 _LIMITS = {"title": 500, "author": 300, "narrator": 300, "asin": 20}
+_TITLE_WORD = re.compile(r"[a-z0-9]+")
+LIBRARY_CANDIDATE_LIMIT = 500
+_COMMON_WORDS = {"the", "and", "for", "from", "with", "book", "part", "volume"}
 
 
 class RequestError(Exception):
-    def __init__(self, message: str, status: int = 400):
+    """A refused request operation; `status` is the HTTP status the API answers with."""
+
+    def __init__(self, message: str, status: int = 400, **details: Any):
         super().__init__(message)
         self.status = status
+        self.details = details  # extra JSON fields of the API's answer (plexGuid)
 
 
 def validate_body(body: Any) -> dict[str, str | None]:
@@ -53,8 +61,40 @@ def _same_book(book: Audiobook, fields: dict[str, str | None]) -> bool:
         normalize(book.author) == normalize(fields["author"] or "")
 
 
+def narrowing_words(title: str, count: int = 2) -> list[str]:
+    """The longest words of the normalised title (no "(Unabridged)", no ", Book 1"), longest first, short
+    and common words only when there is nothing else: a library title the matcher accepts (title score
+    80+) almost always contains them, so a LIKE on them narrows the candidates to a handful of rows."""
+    unique = sorted(set(_TITLE_WORD.findall(normalize_title(title))), key=lambda word: (-len(word), word))
+    telling = [word for word in unique if len(word) >= 3 and word not in _COMMON_WORDS]
+    return (telling or unique)[:count]
+
+
+def library_candidates(fields: dict[str, str | None]) -> list[LibraryItem]:
+    """plex_library rows that could be this book: those with its ASIN (indexed), and up to
+    LIBRARY_CANDIDATE_LIMIT whose title contains one of its longest words (the fuzzy score decides)."""
+    columns = (PlexLibrary.plex_guid, PlexLibrary.title, PlexLibrary.author, PlexLibrary.asin)
+    rows: list[PlexLibrary] = []
+    if fields["asin"]:
+        rows.extend(PlexLibrary.select(*columns).where(PlexLibrary.asin == fields["asin"].upper()))
+    words = narrowing_words(fields["title"] or "")
+    if words:
+        condition = PlexLibrary.title.contains(words[0])  # ILIKE '%word%'; words are letters and digits
+        for word in words[1:]:
+            condition |= PlexLibrary.title.contains(word)
+        rows.extend(PlexLibrary.select(*columns).where(condition).limit(LIBRARY_CANDIDATE_LIMIT))
+    return [LibraryItem(row.plex_guid, row.title, row.author or "", row.asin) for row in rows]
+
+
+def library_match(fields: dict[str, str | None]) -> Match | None:
+    """The plex_library item this book already is (the scan_plex matcher: ASIN first, then fuzzy), or None."""
+    book = BookQuery(fields["title"] or "", fields["author"] or "", fields["narrator"], fields["asin"])
+    return find_match(book, library_candidates(fields))
+
+
 def create_request(body: Any, user_id: str = "admin") -> Request:
-    """A pending request and its search (High priority). 409 when the book already has an active request."""
+    """A pending request and its search (High priority). 409 when the book already has an active request,
+    or when the Plex library already has it (`plexGuid` in the answer): then nothing is created."""
     fields = validate_body(body)
     candidates = Audiobook.select().where(
         (Audiobook.audible_asin == fields["asin"]) if fields["asin"] else
@@ -65,6 +105,10 @@ def create_request(body: Any, user_id: str = "admin") -> Request:
         active = book.requests.where(Request.status.in_([s.value for s in ACTIVE])).first()
         if active is not None:
             raise RequestError(f"'{book.title}' already has a request ({active.id}) in status {active.status}", 409)
+    in_library = library_match(fields)
+    if in_library is not None:
+        raise RequestError(f"already available in the library: {in_library.item.title}", 409,
+                           plexGuid=in_library.item.guid)
     book = Audiobook.create(title=fields["title"], author=fields["author"], narrator=fields["narrator"],
                             audible_asin=fields["asin"])
     request = Request.create(audiobook=book, user_id=user_id, status=R.PENDING.value, priority=int(Priority.HIGH))

@@ -98,4 +98,8 @@ class PlexClient:
         return [i for i in map(parse_item, container.get("Metadata") or []) if i is not None][:count]
 
     def refresh(self, section: str, path: str | None = None) -> None:
+        """Ask Plex to scan the section, or only `path` (a folder as Plex sees it) when given.
+
+        Plex answers at once and scans in the background: a new book shows up seconds to minutes later.
+        """
         self._get(f"/library/sections/{section}/refresh", {"path": path} if path else None, what="refresh")

@@ -129,6 +129,10 @@ def update_schedule(id_or_name: str, body: Any, now: datetime | None = None) -> 
         if not isinstance(body["enabled"], bool):
             raise ScheduleError("enabled must be true or false")
         changes["enabled"] = body["enabled"]
+        if body["enabled"] != row.enabled:
+            # an admin's choice: ensure_default_schedules never turns it back (the page always sends
+            # `enabled`, so only an actual change counts)
+            changes["enabled_changed_by"] = "admin"
     now = now or utcnow()
     schedule = changes.get("schedule", row.schedule)
     enabled = changes.get("enabled", row.enabled)

@@ -1,7 +1,8 @@
 """Requests API (admin): create, show, retry, cancel.
 
 Refusals (RequestError with its status, JobSystemError) become `{success: false, error}` answers in
-app/web/errors.py.
+app/web/errors.py. Creating a request for a book the Plex library already has is a 409 carrying its
+`plexGuid`; nothing is created.
 """
 from __future__ import annotations
 

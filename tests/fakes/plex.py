@@ -2,7 +2,8 @@
 
 401 without a valid token (header or query), /identity without one, MediaContainer/Metadata bodies,
 X-Plex-Container-Start/Size paging (query or header) with offset/size/totalSize, sort=addedAt:desc,
-and /refresh that adds pending items after a short delay.
+and /refresh that adds pending items after a short delay; each refresh is recorded in `refreshes`
+as {"path": <the path query parameter or None>, "token": <the X-Plex-Token it carried>}.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class FakePlex:
     items: list[dict] = field(default_factory=list)
     pending: list[dict] = field(default_factory=list)   # appear after a refresh
     requests: list[str] = field(default_factory=list)
+    refreshes: list[dict] = field(default_factory=list)   # {"path", "token"} of each authorised refresh
     refresh_delay: float = 0.2
     next_key: int = 1000
 
@@ -42,12 +44,14 @@ class FakePlex:
                 fake.requests.append(parsed.path)
                 if parsed.path == "/identity":
                     return self._json({"size": 0, "claimed": True, "machineIdentifier": "fake", "version": "1.40"})
-                if (self.headers.get("X-Plex-Token") or query.get("X-Plex-Token")) != fake.token:
+                token = self.headers.get("X-Plex-Token") or query.get("X-Plex-Token")
+                if token != fake.token:
                     return self._send(401, b"<html><body>401 Unauthorized</body></html>", "text/html")
                 prefix = f"/library/sections/{fake.section}"
                 if parsed.path == f"{prefix}/all" and query.get("type") == "9":
                     return self._albums(query)
                 if parsed.path == f"{prefix}/refresh":
+                    fake.refreshes.append({"path": query.get("path"), "token": token})
                     threading.Timer(fake.refresh_delay, fake._publish).start()
                     return self._send(200, b"", "text/plain")
                 return self._send(404, b"Not Found", "text/plain")

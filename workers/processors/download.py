@@ -18,6 +18,7 @@ from app.integrations.torrent import CATEGORY, download_client
 from app.integrations.torrentfile import TorrentFileError, parse_magnet, read_torrent
 from app.jobs import fence
 from app.jobs.logger import create_job_logger
+from app.library.remote_paths import to_client
 from app.jobs.service import add_job
 from app.models import DownloadHistory, utcnow
 from app.pipeline.ranking import Release
@@ -109,7 +110,7 @@ def process_download(payload: dict) -> dict:
             existing = client.get(info_hash)
             if existing is None:
                 client.add(torrent=fetched.file.torrent, magnet=fetched.file.magnet, category=CATEGORY,
-                           tags=[f"request-{request_id}"], save_path=settings.download_dir or None, name=name)
+                           tags=[f"request-{request_id}"], save_path=_client_save_path(settings), name=name)
                 log.info(f"Added {name!r} ({info_hash}) to {settings.download_client}")
             else:
                 log.info(f"{name!r} ({info_hash}) is already in {settings.download_client}; not added twice")
@@ -130,3 +131,8 @@ def process_download(payload: dict) -> dict:
             transition(request_id, R.FAILED, error_message=str(exc))
         log.error(f"Download failed: {exc}" + ("" if final else " (will retry)"))
         raise
+
+
+def _client_save_path(settings) -> str | None:
+    """DOWNLOAD_DIR as the torrent client names it (REMOTE_PATH_MAPPINGS), or None for its default."""
+    return to_client(settings.download_dir, settings.remote_path_mappings) if settings.download_dir else None

@@ -4,22 +4,24 @@ from __future__ import annotations
 import uuid
 from typing import Iterable
 
-from app.audiobook_requests.state import R, transition
+from app.audiobook_requests.state import R, allowed, transition
 from app.config import get_settings
+from app.db import database
 from app.integrations.errors import ServiceError
 from app.integrations.plex import PlexClient, PlexItem
 from app.integrations.torrent import download_client
 from app.jobs.logger import JobLogger, create_job_logger
 from app.jobs.queues import get_redis
-from app.jobs.service import add_job
+from app.jobs.service import add_job, cancel_run
 from app.jobs.types import Priority
-from app.library.matching import BookQuery, LibraryIndex, LibraryItem, item_asin
-from app.models import Audiobook, DownloadHistory, PlexLibrary, Request, utcnow
+from app.library.matching import BookQuery, LibraryIndex, LibraryItem, Match, item_asin
+from app.models import TERMINAL_JOB_STATUSES, Audiobook, DownloadHistory, Job, PlexLibrary, Request, utcnow
 from workers.processors import register
 
 SCAN_LOCK = "rmab:lock:scan_plex"
 UPSERT_BATCH = 500
 RETRY_BATCH = 50
+WRITE_BATCH = 200
 
 
 def _plex(log: JobLogger) -> tuple[PlexClient, str] | None:
@@ -78,29 +80,67 @@ def _epoch(seconds: int):
     return datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
 
 
+# A book added to Plex by hand completes a request waiting in any of these too (ReadMeABook HEAD);
+# `downloading` is left alone (its own pipeline finishes it), as are the job-owned statuses.
+MATCHED_STATUSES = (R.DOWNLOADED, R.AWAITING_SEARCH, R.AWAITING_IMPORT, R.WARN, R.FAILED)
+
+
+def matchable_statuses() -> tuple[R, ...]:
+    """MATCHED_STATUSES that the request state machine lets into `available` (state.TRANSITIONS)."""
+    return tuple(status for status in MATCHED_STATUSES if allowed(status.value, R.AVAILABLE))
+
+
 def match_downloaded(log: JobLogger) -> list[dict]:
-    """Match every `downloaded` request against the whole library table; matches become `available`."""
+    """Match every request waiting in a matchable status against the whole library table; matches become
+    `available`, their unfinished jobs (a queued search, a download's monitor) are cancelled."""
+    statuses = matchable_statuses()
     pending = list(Request.select(Request, Audiobook).join(Audiobook)
-                   .where(Request.status == R.DOWNLOADED.value))
+                   .where(Request.status.in_([s.value for s in statuses])))
     if not pending:
         return []
-    index = LibraryIndex(LibraryItem(row.plex_guid, row.title, row.author or "", row.asin)
-                         for row in PlexLibrary.select(PlexLibrary.plex_guid, PlexLibrary.title,
-                                                       PlexLibrary.author, PlexLibrary.asin).iterator())
+    index = LibraryIndex(LibraryItem(guid, title, author or "", asin)
+                         for guid, title, author, asin in PlexLibrary.select(
+                             PlexLibrary.plex_guid, PlexLibrary.title, PlexLibrary.author, PlexLibrary.asin)
+                         .tuples().iterator())
+    books = [BookQuery(r.audiobook.title, r.audiobook.author, r.audiobook.narrator, r.audiobook.audible_asin)
+             for r in pending]
+    hits = [(request, found) for request, found in zip(pending, index.match_all(books)) if found is not None]
     matched = []
-    for request in pending:
-        book = request.audiobook
-        found = index.match(BookQuery(book.title, book.author, book.narrator, book.audible_asin))
-        if found is None:
-            continue
-        Audiobook.update(plex_guid=found.item.guid, status="available").where(Audiobook.id == book.id).execute()
-        if transition(request.id, R.AVAILABLE, completed_at=utcnow(), error_message=None,
-                      search_attempts=0, import_attempts=0):
-            matched.append({"requestId": str(request.id), "title": book.title, "plexGuid": found.item.guid,
-                            "score": round(found.score, 1), "by": found.reason})
-            log.info(f"'{book.title}' is in Plex ({found.reason}, score {found.score:.0f}): available",
-                     matched[-1])
+    for start in range(0, len(hits), WRITE_BATCH):
+        with database.obj.atomic():  # one commit per batch, not two per request
+            made = [(request, found) for request, found in hits[start:start + WRITE_BATCH]
+                    if _make_available(request, found, statuses)]
+        for request, found in made:
+            matched.append({"requestId": str(request.id), "title": request.audiobook.title,
+                            "plexGuid": found.item.guid, "score": round(found.score, 1), "by": found.reason,
+                            "from": request.status})
+            log.info(f"'{request.audiobook.title}' is in Plex ({found.reason}, score {found.score:.0f}): "
+                     f"available (was {request.status})", matched[-1])
+    _cancel_unfinished_jobs([m["requestId"] for m in matched], log)
     return matched
+
+
+def _make_available(request: Request, found: Match, statuses: tuple[R, ...]) -> bool:
+    """Only from the status it was read in: a request that moved on meanwhile is left alone."""
+    if not transition(request.id, R.AVAILABLE, only_from=statuses, completed_at=utcnow(), error_message=None,
+                      search_attempts=0, download_attempts=0, import_attempts=0):
+        return False
+    Audiobook.update(plex_guid=found.item.guid, status="available").where(
+        Audiobook.id == request.audiobook_id).execute()
+    return True
+
+
+def _cancel_unfinished_jobs(request_ids: list[str], log: JobLogger) -> None:
+    """The jobs still queued for requests that just became available: a search waiting to run, a
+    download's monitor (a cancelled monitor row stops its polling). Called after the transitions, so a
+    job cancelled here never belongs to a request that is still being worked on."""
+    for start in range(0, len(request_ids), 500):
+        jobs = (Job.select(Job.id, Job.rq_job_id, Job.type, Job.request)
+                .where(Job.request.in_(request_ids[start:start + 500])
+                       & Job.status.not_in(TERMINAL_JOB_STATUSES)))
+        for job in jobs:
+            if cancel_run(job, "The book is in the Plex library"):
+                log.info(f"Cancelled {job.type} job {job.id} of request {job.request_id}: the book is in Plex")
 
 
 def _remove_stale(library_id: str, seen: set[str], log: JobLogger) -> int:

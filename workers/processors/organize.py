@@ -1,21 +1,31 @@
-"""organize_files: copy the finished download into MEDIA_DIR; the request becomes `downloaded`."""
+"""organize_files: copy the finished download into MEDIA_DIR; the request becomes `downloaded`.
+
+The download path comes from the client and is translated by REMOTE_PATH_MAPPINGS first (one place for
+every way a path gets here: the monitor, Retry Failed Imports, a manual retry, the reconciler). After the
+import, the book's folder is refreshed in Plex and a Recently Added Check is queued a minute later.
+"""
 from __future__ import annotations
 
 import errno
 from pathlib import Path
 
 from app.audiobook_requests.state import R, transition
-from app.config import get_settings
-from app.integrations.errors import PermanentServiceError
-from app.jobs.errors import PermanentJobError
-from app.jobs.logger import create_job_logger
+from app.config import Settings, get_settings
+from app.integrations.errors import PermanentServiceError, ServiceError
+from app.integrations.plex import PlexClient
+from app.jobs.errors import EnqueueFailed, PermanentJobError
+from app.jobs.logger import JobLogger, create_job_logger
+from app.jobs.service import add_job
 from app.library.organizer import NoAudioFiles, organize
 from app.library.paths import PathTemplateError, UnsafePathError, inside, target_dir
+from app.library.remote_paths import SETTING as MAPPINGS_SETTING
+from app.library.remote_paths import to_local
 from app.models import Audiobook, Request, utcnow
 from workers.context import is_last_attempt
 from workers.processors import register
 
 RETRYABLE_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM}
+PLEX_REFRESH_TIMEOUT = 10.0  # Plex answers a refresh at once; a slow Plex must not hold the import job
 
 
 @register("organize_files")
@@ -32,12 +42,12 @@ def process_organize(payload: dict) -> dict:
         log.warn("Request is not waiting for an import; nothing to do")
         return {"success": False, "skipped": True}
     book = Audiobook.get_by_id(payload["audiobookId"])
-    download_path = Path(payload["downloadPath"])
+    download_path = _local_path(payload["downloadPath"], settings, log)
     media_dir = Path(settings.media_dir)
     read_root = Path(settings.download_dir) if settings.download_dir else None  # unset: reads not confined
     try:
         if read_root is not None and not inside(read_root, download_path):
-            raise UnsafePathError(f"download path {download_path} is outside DOWNLOAD_DIR")
+            raise UnsafePathError(_outside_message(payload["downloadPath"], download_path, read_root))
         target = target_dir(media_dir, settings.organize_path_template,
                             {"author": book.author, "title": book.title, "narrator": book.narrator,
                              "asin": book.audible_asin, "year": None})
@@ -65,8 +75,52 @@ def process_organize(payload: dict) -> dict:
     transition(request_id, R.DOWNLOADED, error_message=None, completed_at=utcnow(), last_import_at=utcnow())
     log.info(f"Imported {len(result.copied)} file(s), {len(result.skipped)} already in place",
              {"target": str(result.target), "copied": result.copied, "skipped": result.skipped, "cover": result.cover})
+    check_job_id = _refresh_plex(result.target, settings, log)
     return {"success": True, "targetPath": str(result.target), "filesCount": len(result.audio_files),
-            "audioFiles": result.audio_files, "coverArt": result.cover, "errors": result.refused}
+            "audioFiles": result.audio_files, "coverArt": result.cover, "errors": result.refused,
+            "plexCheckJobId": check_job_id}
+
+
+def _local_path(reported: str, settings: Settings, log: JobLogger) -> Path:
+    """The client's content path as this machine sees it (REMOTE_PATH_MAPPINGS)."""
+    local = to_local(reported, settings.remote_path_mappings)
+    if local != reported:
+        log.info(f"The client's path {reported} is {local} here ({MAPPINGS_SETTING})")
+    return Path(local)
+
+
+def _outside_message(reported: str, local: Path, read_root: Path) -> str:
+    """Why a path outside DOWNLOAD_DIR is refused, with the setting that fixes the usual cause (a seedbox
+    or container client whose folders have other names here)."""
+    shown = str(local) if str(local) == reported else f"{local} (the client reports {reported})"
+    return (f"download path {shown} is outside DOWNLOAD_DIR ({read_root}). If the download client sees its "
+            f"folders under other paths, map them with {MAPPINGS_SETTING}=client_path=local_path, e.g. "
+            f"/downloads={read_root}")
+
+
+def _refresh_plex(folder: Path, settings: Settings, log: JobLogger) -> str | None:
+    """Refresh the book's folder in Plex and queue a Recently Added Check a little later.
+
+    Returns the check job's id. Best effort: the files are imported whatever happens here, so a Plex that
+    is down or refuses is a warning (the scheduled scans still find the book), never a failed import.
+    """
+    if not settings.plex_configured:
+        return None
+    try:
+        PlexClient(settings.plex_url, settings.plex_token, timeout=PLEX_REFRESH_TIMEOUT).refresh(
+            settings.plex_library_id, str(folder))
+    except ServiceError as exc:
+        log.warn(f"Plex refresh of {folder} failed ({exc}); the scheduled library scans will find the book")
+        return None
+    delay = settings.plex_refresh_check_delay_seconds
+    try:
+        job_id = add_job("plex_recently_added_check", {}, delay=delay)
+    except EnqueueFailed as exc:
+        log.warn(f"Plex is refreshing {folder}, but the Recently Added Check could not be queued ({exc})")
+        return None
+    log.info(f"Plex is refreshing {folder}; Recently Added Check in {delay} s (job {job_id})",
+             {"plexCheckJobId": job_id})
+    return job_id
 
 
 def _retry_later(request_id: str, reason: str, log) -> dict:

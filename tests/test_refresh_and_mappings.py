@@ -1,0 +1,237 @@
+"""Issue 12, items 4 and 5: Plex refresh after an import, and remote path mappings (REMOTE_PATH_MAPPINGS)."""
+from __future__ import annotations
+
+import logging
+import socket
+
+import pytest
+from conftest import drain
+from fakes.plex import FakePlex
+
+from app.config import (
+    SettingsError,
+    get_settings,
+    load_settings,
+    set_settings,
+    settings_warnings,
+)
+from app.jobs.queues import queue_names_for_group
+from app.jobs.service import add_job
+from app.library.remote_paths import (
+    PathMapping,
+    missing_local_dirs,
+    parse_mappings,
+    to_client,
+    to_local,
+)
+from app.models import Audiobook, Job, JobEvent, Request
+
+SEEDBOX = "/downloads=/mnt/seedbox/downloads;/data=/srv/data;/data/audio=/srv/audio;D:\\Torrents=/mnt/d/torrents"
+
+
+# --- the mapping (pure) ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reported,expected", [
+    ("/downloads/Book", "/mnt/seedbox/downloads/Book"),
+    ("/downloads", "/mnt/seedbox/downloads"),
+    ("/downloads/", "/mnt/seedbox/downloads"),
+    ("/downloads/A/B/01.mp3", "/mnt/seedbox/downloads/A/B/01.mp3"),
+    ("/downloads2/Book", "/downloads2/Book"),            # whole components only
+    ("/download/Book", "/download/Book"),
+    ("/data/ebooks/x", "/srv/data/ebooks/x"),
+    ("/data/audio/Book", "/srv/audio/Book"),             # longest prefix wins, whatever the order
+    ("/data/audiobooks/Book", "/srv/data/audiobooks/Book"),
+    ("/elsewhere/Book", "/elsewhere/Book"),               # not mapped: unchanged
+    ("D:\\Torrents\\Book\\01.mp3", "/mnt/d/torrents/Book/01.mp3"),
+    ("d:/torrents/Book", "/mnt/d/torrents/Book"),         # Windows: either separator, any case
+    ("D:\\Torrents2\\Book", "D:\\Torrents2\\Book"),
+])
+def test_client_paths_become_local_paths(reported, expected):
+    assert to_local(reported, parse_mappings(SEEDBOX)) == expected
+
+
+@pytest.mark.parametrize("local,expected", [
+    ("/mnt/seedbox/downloads", "/downloads"),
+    ("/mnt/seedbox/downloads/Book", "/downloads/Book"),
+    ("/srv/audio/x", "/data/audio/x"),
+    ("/mnt/d/torrents/Book", "D:\\Torrents\\Book"),
+    ("/mnt/seedbox/downloads2", "/mnt/seedbox/downloads2"),
+])
+def test_local_paths_become_client_paths(local, expected):
+    assert to_client(local, parse_mappings(SEEDBOX)) == expected
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("", ()),
+    (" ; ", ()),
+    ("/downloads=/mnt/x/", (PathMapping("/downloads", "/mnt/x"),)),
+    (" /a = /b ;/c=/d;", (PathMapping("/a", "/b"), PathMapping("/c", "/d"))),
+])
+def test_mappings_parse(raw, expected):
+    assert parse_mappings(raw) == expected
+
+
+@pytest.mark.parametrize("raw,problem", [
+    ("/downloads", "not client=local"),
+    ("/downloads=", "not client=local"),
+    ("downloads=/mnt/x", "must be absolute"),
+    ("/downloads=mnt/x", "must be absolute"),
+    ("/downloads=/mnt/../etc", "'..'"),
+    ("/a=/b;/a/=/c", "mapped twice"),
+])
+def test_bad_mappings_stop_the_start_naming_the_setting(raw, problem):
+    with pytest.raises(ValueError, match=problem):
+        parse_mappings(raw)
+    with pytest.raises(SettingsError, match="REMOTE_PATH_MAPPINGS"):
+        load_settings({"REMOTE_PATH_MAPPINGS": raw}, env_file=None)
+
+
+def test_a_missing_local_folder_is_a_warning_logged_once_at_load(tmp_path, monkeypatch, caplog):
+    present = tmp_path / "present"
+    present.mkdir()
+    raw = f"/downloads={present};/data={tmp_path / 'absent'}"
+    settings = load_settings({"REMOTE_PATH_MAPPINGS": raw}, env_file=None)  # a warning, not an error
+    assert missing_local_dirs(settings.remote_path_mappings) == settings_warnings(settings)
+    assert len(settings_warnings(settings)) == 1 and str(tmp_path / "absent") in settings_warnings(settings)[0]
+
+    monkeypatch.chdir(tmp_path)  # no .env
+    monkeypatch.setenv("REMOTE_PATH_MAPPINGS", raw)
+    set_settings(None)
+    try:
+        with caplog.at_level(logging.WARNING, logger="app.config"):
+            get_settings()
+            get_settings()
+    finally:
+        set_settings(None)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "app.config"]
+    assert len(warnings) == 1 and "REMOTE_PATH_MAPPINGS" in warnings[0] and "absent" in warnings[0]
+
+
+# --- organize_files: mappings ---------------------------------------------------------------------------
+
+@pytest.fixture
+def dirs(tmp_path, use_settings, redis_conn):
+    downloads, media = tmp_path / "downloads", tmp_path / "media"
+    downloads.mkdir()
+    media.mkdir()
+    return downloads, media
+
+
+def _request(title="The Way of Kings", author="Brandon Sanderson"):
+    book = Audiobook.create(title=title, author=author)
+    return Request.create(audiobook=book, status="downloading")
+
+
+def _organize(request, download_path) -> Job:
+    job_id = add_job("organize_files", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
+                                        "downloadPath": str(download_path)})
+    drain(queue_names_for_group("organize_files"))
+    return Job.get_by_id(job_id)
+
+
+def _book(folder):
+    folder.mkdir(parents=True)
+    (folder / "01.mp3").write_bytes(b"audio" * 100)
+    return folder
+
+
+def _events(job, level=None):
+    query = JobEvent.select().where(JobEvent.job == job.id)
+    if level:
+        query = query.where(JobEvent.level == level)
+    return [e.message for e in query]
+
+
+def test_a_seedbox_path_is_imported_from_the_mapped_local_folder(dirs, use_settings):
+    downloads, media = dirs
+    _book(downloads / "complete" / "Way of Kings")
+    use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media),
+                 REMOTE_PATH_MAPPINGS=f"/seedbox/data=/nowhere;/seedbox/data/torrents={downloads}")
+    request = _request()
+    job = _organize(request, "/seedbox/data/torrents/complete/Way of Kings")
+    assert job.status == "completed" and job.result["success"] is True, job.error_message
+    assert (media / "Brandon Sanderson" / "The Way of Kings" / "01.mp3").read_bytes() == b"audio" * 100
+    assert Request.get_by_id(request.id).status == "downloaded"
+    assert any(f"is {downloads}/complete/Way of Kings here (REMOTE_PATH_MAPPINGS)" in m for m in _events(job))
+
+
+def test_an_unmapped_client_path_fails_with_a_message_naming_the_setting(dirs, use_settings):
+    downloads, media = dirs
+    use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media))
+    job = _organize(_request(), "/seedbox/data/torrents/Way of Kings")
+    assert job.status == "failed" and "outside DOWNLOAD_DIR" in job.error_message
+    assert "REMOTE_PATH_MAPPINGS" in job.error_message
+
+    use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), REMOTE_PATH_MAPPINGS="/seedbox=/srv/other")
+    job = _organize(_request(title="Other"), "/seedbox/Way of Kings")
+    assert job.status == "failed" and "/srv/other/Way of Kings (the client reports /seedbox/Way of Kings)" \
+        in job.error_message and "REMOTE_PATH_MAPPINGS" in job.error_message
+
+
+# --- organize_files: Plex refresh -----------------------------------------------------------------------
+
+@pytest.fixture
+def plex():
+    fake = FakePlex().start()
+    yield fake
+    fake.stop()
+
+
+def _check_jobs():
+    return list(Job.select().where(Job.type == "plex_recently_added_check"))
+
+
+def test_an_import_refreshes_the_books_folder_and_queues_a_check_a_minute_later(dirs, use_settings, plex):
+    downloads, media = dirs
+    use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), PLEX_URL=plex.url, PLEX_TOKEN=plex.token,
+                 PLEX_LIBRARY_ID=plex.section)
+    request = _request()
+    job = _organize(request, _book(downloads / "Way of Kings"))
+    assert job.status == "completed" and Request.get_by_id(request.id).status == "downloaded"
+    target = media / "Brandon Sanderson" / "The Way of Kings"
+    assert plex.refreshes == [{"path": str(target), "token": plex.token}]
+    [check] = _check_jobs()
+    assert check.status == "delayed" and check.request_id is None
+    assert 55 <= (check.run_at - check.created_at).total_seconds() <= 65
+    assert job.result["plexCheckJobId"] == str(check.id)
+    assert not _events(job, "warn")
+
+
+def test_the_check_delay_is_a_setting(dirs, use_settings, plex):
+    downloads, media = dirs
+    use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), PLEX_URL=plex.url, PLEX_TOKEN=plex.token,
+                 PLEX_LIBRARY_ID=plex.section, PLEX_REFRESH_CHECK_DELAY_SECONDS=300)
+    _organize(_request(), _book(downloads / "Way of Kings"))
+    [check] = _check_jobs()
+    assert 295 <= (check.run_at - check.created_at).total_seconds() <= 305
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("where", ["down", "wrong token"])
+def test_plex_down_is_a_warning_and_the_import_still_succeeds(dirs, use_settings, plex, where):
+    downloads, media = dirs
+    url = f"http://127.0.0.1:{_closed_port()}" if where == "down" else plex.url
+    use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), PLEX_URL=url,
+                 PLEX_TOKEN="wrong" if where == "wrong token" else plex.token, PLEX_LIBRARY_ID=plex.section)
+    request = _request()
+    job = _organize(request, _book(downloads / "Way of Kings"))
+    assert job.status == "completed" and job.result["success"] is True
+    assert Request.get_by_id(request.id).status == "downloaded"
+    assert (media / "Brandon Sanderson" / "The Way of Kings" / "01.mp3").exists()
+    warnings = _events(job, "warn")
+    assert len(warnings) == 1 and "Plex refresh" in warnings[0]
+    assert _check_jobs() == [] and plex.refreshes == []
+
+
+def test_without_plex_there_is_no_refresh_and_no_check(dirs, use_settings, plex):
+    downloads, media = dirs
+    use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), PLEX_URL=plex.url, PLEX_TOKEN=plex.token)
+    job = _organize(_request(), _book(downloads / "Way of Kings"))  # PLEX_LIBRARY_ID unset: not configured
+    assert job.status == "completed" and job.result["plexCheckJobId"] is None
+    assert plex.requests == [] and _check_jobs() == []
+    assert not _events(job, "warn")
