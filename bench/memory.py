@@ -237,23 +237,15 @@ def _answers(client) -> bool:
 
 
 def fresh_database(url: str) -> None:
-    import psycopg2
-    from psycopg2 import sql
-    from playhouse.db_url import parse as parse_db_url
-
-    params = parse_db_url(url)
-    name = params.pop("database")
-    connection = psycopg2.connect(dbname="postgres", **params)
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        connection.close()
+    _admin_database(url, create=True)
 
 
 def drop_database(url: str) -> None:
+    _admin_database(url, create=False)
+
+
+def _admin_database(url: str, *, create: bool) -> None:
+    """Drop the database of `url` (forcing its connections out), then create it again when `create`."""
     import psycopg2
     from psycopg2 import sql
     from playhouse.db_url import parse as parse_db_url
@@ -265,6 +257,8 @@ def drop_database(url: str) -> None:
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            if create:
+                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     finally:
         connection.close()
 

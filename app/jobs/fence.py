@@ -50,7 +50,6 @@ class Run:
 
 _current: Run | None = None
 _lease_thread: threading.Thread | None = None
-_lease_wakeup = threading.Event()
 
 
 def lease_seconds() -> int:
@@ -110,23 +109,15 @@ def _ensure_lease_thread() -> None:
         _lease_thread.start()
 
 
-def wake_lease_thread() -> None:
-    """Events are held: have the lease thread write them once the hold time is over."""
-    _lease_wakeup.set()
-
-
 def _renew_forever() -> None:
     from app.jobs import state
     from app.jobs.logger import HOLD_SECONDS, write_held_events
 
     interval = max(lease_seconds() / 3, 0.5)
     while True:
-        run = _current
-        wait = interval
-        if run is not None and run.held_events:
-            wait = min(interval, max(HOLD_SECONDS - run.age(), 0.0) + 0.05)
-        _lease_wakeup.wait(wait)
-        _lease_wakeup.clear()
+        # A short fixed tick (a few wakeups a second per worker, whatever the job rate) rather than a
+        # wakeup per job: held events of a long run show within about a second, at no per-job cost.
+        time.sleep(HOLD_SECONDS)
         run = _current
         if run is None or run.lost:
             continue

@@ -118,9 +118,7 @@ def _insert_event(job_id: str, level: str, context: str, message: str, metadata:
     with run.lock:
         run.held_events.append(params)
         if level == "info" and len(run.held_events) < _HOLD_MAX and run.age() < HOLD_SECONDS:
-            if len(run.held_events) == 1:
-                fence.wake_lease_thread()  # it writes them if the run is still going after the hold time
-            return
+            return  # the run's completion writes them, or the lease thread once the run is older
     write_held_events(run)
 
 
