@@ -132,17 +132,22 @@ def _big_book(downloads: Path, megabytes: int) -> Path:
     return book
 
 
-def test_kill_9_mid_copy_then_the_retry_imports_and_removes_the_partial(settings_env, redis_conn, use_settings,
-                                                                        tmp_path):
+def _import_of_a_big_book(settings_env, use_settings, tmp_path, **settings):
+    """A 400 MB book in DOWNLOAD_DIR, a `downloading` request, an organize_files pool and the scheduler."""
     downloads, media = tmp_path / "downloads", tmp_path / "media"
     downloads.mkdir()
     media.mkdir()
-    use_settings(JOB_HEARTBEAT_TTL=LEASE, DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media))
+    use_settings(JOB_HEARTBEAT_TTL=LEASE, DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), **settings)
     env = settings_env[1]
     book = _big_book(downloads, 400)
     request = _downloading_request()
-    pool = _start_pool(env, tmp_path, "organize_files", 1, "pool")
-    scheduler = _start_scheduler(env, tmp_path)
+    return (media, book, request, _start_pool(env, tmp_path, "organize_files", 1, "pool"),
+            _start_scheduler(env, tmp_path))
+
+
+def test_kill_9_mid_copy_then_the_retry_imports_and_removes_the_partial(settings_env, redis_conn, use_settings,
+                                                                        tmp_path):
+    media, book, request, pool, scheduler = _import_of_a_big_book(settings_env, use_settings, tmp_path)
     try:
         job_id = _organize_job(request, book)
         partial = wait_for(lambda: list(media.rglob(".rmab-partial-*")), 60, interval=0.002,
@@ -174,15 +179,8 @@ def _worker_pid(redis_conn) -> int | None:
 
 
 def test_a_worker_killed_on_the_last_attempt_fails_the_request(settings_env, redis_conn, use_settings, tmp_path):
-    downloads, media = tmp_path / "downloads", tmp_path / "media"
-    downloads.mkdir()
-    media.mkdir()
-    use_settings(JOB_HEARTBEAT_TTL=LEASE, JOB_MAX_ATTEMPTS=1, DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media))
-    env = settings_env[1]
-    book = _big_book(downloads, 400)
-    request = _downloading_request()
-    pool = _start_pool(env, tmp_path, "organize_files", 1, "pool")
-    scheduler = _start_scheduler(env, tmp_path)
+    media, book, request, pool, scheduler = _import_of_a_big_book(settings_env, use_settings, tmp_path,
+                                                                  JOB_MAX_ATTEMPTS=1)
     try:
         job_id = _organize_job(request, book)
         wait_for(lambda: list(media.rglob(".rmab-partial-*")), 60, interval=0.002, message="the copy to start")
