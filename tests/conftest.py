@@ -214,3 +214,27 @@ def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+@pytest.fixture(scope="module", params=["qbittorrent", "transmission"])
+def daemon(request, tmp_path_factory):
+    """The real torrent client of each kind, started once per test module that uses it (tests/daemons.py)."""
+    from daemons import QBittorrent, Transmission
+
+    root = tmp_path_factory.mktemp(request.param)
+    downloads = root / "downloads"
+    downloads.mkdir()
+    cls = QBittorrent if request.param == "qbittorrent" else Transmission
+    instance = cls(root / "profile", downloads).start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def prowlarr():
+    """The fake Prowlarr on a free port (modules that need another shape define their own)."""
+    from fakes.prowlarr import FakeProwlarr
+
+    fake = FakeProwlarr().start()
+    yield fake
+    fake.stop()

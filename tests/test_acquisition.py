@@ -12,29 +12,10 @@ from app.integrations.torrentfile import magnet_uri, make_torrent, read_torrent
 from app.jobs.queues import queue_names_for_group
 from app.models import BlockedRelease, DownloadHistory, Job, JobEvent, Request
 from conftest import API_TOKEN, drain
-from daemons import QBittorrent, Transmission
-from fakes.prowlarr import FakeProwlarr, FakeRelease
+from fakes.prowlarr import FakeRelease
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module", params=["qbittorrent", "transmission"])
-def daemon(request, tmp_path_factory):
-    root = tmp_path_factory.mktemp(request.param)
-    downloads = root / "downloads"
-    downloads.mkdir()
-    cls = QBittorrent if request.param == "qbittorrent" else Transmission
-    instance = cls(root / "profile", downloads).start()
-    yield instance
-    instance.stop()
-
-
-@pytest.fixture
-def prowlarr():
-    fake = FakeProwlarr().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

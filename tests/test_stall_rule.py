@@ -19,8 +19,7 @@ from app.models import Audiobook, BlockedRelease, DownloadHistory, Job, JobEvent
 from app.pipeline.download_state import DownloadState, counts_toward_stall, qbittorrent_state, transmission_state
 from app.pipeline.monitor_policy import StallClock, StallRemoval, TorrentUser, next_stall_clock, stall_removal
 from conftest import API_TOKEN, drain, wait_for
-from daemons import QBittorrent, Transmission
-from fakes.prowlarr import FakeProwlarr, FakeRelease
+from fakes.prowlarr import FakeRelease
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 MiB = 1024 * 1024
@@ -90,24 +89,6 @@ def test_what_a_stall_removes(progress, others, removal):
 
 
 # --- against the real daemons -------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module", params=["qbittorrent", "transmission"])
-def daemon(request, tmp_path_factory):
-    root = tmp_path_factory.mktemp(request.param)
-    downloads = root / "downloads"
-    downloads.mkdir()
-    cls = QBittorrent if request.param == "qbittorrent" else Transmission
-    instance = cls(root / "profile", downloads).start()
-    yield instance
-    instance.stop()
-
-
-@pytest.fixture
-def prowlarr():
-    fake = FakeProwlarr().start()
-    yield fake
-    fake.stop()
-
 
 @pytest.fixture
 def pipeline(daemon, prowlarr, use_settings, redis_conn):
