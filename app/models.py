@@ -84,8 +84,9 @@ class Job(BaseModel):
     request = peewee.ForeignKeyField(Request, column_name="request_id", null=True, backref="jobs",
                                      on_delete="SET NULL")
     rq_job_id = peewee.CharField(null=True, unique=True)
-    type = peewee.CharField(index=True)
-    status = peewee.CharField(default=JobStatus.PENDING.value, index=True)
+    # indexed by (type, status, created_at) and (status, heartbeat_at), and partially (migration 7)
+    type = peewee.CharField()
+    status = peewee.CharField(default=JobStatus.PENDING.value)
     priority = peewee.IntegerField(default=0)
     attempts = peewee.IntegerField(default=0)
     max_attempts = peewee.IntegerField(default=3)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 from rq import SimpleWorker, Worker
@@ -108,6 +109,29 @@ class JobEndLine:
         job_log.info("%s %s", job_type, status, extra=fields)
 
 
+class CoalescedHeartbeats:
+    """Worker mixin: RQ beats the worker key (HSET + EXPIRE, two round trips) up to four times per job,
+    three of them without a pipeline (before and after the dequeue, after the job). The beats carried by
+    a pipeline (the suspension check and the job's start) keep the key fresh, so a bare beat that comes
+    within HEARTBEAT_COALESCE_SECONDS of the last one is dropped; the key lives worker_ttl + 60 s, so a
+    dropped beat can never let it expire. A bare beat that is due is sent as one pipelined round trip."""
+
+    HEARTBEAT_COALESCE_SECONDS = 1.0
+    last_heartbeat: Any = None
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline=pipeline)  # type: ignore[misc]
+            return
+        last = self.last_heartbeat
+        if timeout is None and last is not None and \
+                (datetime.now(timezone.utc) - last).total_seconds() < self.HEARTBEAT_COALESCE_SECONDS:
+            return
+        with self.connection.pipeline(transaction=False) as batch:  # type: ignore[attr-defined]
+            super().heartbeat(timeout, pipeline=batch)  # type: ignore[misc]
+            batch.execute()
+
+
 def _worker_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
     settings = get_settings()
     kwargs.setdefault("worker_ttl", settings.worker_ttl)
@@ -117,7 +141,7 @@ def _worker_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-class JobWorker(JobEndLine, SimpleWorker):
+class JobWorker(CoalescedHeartbeats, JobEndLine, SimpleWorker):
     def __init__(self, queues: Any, *args: Any, **kwargs: Any):
         super().__init__(queues, *args, **_worker_defaults(kwargs))
         self.job_heartbeat_ttl = get_settings().job_heartbeat_ttl
@@ -154,7 +178,7 @@ class JobWorker(JobEndLine, SimpleWorker):
                 log.exception("heartbeat for job %s failed", job.id)
 
 
-class ForkJobWorker(JobEndLine, Worker):
+class ForkJobWorker(CoalescedHeartbeats, JobEndLine, Worker):
     def __init__(self, queues: Any, *args: Any, **kwargs: Any):
         kwargs.setdefault("job_monitoring_interval", 10)
         super().__init__(queues, *args, **_worker_defaults(kwargs))

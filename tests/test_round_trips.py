@@ -1,0 +1,105 @@
+"""What a run costs in round trips: the full path (jobs row, fencing, events, callbacks, retention) must not
+cost more Redis round trips per no-op job than bare RQ's SimpleWorker, and every write of a jobs row touches
+only the indexes the queries need (bench/throughput.py measures the time)."""
+from __future__ import annotations
+
+import redis.connection
+from rq import Queue, SimpleWorker
+
+import jobtypes  # noqa: F401
+from app.db import database
+from app.jobs.queues import get_redis, queue_names_for_group
+from app.jobs.service import add_job
+from app.models import Job
+from workers.worker import JobWorker
+
+JOBS = 30
+
+
+class _RoundTrips:
+    """Counts what goes over the wire: a command, or a whole pipeline, is one send."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        send = redis.connection.Connection.send_packed_command
+
+        def counting(connection, *args, **kwargs):
+            self.count += 1
+            return send(connection, *args, **kwargs)
+
+        monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+
+
+def _bare_noop():
+    return None
+
+
+def _trips_per_job(trips: _RoundTrips, enqueue_one, work) -> float:
+    """Round trips one more job adds to a burst (a worker's start, registry cleaning and stop cancel out)."""
+    counts = []
+    for jobs in (JOBS, 2 * JOBS):
+        for _ in range(jobs):
+            enqueue_one()
+        trips.count = 0
+        work()
+        counts.append(trips.count)
+    return (counts[1] - counts[0]) / JOBS
+
+
+def test_a_no_op_job_costs_fewer_redis_round_trips_than_bare_rq(settings, redis_conn, monkeypatch):
+    trips = _RoundTrips(monkeypatch)
+    bare = Queue("bare", connection=get_redis())
+    bare_per_job = _trips_per_job(trips, lambda: bare.enqueue(_bare_noop),
+                                  lambda: SimpleWorker(["bare"], connection=get_redis()).work(burst=True))
+    full_per_job = _trips_per_job(
+        trips, lambda: add_job("noop", {}),
+        lambda: JobWorker(queue_names_for_group("maintenance"), connection=get_redis()).work(burst=True))
+
+    assert Job.select().where(Job.status == "completed").count() == 3 * JOBS
+    # RQ's bare worker beats its key three times per job outside a pipeline (two round trips each);
+    # JobWorker coalesces them, which pays for the retention script and leaves a margin.
+    assert full_per_job <= bare_per_job - 2, (full_per_job, bare_per_job)
+
+
+def test_the_worker_key_stays_alive_while_beats_are_coalesced(settings, redis_conn):
+    worker = JobWorker(queue_names_for_group("maintenance"), connection=get_redis())
+    worker.register_birth()
+    worker.heartbeat()
+    first = redis_conn.ttl(worker.key)
+    worker.heartbeat()  # within a second of the last: dropped
+    assert redis_conn.ttl(worker.key) <= first
+    worker.last_heartbeat = worker.last_heartbeat.replace(year=2000)
+    redis_conn.expire(worker.key, 5)
+    worker.heartbeat()  # due: sent
+    assert redis_conn.ttl(worker.key) > 5
+    worker.register_death()
+
+
+def _job_indexes() -> dict[str, str]:
+    rows = database.obj.execute_sql("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'jobs'")
+    return {name: definition for name, definition in rows.fetchall()}
+
+
+def test_a_jobs_row_write_touches_only_the_indexes_queries_need(settings):
+    indexes = _job_indexes()
+    # prefixes of the composite indexes are gone
+    assert "jobs_type" not in indexes and "jobs_status" not in indexes
+    assert set(indexes) == {"jobs_pkey", "jobs_rq_job_id", "jobs_created_at", "jobs_type_status_created_at",
+                            "jobs_status_heartbeat", "jobs_request_id", "jobs_scheduled_job_id", "jobs_error_trgm"}
+    for name in ("jobs_request_id", "jobs_scheduled_job_id", "jobs_error_trgm"):
+        assert "IS NOT NULL" in indexes[name], indexes[name]
+
+
+def test_lookups_by_the_partial_indexes_still_use_them(settings):
+    db = database.obj
+    with db.atomic():
+        db.execute_sql("SET LOCAL enable_seqscan = off")
+        plans = {
+            "jobs_request_id": "SELECT id FROM jobs WHERE request_id = '00000000-0000-0000-0000-000000000001'",
+            "jobs_scheduled_job_id": "SELECT id FROM jobs WHERE scheduled_job_id = "
+                                     "'00000000-0000-0000-0000-000000000001'",
+            "jobs_error_trgm": "SELECT id FROM jobs WHERE lower(error_message) LIKE 'boom' || '%%'",
+        }
+        for index, query in plans.items():
+            plan = " ".join(row[0] for row in db.execute_sql("EXPLAIN " + query).fetchall())
+            assert index in plan, plan
