@@ -5,7 +5,9 @@ Every second it fires due schedules (rq-scheduler entries kept in step with sche
 queues (RQ's scheduler, for every queue: workers run none, so keep one scheduler running wherever
 workers run). Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuck →
 retried) and runs whose lease in the database expired; every 10 s it re-enqueues jobs Redis lost;
-every minute the reconciler repairs requests left in an in-progress status with no job.
+every minute the reconciler repairs requests left in an in-progress status with no job, and the
+integrations (Prowlarr, download client, Plex) are checked in a background thread (their results feed
+/admin/system and the health banner; app/integrations/health.py).
 Run: `python scheduler.py` (see README).
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 import time
 
 from rq import Queue
@@ -23,6 +26,7 @@ from app.db import ensure_bound
 from app.jobs import types
 from app.jobs.queues import get_redis, queue_names_for_type
 from app.audiobook_requests.reconciler import reconcile_requests
+from app.integrations.health import CHECK_INTERVAL_SECONDS, run_periodic_checks
 from app.jobs.recovery import requeue_lost_jobs, sweep_abandoned_jobs, sweep_expired_leases
 from app.logging_setup import configure_logging
 from app.migrations import schema_is_current
@@ -36,6 +40,7 @@ SYNC_EVERY_TICKS = 2
 SWEEP_EVERY_TICKS = 5
 LOST_JOBS_EVERY_TICKS = 10
 RECONCILE_EVERY_TICKS = 60
+INTEGRATIONS_EVERY_TICKS = int(CHECK_INTERVAL_SECONDS / TICK_SECONDS)
 
 
 class ShortLockScheduler(RQScheduler):
@@ -64,6 +69,7 @@ class Scheduler:
         from rq_scheduler import Scheduler as CronScheduler
 
         self.timer = CronScheduler(queue_name=SCHEDULES_QUEUE, connection=self.connection, interval=1)
+        self.integration_checks: threading.Thread | None = None
 
     def _stop(self, signum, frame) -> None:
         self.stopping = True
@@ -119,6 +125,23 @@ class Scheduler:
         if repaired:
             log.warning("reconciler repaired %d stranded request(s)", len(repaired))
 
+    def check_integrations(self) -> None:
+        """Start the integration checks in a background thread unless the previous ones still run: a check
+        may wait its timeout (5 s a call), and the tick's other duties must never wait for it."""
+        if self.integration_checks is not None and self.integration_checks.is_alive():
+            return
+        self.integration_checks = threading.Thread(target=self.run_integration_checks, name="integration-checks",
+                                                   daemon=True)
+        self.integration_checks.start()
+
+    def run_integration_checks(self) -> None:
+        """One round (synchronous; tests call it directly). Its results are shown, not logged: a down
+        service is reported by the jobs that need it."""
+        try:
+            run_periodic_checks(get_settings(), self.connection)
+        except Exception as exc:  # the thread's own failure boundary: log it, the next run tries again
+            log.warning("scheduler: integration checks failed (%s: %s); continuing", type(exc).__name__, exc)
+
     def tick(self) -> None:
         """One pass; each duty has its own failure boundary, so one failing (Redis or PostgreSQL
         briefly away) never skips the others."""
@@ -129,6 +152,8 @@ class Scheduler:
             duties.append(self.requeue_lost)
         if self.ticks % RECONCILE_EVERY_TICKS == RECONCILE_EVERY_TICKS - 1:
             duties.append(self.reconcile)
+        if self.ticks % INTEGRATIONS_EVERY_TICKS == 0:  # also at start: the banner knows within seconds
+            duties.append(self.check_integrations)
         for duty in duties:
             try:
                 duty()

@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.cli import register_cli
     from app.db import bind_database, database
     from app.logging_setup import configure_logging
-    from app.web import admin, api, dashboard, errors, health, metrics, requests_api
+    from app.web import admin, api, dashboard, errors, health, metrics, requests_api, system
 
     if settings is not None:
         set_settings(settings)
@@ -86,5 +86,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     flask_app.register_blueprint(requests_api.bp)
     flask_app.register_blueprint(dashboard.bp)
     flask_app.register_blueprint(metrics.bp)
+    flask_app.register_blueprint(system.bp)
     register_cli(flask_app)
     return flask_app

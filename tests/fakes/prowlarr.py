@@ -6,12 +6,15 @@
   `unauthorized_count`;
 - /api/v1/search takes repeated `categories`, answers a JSON array whose null fields are omitted, with
   downloadUrl/magnetUrl as Prowlarr proxy links `/<indexerId>/download?apikey=…&link=…&file=…`;
+- /api/v1/system/status (the health check) answers `{appName, instanceName, version, …}` after
+  `status_delay` seconds (a slow server, for timeouts);
 - a proxy link answers .torrent bytes, a 301 to a magnet or to any URL (`redirect`), or an error (429 with
   Retry-After, 500) with a Newznab XML body.
 """
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, quote, urlparse
 
@@ -41,6 +44,8 @@ class FakeProwlarr:
     searches: list[dict] = field(default_factory=list)
     downloads: list[str] = field(default_factory=list)
     unauthorized_count: int = 0
+    version: str = "1.24.3.4754"
+    status_delay: float = 0.0
 
     def start(self) -> "FakeProwlarr":
         fake = self
@@ -54,6 +59,8 @@ class FakeProwlarr:
                     return self._send(401, b"", "text/plain")
                 if parsed.path == "/api/v1/search":
                     return self._search(query)
+                if parsed.path == "/api/v1/system/status":
+                    return self._status()
                 parts = parsed.path.strip("/").split("/")
                 if len(parts) == 2 and parts[1] == "download":
                     return self._download(query)
@@ -65,6 +72,15 @@ class FakeProwlarr:
                     if name.lower() == "apikey":
                         return values[0]
                 return self.headers.get("X-Api-Key")
+
+            def _status(self) -> None:
+                time.sleep(fake.status_delay)
+                body = {"appName": "Prowlarr", "instanceName": "Prowlarr", "version": fake.version,
+                        "isDebug": False, "isProduction": True, "isAdmin": False, "isUserInteractive": False,
+                        "startupPath": "/app/prowlarr/bin", "appData": "/config", "osName": "debian",
+                        "isDocker": True, "isLinux": True, "isOsx": False, "isWindows": False,
+                        "branch": "master", "authentication": "forms", "urlBase": "", "runtimeVersion": "6.0.29"}
+                self._send(200, json.dumps(body).encode(), "application/json")
 
             def _search(self, query: dict) -> None:
                 fake.searches.append(query)

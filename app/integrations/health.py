@@ -1,0 +1,246 @@
+"""Integration health: is Prowlarr, the download client, Plex reachable, with which version, how fast.
+
+- One check per integration (`check(name, settings)`), through the thin clients with a short timeout
+  (CHECK_TIMEOUT_SECONDS). An integration whose settings are unset is `configured: false, ok: null`
+  and costs no network call. Errors are the clients' classified messages, redacted: never a key,
+  token or password.
+- Results live in Redis only (ephemeral state): one hash, RESULTS_KEY, one JSON field per integration,
+  whose TTL every write renews. No result (the scheduler is not running), or one older than
+  STALE_SECONDS, means "not checked yet" (no banner).
+- The scheduler checks every CHECK_INTERVAL_SECONDS (`run_periodic_checks`); the System page's Test button
+  and `POST /api/admin/integrations/<name>/test` check one now. A check refused for its credentials
+  (HTTP 401/403) is repeated by the scheduler only every REFUSED_RECHECK_SECONDS: qBittorrent bans an
+  address after a few failed logins, and a ban would outlive the fix. Test always checks.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+from app.integrations.errors import ServiceError, TransientServiceError, classify_status
+from app.integrations.http import request
+
+NAMES = ("prowlarr", "download_client", "plex")
+CHECK_TIMEOUT_SECONDS = 5.0
+CHECK_INTERVAL_SECONDS = 60
+RESULTS_KEY = "rmab:integrations:health"
+RESULTS_TTL_SECONDS = 300      # renewed by every scheduler run: no scheduler, no results after 5 min
+REFUSED_RECHECK_SECONDS = 600
+STALE_SECONDS = REFUSED_RECHECK_SECONDS + RESULTS_TTL_SECONDS  # a result kept alive by others' writes
+MAX_ERROR_CHARS = 300
+MAX_VERSION_CHARS = 100  # a version string comes from the service: bounded like everything from outside
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    label: str
+    configured: bool
+    ok: bool | None
+    version: str | None = None
+    latency_ms: int | None = None
+    error: str | None = None
+    checked_at: float = 0.0     # epoch seconds
+    refused: bool = False       # the service refused our credentials (401/403)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API shape (camelCase, checkedAt as ISO 8601 UTC)."""
+        checked = None
+        if self.checked_at:
+            checked = datetime.fromtimestamp(self.checked_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"name": self.name, "label": self.label, "configured": self.configured, "ok": self.ok,
+                "version": self.version, "latencyMs": self.latency_ms, "error": self.error, "checkedAt": checked}
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, raw: str | bytes) -> "CheckResult | None":
+        try:
+            data = json.loads(raw)
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+def label(name: str, settings) -> str:
+    if name == "download_client":
+        return "Transmission" if settings.download_client == "transmission" else "qBittorrent"
+    return {"prowlarr": "Prowlarr", "plex": "Plex"}.get(name, name)
+
+
+def is_configured(name: str, settings) -> bool:
+    """What the pipeline needs to call the service at all (Plex's library id is checked when set)."""
+    if name == "prowlarr":
+        return bool(settings.prowlarr_url and settings.prowlarr_api_key)
+    if name == "download_client":
+        return bool(settings.download_client_url)
+    if name == "plex":
+        return bool(settings.plex_url and settings.plex_token)
+    raise KeyError(name)
+
+
+# --- one probe per integration: returns the version, raises ServiceError ----------------------------
+
+def _prowlarr_version(settings, timeout: float) -> str:
+    from app.integrations.prowlarr import SERVICE, ProwlarrClient
+
+    client = ProwlarrClient(settings.prowlarr_url, settings.prowlarr_api_key, timeout=timeout)
+    # services.md §1: GET /api/v1/system/status (needs the key) → {appName, version, …}
+    response = request(client.session, SERVICE, "GET", f"{client.url}/api/v1/system/status",
+                       headers={"X-Api-Key": settings.prowlarr_api_key}, timeout=timeout)
+    if response.status_code != 200:
+        raise classify_status(SERVICE, response.status_code, "system status", "PROWLARR_API_KEY")
+    try:
+        body = response.json()
+    except ValueError:
+        raise TransientServiceError(SERVICE, "system status is not JSON (is PROWLARR_URL Prowlarr?)") from None
+    return str(body.get("version") or "") if isinstance(body, dict) else ""
+
+
+def _download_client_version(settings, timeout: float) -> str:
+    # A fresh client with the short timeout (the pipeline's shared one waits 15 s); a login is part
+    # of what is checked.
+    if settings.download_client == "transmission":
+        from app.integrations.transmission import TransmissionClient
+
+        client: Any = TransmissionClient(settings.download_client_url, settings.download_client_username,
+                                         settings.download_client_password, timeout=timeout)
+    else:
+        from app.integrations.qbittorrent import QBittorrentClient
+
+        client = QBittorrentClient(settings.download_client_url, settings.download_client_username,
+                                   settings.download_client_password, timeout=timeout)
+    return client.version()
+
+
+def _plex_version(settings, timeout: float) -> str:
+    from app.integrations.plex import PlexClient
+
+    client = PlexClient(settings.plex_url, settings.plex_token, timeout=timeout)
+    version = str(client.identity().get("version") or "")
+    # /identity needs no token: one item of the section proves the token (and PLEX_LIBRARY_ID) work.
+    if settings.plex_library_id:
+        client.recently_added(settings.plex_library_id, count=1)
+    return version
+
+
+PROBES: dict[str, Callable[[Any, float], str]] = {
+    "prowlarr": _prowlarr_version, "download_client": _download_client_version, "plex": _plex_version}
+
+
+def error_text(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """A short, secret-free message: a client's classified message without its service prefix,
+    anything else as its type and text; redacted (configured secrets, key=value pairs, URL passwords)."""
+    from app.jobs.redact import redact_text
+
+    if isinstance(exc, ServiceError):
+        text = str(exc)
+        prefix = f"{exc.service}: "
+        text = text[len(prefix):] if text.startswith(prefix) else text
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = redact_text(text, tuple(secrets))
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 1] + "…"
+
+
+def check(name: str, settings, timeout: float | None = None, clock: Callable[[], float] = time.time) -> CheckResult:
+    """Check one integration now. Never raises for the service's failures: they are the result."""
+    shown = label(name, settings)
+    if not is_configured(name, settings):
+        return CheckResult(name, shown, configured=False, ok=None, checked_at=clock())
+    started = time.monotonic()
+    try:
+        version = PROBES[name](settings, CHECK_TIMEOUT_SECONDS if timeout is None else timeout)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, none escapes into a page
+        refused = isinstance(exc, ServiceError) and exc.status in (401, 403)
+        return CheckResult(name, shown, configured=True, ok=False, latency_ms=_ms(started),
+                           error=error_text(exc, settings.secret_values()), checked_at=clock(), refused=refused)
+    version = version.strip()[:MAX_VERSION_CHARS]
+    return CheckResult(name, shown, configured=True, ok=True, version=version or None, latency_ms=_ms(started),
+                       checked_at=clock())
+
+
+def _ms(started: float) -> int:
+    return max(int(round((time.monotonic() - started) * 1000)), 0)
+
+
+# --- storage ------------------------------------------------------------------------------------------
+
+def store(connection, results: Iterable[CheckResult]) -> None:
+    mapping = {r.name: r.dumps() for r in results}
+    pipe = connection.pipeline()
+    if mapping:
+        pipe.hset(RESULTS_KEY, mapping=mapping)
+    pipe.expire(RESULTS_KEY, RESULTS_TTL_SECONDS)
+    pipe.execute()
+
+
+def load(connection, now: float | None = None) -> dict[str, CheckResult]:
+    """The fresh stored results by name (one HGETALL); stale or unreadable ones are left out."""
+    now = time.time() if now is None else now
+    results = {}
+    for field, raw in (connection.hgetall(RESULTS_KEY) or {}).items():
+        result = CheckResult.loads(raw)
+        name = field.decode() if isinstance(field, bytes) else field
+        if result is not None and result.name == name and now - result.checked_at <= STALE_SECONDS:
+            results[name] = result
+    return results
+
+
+def report(connection, settings, now: float | None = None) -> list[dict]:
+    """Every integration in NAMES order for the API and the System page: the stored result, or
+    "not checked yet" (`ok: null`, `checkedAt: null`) for a configured one without a fresh result."""
+    stored = load(connection, now)
+    rows = []
+    for name in NAMES:
+        result = stored.get(name)
+        configured = is_configured(name, settings)
+        if result is None or result.configured != configured:  # settings changed since: not checked yet
+            result = CheckResult(name, label(name, settings), configured=configured, ok=None)
+        rows.append(result.to_dict())
+    return rows
+
+
+def failing(rows: list[dict]) -> list[dict]:
+    """The rows a banner names: configured integrations whose last check failed."""
+    return [row for row in rows if row["configured"] and row["ok"] is False]
+
+
+def check_and_store(name: str, settings, connection) -> CheckResult:
+    result = check(name, settings)
+    store(connection, [result])
+    return result
+
+
+# --- the scheduler's duty -----------------------------------------------------------------------------
+
+def periodic_check_due(previous: CheckResult | None, now: float) -> bool:
+    """Whether the scheduler checks an integration again: always, except soon after a credentials refusal."""
+    if previous is None or not previous.refused:
+        return True
+    return now - previous.checked_at >= REFUSED_RECHECK_SECONDS
+
+
+def run_periodic_checks(settings, connection, checker: Callable[[str, Any], CheckResult] = check,
+                        now: float | None = None) -> list[CheckResult]:
+    """The scheduler's duty, every CHECK_INTERVAL_SECONDS. The previous results are read from Redis, so a
+    Test that succeeded ends a refusal's back-off. Each integration has its own failure boundary (a
+    crash in one check still stores the others); the key's TTL is renewed even when all were skipped."""
+    now = time.time() if now is None else now
+    stored = load(connection, now)
+    results = []
+    for name in NAMES:
+        if not periodic_check_due(stored.get(name), now):
+            continue
+        try:
+            result = checker(name, settings)
+        except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
+            result = CheckResult(name, label(name, settings), configured=True, ok=False,
+                                 error=error_text(exc, settings.secret_values()), checked_at=time.time())
+        results.append(result)
+    store(connection, results)
+    return results
