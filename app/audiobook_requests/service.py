@@ -29,28 +29,44 @@ class RequestError(Exception):
         self.details = details  # extra JSON fields of the API's answer (plexGuid)
 
 
+def _field_problem(name: str, value: Any) -> tuple[str | None, str | None]:
+    """(clean value, None) or (None, why `value` is refused as field `name`)."""
+    required = name in ("title", "author")
+    if value is None or (isinstance(value, str) and not value.strip() and not required):
+        return None, (f"{name} is required" if required else None)
+    if not isinstance(value, str) or not value.strip():
+        return None, f"{name} must be a non-empty string"
+    problem = text_problem(name, value)
+    if problem:
+        return None, problem
+    if len(value) > _LIMITS[name]:
+        return None, f"{name} is longer than {_LIMITS[name]} characters"
+    clean = " ".join(value.split())
+    if name == "asin" and not clean.isalnum():
+        return None, "asin must be letters and digits only"
+    return clean, None
+
+
+def field_problems(body: dict[str, Any]) -> dict[str, str]:
+    """Every refused field of a request body and why (the dashboard form shows each next to its input)."""
+    problems = {}
+    for name in _LIMITS:
+        _, problem = _field_problem(name, body.get(name))
+        if problem:
+            problems[name] = problem
+    return problems
+
+
 def validate_body(body: Any) -> dict[str, str | None]:
+    """The clean fields of a request body; RequestError (400) naming the first bad field (`field` in the
+    API's answer) otherwise."""
     if not isinstance(body, dict):
         raise RequestError("body must be a JSON object with title, author, narrator?, asin?")
     clean: dict[str, str | None] = {}
-    for name, limit in _LIMITS.items():
-        value = body.get(name)
-        required = name in ("title", "author")
-        if value is None or (isinstance(value, str) and not value.strip() and not required):
-            if required:
-                raise RequestError(f"{name} is required")
-            clean[name] = None
-            continue
-        if not isinstance(value, str) or not value.strip():
-            raise RequestError(f"{name} must be a non-empty string")
-        problem = text_problem(name, value)
+    for name in _LIMITS:
+        clean[name], problem = _field_problem(name, body.get(name))
         if problem:
-            raise RequestError(problem)
-        if len(value) > limit:
-            raise RequestError(f"{name} is longer than {limit} characters")
-        clean[name] = " ".join(value.split())
-    if clean["asin"] and not clean["asin"].isalnum():
-        raise RequestError("asin must be letters and digits only")
+            raise RequestError(problem, field=name)
     return clean
 
 

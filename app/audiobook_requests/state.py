@@ -25,6 +25,7 @@ class RequestStatus(str, enum.Enum):
     CANCELLED = "cancelled"
     AWAITING_IMPORT = "awaiting_import"
     WARN = "warn"
+    DELETED = "deleted"  # soft delete by an admin: row and timeline kept, hidden by default; never left
 
 
 R = RequestStatus
@@ -59,7 +60,15 @@ TRANSITIONS: dict[RequestStatus, tuple[RequestStatus, ...]] = {
     R.FAILED: (R.PENDING, R.SEARCHING, R.DOWNLOADING, R.PROCESSING),
     R.PENDING: (R.FAILED, R.AWAITING_SEARCH),
     R.CANCELLED: CANCELLABLE,
+    # Any request may be deleted, and nothing leaves `deleted`: no other entry lists it as a source, so the
+    # reconciler, the Plex matcher, retries and stale jobs never revive it.
+    R.DELETED: tuple(s for s in RequestStatus if s is not RequestStatus.DELETED),
 }
+
+# An admin picking a release by hand (interactive search) moves the request into `searching`, the status
+# download_torrent enters `downloading` from. From these only: a request downloading, importing, imported,
+# available, cancelled or deleted is refused (its own pipeline or the admin's decision stands).
+PICK_RELEASE_FROM = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.FAILED, R.WARN, R.AWAITING_IMPORT)
 
 
 def allowed(current: str, target: RequestStatus) -> bool:
@@ -102,6 +111,17 @@ def reenter_step_for_retry(request_id: Any, job_type: str) -> bool:
     step = STEP_STATUS[job_type]
     return (Request.update(status=step.value, error_message=None, updated_at=utcnow())
             .where((Request.id == request_id) & (Request.status == R.FAILED.value)).execute()) == 1
+
+
+def enter_search_for_pick(request_id: Any) -> bool:
+    """An admin picked a release: from PICK_RELEASE_FROM into `searching` (error, progress and import
+    attempts cleared), so the download_torrent job queued next is accepted. False, writing nothing, when the
+    request is in any other status. Like reenter_step_for_retry, a way in that the processors' TRANSITIONS
+    do not offer (not from `failed` there, so a stale search never resurrects a failed request)."""
+    return (Request.update(status=R.SEARCHING.value, error_message=None, progress=0, import_attempts=0,
+                           updated_at=utcnow())
+            .where((Request.id == request_id) & Request.status.in_([s.value for s in PICK_RELEASE_FROM]))
+            .execute()) == 1
 
 
 def update_progress(request_id: Any, progress: int) -> bool:

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Iterable
+from typing import Any, Iterable
 
 BASE_DELAY = 10.0
 MAX_DELAY = 300.0
 LOG_STEP = 5
 MAX_CONNECTION_FAILURES = 30
+RECONNECT_CAP_POLLS = 30  # an unreachable client is asked again after at most 30 poll intervals
 
 
-def next_delay(stall_count: int, base: float = BASE_DELAY) -> float:
-    """`base` (10 s) while the download moves; doubling per motionless poll, capped at 300 s."""
-    return min(MAX_DELAY, base * (2 ** min(max(stall_count, 0), 16)))
+def next_delay(stall_count: int, base: float = BASE_DELAY, cap: float = MAX_DELAY) -> float:
+    """`base` (10 s) while the download moves; doubling per motionless poll, capped at `cap` (300 s)."""
+    return min(cap, base * (2 ** min(max(stall_count, 0), 16)))
+
+
+def reconnect_delay(connection_failures: int, base: float = BASE_DELAY) -> float:
+    """The next poll after the `connection_failures`-th failure in a row to reach the client (or find the
+    torrent): `base` after the first, doubling, capped at 30 × `base`."""
+    return next_delay(connection_failures - 1, base, cap=base * RECONNECT_CAP_POLLS)
 
 
 def progress_to_log(previous_logged: int | None, percent: int) -> bool:
@@ -67,10 +74,79 @@ def motionless_seconds(clock: StallClock, now: datetime) -> float:
     return 0.0 if clock.since is None else (now - clock.since).total_seconds()
 
 
+# --- what one poll carries to the next ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PollState:
+    """monitor_download's state from poll to poll. It travels in the RQ job's meta and is shown in the jobs
+    row's payload (workers/runner.py) under the camelCase keys of `to_payload`: rows written before this
+    class existed read back the same."""
+
+    stall_count: int = 0
+    connection_failures: int = 0
+    last_bytes: int | None = None
+    last_progress: float | None = None
+    last_logged_percent: int | None = None
+    motionless_since: datetime | None = None
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> "PollState":
+        since = payload.get("motionlessSince")
+        return cls(stall_count=int(payload.get("stallCount", 0)),
+                   connection_failures=int(payload.get("connectionFailures", 0)),
+                   last_bytes=payload.get("lastBytes"), last_progress=payload.get("lastProgress"),
+                   last_logged_percent=payload.get("lastLoggedPercent"),
+                   motionless_since=datetime.fromisoformat(since) if since else None)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"stallCount": self.stall_count, "connectionFailures": self.connection_failures,
+                "lastBytes": self.last_bytes, "lastProgress": self.last_progress,
+                "lastLoggedPercent": self.last_logged_percent,
+                "motionlessSince": self.motionless_since.isoformat() if self.motionless_since else None}
+
+    @property
+    def stall_clock(self) -> StallClock:
+        return StallClock(self.motionless_since, self.stall_count)
+
+
+class PollOutcome(str, enum.Enum):
+    POLL_AGAIN = "poll_again"
+    STALLED = "stalled"   # allowed to download, motionless past the limit: blocklist, search again
+
+
+@dataclass(frozen=True)
+class PollDecision:
+    """What one poll of a torrent still downloading (neither complete nor failed) leads to."""
+
+    outcome: PollOutcome
+    poll: PollState          # carried to the next poll
+    delay: float             # seconds until that poll
+    log_progress: bool       # a new progress step to log
+    clock_held: bool         # say the stall clock is held (not allowed to download)
+    motionless: float        # seconds without new bytes while allowed
+
+
+def decide_poll(previous: PollState, now: datetime, *, percent: int, downloaded: int, progress: float,
+                allowed: bool, stall_limit_seconds: float, base_delay: float) -> PollDecision:
+    """The poll state after one successful look-up, and whether the download stalled for good."""
+    log_progress = progress_to_log(previous.last_logged_percent, percent)
+    clock = next_stall_clock(previous.stall_clock, now, allowed=allowed, moved=moved(previous.last_bytes, downloaded))
+    clock_held = not allowed and (previous.motionless_since is not None or previous.last_bytes is None)
+    poll = replace(previous, connection_failures=0, stall_count=clock.count, motionless_since=clock.since,
+                   last_bytes=downloaded, last_progress=progress,
+                   last_logged_percent=percent if log_progress else previous.last_logged_percent)
+    motionless = motionless_seconds(clock, now)
+    stalled = allowed and stalled_too_long(motionless, stall_limit_seconds)
+    return PollDecision(PollOutcome.STALLED if stalled else PollOutcome.POLL_AGAIN, poll,
+                        next_delay(poll.stall_count, base_delay), log_progress, clock_held, motionless)
+
+
 # --- who else uses a torrent --------------------------------------------------------------------------------
 
 # A request in one of these is finished with its torrent (an available one only once it seeded long enough).
-FINISHED_REQUEST_STATUSES = frozenset({"available", "cancelled", "failed"})
+FINISHED_REQUEST_STATUSES = frozenset({"available", "cancelled", "failed", "deleted"})
+# A request in one of these has let go of its torrent at once (a deleted one removed it, files kept).
+RELEASED_REQUEST_STATUSES = frozenset({"cancelled", "failed", "deleted"})
 # A download_history row in one of these has let go of its torrent.
 RELEASED_DOWNLOAD_STATUSES = frozenset({"removed", "failed"})
 
@@ -87,11 +163,11 @@ class TorrentUser:
 
 def still_needs_torrent(user: TorrentUser, seeding_seconds: int) -> bool:
     """Whether that other request still needs the torrent and its files:
-    - its row has let go (removed, failed) or the request is cancelled or failed: no;
+    - its row has let go (removed, failed) or the request is cancelled, failed or deleted: no;
     - an available request: while the torrent must still seed for it (forever, or its time not reached);
     - any other status (pending … downloaded, awaiting_import, warn): yes, it is downloading or importing them.
     """
-    if user.download_status in RELEASED_DOWNLOAD_STATUSES or user.request_status in ("cancelled", "failed"):
+    if user.download_status in RELEASED_DOWNLOAD_STATUSES or user.request_status in RELEASED_REQUEST_STATUSES:
         return False
     if user.request_status == "available":
         return user.seeding_minutes <= 0 or seeding_seconds < user.seeding_minutes * 60

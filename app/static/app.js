@@ -57,6 +57,101 @@
     poll();
   }
 
+  // A form with data-confirm (Delete) asks first.
+  document.addEventListener('submit', function (event) {
+    const form = event.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) { event.preventDefault(); }
+  }, true);
+
+  // Interactive search (/admin/requests): a row's Search button fetches GET /api/requests/<id>/releases and
+  // lists every result in #release-panel (outside the rows that refresh every few seconds); Download POSTs
+  // the release's guid with the page's CSRF token. Text from outside is set with textContent only.
+  function element(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    if (className) { node.className = className; }
+    return node;
+  }
+
+  function formatSize(bytes) {
+    if (!bytes) { return '–'; }
+    const mib = bytes / 1048576;
+    return mib >= 1024 ? (mib / 1024).toFixed(2) + ' GiB' : mib.toFixed(1) + ' MiB';
+  }
+
+  async function errorText(response) {
+    try { return (await response.json()).error || response.statusText; } catch (e) { return response.statusText; }
+  }
+
+  function releaseRow(panel, url, release) {
+    const row = element('tr', null, 'release' + (release.rejected ? ' rejected' : ''));
+    row.dataset.guid = release.guid;
+    const b = release.breakdown || {};
+    [release.title, release.indexer, formatSize(release.size), release.seeders === null ? '–' : release.seeders,
+     release.score, 'format ' + b.format + ', seeders ' + b.seeders + ', size ' + b.size + ', match ' + b.match,
+     release.rejected || ''].forEach(function (value) { row.appendChild(element('td', value)); });
+    const cell = element('td');
+    const button = element('button', 'Download', 'download-release');
+    button.type = 'button';
+    button.addEventListener('click', function () { pickRelease(panel, url, release, button); });
+    cell.appendChild(button);
+    row.appendChild(cell);
+    return row;
+  }
+
+  function setStatus(panel, text, className) {
+    const status = panel.querySelector('.release-status');
+    status.replaceChildren(element('span', text));
+    status.className = 'release-status' + (className ? ' ' + className : '');
+    return status;
+  }
+
+  async function searchReleases(button) {
+    const panel = document.getElementById('release-panel');
+    if (!panel) { return; }
+    const url = button.dataset.releasesUrl;
+    panel.hidden = false;
+    panel.querySelector('.release-book').textContent = button.dataset.book || '';
+    const body = panel.querySelector('tbody');
+    body.replaceChildren();
+    setStatus(panel, 'Searching Prowlarr…', 'busy');
+    const response = await fetch(url, {credentials: 'same-origin', headers: {'Accept': 'application/json'}});
+    if (sessionEnded(response)) { return; }
+    if (!response.ok) { setStatus(panel, 'Search failed: ' + await errorText(response), 'level-error'); return; }
+    const releases = (await response.json()).releases;
+    releases.forEach(function (release) { body.appendChild(releaseRow(panel, url, release)); });
+    setStatus(panel, releases.length + (releases.length === 1 ? ' release' : ' releases') + ', best first.');
+  }
+
+  async function pickRelease(panel, url, release, button) {
+    button.disabled = true;
+    const response = await fetch(url, {
+      method: 'POST', credentials: 'same-origin',
+      headers: {'Content-Type': 'application/json', 'X-CSRFToken': panel.dataset.csrfToken},
+      body: JSON.stringify({guid: release.guid}),
+    });
+    if (sessionEnded(response)) { return; }
+    if (response.status !== 202) {
+      button.disabled = false;
+      setStatus(panel, 'Not downloaded: ' + await errorText(response), 'level-error');
+      return;
+    }
+    const jobId = (await response.json()).jobId;
+    const status = setStatus(panel, 'Download queued: ', 'download-queued');
+    const link = element('a', 'job ' + jobId);
+    link.href = '/admin/jobs/' + encodeURIComponent(jobId);
+    status.appendChild(link);
+  }
+
+  document.addEventListener('click', function (event) {
+    const target = event.target;
+    if (!target.closest) { return; }
+    const search = target.closest('button.search-releases');
+    if (search) { searchReleases(search); return; }
+    const close = target.closest('button.close-releases');
+    if (close) { document.getElementById('release-panel').hidden = true; }
+  });
+
   function start() {
     document.querySelectorAll('[data-refresh-url]').forEach(refreshEvery);
     document.querySelectorAll('[data-job-status-url]').forEach(followJobStatus);

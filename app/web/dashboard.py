@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
-from app.audiobook_requests import service as requests_service
+from app.audiobook_requests import deletion as request_deletion, service as requests_service
+from app.audiobook_requests.state import RequestStatus
 from app.auth import page_admin_required
 from app.dashboard import logs as logs_query
 from app.dashboard.queues import queue_stats, requeue_message, requeueable_failed_counts
@@ -180,16 +181,63 @@ def requeue_failed(job_type: str):
 
 # --- requests ---------------------------------------------------------------------------------------
 
-@bp.get("/requests")
-@page_admin_required
-def requests_page():
-    rows = list(Request.select(Request, Audiobook).join(Audiobook).order_by(Request.created_at.desc()).limit(100))
+REQUEST_STATUSES = [s.value for s in RequestStatus]
+REQUEST_FORM_FIELDS = ("title", "author", "narrator", "asin")
+
+
+def _status_filter(value: str | None) -> str:
+    """"" (every request but deleted ones: the default), "all", or one request status; anything else is ""."""
+    return value if value in ("all", *REQUEST_STATUSES) else ""
+
+
+def _request_rows(status: str) -> tuple[list[Request], dict[str, list[Job]]]:
+    query = Request.select(Request, Audiobook).join(Audiobook)
+    if status == "":
+        query = query.where(Request.status != RequestStatus.DELETED.value)
+    elif status != "all":
+        query = query.where(Request.status == status)
+    rows = list(query.order_by(Request.created_at.desc()).limit(100))
     jobs_by_request: dict[str, list[Job]] = {}
     if rows:
         for job in Job.select().where(Job.request.in_([r.id for r in rows])).order_by(Job.created_at):
             jobs_by_request.setdefault(str(job.request_id), []).append(job)
+    return rows, jobs_by_request
+
+
+def _render_requests(status: str = "", form: dict | None = None, errors: dict | None = None,
+                     form_error: str | None = None, code: int = 200):
+    rows, jobs = _request_rows(status)
     template = "admin/_requests_rows.html" if request.args.get("partial") else "admin/requests.html"
-    return render_template(template, rows=rows, jobs=jobs_by_request)
+    return render_template(template, rows=rows, jobs=jobs, status_filter=status, form=form or {}, errors=errors or {}, form_error=form_error), code
+
+
+@bp.get("/requests")
+@page_admin_required
+def requests_page():
+    return _render_requests(_status_filter(request.args.get("status")))
+
+
+@bp.post("/requests")
+@page_admin_required
+def request_create():
+    """The "New request" form: the API's validation and refusals (already requested, already in the library),
+    each message shown next to its field or above the form; a created request redirects to the list."""
+    form = {name: request.form.get(name, "") for name in REQUEST_FORM_FIELDS}
+    body = {name: value if value.strip() else None for name, value in form.items()}  # empty input: not given
+    errors = requests_service.field_problems(body)
+    if errors:
+        return _render_requests(form=form, errors=errors, code=400)
+    try:
+        created = requests_service.create_request(body)
+    except requests_service.RequestError as exc:
+        field = exc.details.get("field")
+        if field in REQUEST_FORM_FIELDS:
+            return _render_requests(form=form, errors={field: str(exc)}, code=exc.status)
+        return _render_requests(form=form, form_error=str(exc), code=exc.status)
+    except JobSystemError as exc:
+        return _render_requests(form=form, form_error=f"Not queued: {exc}", code=503)
+    flash(f"Request created for '{created.audiobook.title}'.")
+    return redirect(url_for("dashboard.requests_page"))
 
 
 @bp.post("/requests/<request_id>/<action>")
@@ -202,6 +250,9 @@ def request_action(request_id: str, action: str):
         elif action == "cancel":
             requests_service.cancel_request(request_id)
             flash("Request cancelled.")
+        elif action == "delete":
+            outcome = request_deletion.delete_request(request_id)
+            flash(" ".join(["Request deleted.", *outcome["warnings"]]))
         else:
             abort(404)
     except requests_service.RequestError as exc:

@@ -1,4 +1,4 @@
-"""Requests API (admin): create, show, retry, cancel.
+"""Requests API (admin): create, show, retry, cancel, delete (soft), interactive search and pick.
 
 Refusals (RequestError with its status, JobSystemError) become `{success: false, error}` answers in
 app/web/errors.py. Creating a request for a book the Plex library already has is a 409 carrying its
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from app.audiobook_requests import service
+from app.audiobook_requests import deletion, interactive, service
 from app.auth import api_admin_required
 from app.web.errors import json_body
 
@@ -38,3 +38,23 @@ def retry(request_id: str):
 @api_admin_required
 def cancel(request_id: str):
     return jsonify(success=True, **service.cancel_request(request_id))
+
+
+@bp.delete("/<request_id>")
+@api_admin_required
+def delete(request_id: str):
+    """Soft delete; 200 again (alreadyDeleted: true) for a deleted request, retrying what is left."""
+    return jsonify(success=True, **deletion.delete_request(request_id))
+
+
+@bp.get("/<request_id>/releases")
+@api_admin_required
+def releases(request_id: str):
+    return jsonify(success=True, releases=interactive.search_releases(request_id))
+
+
+@bp.post("/<request_id>/releases")
+@api_admin_required
+def pick_release(request_id: str):
+    job_id = interactive.pick_release(request_id, json_body())
+    return jsonify(success=True, jobId=job_id), 202

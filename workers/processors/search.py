@@ -9,11 +9,9 @@ from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
 from app.jobs.types import Priority
 from app.models import BlockedRelease, utcnow
-from app.pipeline.ranking import acceptable, normalize, rank_releases
+from app.pipeline.release_search import MAX_ALTERNATES, Blocklist, automatic_search, download_payload
 from workers.processors import register
 from workers.context import is_last_attempt
-
-MAX_ALTERNATES = 10
 
 
 @register("search_indexers")
@@ -36,23 +34,20 @@ def process_search(payload: dict) -> dict:
             transition(request_id, R.FAILED, error_message=str(exc))
         log.error(f"Search failed: {exc}" + ("" if final else " (will retry)"))
         raise
-    seeded = [r for r in releases if r.protocol != "torrent" or (r.seeders or 0) > 0]
-    blocked = {(normalize(b.title)) for b in BlockedRelease.select().where(BlockedRelease.request == request_id)}
-    usable_input = [r for r in seeded if normalize(r.title) not in blocked]
-    ranked = rank_releases(usable_input, book["title"], book["author"])  # every result ranked before any cut
-    log.info(f"{len(releases)} results, {len(seeded)} with seeders, {len(seeded) - len(usable_input)} blocklisted",
-             {"top": [r.summary() for r in ranked[:3]]})
-    usable = acceptable(ranked)
+    blocklist = Blocklist.of(BlockedRelease.select(BlockedRelease.title, BlockedRelease.info_hash)
+                             .where(BlockedRelease.request == request_id).tuples())
+    found = automatic_search(releases, blocklist, book["title"], book["author"])  # every result ranked before any cut
+    log.info(f"{len(releases)} results, {found.seeded} with seeders, {found.blocked} blocklisted",
+             {"top": [r.summary() for r in found.ranked[:3]]})
+    usable = found.usable
     if not usable:
         message = "No usable torrents found. Will retry automatically."
         transition(request_id, R.AWAITING_SEARCH, only_from=(R.SEARCHING,), error_message=message)
         log.warn(message)
         return {"success": False, "message": message, "resultsCount": len(releases)}
     best, alternates = usable[0], usable[1:1 + MAX_ALTERNATES]
-    job_id = add_job("download_torrent", {
-        "requestId": request_id, "audiobook": book, "torrent": best.release.to_payload(),
-        "alternateTorrents": [r.release.to_payload() for r in alternates],
-    }, priority=Priority.HIGH)
+    job_id = add_job("download_torrent", download_payload(request_id, book, best.release,
+                                                          [r.release for r in alternates]), priority=Priority.HIGH)
     log.info(f"Selected {best.release.title!r} (score {best.score:.1f}); download job {job_id}")
     return {"success": True, "resultsCount": len(releases), "downloadJobId": job_id,
             "selectedTorrent": {"title": best.release.title, "score": round(best.score, 1),

@@ -1,0 +1,120 @@
+"""Interactive search (admin): list every Prowlarr result for a request, ranked, and download the one picked.
+
+- `search_releases` runs the search now (SEARCH_TIMEOUT_SECONDS), ranks every result with the pipeline's
+  ranking (app/pipeline/release_search.py) and keeps the results in Redis for RELEASES_TTL_SECONDS under
+  `rmab:releases:<request id>`, keyed by guid (Prowlarr's, else the link): the pick must name a release the
+  admin was shown, and it is downloaded exactly as listed (no second search that could answer differently).
+- `pick_release` queues download_torrent with that release alone (its rank ignored; the blocklist, read
+  again at pick time, still refuses) after moving the request into `searching` (state.PICK_RELEASE_FROM).
+
+Errors (RequestError, JSON via app/web/errors.py): Prowlarr not configured 409; Prowlarr unreachable,
+timing out or refusing 502; Redis down 503; an unknown or expired guid 404; a blocklisted release or a
+request in another status 409.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from app.audiobook_requests.service import RequestError, get_request
+from app.audiobook_requests.state import PICK_RELEASE_FROM, R, enter_search_for_pick, transition
+from app.config import get_settings
+from app.integrations.errors import ServiceError
+from app.integrations.prowlarr import ProwlarrClient
+from app.jobs.logger import create_job_logger
+from app.jobs.queues import get_redis
+from app.jobs.service import add_job, cancel_run
+from app.jobs.types import Priority
+from app.models import TERMINAL_JOB_STATUSES, BlockedRelease, Job, Request
+from app.pipeline.ranking import Release
+from app.pipeline.release_search import BLOCKLISTED, Blocklist, book_of, download_payload, rank_all, release_key, \
+    release_row
+
+SEARCH_TIMEOUT_SECONDS = 30.0   # the admin waits for the answer: shorter than the worker's 60 s
+RELEASES_TTL_SECONDS = 3600
+EVENT_CONTEXT = "InteractiveSearch"
+_GUID_LIMIT = 4000
+
+
+def _key(request: Request) -> str:
+    return f"rmab:releases:{request.id}"
+
+
+def blocklist_of(request: Request) -> Blocklist:
+    return Blocklist.of(BlockedRelease.select(BlockedRelease.title, BlockedRelease.info_hash)
+                        .where(BlockedRelease.request == request.id).tuples())
+
+
+def search_releases(request_id: str) -> list[dict[str, Any]]:
+    """Every result for the request's book, best first, each with its score breakdown and `rejected`."""
+    request = get_request(request_id)
+    if request.status == R.DELETED.value:
+        raise RequestError("the request is deleted", 409)
+    settings = get_settings()
+    if not settings.prowlarr_url or not settings.prowlarr_api_key:
+        raise RequestError("Prowlarr is not configured: set PROWLARR_URL and PROWLARR_API_KEY", 409)
+    book = request.audiobook
+    try:
+        releases = ProwlarrClient(settings.prowlarr_url, settings.prowlarr_api_key,
+                                  timeout=SEARCH_TIMEOUT_SECONDS).search(f"{book.title} {book.author}")
+    except ServiceError as exc:
+        raise RequestError(f"Prowlarr search failed: {exc}", 502) from None
+    ranked = rank_all(releases, blocklist_of(request), book.title, book.author)
+    stored = {release_key(item.release): item.release.to_payload() for item in ranked}
+    try:
+        get_redis().set(_key(request), json.dumps(stored), ex=RELEASES_TTL_SECONDS)
+    except RedisError as exc:
+        raise RequestError(f"Redis is unavailable, the results could not be kept for a pick: {exc}", 503) from None
+    return [release_row(item) for item in ranked]
+
+
+def _stored_release(request: Request, guid: str) -> Release:
+    try:
+        raw = get_redis().get(_key(request))
+    except RedisError as exc:
+        raise RequestError(f"Redis is unavailable: {exc}", 503) from None
+    payload = json.loads(raw).get(guid) if raw else None
+    if payload is None:
+        raise RequestError(f"release {guid[:200]!r} is not among this request's last search results (they are "
+                           f"kept {RELEASES_TTL_SECONDS // 60} min): search again", 404)
+    return Release.from_payload(payload)
+
+
+def _guid(body: Any) -> str:
+    guid = body.get("guid") if isinstance(body, dict) else None
+    if not isinstance(guid, str) or not guid.strip():
+        raise RequestError("guid is required: the guid of a release from GET …/releases", field="guid")
+    if len(guid) > _GUID_LIMIT:
+        raise RequestError(f"guid is longer than {_GUID_LIMIT} characters", field="guid")
+    return guid
+
+
+def pick_release(request_id: str, body: Any) -> str:
+    """Queue download_torrent with the picked release; returns the job id."""
+    request = get_request(request_id)
+    guid = _guid(body)
+    allowed = [s.value for s in PICK_RELEASE_FROM]
+    if request.status not in allowed:
+        raise RequestError(f"a request in status {request.status} cannot take a picked release (only "
+                           f"{', '.join(allowed)})", 409)
+    release = _stored_release(request, guid)
+    if blocklist_of(request).blocks(release):
+        raise RequestError(f"{release.title!r} is {BLOCKLISTED} for this request", 409)
+    if not enter_search_for_pick(request.id):
+        raise RequestError(f"request moved on (now {Request.get_by_id(request.id).status}); nothing queued", 409)
+    # A queued (or running) search would pick a release of its own: cancelled (a running one is fenced off).
+    for job in Job.select().where((Job.request == request.id) & Job.status.not_in(TERMINAL_JOB_STATUSES)):
+        cancel_run(job, "An admin picked a release")
+    try:
+        job_id = add_job("download_torrent", download_payload(str(request.id), book_of(request.audiobook), release,
+                                                              interactive=True), priority=Priority.HIGH)
+    except Exception as exc:
+        transition(request.id, R.FAILED, only_from=(R.SEARCHING,), error_message=f"could not queue the download: {exc}")
+        raise
+    create_job_logger(job_id, EVENT_CONTEXT).info(
+        f"Release picked by an admin: {release.title!r} from {release.indexer or 'an unknown indexer'}",
+        {"guid": guid, "title": release.title, "indexer": release.indexer, "seeders": release.seeders,
+         "size": release.size})
+    return job_id
