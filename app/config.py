@@ -134,6 +134,8 @@ class Settings:
 
     organize_mode: str = _setting("ORGANIZE_MODE", "copy", _parse_choice(("copy", "hardlink", "move")))
     organize_path_template: str = _setting("ORGANIZE_PATH_TEMPLATE", "{author}/{title}", _parse_template)
+    # write title/album/author/narrator/cover into the library's copies (app/library/tags.py); never the torrent's
+    tag_files: bool = _setting("TAG_FILES", True, _parse_bool)
     monitor_poll_seconds: float = _setting("MONITOR_POLL_SECONDS", 10.0, float)
     download_stall_limit_seconds: int = _setting("DOWNLOAD_STALL_LIMIT_SECONDS", 6 * 3600, _parse_positive_int)
     indexer_seeding_minutes: str = _setting("INDEXER_SEEDING_MINUTES", "")

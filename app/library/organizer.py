@@ -4,6 +4,9 @@ Each file is written under a temporary name in the target folder and renamed int
 never leaves a half-written file with a final name. Nothing outside the download path is read (no
 `..`, no symlink that points out, no pipe or device), nothing outside the read root (DOWNLOAD_DIR) even
 when a file changes after discovery, and nothing is written outside MEDIA_DIR. Names fit in 255 bytes.
+
+With `tags`, each copy is tagged (app/library/tags.py) while it is still the temporary file, before the
+rename: the source is only ever read. Hardlinks are never tagged (they are the torrent's own file).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.library.paths import UnsafePathError, inside, sanitize, with_counter
+from app.library.tags import TagError, TagSet, for_file_count, is_taggable, write_tags
 
 AUDIO_EXTENSIONS = {".m4b", ".m4a", ".mp3", ".mp4", ".aa", ".aax", ".flac", ".ogg"}
 COVER_NAMES = {"cover", "folder", "art"}
@@ -36,6 +40,7 @@ class OrganizeResult:
     refused: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     cover: str | None = None
+    tagged: list[str] = field(default_factory=list)
 
     @property
     def audio_files(self) -> list[str]:
@@ -100,8 +105,44 @@ def _target_names(files: list[Path], root: Path) -> dict[Path, str]:
     return names
 
 
-def _place(source: Path, target: Path, mode: str, result: OrganizeResult, temp_tag: str = "") -> None:
-    """Put one file at `target` through a temporary name; identical files already there are skipped."""
+def cover_candidates(download_path: Path, read_root: Path | None = None) -> list[Path]:
+    """Images in a download folder that may be the book's cover, best first: cover/folder/art images, then
+    the other .jpg/.jpeg/.png by size, largest first. Symlinks, non-regular files and anything outside
+    `read_root` are left out. A single-file download has none: its folder is shared with other torrents."""
+    root = Path(download_path)
+    if root.is_symlink() or not root.is_dir() or (read_root is not None and not inside(read_root, root)):
+        return []
+    found: list[tuple[bool, int, str, Path]] = []
+    for current, _dirs, files in os.walk(root, followlinks=False):
+        for name in files:
+            path = Path(current) / name
+            if path.suffix.lower() not in COVER_EXTENSIONS or path.is_symlink() or not path.is_file():
+                continue
+            if _outside_read_root(path, read_root):
+                continue
+            found.append((path.stem.lower() not in COVER_NAMES, -path.stat().st_size, str(path), path))
+    return [path for *_key, path in sorted(found)]
+
+
+def _tag_copy(source: Path, temp: Path, name: str, tags: TagSet, result: OrganizeResult) -> bool:
+    """Tag the temporary copy `temp` of `source`; False (with a warning) leaves it an untagged copy."""
+    if os.stat(temp).st_nlink != 1:  # belt and braces: never write into a file another name shares
+        result.warnings.append(f"{name}: tags not written (the file has other hard links)")
+        return False
+    try:
+        write_tags(temp, tags)
+    except TagError as exc:
+        result.warnings.append(f"{name}: tags not written, imported untagged (mutagen cannot read it: {exc})")
+        shutil.copy2(source, temp)  # the failed write may have changed part of it: start from the source again
+        return False
+    result.tagged.append(name)
+    return True
+
+
+def _place(source: Path, target: Path, mode: str, result: OrganizeResult, temp_tag: str = "",
+           tags: TagSet | None = None) -> None:
+    """Put one file at `target` through a temporary name; identical files already there are skipped
+    (with `tags`: identical to the tagged copy). A copy is tagged before its rename, a hardlink never."""
     if target.exists():
         if target.stat().st_size == source.stat().st_size and filecmp.cmp(source, target, shallow=False):
             result.skipped.append(target.name)
@@ -118,6 +159,10 @@ def _place(source: Path, target: Path, mode: str, result: OrganizeResult, temp_t
                 shutil.copy2(source, temp)
         else:
             shutil.copy2(source, temp)
+            if tags is not None and is_taggable(target) and _tag_copy(source, temp, target.name, tags, result):
+                if target.exists() and filecmp.cmp(temp, target, shallow=False):  # a re-run: already tagged
+                    result.skipped.append(target.name)
+                    return
         os.replace(temp, target)
     finally:
         if temp.exists():
@@ -157,12 +202,13 @@ def _outside_read_root(source: Path, read_root: Path | None) -> str | None:
 
 
 def organize(download_path: Path, target: Path, media_dir: Path, mode: str = "copy",
-             temp_tag: str = "", read_root: Path | None = None) -> OrganizeResult:
+             temp_tag: str = "", read_root: Path | None = None, tags: TagSet | None = None) -> OrganizeResult:
     """Place the audio files and the cover of `download_path` into `target` (inside `media_dir`).
 
     `temp_tag` names this import's temporary files (the request id), so that a retry removes what an
     interrupted run of the same import left behind before it writes anything. `read_root` (DOWNLOAD_DIR)
-    confines every read: the download path and each file in it, symlinks resolved."""
+    confines every read: the download path and each file in it, symlinks resolved. `tags` are written into
+    each copied audio file (not in hardlink mode: a hardlink is the torrent's own file)."""
     if not inside(media_dir, target):
         raise UnsafePathError(f"target {target} is outside MEDIA_DIR")
     download_path = Path(download_path)
@@ -178,6 +224,7 @@ def organize(download_path: Path, target: Path, media_dir: Path, mode: str = "co
     for name in sweep_temp_files(target, temp_tag):
         result.warnings.append(f"removed {name}, left by an interrupted import")
     root = download_path if download_path.is_dir() else download_path.parent
+    file_tags = for_file_count(tags, len(audio)) if tags is not None and mode != "hardlink" else None
     for source, name in _target_names(audio, root).items():
         destination = target / name
         if not inside(media_dir, destination):  # belt and braces: names are sanitised already
@@ -186,7 +233,7 @@ def organize(download_path: Path, target: Path, media_dir: Path, mode: str = "co
         if refusal := _outside_read_root(source, read_root):
             result.refused.append(refusal)
             continue
-        _place(source, destination, mode, result, temp_tag)
+        _place(source, destination, mode, result, temp_tag, file_tags)
     if cover is not None:
         if refusal := _outside_read_root(cover, read_root):
             result.refused.append(refusal)

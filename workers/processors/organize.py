@@ -1,8 +1,9 @@
 """organize_files: copy the finished download into MEDIA_DIR; the request becomes `downloaded`.
 
 The download path comes from the client and is translated by REMOTE_PATH_MAPPINGS first (one place for
-every way a path gets here: the monitor, Retry Failed Imports, a manual retry, the reconciler). After the
-import, the book's folder is refreshed in Plex and a Recently Added Check is queued a minute later.
+every way a path gets here: the monitor, Retry Failed Imports, a manual retry, the reconciler). The
+copies are tagged on the way (TAG_FILES, app/library/tags.py). After the import, the book's folder is
+refreshed in Plex and a Recently Added Check is queued a minute later.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from app.integrations.plex import PlexClient
 from app.jobs.errors import EnqueueFailed, PermanentJobError
 from app.jobs.logger import JobLogger, create_job_logger
 from app.jobs.service import add_job
-from app.library.organizer import NoAudioFiles, organize
+from app.library.organizer import NoAudioFiles, cover_candidates, organize
 from app.library.paths import PathTemplateError, UnsafePathError, inside, target_dir
 from app.library.remote_paths import SETTING as MAPPINGS_SETTING
 from app.library.remote_paths import to_local
+from app.library.tags import CoverError, TagSet, book_tags, fetch_cover, first_cover, written_fields
 from app.models import Audiobook, Request, utcnow
 from workers.context import is_last_attempt
 from workers.processors import register
@@ -52,8 +54,9 @@ def process_organize(payload: dict) -> dict:
                             {"author": book.author, "title": book.title, "narrator": book.narrator,
                              "asin": book.audible_asin, "year": None})
         log.info(f"Organizing {download_path} into {target} ({settings.organize_mode})")
+        tags = _book_tags(book, download_path, read_root, settings, log)
         result = organize(download_path, target, media_dir, settings.organize_mode, temp_tag=str(request_id),
-                          read_root=read_root)
+                          read_root=read_root, tags=tags)
     except (NoAudioFiles, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno not in RETRYABLE_ERRNOS:
             # e.g. disk full, I/O error: the job's retries try again; after the last one the request
@@ -75,10 +78,35 @@ def process_organize(payload: dict) -> dict:
     transition(request_id, R.DOWNLOADED, error_message=None, completed_at=utcnow(), last_import_at=utcnow())
     log.info(f"Imported {len(result.copied)} file(s), {len(result.skipped)} already in place",
              {"target": str(result.target), "copied": result.copied, "skipped": result.skipped, "cover": result.cover})
+    if result.tagged:
+        log.info(f"Tagged {len(result.tagged)} file(s): {', '.join(written_fields(tags))}",
+                 {"tagged": result.tagged, "coverSource": tags.cover.source if tags.cover else None})
     check_job_id = _refresh_plex(result.target, settings, log)
     return {"success": True, "targetPath": str(result.target), "filesCount": len(result.audio_files),
             "audioFiles": result.audio_files, "coverArt": result.cover, "errors": result.refused,
-            "plexCheckJobId": check_job_id}
+            "plexCheckJobId": check_job_id, "taggedFiles": result.tagged}
+
+
+def _book_tags(book: Audiobook, download_path: Path, read_root: Path | None, settings: Settings,
+               log: JobLogger) -> TagSet | None:
+    """The tags for the library's copies, or None when files are not tagged (TAG_FILES=false, hardlinks).
+
+    Cover: the best image in the download (cover/folder/art first, else the largest), else the book's
+    cover_art_url; a cover that cannot be fetched is a warning and the files are tagged without one.
+    Audiobook rows have no year: the year tag is omitted."""
+    if not settings.tag_files:
+        return None
+    if settings.organize_mode == "hardlink":
+        log.info("Tags not written: ORGANIZE_MODE=hardlink makes each library file the torrent's own file "
+                 "(the same inode), and tagging it would change what the torrent seeds")
+        return None
+    cover = first_cover(cover_candidates(download_path, read_root))
+    if cover is None and book.cover_art_url:
+        try:
+            cover = fetch_cover(book.cover_art_url)
+        except CoverError as exc:
+            log.warn(f"Cover not fetched from {book.cover_art_url} ({exc}); the files are tagged without one")
+    return book_tags(book.title, book.author, book.narrator, year=None, cover=cover)
 
 
 def _local_path(reported: str, settings: Settings, log: JobLogger) -> Path:
