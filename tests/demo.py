@@ -37,9 +37,10 @@ def ensure_qbittorrent() -> None:
 def sample_book(downloads: Path) -> Path:
     folder = downloads / "Brandon Sanderson - The Way of Kings [M4B]"
     folder.mkdir(parents=True)
+    sample = Path(__file__).parent / "fixtures" / "audio" / "sample.m4b"  # a real file: it gets tagged
     for part in ("Part 1.m4b", "Part 2.m4b"):
-        (folder / part).write_bytes(os.urandom(400_000))
-    (folder / "cover.jpg").write_bytes(b"\xff\xd8\xff demo cover")
+        shutil.copyfile(sample, folder / part)
+    shutil.copyfile(sample.with_name("cover.jpg"), folder / "cover.jpg")
     return folder
 
 
