@@ -106,6 +106,13 @@ def _v7_leaner_job_indexes(db: peewee.Database) -> None:
                        "WHERE error_message IS NOT NULL")
 
 
+
+def _v8_one_download_status_spelling(db: peewee.Database) -> None:
+    """The monitor wrote the client's `complete` to download_status for a moment before `completed` (a run that
+    died in between left it): one spelling per status now (DownloadStatus), so such rows say `completed`."""
+    db.execute_sql("UPDATE download_history SET download_status = 'completed' WHERE download_status = 'complete'")
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _v1_initial),
@@ -115,6 +122,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (5, "run fencing tokens, database leases, retry claims", _v5_fencing_and_leases),
     (6, "who last changed a schedule's enabled flag", _v6_schedule_enabled_changed_by),
     (7, "leaner job indexes", _v7_leaner_job_indexes),
+    (8, "one spelling per download status", _v8_one_download_status_spelling),
 ]
 
 

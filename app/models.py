@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timezone
+from typing import ClassVar
 
 import peewee
 
 from app.db import JSONField, database
+from app.pipeline.download_state import DownloadState
 
 
 def utcnow() -> datetime:
     """Naive UTC timestamp (stored without zone on both backends)."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def status_values(statuses: Iterable[enum.Enum]) -> list[str]:
+    """The stored spellings of a set of statuses, sorted (SQL parameters in a stable order)."""
+    return sorted(s.value for s in statuses)
 
 
 class JobStatus(str, enum.Enum):
@@ -27,8 +35,58 @@ class JobStatus(str, enum.Enum):
     STUCK = "stuck"
     CANCELLED = "cancelled"
 
+    # The sets the rules read, assigned below the class (in the body they would become members).
+    TERMINAL: ClassVar[frozenset[JobStatus]]     # the run ended: no run of this row starts again
+    UNFINISHED: ClassVar[frozenset[JobStatus]]   # every other status: a run is waiting, running or retried by RQ
+    WAITING: ClassVar[frozenset[JobStatus]]      # a run may start from these (stuck: RQ re-runs it)
+    NOT_STARTED: ClassVar[frozenset[JobStatus]]  # queued, no run has started yet
+    ERRORED: ClassVar[frozenset[JobStatus]]      # the run failed, or its worker died (the logs' errors filter)
+    RETRYABLE: ClassVar[frozenset[JobStatus]]    # an admin's retry starts a new run (stuck: RQ retries it)
+    CANCELLABLE: ClassVar[frozenset[JobStatus]]  # an admin's cancel applies: not started yet
 
-TERMINAL_JOB_STATUSES = (JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)
+
+JobStatus.TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+JobStatus.UNFINISHED = frozenset(JobStatus) - JobStatus.TERMINAL
+JobStatus.WAITING = frozenset({JobStatus.PENDING, JobStatus.DELAYED, JobStatus.STUCK})
+JobStatus.NOT_STARTED = frozenset({JobStatus.PENDING, JobStatus.DELAYED})
+JobStatus.ERRORED = frozenset({JobStatus.FAILED, JobStatus.STUCK})
+JobStatus.RETRYABLE = frozenset({JobStatus.FAILED})
+JobStatus.CANCELLABLE = JobStatus.NOT_STARTED
+
+# The stored spellings of JobStatus.TERMINAL, for `Job.status.not_in(...)`.
+TERMINAL_JOB_STATUSES = status_values(JobStatus.TERMINAL)
+
+
+class DownloadStatus(str, enum.Enum):
+    """download_history.download_status: the client's state of the torrent while it is monitored
+    (DownloadState), then how the row ended."""
+
+    QUEUED = "queued"            # the row's default, before the torrent was added
+    DOWNLOADING = "downloading"
+    METADATA = "metadata"
+    CHECKING = "checking"
+    MOVING = "moving"
+    PAUSED = "paused"
+    UNKNOWN = "unknown"
+    COMPLETED = "completed"      # every byte is there (the client's `complete`)
+    FAILED = "failed"
+    REMOVED = "removed"          # taken out of the client (cancel, delete, seeding cleanup)
+
+    # A row in one of these has let go of its torrent and never moves again.
+    ENDED: ClassVar[frozenset[DownloadStatus]]
+
+    @classmethod
+    def of(cls, state: DownloadState) -> DownloadStatus:
+        """The status stored for a client state: the same word, except `complete` is stored `completed`."""
+        return cls.COMPLETED if state is DownloadState.COMPLETE else cls(state.value)
+
+    @classmethod
+    def _missing_(cls, value: object) -> DownloadStatus | None:
+        # Rows written before migration 8 said `complete` for a moment; read them as completed.
+        return cls.COMPLETED if value == DownloadState.COMPLETE.value else None
+
+
+DownloadStatus.ENDED = frozenset({DownloadStatus.FAILED, DownloadStatus.REMOVED})
 
 
 class BaseModel(peewee.Model):
@@ -113,6 +171,25 @@ class Job(BaseModel):
         table_name = "jobs"
         indexes = ((("created_at",), False), (("type", "status", "created_at"), False))
 
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in JobStatus.TERMINAL
+
+    @property
+    def can_retry(self) -> bool:
+        """An admin's retry applies: the row failed and was not retried yet (each starts one new run)."""
+        return self.status in JobStatus.RETRYABLE and self.retried_at is None
+
+    @classmethod
+    def retryable(cls) -> peewee.Expression:
+        """`can_retry` as a WHERE clause."""
+        return cls.status.in_(status_values(JobStatus.RETRYABLE)) & cls.retried_at.is_null()
+
+    @property
+    def can_cancel(self) -> bool:
+        """An admin's cancel applies: the run has not started."""
+        return self.status in JobStatus.CANCELLABLE
+
 
 class JobEvent(BaseModel):
     job = peewee.ForeignKeyField(Job, column_name="job_id", backref="events", on_delete="CASCADE", index=True)
@@ -157,7 +234,7 @@ class DownloadHistory(BaseModel):
     selected = peewee.BooleanField(default=False)
     download_client = peewee.CharField(null=True)
     download_client_id = peewee.CharField(null=True)
-    download_status = peewee.CharField(default="queued")
+    download_status = peewee.CharField(default=DownloadStatus.QUEUED.value)
     download_error = peewee.TextField(null=True)
     download_path = peewee.TextField(null=True)
     started_at = peewee.DateTimeField(null=True)

@@ -209,7 +209,7 @@ def test_unknown_integrations_are_404(app_with, redis_conn):
 # --- the scheduler's duty -----------------------------------------------------------------------------
 
 def test_the_scheduler_duty_stores_every_result(app_with, prowlarr, plex, redis_conn):
-    from scheduler import INTEGRATIONS_EVERY_TICKS, Scheduler
+    from app.schedules.process import INTEGRATIONS_EVERY_TICKS, Scheduler
 
     _, client = app_with(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key, PLEX_URL=plex.url,
                          PLEX_TOKEN=plex.token, PLEX_LIBRARY_ID=plex.section)
@@ -233,7 +233,7 @@ def test_the_scheduler_duty_stores_every_result(app_with, prowlarr, plex, redis_
 
 def test_one_failing_check_stores_the_others_and_a_failing_duty_skips_no_other(app_with, plex, redis_conn,
                                                                                monkeypatch):
-    import scheduler as scheduler_module
+    import app.schedules.process as scheduler_module
     from app.schedules.service import SCHEDULER_HEARTBEAT_KEY
 
     app_with(PLEX_URL=plex.url, PLEX_TOKEN=plex.token, PLEX_LIBRARY_ID=plex.section)

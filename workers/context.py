@@ -6,6 +6,10 @@ from typing import Any
 
 from rq import get_current_job
 
+from app.audiobook_requests.state import R, transition
+from app.integrations.errors import PermanentServiceError
+from app.jobs.logger import JobLogger
+
 
 @dataclass
 class Reschedule:
@@ -19,3 +23,14 @@ def is_last_attempt() -> bool:
     """Inside a processor: True when a failure now would be final (no retry left)."""
     rq_job = get_current_job()
     return rq_job is None or not rq_job.retries_left
+
+
+def fail_request_if_final(request_id: Any, exc: Exception, log: JobLogger, step: str) -> bool:
+    """A request's step (search, download) failed on a service: when that ends the step (a permanent error,
+    or the job's last attempt) the request fails with the reason. Logs "<step> failed: …" either way and
+    returns whether it was final; the caller re-raises, so the job's retry or failure follows."""
+    final = isinstance(exc, PermanentServiceError) or is_last_attempt()
+    if final:
+        transition(request_id, R.FAILED, error_message=str(exc))
+    log.error(f"{step} failed: {exc}" + ("" if final else " (will retry)"))
+    return final

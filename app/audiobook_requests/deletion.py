@@ -19,8 +19,8 @@ from app.config import get_settings
 from app.integrations.errors import ServiceError
 from app.jobs.logger import create_job_logger
 from app.jobs.service import cancel_run
-from app.models import TERMINAL_JOB_STATUSES, DownloadHistory, Job, Request, utcnow
-from app.pipeline.monitor_policy import RELEASED_DOWNLOAD_STATUSES, TorrentUser, describe_holders, holders
+from app.models import TERMINAL_JOB_STATUSES, DownloadHistory, DownloadStatus, Job, Request, status_values, utcnow
+from app.pipeline.monitor_policy import TorrentUser, describe_holders, holders
 
 log = logging.getLogger(__name__)
 EVENT_CONTEXT = "RequestDeleted"
@@ -71,7 +71,7 @@ def _remove_torrents(request: Request) -> tuple[list[str], list[str], list[str]]
     removed, kept, warnings = [], [], []
     downloads = DownloadHistory.select().where(
         (DownloadHistory.request == request.id) & DownloadHistory.download_client_id.is_null(False)
-        & DownloadHistory.download_status.not_in(list(RELEASED_DOWNLOAD_STATUSES)))
+        & DownloadHistory.download_status.not_in(status_values(DownloadStatus.ENDED)))
     for download in downloads:
         info_hash = download.download_client_id
         others = holders(_other_users(download), 0)  # seeded 0 s: an available request seeding still holds it
@@ -88,7 +88,7 @@ def _remove_torrents(request: Request) -> tuple[list[str], list[str], list[str]]
                             f"again to retry")
             log.warning("request %s deleted, but torrent %s could not be removed: %s", request.id, info_hash, exc)
             continue
-        DownloadHistory.update(download_status="removed", updated_at=utcnow()).where(
+        DownloadHistory.update(download_status=DownloadStatus.REMOVED.value, updated_at=utcnow()).where(
             DownloadHistory.id == download.id).execute()
         removed.append(info_hash)
     return removed, kept, warnings

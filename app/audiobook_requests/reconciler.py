@@ -31,7 +31,7 @@ from app.jobs.errors import InvalidPayload, UnknownJobType
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
 from app.jobs.types import Priority
-from app.models import Audiobook, DownloadHistory, Job, JobStatus, Request, utcnow
+from app.models import Audiobook, DownloadHistory, DownloadStatus, Job, JobStatus, Request, status_values, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,12 @@ RECONCILED_KEY = "reconciled"            # payload marker of the runs the reconc
 EVENT_CONTEXT = "Reconciler"
 
 IN_PROGRESS_STATUSES = tuple(s.value for s in IN_PROGRESS)
-UNFINISHED_JOB_STATUSES = (JobStatus.PENDING.value, JobStatus.DELAYED.value, JobStatus.ACTIVE.value,
-                           JobStatus.STUCK.value)
+UNFINISHED_JOB_STATUSES = status_values(JobStatus.UNFINISHED)
 # The job type whose step works in each in-progress status (fail_request_for_job's sources follow it).
 STEP_JOB_TYPE = {R.PENDING.value: "search_indexers", R.SEARCHING.value: "search_indexers",
                  R.DOWNLOADING.value: "download_torrent", R.PROCESSING.value: "organize_files"}
 # download_history rows that will never move again: resuming their monitor would only poll a dead torrent.
-ENDED_DOWNLOAD_STATUSES = ("failed", "removed")
+ENDED_DOWNLOAD_STATUSES = DownloadStatus.ENDED
 
 
 # ---- the decision: plain data in, a Repair out ----
@@ -138,7 +137,7 @@ def decide_repair(request_status: str, last_job: LastJob | None, evidence: Evide
 
 
 def _rerun_step(request_status: str, evidence: Evidence) -> Repair:
-    if request_status in (R.PENDING.value, R.SEARCHING.value):
+    if STEP_JOB_TYPE.get(request_status) == "search_indexers":  # pending, searching
         return Repair(Action.RERUN, "search again", "search_indexers", search_payload(evidence), Priority.HIGH)
     if request_status == R.DOWNLOADING.value:
         return _resume_download(evidence)
@@ -270,7 +269,7 @@ def _evidence(request: Request, jobs: list[Job], downloads: list[DownloadHistory
     record = next((DownloadRecord(id=str(d.id), client=d.download_client, client_id=d.download_client_id,
                                   status=d.download_status, created_at=d.created_at, error=d.download_error)
                    for d in downloads if d.selected and d.download_client_id and d.download_client), None)
-    completed = next((d.download_path for d in downloads if d.download_status == "completed" and d.download_path),
+    completed = next((d.download_path for d in downloads if d.download_status == DownloadStatus.COMPLETED and d.download_path),
                      None)
     return Evidence(request_id=str(request.id), book=Book(str(book.id), book.title, book.author, book.audible_asin),
                     download=record, download_attempt=attempt, completed_download_path=completed)

@@ -5,11 +5,12 @@ import logging
 import re
 from typing import Any
 
-from app.audiobook_requests.state import ACTIVE, R, transition
+from app.audiobook_requests.state import ACTIVE, RETRY_IMPORT_FROM, RETRY_SEARCH_FROM, R, transition
 from app.jobs.service import add_job, cancel_run, job_to_dict, parse_job_id
 from app.jobs.types import Priority
 from app.library.matching import BookQuery, LibraryItem, Match, find_match, normalize_title
-from app.models import TERMINAL_JOB_STATUSES, Audiobook, DownloadHistory, Job, PlexLibrary, Request
+from app.models import (TERMINAL_JOB_STATUSES, Audiobook, DownloadHistory, DownloadStatus, Job, PlexLibrary, Request,
+                        status_values)
 from app.pipeline.ranking import normalize
 from app.validation import text_problem
 
@@ -18,6 +19,8 @@ _LIMITS = {"title": 500, "author": 300, "narrator": 300, "asin": 20}
 _TITLE_WORD = re.compile(r"[a-z0-9]+")
 LIBRARY_CANDIDATE_LIMIT = 500
 _COMMON_WORDS = {"the", "and", "for", "from", "with", "book", "part", "volume"}
+# A cancel removes the torrent of every row of the request but these (completed, or already removed).
+_LEFT_IN_CLIENT_ON_CANCEL = status_values({DownloadStatus.COMPLETED, DownloadStatus.REMOVED})
 
 
 class RequestError(Exception):
@@ -165,11 +168,11 @@ def request_to_dict(request: Request) -> dict[str, Any]:
 def retry_request(request_id: str) -> str:
     """Re-run the step that failed: the search (failed, awaiting_search) or the import (warn, awaiting_import)."""
     request = get_request(request_id)
-    if request.status in (R.FAILED.value, R.AWAITING_SEARCH.value):
+    if request.status in RETRY_SEARCH_FROM:
         if not transition(request.id, R.PENDING, error_message=None, progress=0):
             raise RequestError(f"request moved on (now {Request.get_by_id(request.id).status}); not retried", 409)
         return enqueue_search(request)
-    if request.status in (R.WARN.value, R.AWAITING_IMPORT.value):
+    if request.status in RETRY_IMPORT_FROM:
         download = (DownloadHistory.select().where((DownloadHistory.request == request.id) & DownloadHistory.selected)
                     .order_by(DownloadHistory.created_at.desc()).first())
         if download is None or not download.download_path:
@@ -195,11 +198,11 @@ def cancel_request(request_id: str) -> dict[str, Any]:
     removed = []
     for download in DownloadHistory.select().where(
             (DownloadHistory.request == request.id) & DownloadHistory.download_client_id.is_null(False)
-            & DownloadHistory.download_status.not_in(["completed", "removed"])):
+            & DownloadHistory.download_status.not_in(_LEFT_IN_CLIENT_ON_CANCEL)):
         try:
             download_client(download.download_client).remove(download.download_client_id, delete_files=False)
             removed.append(download.download_client_id)
-            DownloadHistory.update(download_status="removed").where(DownloadHistory.id == download.id).execute()
+            DownloadHistory.update(download_status=DownloadStatus.REMOVED.value).where(DownloadHistory.id == download.id).execute()
         except ServiceError as exc:
             log.warning("could not remove torrent %s: %s", download.download_client_id, exc)
     return {"cancelledJobs": cancelled, "removedTorrents": removed}

@@ -33,6 +33,17 @@ ACTIVE = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.PROCESSING
           R.AWAITING_IMPORT, R.WARN)
 CANCELLABLE = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.AWAITING_IMPORT, R.WARN, R.FAILED)
 
+# An admin's retry re-runs the step that failed: the search from these ...
+RETRY_SEARCH_FROM = (R.FAILED, R.AWAITING_SEARCH)
+# ... the import (organize_files, from the recorded download) from these.
+RETRY_IMPORT_FROM = (R.WARN, R.AWAITING_IMPORT)
+RETRYABLE = frozenset(RETRY_SEARCH_FROM + RETRY_IMPORT_FROM)
+
+# A request in one of these has let go of its torrent at once (a deleted one removed it, files kept) ...
+RELEASED_TORRENT = frozenset({R.CANCELLED, R.FAILED, R.DELETED})
+# ... and in these it is finished with its torrent (an available one only once it seeded long enough).
+FINISHED_WITH_TORRENT = RELEASED_TORRENT | {R.AVAILABLE}
+
 # A job is working on these: a request in one of them must always have an unfinished job (the
 # reconciler repairs those that do not).
 IN_PROGRESS = (R.PENDING, R.SEARCHING, R.DOWNLOADING, R.PROCESSING)
@@ -73,6 +84,16 @@ PICK_RELEASE_FROM = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.FAILED, R.WARN
 
 def allowed(current: str, target: RequestStatus) -> bool:
     return current in {s.value for s in TRANSITIONS[target]}
+
+
+def can_retry(status: str) -> bool:
+    """Whether an admin's retry applies to a request in `status` (the service and the pages ask this)."""
+    return status in RETRYABLE
+
+
+def can_cancel(status: str) -> bool:
+    """Whether an admin's cancel applies to a request in `status` (the service and the pages ask this)."""
+    return allowed(status, R.CANCELLED)
 
 
 def transition(request_id: Any, target: RequestStatus, *, only_from: tuple[RequestStatus, ...] | None = None,

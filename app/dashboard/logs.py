@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from app.models import Audiobook, Job, JobEvent, JobStatus, Request
+from app.models import Audiobook, Job, JobEvent, JobStatus, Request, status_values
 from app.validation import text_problem
 
 PAGE_SIZES = (25, 50, 100)
@@ -130,7 +130,7 @@ def _query(f: LogsFilter):
     if f.level:
         query = query.where(Job.id.in_(JobEvent.select(JobEvent.job).where(JobEvent.level == f.level)))
     if f.errors:
-        query = query.where(Job.status.in_([JobStatus.FAILED.value, JobStatus.STUCK.value])
+        query = query.where(Job.status.in_(status_values(JobStatus.ERRORED))
                             | Job.id.in_(JobEvent.select(JobEvent.job).where(JobEvent.level == "error")))
     if f.q:
         pattern = f"%{f.q.lower()}%"

@@ -28,7 +28,7 @@ from app.jobs.logger import create_job_logger
 from app.jobs.queues import queue_names_for_type
 from app.jobs.service import enqueue_run
 from app.jobs.types import Priority
-from app.models import Job, JobStatus, utcnow
+from app.models import Job, JobStatus, status_values, utcnow
 
 log = logging.getLogger(__name__)
 # A waiting row and its RQ job are written milliseconds apart (add_job, a retry, a poll): a row still
@@ -112,7 +112,7 @@ def _discard_rq_job(connection: Any, rq_job_id: str) -> None:
     except NoSuchJobError:
         pass
     except ValueError:  # RQ 2.12 raises it when the run's execution hash already expired: drop the job hash
-        connection.delete(f"{RQJob.redis_job_namespace_prefix}{rq_job_id}")
+        connection.delete(RQJob.key_for(rq_job_id))
 
 
 # RQ statuses of a job that will not run again by itself
@@ -125,13 +125,13 @@ def requeue_lost_jobs(connection: Any, now: Any = None) -> list[str]:
     the database was down). Returns their ids."""
     cutoff = (now or utcnow()) - LOST_JOB_GRACE
     waiting = list(Job.select().where(
-        Job.status.in_([JobStatus.PENDING.value, JobStatus.DELAYED.value, JobStatus.STUCK.value])
+        Job.status.in_(status_values(JobStatus.WAITING))
         & (Job.updated_at < cutoff) & Job.rq_job_id.is_null(False)).limit(500))
     if not waiting:
         return []
     with connection.pipeline() as pipe:
         for row in waiting:
-            pipe.hget(f"{RQJob.redis_job_namespace_prefix}{row.rq_job_id}", "status")
+            pipe.hget(RQJob.key_for(row.rq_job_id), "status")
         rq_statuses = pipe.execute()
     requeued = []
     for row, rq_status in zip(waiting, rq_statuses):

@@ -197,9 +197,9 @@ def retry_job(job_id: Any) -> str:
     job = get_job(job_id)
     if job is None:
         raise JobActionError("job not found", status=404)
-    if job.status != JobStatus.FAILED.value:
+    if job.status not in JobStatus.RETRYABLE:
         raise JobActionError(_not_retryable_reason(job))
-    if not _claim_for_retry(job.id):
+    if not job.can_retry or not _claim_for_retry(job.id):
         raise _already_retried(job.id)
     try:
         new_id = _start_retry_run(job)
@@ -219,8 +219,7 @@ def _not_retryable_reason(job: Job) -> str:
 def _claim_for_retry(job_id: Any) -> bool:
     """Claim a failed row for one retry; False when another retry claimed it first."""
     return (Job.update(retried_at=utcnow(), updated_at=utcnow())
-            .where((Job.id == job_id) & (Job.status == JobStatus.FAILED.value) & Job.retried_at.is_null())
-            .execute()) == 1
+            .where((Job.id == job_id) & Job.retryable()).execute()) == 1
 
 
 def _release_retry_claim(job_id: Any) -> None:
@@ -264,10 +263,10 @@ def requeueable_failed(job_type: str | None = None) -> peewee.ModelSelect:
     superseded = fn.EXISTS(newer.select(peewee.SQL("1")).where(
         (newer.request == Job.request) & (newer.created_at > Job.created_at)))
     step_types = list(request_state.STEP_STATUS)
-    retryable = (Job.request.is_null() | Job.type.not_in(step_types)
-                 | ((Request.status == request_state.R.FAILED.value) & ~superseded))
+    request_allows = (Job.request.is_null() | Job.type.not_in(step_types)
+                      | ((Request.status == request_state.R.FAILED.value) & ~superseded))
     query = (Job.select().join(Request, peewee.JOIN.LEFT_OUTER, on=(Job.request == Request.id))
-             .where((Job.status == JobStatus.FAILED.value) & Job.retried_at.is_null() & retryable))
+             .where(Job.retryable() & request_allows))
     return query.where(Job.type == job_type) if job_type else query
 
 
@@ -299,7 +298,7 @@ def cancel_job(job_id: Any) -> None:
     job = get_job(job_id)
     if job is None:
         raise JobActionError("job not found", status=404)
-    if job.status not in ("pending", "delayed"):
+    if not job.can_cancel:
         raise JobActionError(f"only pending or delayed jobs can be cancelled (this one is {job.status})")
     if not cancel_run(job, "Cancelled by an admin"):
         raise JobActionError("the job started or finished meanwhile")

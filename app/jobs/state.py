@@ -15,12 +15,12 @@ from peewee import fn
 
 from app.db import database
 from app.jobs.redact import redact, redact_text
-from app.models import Job, JobStatus, utcnow
+from app.models import Job, JobStatus, status_values, utcnow
 
 S = JobStatus
 _MAX_TRACE = 20_000
-_FINISHED = (S.CANCELLED.value, S.COMPLETED.value, S.FAILED.value)
-_WAITING = (S.PENDING.value, S.DELAYED.value, S.STUCK.value)
+_TERMINAL = status_values(S.TERMINAL)
+_WAITING = tuple(status_values(S.WAITING))  # three parameters of _MARK_ACTIVE
 
 # The two writes every run makes are pre-built SQL: Peewee's query building costs as much as the
 # round trip itself (bench/throughput.py).
@@ -29,7 +29,11 @@ _WAITING = (S.PENDING.value, S.DELAYED.value, S.STUCK.value)
 _MARK_ACTIVE = ("UPDATE jobs SET status = {p}, attempts = attempts + CASE WHEN polling THEN 0 ELSE 1 END, "
                 "polling = {p}, started_at = {p}, updated_at = {p}, run_token = {p}, heartbeat_at = {p} "
                 "WHERE id = {p} AND (status IN ({p}, {p}, {p}) OR (status = {p} AND heartbeat_at < {p}))")
-# Only the run that holds the token completes the row; a stale run (token replaced) writes nothing.
+# Only the run that holds the row completes it: status must be `active` AND run_token this run's token.
+# Refused (0 rows): a row already finished (completed, failed, cancelled) or waiting again (pending,
+# delayed for a retry or a poll, stuck), and an active row a newer run took over (token replaced). So a
+# late or repeated completion never turns a failed or cancelled job into a completed one, nor completes
+# a run that a sweep declared dead.
 _MARK_COMPLETED = ("UPDATE jobs SET status = {p}, result = {p}, error_message = NULL, completed_at = {p}, "
                    "updated_at = {p}, run_token = NULL WHERE id = {p} AND status = {p} AND run_token = {p}")
 _RENEW_LEASE = "UPDATE jobs SET heartbeat_at = {p} WHERE id = {p} AND status = {p} AND run_token = {p}"
@@ -162,7 +166,7 @@ def mark_cancelled(job_id: Any, reason: str) -> bool:
     now = utcnow()
     return (Job.update(status=S.CANCELLED.value, error_message=reason, completed_at=now, updated_at=now,
                        run_token=None)
-            .where((Job.id == job_id) & Job.status.not_in(list(_FINISHED)))
+            .where((Job.id == job_id) & Job.status.not_in(_TERMINAL))
             .execute()) == 1
 
 

@@ -50,7 +50,10 @@ _REGISTRY: dict[str, JobType] = {}
 
 
 def register(job_type: JobType) -> JobType:
-    """Add (or replace) a job type. Tests use it for their own diagnostic types."""
+    """Add a job type (tests add their own diagnostic types). A name registered twice is a ValueError:
+    a second definition must never silently replace the first (queue group, timeout)."""
+    if job_type.name in _REGISTRY:
+        raise ValueError(f"job type {job_type.name!r} is already registered")
     _REGISTRY[job_type.name] = job_type
     return job_type
 

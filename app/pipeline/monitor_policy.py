@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
+
+from app.audiobook_requests.state import FINISHED_WITH_TORRENT, RELEASED_TORRENT
+from app.models import DownloadStatus
 
 BASE_DELAY = 10.0
 MAX_DELAY = 300.0
@@ -90,7 +94,7 @@ class PollState:
     motionless_since: datetime | None = None
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> "PollState":
+    def from_payload(cls, payload: dict[str, Any]) -> PollState:
         since = payload.get("motionlessSince")
         return cls(stall_count=int(payload.get("stallCount", 0)),
                    connection_failures=int(payload.get("connectionFailures", 0)),
@@ -109,7 +113,7 @@ class PollState:
         return StallClock(self.motionless_since, self.stall_count)
 
 
-class PollOutcome(str, enum.Enum):
+class PollOutcome(enum.Enum):
     POLL_AGAIN = "poll_again"
     STALLED = "stalled"   # allowed to download, motionless past the limit: blocklist, search again
 
@@ -143,12 +147,11 @@ def decide_poll(previous: PollState, now: datetime, *, percent: int, downloaded:
 
 # --- who else uses a torrent --------------------------------------------------------------------------------
 
-# A request in one of these is finished with its torrent (an available one only once it seeded long enough).
-FINISHED_REQUEST_STATUSES = frozenset({"available", "cancelled", "failed", "deleted"})
-# A request in one of these has let go of its torrent at once (a deleted one removed it, files kept).
-RELEASED_REQUEST_STATUSES = frozenset({"cancelled", "failed", "deleted"})
-# A download_history row in one of these has let go of its torrent.
-RELEASED_DOWNLOAD_STATUSES = frozenset({"removed", "failed"})
+# Who has let go of a torrent, and who is finished with it: the vocabulary's sets (app/models.py and the
+# request state machine, app/audiobook_requests/state.py).
+FINISHED_REQUEST_STATUSES = FINISHED_WITH_TORRENT
+RELEASED_REQUEST_STATUSES = RELEASED_TORRENT
+RELEASED_DOWNLOAD_STATUSES = DownloadStatus.ENDED
 
 
 @dataclass(frozen=True)

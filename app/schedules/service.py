@@ -11,12 +11,12 @@ from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job, parse_job_id
 from app.jobs import types
 from app.jobs.queues import get_redis
-from app.models import Job, JobStatus, ScheduledJob, utcnow
+from app.models import Job, JobStatus, ScheduledJob, status_values, utcnow
 from app.schedules.cron import InvalidSchedule, describe, next_fire_time, validate_cron
 from app.validation import text_problem
 
 LATE_GRACE = timedelta(seconds=60)
-WAITING = (JobStatus.PENDING.value, JobStatus.DELAYED.value, JobStatus.ACTIVE.value, JobStatus.STUCK.value)
+UNFINISHED = status_values(JobStatus.UNFINISHED)
 SCHEDULER_HEARTBEAT_KEY = "rmab:scheduler:heartbeat"
 TRIGGER_LOCK = "rmab:schedule:{id}:trigger"
 
@@ -63,7 +63,7 @@ def running_run(row: ScheduledJob) -> Job | None:
     started_by_schedule = Job.scheduled_job_id == row.id
     if row.last_run_job_id:
         started_by_schedule |= Job.id == row.last_run_job_id
-    return (Job.select().where(started_by_schedule & Job.status.in_(WAITING))
+    return (Job.select().where(started_by_schedule & Job.status.in_(UNFINISHED))
             .order_by(Job.created_at.desc()).first())
 
 
@@ -156,7 +156,7 @@ def late_reason(row: ScheduledJob, last_job: Job | None, live_workers: dict[str,
         overdue = int((now - row.next_run).total_seconds())
         cause = "the scheduler process is not running" if not scheduler_alive else "the scheduler is behind"
         return f"run due {overdue} s ago has not started: {cause}"
-    if last_job is not None and last_job.status in (JobStatus.PENDING.value, JobStatus.DELAYED.value):
+    if last_job is not None and last_job.status in JobStatus.NOT_STARTED:
         waiting_since = last_job.run_at or last_job.created_at
         if waiting_since < now - LATE_GRACE:
             definition = types.get(row.type)

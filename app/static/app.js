@@ -41,9 +41,9 @@
   }
 
   // A badge with data-job-status-url (Trigger Now's started job) follows the job's status every second
-  // until the job ends.
+  // until the job ends (in one of the statuses listed in its data-job-terminal).
   function followJobStatus(badge) {
-    const done = ['completed', 'failed', 'cancelled'];
+    const done = (badge.dataset.jobTerminal || '').split(' ');
     async function poll() {
       const response = await fetch(badge.dataset.jobStatusUrl, {credentials: 'same-origin'});
       if (response.ok) {

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from app.audiobook_requests import deletion as request_deletion, service as requests_service
+from app.audiobook_requests import state as request_state
 from app.audiobook_requests.state import RequestStatus
 from app.auth import page_admin_required
 from app.dashboard import logs as logs_query
@@ -12,7 +13,7 @@ from app.jobs import service as jobs_service, types
 from app.jobs.errors import JobSystemError
 from app.jobs.queues import get_redis
 from app.jobs.service import JobActionError, cancel_job, get_job, retry_job
-from app.models import Audiobook, Job, JobStatus, Request, ScheduledJob
+from app.models import Audiobook, Job, JobStatus, Request, ScheduledJob, status_values
 from app.schedules import service as schedules
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin")
@@ -23,6 +24,18 @@ def _live_workers() -> dict[str, int]:
     from app.web.health import live_workers_by_group
 
     return dict(live_workers_by_group(get_redis(current_app.config["SETTINGS"].redis_url)))
+
+
+# The request rules the pages ask (a job's are Job.can_retry / Job.can_cancel), so a button shows exactly
+# when the service would accept its action.
+bp.add_app_template_global(request_state.can_retry, "request_can_retry")
+bp.add_app_template_global(request_state.can_cancel, "request_can_cancel")
+
+
+@bp.app_template_global("job_terminal_statuses")
+def _job_terminal_statuses() -> str:
+    """The statuses a job ends in, space-separated (app.js stops following a job there)."""
+    return " ".join(status_values(JobStatus.TERMINAL))
 
 
 @bp.app_template_filter("title_case")

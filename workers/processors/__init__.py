@@ -8,7 +8,11 @@ _PROCESSORS: dict[str, Processor] = {}
 
 
 def register(job_type: str) -> Callable[[Processor], Processor]:
+    """Decorator: `func` processes `job_type`. A job type given a second processor is a ValueError at
+    import time, so two modules can never both claim one and the last import win."""
     def decorate(func: Processor) -> Processor:
+        if job_type in _PROCESSORS:
+            raise ValueError(f"job type {job_type!r} already has a processor ({_PROCESSORS[job_type].__module__})")
         _PROCESSORS[job_type] = func
         return func
 

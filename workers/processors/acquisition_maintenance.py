@@ -7,7 +7,7 @@ from app.config import get_settings
 from app.integrations.errors import ServiceError
 from app.integrations.torrent import download_client
 from app.jobs.logger import create_job_logger
-from app.models import DownloadHistory, Request, utcnow
+from app.models import DownloadHistory, DownloadStatus, Request, utcnow
 from app.pipeline.monitor_policy import describe_holders, holders
 from workers.processors import register
 from workers.processors.monitor import torrent_users
@@ -32,7 +32,7 @@ def _candidates():
     """download_history rows cleanup may remove: the selected, completed download of an `available` request."""
     return (DownloadHistory.select(DownloadHistory, Request).join(Request)
             .where((Request.status == R.AVAILABLE.value) & DownloadHistory.selected
-                   & (DownloadHistory.download_status == "completed")))
+                   & (DownloadHistory.download_status == DownloadStatus.COMPLETED.value)))
 
 
 def _indexers_with_a_seeding_limit(settings) -> list[str]:
@@ -60,7 +60,7 @@ def _pages(indexers: list[str]):
 
 
 def _mark_removed(row: DownloadHistory) -> None:
-    DownloadHistory.update(download_status="removed", updated_at=utcnow()).where(
+    DownloadHistory.update(download_status=DownloadStatus.REMOVED.value, updated_at=utcnow()).where(
         DownloadHistory.id == row.id).execute()
 
 

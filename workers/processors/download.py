@@ -18,12 +18,12 @@ from app.integrations.torrent import CATEGORY, download_client
 from app.integrations.torrentfile import TorrentFileError, parse_magnet, read_torrent
 from app.jobs import fence
 from app.jobs.logger import create_job_logger
-from app.library.remote_paths import to_client
 from app.jobs.service import add_job
-from app.models import DownloadHistory, utcnow
+from app.library.remote_paths import to_client
+from app.models import DownloadHistory, DownloadStatus, utcnow
 from app.pipeline.ranking import Release
+from workers.context import fail_request_if_final
 from workers.processors import register
-from workers.context import is_last_attempt
 
 MONITOR_FIRST_DELAY = 3  # seconds: gives the client time to register the torrent (original's race fix)
 _REASON_CHARS = 200
@@ -119,17 +119,14 @@ def process_download(payload: dict) -> dict:
                 torrent_size_bytes=release.size, magnet_link=fetched.file.magnet, torrent_url=release.download_url,
                 seeders=release.seeders, leechers=release.leechers, selected=True,
                 download_client=settings.download_client, download_client_id=info_hash,
-                download_status="downloading", started_at=utcnow())
+                download_status=DownloadStatus.DOWNLOADING.value, started_at=utcnow())
             monitor_id = add_job("monitor_download", {
                 "requestId": request_id, "downloadHistoryId": str(history.id), "downloadClientId": info_hash,
                 "downloadClient": settings.download_client}, delay=MONITOR_FIRST_DELAY)
             return {"success": True, "infoHash": info_hash, "torrent": name, "monitorJobId": monitor_id}
         raise no_release_usable(failures)
     except ServiceError as exc:
-        final = isinstance(exc, PermanentServiceError) or is_last_attempt()
-        if final:
-            transition(request_id, R.FAILED, error_message=str(exc))
-        log.error(f"Download failed: {exc}" + ("" if final else " (will retry)"))
+        fail_request_if_final(request_id, exc, log, "Download")
         raise
 
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import datetime, timezone
 
 from app.audiobook_requests.state import R, allowed, transition
 from app.config import get_settings
@@ -48,8 +49,6 @@ def _upsert_sql(rows: int, param: str) -> str:
 
 def _upsert(items: Iterable[PlexItem], library_id: str) -> set[str]:
     """Insert or update plex_library rows by guid, in batches; returns the guids seen."""
-    from app.db import database
-
     db = database.obj
     seen: set[str] = set()
     batch: list[tuple] = []
@@ -74,9 +73,7 @@ def _upsert(items: Iterable[PlexItem], library_id: str) -> set[str]:
     return seen
 
 
-def _epoch(seconds: int):
-    from datetime import datetime, timezone
-
+def _epoch(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
 
 
@@ -94,18 +91,37 @@ def match_downloaded(log: JobLogger) -> list[dict]:
     """Match every request waiting in a matchable status against the whole library table; matches become
     `available`, their unfinished jobs (a queued search, a download's monitor) are cancelled."""
     statuses = matchable_statuses()
-    pending = list(Request.select(Request, Audiobook).join(Audiobook)
-                   .where(Request.status.in_([s.value for s in statuses])))
+    pending = _waiting_requests(statuses)
     if not pending:
         return []
-    index = LibraryIndex(LibraryItem(guid, title, author or "", asin)
-                         for guid, title, author, asin in PlexLibrary.select(
-                             PlexLibrary.plex_guid, PlexLibrary.title, PlexLibrary.author, PlexLibrary.asin)
-                         .tuples().iterator())
+    hits = _matches(pending, _library_index())
+    matched = _apply_matches(hits, statuses, log)
+    _cancel_unfinished_jobs([m["requestId"] for m in matched], log)
+    return matched
+
+
+def _waiting_requests(statuses: tuple[R, ...]) -> list[Request]:
+    return list(Request.select(Request, Audiobook).join(Audiobook)
+                .where(Request.status.in_([s.value for s in statuses])))
+
+
+def _library_index() -> LibraryIndex:
+    return LibraryIndex(LibraryItem(guid, title, author or "", asin)
+                        for guid, title, author, asin in PlexLibrary.select(
+                            PlexLibrary.plex_guid, PlexLibrary.title, PlexLibrary.author, PlexLibrary.asin)
+                        .tuples().iterator())
+
+
+def _matches(pending: list[Request], index: LibraryIndex) -> list[tuple[Request, Match]]:
+    """The requests whose book is in the library, with the library item that matched."""
     books = [BookQuery(r.audiobook.title, r.audiobook.author, r.audiobook.narrator, r.audiobook.audible_asin)
              for r in pending]
-    hits = [(request, found) for request, found in zip(pending, index.match_all(books)) if found is not None]
-    matched = []
+    return [(request, found) for request, found in zip(pending, index.match_all(books)) if found is not None]
+
+
+def _apply_matches(hits: list[tuple[Request, Match]], statuses: tuple[R, ...], log: JobLogger) -> list[dict]:
+    """Make the matched requests available, one transaction per batch; returns those that were."""
+    matched: list[dict] = []
     for start in range(0, len(hits), WRITE_BATCH):
         with database.obj.atomic():  # one commit per batch, not two per request
             made = [(request, found) for request, found in hits[start:start + WRITE_BATCH]
@@ -116,7 +132,6 @@ def match_downloaded(log: JobLogger) -> list[dict]:
                             "from": request.status})
             log.info(f"'{request.audiobook.title}' is in Plex ({found.reason}, score {found.score:.0f}): "
                      f"available (was {request.status})", matched[-1])
-    _cancel_unfinished_jobs([m["requestId"] for m in matched], log)
     return matched
 
 
@@ -212,26 +227,34 @@ def process_retry_failed_imports(payload: dict) -> dict:
     batch = list(Request.select().where(Request.status == R.AWAITING_IMPORT.value)
                  .order_by(Request.last_import_at.asc(nulls="first"), Request.created_at, Request.id)
                  .limit(RETRY_BATCH))
-    queued = 0
-    for request in batch:
-        Request.update(last_import_at=utcnow()).where(Request.id == request.id).execute()  # rotate even if skipped
-        download = (DownloadHistory.select().where((DownloadHistory.request == request.id) & DownloadHistory.selected)
-                    .order_by(DownloadHistory.created_at.desc()).first())
-        if download is None:
-            log.warn(f"Request {request.id} has no download to import; skipped")
-            continue
-        path = download.download_path
-        try:
-            status = download_client(download.download_client).get(download.download_client_id or "")
-            if status is not None and status.content_path:
-                path = status.content_path
-        except ServiceError as exc:
-            log.warn(f"Could not ask the download client for the current path ({exc}); using the stored one")
-        if not path:
-            log.warn(f"Request {request.id}: no known download path; skipped")
-            continue
-        add_job("organize_files", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
-                                   "downloadPath": path}, priority=Priority.HIGH)
-        queued += 1
+    queued = sum(1 for request in batch if _retry_import(request, log))
     log.info(f"Queued {queued} imports")
     return {"success": True, "queued": queued}
+
+
+def _retry_import(request: Request, log: JobLogger) -> bool:
+    """Queue organize_files again for one request, from its selected download's current path."""
+    Request.update(last_import_at=utcnow()).where(Request.id == request.id).execute()  # rotate even if skipped
+    download = (DownloadHistory.select().where((DownloadHistory.request == request.id) & DownloadHistory.selected)
+                .order_by(DownloadHistory.created_at.desc()).first())
+    if download is None:
+        log.warn(f"Request {request.id} has no download to import; skipped")
+        return False
+    path = _current_path(download, log)
+    if not path:
+        log.warn(f"Request {request.id}: no known download path; skipped")
+        return False
+    add_job("organize_files", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
+                               "downloadPath": path}, priority=Priority.HIGH)
+    return True
+
+
+def _current_path(download: DownloadHistory, log: JobLogger) -> str | None:
+    """Where the download is now, as the client reports it; the stored path when the client cannot say."""
+    try:
+        status = download_client(download.download_client).get(download.download_client_id or "")
+        if status is not None and status.content_path:
+            return status.content_path
+    except ServiceError as exc:
+        log.warn(f"Could not ask the download client for the current path ({exc}); using the stored one")
+    return download.download_path

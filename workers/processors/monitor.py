@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from dataclasses import replace
 
 from app.audiobook_requests.state import R, transition, update_progress
 from app.config import get_settings
@@ -11,13 +11,22 @@ from app.integrations.torrent import TorrentStatus, download_client
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
 from app.jobs.types import Priority
-from app.models import BlockedRelease, DownloadHistory, Request, utcnow
+from app.models import BlockedRelease, DownloadHistory, DownloadStatus, Request, utcnow
 from app.pipeline.download_state import DownloadState, counts_toward_stall
-from app.pipeline.monitor_policy import (MAX_CONNECTION_FAILURES, StallClock, StallRemoval, TorrentUser,
-                                         describe_holders, holders, motionless_seconds, moved, next_delay,
-                                         next_stall_clock, progress_to_log, stall_removal, stalled_too_long)
-from workers.processors import register
+from app.pipeline.monitor_policy import (
+    MAX_CONNECTION_FAILURES,
+    PollOutcome,
+    PollState,
+    StallRemoval,
+    TorrentUser,
+    decide_poll,
+    describe_holders,
+    holders,
+    reconnect_delay,
+    stall_removal,
+)
 from workers.context import Reschedule, is_last_attempt
+from workers.processors import register
 
 LOOKUP_WAITS = (0.5, 1.0, 2.0)  # in-process retries of the torrent look-up
 
@@ -56,13 +65,9 @@ def torrent_users(client_kind: str, info_hash: str, request_id) -> list[TorrentU
             for row in rows]
 
 
-def _stall_clock(payload: dict) -> StallClock:
-    since = payload.get("motionlessSince")
-    return StallClock(datetime.fromisoformat(since) if since else None, int(payload.get("stallCount", 0)))
-
-
 @register("monitor_download")
 def process_monitor(payload: dict) -> dict | Reschedule:
+    """Look up the request and the torrent, decide with app/pipeline/monitor_policy.py, apply the outcome."""
     request_id, info_hash = payload["requestId"], payload["downloadClientId"]
     log = create_job_logger(payload["jobId"], "MonitorDownload")
     settings = get_settings()
@@ -71,62 +76,55 @@ def process_monitor(payload: dict) -> dict | Reschedule:
         log.info(f"Request is {request.status if request else 'gone'}; monitoring stops")
         return {"success": False, "stopped": True}
     now = utcnow()
-    poll = {"stallCount": int(payload.get("stallCount", 0)), "connectionFailures": int(payload.get("connectionFailures", 0)),
-            "lastBytes": payload.get("lastBytes"), "lastProgress": payload.get("lastProgress"),
-            "lastLoggedPercent": payload.get("lastLoggedPercent"), "motionlessSince": payload.get("motionlessSince")}
+    poll = PollState.from_payload(payload)
     try:
         status = _lookup(download_client(payload["downloadClient"]), info_hash, log)
         if status is None:
             raise TransientServiceError(payload["downloadClient"], f"torrent {info_hash} not found")
     except TransientServiceError as exc:
-        poll["connectionFailures"] += 1
-        if poll["connectionFailures"] < MAX_CONNECTION_FAILURES:
-            delay = settings.monitor_poll_seconds * min(2 ** (poll["connectionFailures"] - 1), 30)
-            log.warn(f"{exc}; transient ({poll['connectionFailures']}/{MAX_CONNECTION_FAILURES}), next poll in {delay:g} s")
-            return Reschedule(delay, poll)
+        failures = poll.connection_failures + 1
+        if failures < MAX_CONNECTION_FAILURES:
+            delay = reconnect_delay(failures, settings.monitor_poll_seconds)
+            log.warn(f"{exc}; transient ({failures}/{MAX_CONNECTION_FAILURES}), next poll in {delay:g} s")
+            return Reschedule(delay, replace(poll, connection_failures=failures).to_payload())
         if is_last_attempt():
             _fail(request_id, payload, f"Download lost: {exc}")
         raise
     except PermanentServiceError as exc:
         _fail(request_id, payload, str(exc))
         raise
-    poll["connectionFailures"] = 0
     percent = int(status.progress * 100)
     update_progress(request_id, percent)
-    DownloadHistory.update(download_status=status.state.value).where(
+    DownloadHistory.update(download_status=DownloadStatus.of(status.state).value).where(
         DownloadHistory.id == payload["downloadHistoryId"]).execute()
 
     if status.state is DownloadState.COMPLETE:
         return _complete(request_id, payload, status, log)
     if status.state is DownloadState.FAILED:
-        _blocklist_and_requeue(request_id, payload, status, f"the client reports an error: {status.error or status.raw_state}",
-                               log, remove=False, to_failed=True)
+        reason = f"the client reports an error: {status.error or status.raw_state}"
+        _blocklist_and_requeue(request_id, payload, status, reason, log, remove=False, to_failed=True)
         return {"success": False, "failed": True, "state": status.raw_state}
 
-    if progress_to_log(poll["lastLoggedPercent"], percent):
+    decision = decide_poll(poll, now, percent=percent, downloaded=status.downloaded, progress=status.progress,
+                           allowed=counts_toward_stall(status.state),
+                           stall_limit_seconds=settings.download_stall_limit_seconds,
+                           base_delay=settings.monitor_poll_seconds)
+    if decision.log_progress:
         log.info(f"Downloading: {percent}% ({status.raw_state})",
                  {"progress": percent, "speed": status.download_speed, "eta": status.eta, "state": status.raw_state})
-        poll["lastLoggedPercent"] = percent
-    previous = _stall_clock(poll)
-    allowed = counts_toward_stall(status.state)
-    clock = next_stall_clock(previous, now, allowed=allowed, moved=moved(poll["lastBytes"], status.downloaded))
-    if not allowed and (previous.since is not None or poll["lastBytes"] is None):
+    if decision.clock_held:
         log.info(f"Torrent is {status.state.value} ({status.raw_state}): not allowed to download, so the stall "
                  f"clock is held until it is allowed again")
-    poll["stallCount"] = clock.count
-    poll["motionlessSince"] = clock.since.isoformat() if clock.since else None
-    poll["lastBytes"], poll["lastProgress"] = status.downloaded, status.progress
-    motionless = motionless_seconds(clock, now)
-    if allowed and stalled_too_long(motionless, settings.download_stall_limit_seconds):
-        reason = (f"no progress for {int(motionless)} s (limit {settings.download_stall_limit_seconds} s, "
+    if decision.outcome is PollOutcome.STALLED:
+        reason = (f"no progress for {int(decision.motionless)} s (limit {settings.download_stall_limit_seconds} s, "
                   f"state {status.raw_state}, {percent}%)")
         _blocklist_and_requeue(request_id, payload, status, reason, log, remove=True, to_failed=False)
         return {"success": False, "stalled": True, "reason": reason}
-    return Reschedule(next_delay(poll["stallCount"], settings.monitor_poll_seconds), poll)
+    return Reschedule(decision.delay, decision.poll.to_payload())
 
 
 def _complete(request_id: str, payload: dict, status: TorrentStatus, log) -> dict:
-    DownloadHistory.update(download_status="completed", completed_at=utcnow(), download_path=status.content_path).where(
+    DownloadHistory.update(download_status=DownloadStatus.COMPLETED.value, completed_at=utcnow(), download_path=status.content_path).where(
         DownloadHistory.id == payload["downloadHistoryId"]).execute()
     update_progress(request_id, 100)
     request = Request.get_by_id(request_id)
@@ -144,7 +142,7 @@ def _blocklist_and_requeue(request_id: str, payload: dict, status: TorrentStatus
         _remove_stalled(request_id, payload["downloadClient"], status, log)
     BlockedRelease.insert(request=request_id, title=history.torrent_name or status.name, info_hash=status.info_hash,
                           reason=reason).on_conflict_ignore().execute()
-    DownloadHistory.update(download_status="failed", download_error=reason).where(
+    DownloadHistory.update(download_status=DownloadStatus.FAILED.value, download_error=reason).where(
         DownloadHistory.id == history.id).execute()
     if to_failed:
         transition(request_id, R.FAILED, only_from=(R.DOWNLOADING,), error_message=f"Download failed: {reason}")
@@ -176,5 +174,5 @@ def _remove_stalled(request_id: str, client_kind: str, status: TorrentStatus, lo
 
 def _fail(request_id: str, payload: dict, message: str) -> None:
     transition(request_id, R.FAILED, only_from=(R.DOWNLOADING,), error_message=message)
-    DownloadHistory.update(download_status="failed", download_error=message).where(
+    DownloadHistory.update(download_status=DownloadStatus.FAILED.value, download_error=message).where(
         DownloadHistory.id == payload["downloadHistoryId"]).execute()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from app.audiobook_requests.state import R, transition
 from app.config import get_settings
-from app.integrations.errors import PermanentServiceError, ServiceError
+from app.integrations.errors import ServiceError
 from app.integrations.prowlarr import ProwlarrClient
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
@@ -11,7 +11,7 @@ from app.jobs.types import Priority
 from app.models import BlockedRelease, utcnow
 from app.pipeline.release_search import MAX_ALTERNATES, Blocklist, automatic_search, download_payload
 from workers.processors import register
-from workers.context import is_last_attempt
+from workers.context import fail_request_if_final
 
 
 @register("search_indexers")
@@ -29,10 +29,7 @@ def process_search(payload: dict) -> dict:
     try:
         releases = ProwlarrClient(settings.prowlarr_url, settings.prowlarr_api_key).search(query)
     except ServiceError as exc:
-        final = isinstance(exc, PermanentServiceError) or is_last_attempt()
-        if final:
-            transition(request_id, R.FAILED, error_message=str(exc))
-        log.error(f"Search failed: {exc}" + ("" if final else " (will retry)"))
+        fail_request_if_final(request_id, exc, log, "Search")
         raise
     blocklist = Blocklist.of(BlockedRelease.select(BlockedRelease.title, BlockedRelease.info_hash)
                              .where(BlockedRelease.request == request_id).tuples())

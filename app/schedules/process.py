@@ -1,0 +1,182 @@
+"""The scheduler process's loop (started by scheduler.py, the Procfile's `scheduler`).
+
+Every second it fires due schedules (rq-scheduler entries kept in step with scheduled_jobs every
+2 s; see app/schedules/timer.py), and moves due delayed jobs, retries and download polls onto their
+queues (RQ's scheduler, for every queue: workers run none, so keep one scheduler running wherever
+workers run). Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuck →
+retried) and runs whose lease in the database expired; every 10 s it re-enqueues jobs Redis lost;
+every minute the reconciler repairs requests left in an in-progress status with no job, and the
+integrations (Prowlarr, download client, Plex) are checked in a background thread (their results feed
+/admin/system and the health banner; app/integrations/health.py). Each duty has its own failure
+boundary (Scheduler.tick): one failing never skips the others.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+from rq import Queue, SimpleWorker
+from rq.scheduler import RQScheduler
+
+from app.audiobook_requests.reconciler import reconcile_requests
+from app.config import get_settings
+from app.integrations.health import CHECK_INTERVAL_SECONDS, run_periodic_checks
+from app.jobs import types
+from app.jobs.queues import get_redis, queue_names_for_type
+from app.jobs.recovery import requeue_lost_jobs, sweep_abandoned_jobs, sweep_expired_leases
+from app.migrations import schema_is_current
+from app.schedules.defaults import ensure_default_schedules
+from app.schedules.service import SCHEDULER_HEARTBEAT_KEY
+from app.schedules.timer import SCHEDULES_QUEUE, sync_timer
+
+log = logging.getLogger("scheduler")
+TICK_SECONDS = 1.0
+SYNC_EVERY_TICKS = 2
+SWEEP_EVERY_TICKS = 5
+LOST_JOBS_EVERY_TICKS = 10
+RECONCILE_EVERY_TICKS = 60
+INTEGRATIONS_EVERY_TICKS = int(CHECK_INTERVAL_SECONDS / TICK_SECONDS)
+
+
+class ShortLockScheduler(RQScheduler):
+    """RQ's scheduler with 10 s queue locks instead of interval + 60 s: this process refreshes its locks
+    every second, so a scheduler restarted after a kill (whose dead predecessor's locks cannot be
+    released) promotes delayed jobs, retries and polls again within 10 s, not 61 s."""
+
+    LOCK_SECONDS = 10
+
+    def acquire_locks(self, auto_start: bool = False) -> set:
+        interval, self.interval = self.interval, self.LOCK_SECONDS - 60  # RQ's lock lifetime is interval + 60
+        try:
+            return super().acquire_locks(auto_start)
+        finally:
+            self.interval = interval
+
+
+class Scheduler:
+    def __init__(self, interval: float = TICK_SECONDS):
+        self.interval = interval
+        self.stopping = False
+        self.ticks = 0
+        self.connection = get_redis(get_settings().redis_url)
+        queues = [name for t in types.all_types() for name in queue_names_for_type(t.name)]
+        self.delayed_jobs = ShortLockScheduler(queues, connection=self.connection)
+        from rq_scheduler import Scheduler as CronScheduler
+
+        self.timer = CronScheduler(queue_name=SCHEDULES_QUEUE, connection=self.connection, interval=1)
+        self.integration_checks: threading.Thread | None = None
+
+    def _stop(self, signum, frame) -> None:
+        self.stopping = True
+
+    def wait_for_schema(self) -> None:
+        while not self.stopping:
+            try:
+                if schema_is_current():
+                    return
+                log.warning("database schema is not current; run `flask --app app init-db` (retrying in 5 s)")
+            except Exception as exc:
+                log.warning("database not reachable (%s); retrying in 5 s", type(exc).__name__)
+            time.sleep(5)
+
+    def promote_due_jobs(self) -> None:
+        """Enqueue due delayed jobs on the queues whose RQ scheduler lock this process holds (or wins)."""
+        scheduler = self.delayed_jobs
+        scheduler.acquire_locks()  # refreshes ours, takes over locks a dead worker's scheduler let expire
+        if scheduler.acquired_locks:
+            scheduler.prepare_registries(scheduler.acquired_locks)
+            scheduler.enqueue_scheduled_jobs()
+
+    def fire_due_schedules(self) -> None:
+        """rq-scheduler moves due entries to the schedules queue (one process at a time, its global lock);
+        this process then runs them at once, so ticks never wait for a worker pool."""
+        if self.ticks % SYNC_EVERY_TICKS == 0:
+            sync_timer(self.timer)
+        if self.timer.acquire_lock():
+            try:
+                for _ in self.timer.enqueue_jobs():
+                    pass
+            finally:
+                self.timer.remove_lock()
+        queue = Queue(SCHEDULES_QUEUE, connection=self.connection)
+        if queue.count:
+            SimpleWorker([queue], connection=self.connection).work(burst=True, logging_level="WARNING")
+
+    def sweep(self) -> None:
+        sweep_abandoned_jobs(self.connection)
+        lost = sweep_expired_leases(self.connection)
+        if lost:
+            log.warning("declared %d run(s) dead whose lease expired outside RQ's view: %s", len(lost), ", ".join(lost))
+
+    def requeue_lost(self) -> None:
+        requeued = requeue_lost_jobs(self.connection)
+        if requeued:
+            log.warning("re-enqueued %d job(s) missing from Redis", len(requeued))
+
+    def reconcile(self) -> None:
+        repaired = reconcile_requests()
+        if repaired:
+            log.warning("reconciler repaired %d stranded request(s)", len(repaired))
+
+    def check_integrations(self) -> None:
+        """Start the integration checks in a background thread unless the previous ones still run: a check
+        may wait its timeout (5 s a call), and the tick's other duties must never wait for it."""
+        if self.integration_checks is not None and self.integration_checks.is_alive():
+            return
+        self.integration_checks = threading.Thread(target=self.run_integration_checks, name="integration-checks",
+                                                   daemon=True)
+        self.integration_checks.start()
+
+    def run_integration_checks(self) -> None:
+        """One round (synchronous; tests call it directly). Its results are shown, not logged: a down
+        service is reported by the jobs that need it."""
+        try:
+            run_periodic_checks(get_settings(), self.connection)
+        except Exception as exc:  # the thread's own failure boundary: log it, the next run tries again
+            log.warning("scheduler: integration checks failed (%s: %s); continuing", type(exc).__name__, exc)
+
+    def tick(self) -> None:
+        """One pass; each duty has its own failure boundary, so one failing (Redis or PostgreSQL
+        briefly away) never skips the others."""
+        duties = [self.heartbeat, self.fire_due_schedules, self.promote_due_jobs]
+        if self.ticks % SWEEP_EVERY_TICKS == 0:
+            duties.append(self.sweep)
+        if self.ticks % LOST_JOBS_EVERY_TICKS == 0:
+            duties.append(self.requeue_lost)
+        if self.ticks % RECONCILE_EVERY_TICKS == RECONCILE_EVERY_TICKS - 1:
+            duties.append(self.reconcile)
+        if self.ticks % INTEGRATIONS_EVERY_TICKS == 0:  # also at start: the banner knows within seconds
+            duties.append(self.check_integrations)
+        for duty in duties:
+            try:
+                duty()
+            except Exception as exc:
+                log.warning("scheduler: %s failed (%s: %s); continuing", duty.__name__, type(exc).__name__, exc)
+                log.debug("scheduler duty failure", exc_info=True)
+        self.ticks += 1
+
+    def heartbeat(self) -> None:
+        self.connection.set(SCHEDULER_HEARTBEAT_KEY, repr(time.time()), ex=15)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        self.wait_for_schema()
+        if self.stopping:
+            return 0
+        created = ensure_default_schedules(get_settings())
+        if created:
+            log.info("created default schedules: %s", ", ".join(created))
+        log.info("scheduler started")
+        while not self.stopping:
+            started = time.monotonic()
+            self.tick()
+            remaining = self.interval - (time.monotonic() - started)
+            while remaining > 0 and not self.stopping:
+                time.sleep(min(remaining, 0.5))
+                remaining -= 0.5
+        self.delayed_jobs.release_locks()
+        log.info("scheduler stopped")
+        return 0
