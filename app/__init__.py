@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.cli import register_cli
     from app.db import bind_database, database
     from app.logging_setup import configure_logging
-    from app.web import admin, api, dashboard, errors, health, metrics, requests_api, system
+    from app.web import api, dashboard, errors, health, login, metrics, requests_api, system
 
     if settings is not None:
         set_settings(settings)
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             db.close()
 
     errors.register(flask_app)  # JSON errors under /api, bounded request JSON
-    flask_app.register_blueprint(admin.bp)
+    flask_app.register_blueprint(login.bp)
     flask_app.register_blueprint(api.bp)
     flask_app.register_blueprint(health.bp)
     flask_app.register_blueprint(requests_api.bp)

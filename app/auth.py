@@ -32,7 +32,7 @@ from app.config import Settings
 
 log = logging.getLogger("app.auth")
 login_manager = LoginManager()
-login_manager.login_view = "admin.login"
+login_manager.login_view = "login.login"
 PASSWORD_HASH_FILE = "admin_password.hash"
 SECRET_KEY_FILE = "secret_key"
 CONFIGURED_PASSWORD_HASH_FILE = "admin_password_configured.hash"
@@ -406,7 +406,7 @@ def page_admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not is_admin():
-            return redirect(url_for("admin.login", next=request.full_path))
+            return redirect(url_for("login.login", next=request.full_path))
         return view(*args, **kwargs)
 
     return wrapped

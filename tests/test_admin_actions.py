@@ -8,15 +8,15 @@ from datetime import datetime, timedelta
 import pytest
 
 from app.audiobook_requests.state import STEP_STATUS
-from app.dashboard.queues import requeue_message
 from app.jobs import service
 from app.jobs.errors import EnqueueFailed
 from app.jobs.queues import queue_names_for_group
 from app.jobs.service import RequeueOutcome, add_job
 from app.models import Audiobook, Job, Request, ScheduledJob, utcnow
+from app.reports.queue_stats import requeue_message
 from app.schedules.defaults import ensure_default_schedules
 from app.schedules.service import TRIGGER_LOCK
-from conftest import drain
+from helpers import drain
 
 STEP_PAYLOADS = {
     "search_indexers": lambda r: {"requestId": str(r.id), "audiobook": {"id": str(r.audiobook_id), "title": "T",
@@ -176,6 +176,7 @@ def _queue_row(page: str, job_type: str) -> str:
     return re.search(rf'<tr data-type="{job_type}">(.*?)</tr>', page, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_requeue_failed_acts_on_exactly_the_count_shown_all_of_them_and_only_once(admin_client, redis_conn):
     start = datetime(2026, 3, 1)
     Job.insert_many([{"type": "noop", "status": "failed", "payload": {"n": i},

@@ -22,7 +22,7 @@ from rq import SimpleWorker, Worker
 from app.config import get_settings
 from app.jobs import fence
 from app.jobs.callbacks import on_work_horse_killed
-from app.jobs.rqqueue import JobQueue
+from app.jobs.dequeue import JobQueue
 from app.jobs.queues import type_of_queue
 from app.jobs.service import db_id_from_rq_id
 

@@ -6,13 +6,14 @@ import re
 from typing import Any
 
 from app.audiobook_requests.state import ACTIVE, RETRY_IMPORT_FROM, RETRY_SEARCH_FROM, R, transition
-from app.jobs.service import add_job, cancel_run, job_to_dict, parse_job_id
+from app.errors import AppError
+from app.jobs.service import add_job, cancel_run, job_to_dict
 from app.jobs.types import Priority
 from app.library.matching import BookQuery, LibraryItem, Match, find_match, normalize_title
 from app.models import (TERMINAL_JOB_STATUSES, Audiobook, DownloadHistory, DownloadStatus, Job, PlexLibrary, Request,
                         status_values)
 from app.pipeline.ranking import normalize
-from app.validation import text_problem
+from app.validation import parse_uuid, text_problem
 
 log = logging.getLogger(__name__)
 _LIMITS = {"title": 500, "author": 300, "narrator": 300, "asin": 20}
@@ -23,13 +24,8 @@ _COMMON_WORDS = {"the", "and", "for", "from", "with", "book", "part", "volume"}
 _LEFT_IN_CLIENT_ON_CANCEL = status_values({DownloadStatus.COMPLETED, DownloadStatus.REMOVED})
 
 
-class RequestError(Exception):
-    """A refused request operation; `status` is the HTTP status the API answers with."""
-
-    def __init__(self, message: str, status: int = 400, **details: Any):
-        super().__init__(message)
-        self.status = status
-        self.details = details  # extra JSON fields of the API's answer (plexGuid)
+class RequestError(AppError):
+    """A refused request operation (400 unless said; `details`: plexGuid, field)."""
 
 
 def _field_problem(name: str, value: Any) -> tuple[str | None, str | None]:
@@ -144,7 +140,7 @@ def enqueue_search(request: Request) -> str:
 
 
 def get_request(request_id: str) -> Request:
-    canonical = parse_job_id(request_id)
+    canonical = parse_uuid(request_id)
     request = Request.get_or_none(Request.id == canonical) if canonical else None
     if request is None:
         raise RequestError("request not found", 404)

@@ -1,9 +1,13 @@
 """Errors of the job system."""
 from __future__ import annotations
 
+from app.errors import AppError
 
-class JobSystemError(Exception):
-    """Base class for job system errors."""
+
+class JobSystemError(AppError):
+    """Base class for job system errors: 409 for a caller (nothing started), EnqueueFailed 503."""
+
+    status = 409
 
 
 class UnknownJobType(JobSystemError, ValueError):
@@ -15,7 +19,9 @@ class InvalidPayload(JobSystemError, ValueError):
 
 
 class EnqueueFailed(JobSystemError, RuntimeError):
-    """The jobs row was written but Redis refused the job; the row is marked failed."""
+    """The jobs row was written but Redis refused the job; the row is marked failed (503: try again)."""
+
+    status = 503
 
 
 class PermanentJobError(Exception):

@@ -18,7 +18,7 @@ from typing import Any
 
 from app.jobs.redact import redact, redact_text
 
-LEVELS = ("info", "warn", "error")
+EVENT_LEVELS = ("info", "warn", "error")  # job_events.level; the logs page filters by them
 # The events are the job's record (job_events). Their mirror in the process log is for trouble: info events
 # are debug there (at info a job writes one line, when it ends: workers/worker.py); warnings and errors stay.
 _PY_LEVELS = {"info": logging.DEBUG, "warn": logging.WARNING, "error": logging.ERROR}

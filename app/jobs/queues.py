@@ -14,7 +14,7 @@ from rq import Queue
 from app.jobs import types
 from app.jobs.types import Priority
 
-LEVELS = (Priority.HIGH, Priority.MEDIUM, Priority.LOW)
+PRIORITY_ORDER = (Priority.HIGH, Priority.MEDIUM, Priority.LOW)  # the order a worker serves its queues in
 
 
 def queue_name(job_type: str, priority: Priority) -> str:
@@ -22,13 +22,13 @@ def queue_name(job_type: str, priority: Priority) -> str:
 
 
 def queue_names_for_type(job_type: str) -> list[str]:
-    return [queue_name(job_type, level) for level in LEVELS]
+    return [queue_name(job_type, priority) for priority in PRIORITY_ORDER]
 
 
 def queue_names_for_group(group: str) -> list[str]:
     """All queues a worker of `group` serves: every high queue first, then medium, then low."""
     members = [t.name for t in types.types_in_group(group)]
-    return [queue_name(name, level) for level in LEVELS for name in members]
+    return [queue_name(name, priority) for priority in PRIORITY_ORDER for name in members]
 
 
 def type_of_queue(name: str) -> str:

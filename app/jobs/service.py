@@ -18,11 +18,13 @@ from rq import Callback, Retry
 
 from app.audiobook_requests import state as request_state
 from app.config import get_settings
+from app.errors import AppError
 from app.jobs import fence, state, types
 from app.jobs.errors import EnqueueFailed, InvalidPayload, JobSystemError, UnknownJobType
 from app.jobs.queues import get_queue, queue_name
 from app.jobs.types import Priority
 from app.models import Job, JobStatus, Request, utcnow
+from app.validation import parse_uuid
 
 RUNNER = "workers.runner.run_job"  # named by path: app never imports workers
 RQ_ID_PREFIX = "job-"
@@ -36,15 +38,7 @@ def rq_job_id(db_id: Any) -> str:
 def db_id_from_rq_id(rq_id: str) -> str | None:
     if not rq_id.startswith(RQ_ID_PREFIX):
         return None
-    return parse_job_id(rq_id[len(RQ_ID_PREFIX):])
-
-
-def parse_job_id(value: Any) -> str | None:
-    """The canonical UUID string, or None for anything malformed."""
-    try:
-        return str(uuid.UUID(str(value)))
-    except (ValueError, TypeError, AttributeError):
-        return None
+    return parse_uuid(rq_id[len(RQ_ID_PREFIX):])
 
 
 def retry_policy(max_attempts: int, backoff: int) -> Retry | None:
@@ -102,7 +96,7 @@ def add_job(job_type: str, payload: dict | None = None, *, priority: int | str |
 
     request_id = request_id if request_id is not None else body.get("requestId")
     if request_id is not None:
-        request_id = parse_job_id(request_id)
+        request_id = parse_uuid(request_id)
         if request_id is None or not Request.select().where(Request.id == request_id).exists():
             raise InvalidPayload(f"{job_type}: unknown request id {body.get('requestId', request_id)!r}")
 
@@ -169,20 +163,16 @@ def job_to_dict(job: Job) -> dict[str, Any]:
 
 
 def get_job(job_id: Any) -> Job | None:
-    canonical = parse_job_id(job_id)
+    canonical = parse_uuid(job_id)
     if canonical is None:
         return None
     return Job.get_or_none(Job.id == canonical)
 
 
-class JobActionError(Exception):
-    """A retry or cancel that does not apply. `status` is the HTTP status the API answers with, `details`
-    extra JSON fields of the answer (the run an earlier retry started)."""
+class JobActionError(AppError):
+    """A retry or cancel that does not apply (409 unless said; `details`: the run an earlier retry started)."""
 
-    def __init__(self, message: str, status: int = 409, **details: Any):
-        super().__init__(message)
-        self.status = status
-        self.details = details
+    status = 409
 
 
 def retry_job(job_id: Any) -> str:

@@ -7,13 +7,14 @@ from typing import Any
 from redis.exceptions import LockError
 
 from app.config import get_settings
+from app.errors import AppError
 from app.jobs.logger import create_job_logger
-from app.jobs.service import add_job, parse_job_id
+from app.jobs.service import add_job
 from app.jobs import types
 from app.jobs.queues import get_redis
 from app.models import Job, JobStatus, ScheduledJob, status_values, utcnow
 from app.schedules.cron import InvalidSchedule, describe, next_fire_time, validate_cron
-from app.validation import text_problem
+from app.validation import parse_uuid, text_problem
 
 LATE_GRACE = timedelta(seconds=60)
 UNFINISHED = status_values(JobStatus.UNFINISHED)
@@ -21,17 +22,12 @@ SCHEDULER_HEARTBEAT_KEY = "rmab:scheduler:heartbeat"
 TRIGGER_LOCK = "rmab:schedule:{id}:trigger"
 
 
-class ScheduleError(Exception):
-    """A refused schedule operation; `status` is the HTTP status the API answers with."""
-
-    def __init__(self, message: str, status: int = 400, **details: Any):
-        super().__init__(message)
-        self.status = status
-        self.details = details  # extra JSON fields of the API's answer (runningJobId)
+class ScheduleError(AppError):
+    """A refused schedule operation (400 unless said; `details`: runningJobId)."""
 
 
 def find_schedule(id_or_name: str) -> ScheduledJob:
-    canonical = parse_job_id(id_or_name)
+    canonical = parse_uuid(id_or_name)
     row = None
     if canonical is not None:
         row = ScheduledJob.get_or_none(ScheduledJob.id == canonical)

@@ -4,11 +4,15 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from app.auth import api_admin_required
-from app.dashboard.queues import requeue_message
 from app.jobs import service as jobs_service, types
-from app.jobs.service import get_job, job_to_dict, parse_job_id
+from app.jobs.queues import get_redis
+from app.jobs.service import get_job, job_to_dict
 from app.models import ScheduledJob
+from app.reports import logs as logs_query
+from app.reports.queue_stats import requeue_message
+from app.reports.workers import live_workers_by_group
 from app.schedules import service as schedules
+from app.validation import parse_uuid
 from app.web.errors import json_body
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -24,9 +28,6 @@ def job_status(job_id: str):
 
 
 def _schedule_status_inputs() -> tuple[dict, bool]:
-    from app.jobs.queues import get_redis
-    from app.web.health import live_workers_by_group
-
     connection = get_redis(current_app.config["SETTINGS"].redis_url)
     return dict(live_workers_by_group(connection)), bool(connection.exists(schedules.SCHEDULER_HEARTBEAT_KEY))
 
@@ -42,7 +43,7 @@ def list_schedules():
 @bp.post("/admin/jobs/<schedule_id>/trigger")
 @api_admin_required
 def trigger_schedule(schedule_id: str):
-    if parse_job_id(schedule_id) is None:  # the API takes ids; names are for the CLI
+    if parse_uuid(schedule_id) is None:  # the API takes ids; names are for the CLI
         return jsonify(success=False, error=f"no scheduled job {schedule_id!r}"), 404
     # ScheduleError and JobSystemError become their JSON answer in app/web/errors.py
     row = schedules.find_schedule(schedule_id)
@@ -74,7 +75,7 @@ def requeue_failed(job_type: str):
 @bp.put("/admin/jobs/<schedule_id>")
 @api_admin_required
 def update_schedule(schedule_id: str):
-    if parse_job_id(schedule_id) is None:
+    if parse_uuid(schedule_id) is None:
         return jsonify(success=False, error=f"no scheduled job {schedule_id!r}"), 404
     row = schedules.update_schedule(schedule_id, json_body())
     live, scheduler_alive = _schedule_status_inputs()
@@ -84,9 +85,6 @@ def update_schedule(schedule_id: str):
 @bp.get("/admin/logs")
 @api_admin_required
 def logs():
-    from app.dashboard import logs as logs_query
-    from app.jobs.service import job_to_dict
-
     filters = logs_query.parse_filter(request.args)  # LogsQueryError: 400 (app/web/errors.py)
     jobs, has_next = logs_query.search_jobs(filters)
     related = logs_query.related_items(jobs)

@@ -1,19 +1,22 @@
 """Admin pages: logs, job detail, scheduled jobs, queues, requests. Every action is a POST form with CSRF."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from app.audiobook_requests import deletion as request_deletion, service as requests_service
 from app.audiobook_requests import state as request_state
 from app.audiobook_requests.state import RequestStatus
 from app.auth import page_admin_required
-from app.dashboard import logs as logs_query
-from app.dashboard.queues import queue_stats, requeue_message, requeueable_failed_counts
 from app.jobs import service as jobs_service, types
 from app.jobs.errors import JobSystemError
 from app.jobs.queues import get_redis
 from app.jobs.service import JobActionError, cancel_job, get_job, retry_job
 from app.models import Audiobook, Job, JobStatus, Request, ScheduledJob, status_values
+from app.reports import logs as logs_query
+from app.reports.queue_stats import queue_stats, requeue_message, requeueable_failed_counts
+from app.reports.workers import live_workers_by_group
 from app.schedules import service as schedules
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin")
@@ -21,8 +24,6 @@ REQUEST_STEPS = ["search_indexers", "download_torrent", "monitor_download", "org
 
 
 def _live_workers() -> dict[str, int]:
-    from app.web.health import live_workers_by_group
-
     return dict(live_workers_by_group(get_redis(current_app.config["SETTINGS"].redis_url)))
 
 
@@ -76,9 +77,19 @@ def logs():
     jobs, has_next = logs_query.search_jobs(filters)
     context = dict(jobs=jobs, has_next=has_next, f=filters, related=logs_query.related_items(jobs),
                    statuses=[s.value for s in JobStatus], types=[t.name for t in types.all_types()],
-                   levels=logs_query.LEVELS, sizes=logs_query.PAGE_SIZES)
+                   levels=logs_query.EVENT_LEVELS, sizes=logs_query.PAGE_SIZES)
     template = "admin/_log_rows.html" if request.args.get("partial") else "admin/logs.html"
     return render_template(template, **context)
+
+
+@bp.get("/jobs")
+@page_admin_required
+def jobs():
+    """The job history lives on the logs page (kept for old links). Only the logs filters are passed on:
+    url_for reads some names itself (endpoint, _method, _external, _anchor...), so forwarding any
+    query arg let a visitor pick the redirect's target or crash it."""
+    filters: dict[str, Any] = {k: v for k, v in request.args.items() if k in logs_query.FILTER_ARGS}
+    return redirect(url_for("dashboard.logs", **filters))
 
 
 @bp.get("/logs/<job_id>/details")

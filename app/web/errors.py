@@ -16,6 +16,8 @@ from flask_login import current_user
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, RequestEntityTooLarge, \
     default_exceptions
 
+from app.errors import AppError
+
 MAX_JSON_DEPTH = 32
 UNAUTHORIZED_HINT = "Log in as admin or send Authorization: Bearer <ADMIN_API_TOKEN>"
 
@@ -95,36 +97,16 @@ def _handle_http_exception(exc: HTTPException):
     return _api_error(exc.code or 500, _http_message(exc), exc.get_headers(), **extra)
 
 
-def _domain_status(exc: Exception) -> int:
-    from app.jobs.errors import EnqueueFailed, JobSystemError
-
-    if isinstance(exc, JobSystemError):
-        return 503 if isinstance(exc, EnqueueFailed) else 409  # Redis refused (try again) / nothing to retry
-    return getattr(exc, "status", 400)
-
-
-def _handle_domain_error(exc: Exception):
-    """A refusal from a service (RequestError, ScheduleError, JobActionError, LogsQueryError, JobSystemError):
-    its message and status, plus its `details` (e.g. runningJobId) as extra JSON fields."""
-    status = _domain_status(exc)
+def _handle_app_error(exc: AppError):
+    """A refusal from a service (an AppError: RequestError, ScheduleError, JobActionError, LogsQueryError,
+    JobSystemError): its message and status, plus its `details` (e.g. runningJobId) as extra JSON fields."""
     if not is_api_request():
-        return default_exceptions.get(status, InternalServerError)(str(exc))
-    return _api_error(status, str(exc), **getattr(exc, "details", {}))
-
-
-def _domain_errors() -> tuple[type[Exception], ...]:
-    from app.audiobook_requests.service import RequestError
-    from app.dashboard.logs import LogsQueryError
-    from app.jobs.errors import JobSystemError
-    from app.jobs.service import JobActionError
-    from app.schedules.service import ScheduleError
-
-    return RequestError, ScheduleError, JobActionError, LogsQueryError, JobSystemError
+        return default_exceptions.get(exc.status, InternalServerError)(str(exc))
+    return _api_error(exc.status, str(exc), **exc.details)
 
 
 def register(flask_app: Flask) -> None:
     """Install the bounded JSON parser and the error handlers on the app."""
     flask_app.json = BoundedJSONProvider(flask_app)
     flask_app.register_error_handler(HTTPException, _handle_http_exception)
-    for error_class in _domain_errors():
-        flask_app.register_error_handler(error_class, _handle_domain_error)
+    flask_app.register_error_handler(AppError, _handle_app_error)

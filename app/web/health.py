@@ -6,19 +6,9 @@ from collections import Counter
 from flask import Blueprint, current_app, jsonify
 
 from app.jobs import types
+from app.reports.workers import live_workers_by_group
 
 bp = Blueprint("health", __name__)
-
-
-def live_workers_by_group(connection) -> Counter:
-    from rq import Worker
-
-    counts: Counter = Counter()
-    for name in Worker.all_keys(connection=connection):
-        worker_name = name.decode() if isinstance(name, bytes) else name
-        worker_name = worker_name.rsplit(":", 1)[-1]
-        counts[worker_name.split("-", 1)[0]] += 1
-    return counts
 
 
 def health_report() -> tuple[dict, int]:

@@ -16,10 +16,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from app.auth import api_admin_required
-from app.dashboard.queues import queue_stats
 from app.jobs import metrics as run_metrics
 from app.jobs.queues import get_redis
 from app.models import Job
+from app.reports.queue_stats import queue_stats
+from app.reports.workers import live_workers_by_group
 
 bp = Blueprint("metrics", __name__)
 
@@ -42,8 +43,6 @@ class JobSystemCollector:
         self.worker_counts = worker_counts
 
     def collect(self) -> Iterator[Metric]:
-        from app.web.health import live_workers_by_group
-
         runs, durations = run_metrics.read(self.connection)
         counter = CounterMetricFamily("rmab_job_runs", "Job runs that ended, by type and outcome "
                                       "(completed, failed: last attempt, retried: an attempt that will be "

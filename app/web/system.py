@@ -11,6 +11,7 @@ from flask_login import current_user
 from app.auth import api_admin_required, page_admin_required
 from app.integrations import health as integrations
 from app.jobs.queues import get_redis
+from app.reports.workers import live_workers_by_group
 
 bp = Blueprint("system", __name__)
 log = logging.getLogger(__name__)
@@ -83,7 +84,6 @@ def system_page():
     if report.get("scheduler") is not None:  # Redis and PostgreSQL answered
         from app.models import ScheduledJob
         from app.schedules.service import schedule_report
-        from app.web.health import live_workers_by_group
 
         live = dict(live_workers_by_group(_connection()))
         rows = list(ScheduledJob.select().order_by(ScheduledJob.name))

@@ -10,18 +10,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
+from app.errors import AppError
+from app.jobs.logger import EVENT_LEVELS
 from app.models import Audiobook, Job, JobEvent, JobStatus, Request, status_values
 from app.validation import text_problem
 
 PAGE_SIZES = (25, 50, 100)
-LEVELS = ("info", "warn", "error")
 MAX_PAGE = 100_000  # deeper pages are useless and their OFFSET would overflow PostgreSQL's bigint
 # The query args that are filters: the only ones passed on to links (and by the old /admin/jobs URL).
 FILTER_ARGS = ("status", "type", "level", "since", "until", "q", "errors", "page", "per_page")
 
 
-class LogsQueryError(ValueError):
-    """A filter value that cannot be used; the message names it."""
+class LogsQueryError(AppError, ValueError):
+    """A filter value that cannot be used (400); the message names it."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,8 @@ def parse_filter(args: Any) -> LogsFilter:
     if status and status not in {s.value for s in JobStatus}:
         raise LogsQueryError(f"unknown status {status!r}")
     level = (args.get("level") or "").strip()
-    if level and level not in LEVELS:
-        raise LogsQueryError(f"level must be one of {', '.join(LEVELS)}")
+    if level and level not in EVENT_LEVELS:
+        raise LogsQueryError(f"level must be one of {', '.join(EVENT_LEVELS)}")
     page, per_page = _page(args)
     since, _ = _date(args.get("since"), "since")
     until, until_whole_day = _date(args.get("until"), "until")

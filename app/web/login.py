@@ -1,4 +1,4 @@
-"""Login and logout; the dashboard pages are in app/web/dashboard.py."""
+"""Login, logout and the site root (it sends to the logs page); the admin pages are in app/web/dashboard.py."""
 from __future__ import annotations
 
 import math
@@ -20,7 +20,7 @@ from app.auth import (
     verify_credentials,
 )
 
-bp = Blueprint("admin", __name__)
+bp = Blueprint("login", __name__)
 
 
 class LoginForm(FlaskForm):
@@ -76,20 +76,9 @@ def logout():
     """Ends this session and every other session of the user (cookies saved before no longer work)."""
     if current_user.is_authenticated:  # not a bearer-token caller
         end_all_sessions(current_user.get_id())
-    return redirect(url_for("admin.login"))
+    return redirect(url_for("login.login"))
 
 
 @bp.get("/")
 def index():
     return redirect(url_for("dashboard.logs"))
-
-
-@bp.get("/admin/jobs")
-@page_admin_required
-def jobs():
-    """The job history lives on the logs page (kept for old links). Only the logs filters are passed on:
-    url_for reads some names itself (endpoint, _method, _external, _anchor...), so forwarding any
-    query arg let a visitor pick the redirect's target or crash it."""
-    from app.dashboard.logs import FILTER_ARGS
-
-    return redirect(url_for("dashboard.logs", **{k: v for k, v in request.args.items() if k in FILTER_ARGS}))

@@ -1,1 +1,0 @@
-"""Read models for the admin dashboard: logs query, queue statistics, metrics."""
