@@ -70,9 +70,17 @@ def main() -> None:
     bare = measure(lambda: bare_queue.enqueue("bench.tasks.bare_stamp", "bench:started"),
                    lambda: SimpleWorker(["bare"], connection=get_redis()).work(), args.jobs, args.gap)
     reset()
-    full = measure(lambda: add_job("bench_stamp", {}),
-                   lambda: JobWorker(queue_names_for_group("bench"), connection=get_redis()).work(),
-                   args.jobs, args.gap)
+    def full_worker():
+        # as workers/pool.py does: the worker's bookkeeping connection per WORKER_SYNCHRONOUS_COMMIT
+        # (the web side, add_job, keeps committing synchronously)
+        from app.config import get_settings
+        from app.db import bind_database
+
+        settings = get_settings()
+        bind_database(settings.effective_database_url, synchronous_commit=settings.worker_synchronous_commit)
+        JobWorker(queue_names_for_group("bench"), connection=get_redis()).work()
+
+    full = measure(lambda: add_job("bench_stamp", {}), full_worker, args.jobs, args.gap)
     print(f"jobs={args.jobs} gap={args.gap * 1000:.0f} ms, one idle worker each")
     print(f"bare RQ    p50 {percentile(bare, 50):6.1f} ms   p99 {percentile(bare, 99):6.1f} ms")
     print(f"full path  p50 {percentile(full, 50):6.1f} ms   p99 {percentile(full, 99):6.1f} ms"

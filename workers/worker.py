@@ -121,6 +121,8 @@ class FewerRoundTrips:
       takes effect within a second.
     - When a job's execution ends RQ writes the job's last_heartbeat on its own, just before the job's
       hash is saved whole (finished, failed or retried); the value now travels with that save.
+    - RQ sets the worker's state to idle after each job and again before the next dequeue; a state
+      the worker already has is not written again.
     """
 
     HEARTBEAT_COALESCE_SECONDS = 1.0
@@ -139,6 +141,11 @@ class FewerRoundTrips:
         with self.connection.pipeline(transaction=False) as batch:  # type: ignore[attr-defined]
             super().heartbeat(timeout, pipeline=batch)  # type: ignore[misc]
             batch.execute()
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        if pipeline is None and state == getattr(self, "_state", None):
+            return
+        super().set_state(state, pipeline=pipeline)  # type: ignore[misc]
 
     def check_for_suspension(self, burst: bool) -> None:
         now = time.monotonic()
