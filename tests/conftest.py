@@ -8,30 +8,36 @@ A missing server is a failure with a clear message, never a skip.
 """
 from __future__ import annotations
 
+import functools
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Callable
 
-import peewee
+import jinja2
+import jinja2.bccache
 import psycopg2
 import pytest
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/rmab_test")
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# Re-exported for test files that still say `from conftest import drain`; new code imports from helpers.
+from helpers import (  # noqa: F401
+    ADMIN_PASSWORD,
+    API_TOKEN,
+    ROOT,
+    TEST_DATABASE_URL,
+    TEST_REDIS_URL,
+    drain,
+    make_settings,
+    serve_app,
+    start_process,
+    stop_process,
+    wait_for,
+)
 
 # Test processes must never pick up a developer's .env or real services.
 for _name in list(os.environ):
     if _name in {"DATABASE_URL", "REDIS_URL", "ADMIN_PASSWORD", "ADMIN_API_TOKEN", "PLEX_URL", "PLEX_TOKEN",
                  "PROWLARR_URL", "PROWLARR_API_KEY"}:
         del os.environ[_name]
-
-ADMIN_PASSWORD = "correct horse battery"
-API_TOKEN = "test-api-token-0123456789"
 
 
 def _ensure_postgres_database(url: str) -> None:
@@ -44,20 +50,42 @@ def _ensure_postgres_database(url: str) -> None:
                     f"TEST_DATABASE_URL.", returncode=3)
 
 
-def make_settings(tmp_path: Path, **overrides):
-    from app.config import load_settings
+@pytest.fixture(scope="session", autouse=True)
+def _hash_each_password_once():
+    """scrypt is slow on purpose (about 0.3 s a call here) and almost every test builds an app, which hashes
+    ADMIN_PASSWORD, and many log in, which checks it: hash each password once per session and remember each
+    check's answer. The hashes stay real scrypt hashes; only the repeated work is skipped."""
+    from app import auth
 
-    env = {
-        "DATABASE_URL": TEST_DATABASE_URL,
-        "REDIS_URL": TEST_REDIS_URL,
-        "INSTANCE_DIR": str(tmp_path / "instance"),
-        "ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "ADMIN_API_TOKEN": API_TOKEN,
-        "SECRET_KEY": "test-secret-key",
-        "LOG_LEVEL": "warning",
-    }
-    env.update({k: str(v) for k, v in overrides.items()})
-    return load_settings(env, env_file=None), env
+    patch = pytest.MonkeyPatch()
+    patch.setattr(auth, "generate_password_hash", functools.lru_cache(maxsize=None)(auth.generate_password_hash))
+    patch.setattr(auth, "check_password_hash", functools.lru_cache(maxsize=None)(auth.check_password_hash))
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compile_each_url_rule_once():
+    """Werkzeug writes and compiles Python code for each URL rule of each app; with one app per test that was
+    a seventh of the fast lane. The code depends only on the rule, its defaults and the flag, and reads the
+    rule's converters through `self` when called, so one compiled builder serves every app's copy of a rule.
+    (A private method: if werkzeug renames it, the patch does nothing and tests are only slower.)"""
+    from werkzeug.routing.rules import Rule
+
+    original = Rule._compile_builder
+    built: dict[tuple, object] = {}
+
+    def compile_builder(self, append_unknown: bool = True):
+        key = (self.rule, self.subdomain, self.host, tuple(self._trace),
+               repr(sorted((self.defaults or {}).items())), append_unknown)
+        if key not in built:
+            built[key] = original(self, append_unknown)
+        return built[key]
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(Rule, "_compile_builder", compile_builder, raising=False)
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="session")
@@ -84,14 +112,12 @@ def redis_conn():
 
 
 def _empty_tables() -> None:
+    """DELETE, children first (ALL_MODELS lists parents first): on tables this small it takes ~2 ms where
+    TRUNCATE takes ~60 ms, and it runs before every test."""
     from app.db import database
     from app.models import ALL_MODELS
 
-    db = database.obj
-    names = ", ".join(m._meta.table_name for m in ALL_MODELS)
-    if isinstance(db, peewee.PostgresqlDatabase):
-        db.execute_sql(f"TRUNCATE {names} CASCADE")
-    else:
+    with database.obj.atomic():
         for model in reversed(ALL_MODELS):
             model.delete().execute()
 
@@ -129,6 +155,25 @@ def use_settings(tmp_path, settings_env):
     return apply
 
 
+class _TemplateBytecode(jinja2.BytecodeCache):
+    """Compiled templates shared by every app of the session: each test builds its own app, and compiling
+    the same templates again for each was a tenth of the fast lane. Jinja checks each entry against the
+    template's source, so an edited template is compiled afresh."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+_TEMPLATE_BYTECODE = _TemplateBytecode()
+
+
 @pytest.fixture
 def flask_app(settings):
     from app import create_app
@@ -136,6 +181,7 @@ def flask_app(settings):
 
     flask_app = create_app(get_settings())  # the test's settings, including use_settings overrides
     flask_app.config.update(TESTING=True)
+    flask_app.jinja_env.bytecode_cache = _TEMPLATE_BYTECODE
     return flask_app
 
 
@@ -157,65 +203,6 @@ def admin_client(flask_app):
     return client
 
 
-def drain(queues: list[str], until: Callable[[], bool] | None = None, timeout: float = 30.0) -> None:
-    """Run queued and due-delayed jobs in-process (JobWorker, burst) until `until()` or the queues are idle."""
-    from rq import Queue
-    from rq.registry import ScheduledJobRegistry
-
-    from app.jobs.queues import get_redis
-    from workers.worker import JobWorker
-
-    connection = get_redis()
-    worker = JobWorker(queues, connection=connection)
-    deadline = time.monotonic() + timeout
-    while True:
-        for name in queues:
-            queue = Queue(name, connection=connection)
-            registry = ScheduledJobRegistry(queue=queue)
-            for job_id in registry.get_jobs_to_schedule(time.time()):
-                from rq.job import Job as RQJob
-
-                job = RQJob.fetch(job_id, connection=connection)
-                registry.remove(job_id)
-                queue._enqueue_job(job)
-        worker.work(burst=True)
-        if until is None:
-            pending = sum(ScheduledJobRegistry(name, connection=connection).count for name in queues)
-            if pending == 0:
-                return
-        elif until():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"jobs on {queues} did not settle within {timeout} s")
-        time.sleep(0.05)
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1, message: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
-
-
-def start_process(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT) + os.pathsep + str(ROOT / "tests")}
-    handle = open(log_path, "wb")
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=full_env, stdout=handle, stderr=subprocess.STDOUT)
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
 @pytest.fixture(scope="module", params=["qbittorrent", "transmission"])
 def daemon(request, tmp_path_factory):
     """The real torrent client of each kind, started once per test module that uses it (tests/daemons.py)."""
@@ -231,6 +218,13 @@ def daemon(request, tmp_path_factory):
 
 
 @pytest.fixture
+def live_url(flask_app):
+    """The test's app served over real HTTP (browser tests, parallel clients)."""
+    with serve_app(flask_app) as url:
+        yield url
+
+
+@pytest.fixture
 def prowlarr():
     """The fake Prowlarr on a free port (modules that need another shape define their own)."""
     from fakes.prowlarr import FakeProwlarr
@@ -238,3 +232,63 @@ def prowlarr():
     fake = FakeProwlarr().start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture(scope="module")
+def qbittorrent(tmp_path_factory):
+    """One real qbittorrent-nox, started once per test module that uses it (tests/daemons.py)."""
+    from daemons import QBittorrent
+
+    root = tmp_path_factory.mktemp("qbittorrent")
+    downloads = root / "downloads"
+    downloads.mkdir()
+    instance = QBittorrent(root / "profile", downloads).start()
+    yield instance
+    instance.stop()
+
+
+# --- markers: the fast lane is `python3 -m pytest -m "not slow"` --------------------------------------------------
+
+DAEMON_FIXTURES = frozenset({"daemon", "qbittorrent"})  # real qbittorrent-nox / transmission-daemon
+BROWSER_FIXTURES = frozenset({"page"})  # pytest-playwright's page: a real chromium
+FAULTS_DIR = Path(__file__).resolve().parent / "faults"
+SLOW_UNMARKED_SECONDS = 1.0
+
+
+def markers_for(fixtures: set[str], path: Path) -> set[str]:
+    """The markers a test gets from what it uses; every one of them also makes it `slow`.
+
+    Tests that start processes (start_process) or are slow for another reason carry an explicit
+    `@pytest.mark.slow`; the terminal summary names unmarked tests that took longer than a second."""
+    names = set()
+    if fixtures & DAEMON_FIXTURES:
+        names.add("daemons")
+    if fixtures & BROWSER_FIXTURES:
+        names.add("browser")
+    if FAULTS_DIR in path.parents:
+        names.add("faults")
+    return names | {"slow"} if names else names
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        names = markers_for(set(getattr(item, "fixturenames", ())), Path(item.path))
+        for name in sorted(names):
+            if item.get_closest_marker(name) is None:
+                item.add_marker(name)
+
+
+_durations: dict[str, float] = {}  # nodeid -> setup + call + teardown seconds, for tests not marked slow
+
+
+def pytest_runtest_logreport(report) -> None:
+    if "slow" not in report.keywords:
+        _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    slow = sorted(((d, n) for n, d in _durations.items() if d > SLOW_UNMARKED_SECONDS), reverse=True)
+    if slow:
+        terminalreporter.section("tests over 1 s without @pytest.mark.slow (the fast lane must stay under a minute)")
+        for duration, nodeid in slow:
+            terminalreporter.write_line(f"{duration:5.1f} s  {nodeid}")

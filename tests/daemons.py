@@ -102,8 +102,9 @@ WebUI\\MaxAuthenticationFailCount=1000
     def start(self) -> "QBittorrent":
         if not (self.root / "qBittorrent" / "config" / "qBittorrent.conf").exists():
             self._config()
-        log = open(self.root / "daemon.log", "ab")
-        self.process = subprocess.Popen([self.binary, f"--profile={self.root}"], stdout=log, stderr=subprocess.STDOUT)
+        with open(self.root / "daemon.log", "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen([self.binary, f"--profile={self.root}"], stdout=log,
+                                            stderr=subprocess.STDOUT)
         _wait(lambda: requests.get(f"{self.url}/api/v2/app/version", timeout=1).status_code in (200, 403), 20,
               "qbittorrent-nox")
         return self
@@ -130,9 +131,9 @@ class Transmission(Daemon):
                 "rpc-bind-address": "127.0.0.1", "rpc-port": self.port, "rpc-authentication-required": True,
                 "rpc-username": self.username, "rpc-password": self.password, "rpc-whitelist-enabled": True,
                 "rpc-whitelist": "127.0.0.1,::1"}))
-        log = open(self.root / "daemon.log", "ab")
-        self.process = subprocess.Popen([self.binary, "-f", "-g", str(self.root), "--log-error"], stdout=log,
-                                        stderr=subprocess.STDOUT)
+        with open(self.root / "daemon.log", "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen([self.binary, "-f", "-g", str(self.root), "--log-error"], stdout=log,
+                                            stderr=subprocess.STDOUT)
         _wait(lambda: requests.post(f"{self.url}/transmission/rpc", timeout=1,
                                     auth=(self.username, self.password)).status_code == 409, 20, "transmission-daemon")
         return self

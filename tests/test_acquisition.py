@@ -11,8 +11,8 @@ from app.integrations.torrent import download_client
 from app.integrations.torrentfile import magnet_uri, make_torrent, read_torrent
 from app.jobs.queues import queue_names_for_group
 from app.models import BlockedRelease, DownloadHistory, Job, JobEvent, Request
-from conftest import API_TOKEN, drain
 from fakes.prowlarr import FakeRelease
+from helpers import API_TOKEN, drain
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 MiB = 1024 * 1024
@@ -135,7 +135,7 @@ def test_a_client_restart_mid_monitor_is_transient_not_a_failure(configure, daem
     monitor = Job.get((Job.type == "monitor_download") & (Job.request == request_id))
     info_hash = read_torrent(torrent).info_hash
     # let the client finish verifying first: Transmission killed mid-verify comes back stopped (services.md §5)
-    from conftest import wait_for
+    from helpers import wait_for
     from app.pipeline.download_state import DownloadState
 
     wait_for(lambda: download_client().get(info_hash).state is DownloadState.COMPLETE, 20, message="verified")

@@ -3,17 +3,15 @@ downloaded browser) against the real app on a loopback port. Each test saves a s
 tests/screenshots/ (git-ignored)."""
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
 from app.audiobook_requests.state import update_progress
 from app.models import Audiobook, Job, JobEvent, Request, ScheduledJob
 from app.schedules.defaults import ensure_default_schedules
-from conftest import ADMIN_PASSWORD, start_process, stop_process
+from helpers import ADMIN_PASSWORD, start_process, stop_process
 
 SHOTS = Path(__file__).parent / "screenshots"
 HOSTILE = '<script>window.__pwned = 1</script>"><img src=x onerror="window.__pwned = 2">'
@@ -24,15 +22,6 @@ def browser_type_launch_args():
     return {"executable_path": "/usr/bin/chromium", "headless": True,
             "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync"]}
-
-
-@pytest.fixture
-def live_url(flask_app):
-    server = make_server("127.0.0.1", 0, flask_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 def _login(page, live_url):

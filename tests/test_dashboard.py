@@ -10,7 +10,7 @@ from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
 from app.models import Audiobook, Job, JobEvent, Request, ScheduledJob
 from app.schedules.defaults import ensure_default_schedules
-from conftest import API_TOKEN, drain
+from helpers import API_TOKEN, drain
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 PAGES = ["/admin/logs", "/admin/scheduled", "/admin/queues", "/admin/requests"]
@@ -152,7 +152,7 @@ def test_metrics_count_every_run_with_prometheus_types_and_survive_history_clean
     from app.jobs.queues import queue_names_for_group
     from app.jobs.retention import cleanup_job_history
     from app.jobs.service import add_job
-    from conftest import drain
+    from helpers import drain
 
     use_settings(JOB_MAX_ATTEMPTS=1)
     for _ in range(3):
@@ -196,7 +196,7 @@ def test_histogram_buckets_are_cumulative():
 
 
 def test_five_failed_logins_block_the_address(client, redis_conn):
-    from conftest import ADMIN_PASSWORD
+    from helpers import ADMIN_PASSWORD
 
     for _ in range(5):
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',

@@ -7,10 +7,9 @@ import os
 import pytest
 
 from app.models import Job, JobEvent, Request
-from conftest import API_TOKEN, start_process, stop_process, wait_for
-from daemons import QBittorrent
 from fakes.plex import FakePlex
 from fakes.prowlarr import FakeProwlarr, FakeRelease
+from helpers import API_TOKEN, start_process, stop_process, wait_for
 from app.integrations.torrentfile import make_torrent
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -18,11 +17,9 @@ GROUPS = ["search_indexers", "download_torrent", "monitor_download", "organize_f
 
 
 @pytest.fixture
-def stack(tmp_path, settings_env, use_settings, redis_conn):
-    downloads, media = tmp_path / "downloads", tmp_path / "media"
-    downloads.mkdir()
+def stack(tmp_path, settings_env, use_settings, redis_conn, qbittorrent):
+    qbt, downloads, media = qbittorrent, qbittorrent.download_dir, tmp_path / "media"
     media.mkdir()
-    qbt = QBittorrent(tmp_path / "qbt", downloads).start()
     prowlarr, plex = FakeProwlarr().start(), FakePlex().start()
     use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key, DOWNLOAD_CLIENT="qbittorrent",
                  DOWNLOAD_CLIENT_URL=qbt.url, DOWNLOAD_CLIENT_USERNAME=qbt.username,
@@ -37,11 +34,11 @@ def stack(tmp_path, settings_env, use_settings, redis_conn):
     finally:
         for process in processes:
             stop_process(process)
-        qbt.stop()
         prowlarr.stop()
         plex.stop()
 
 
+@pytest.mark.slow
 def test_a_request_travels_from_pending_to_available(stack, client):
     downloads, media, prowlarr, plex = stack
     folder = downloads / "Brandon Sanderson - The Way of Kings [M4B]"

@@ -7,13 +7,15 @@ import logging
 import threading
 import time
 
+import pytest
+
 import jobtypes  # noqa: F401
 from app.jobs import fence
 from app.jobs.logger import HOLD_SECONDS, create_job_logger
 from app.jobs.queues import get_redis, queue_names_for_group
 from app.jobs.service import add_job
 from app.models import Job, JobEvent
-from conftest import drain
+from helpers import drain
 from workers.worker import JobWorker
 
 
@@ -44,6 +46,7 @@ def test_a_no_op_job_costs_two_statements_and_keeps_its_events(settings, redis_c
         assert messages == ["Started", "Finished"]
 
 
+@pytest.mark.slow
 def test_a_long_run_shows_its_first_event_while_it_is_still_running(settings, redis_conn):
     job_id = add_job("test_sleep", {"seconds": 3})
     seen: dict = {}

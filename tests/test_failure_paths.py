@@ -12,11 +12,13 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 import jobtypes  # noqa: F401
 from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request
-from conftest import drain, start_process, stop_process, wait_for
+from helpers import drain, start_process, stop_process, wait_for
 
 LEASE = 5
 
@@ -43,6 +45,7 @@ def _events(job_id) -> list[str]:
     return [e.message for e in JobEvent.select().where(JobEvent.job == job_id).order_by(JobEvent.created_at)]
 
 
+@pytest.mark.slow
 def test_a_worker_paused_past_its_lease_is_fenced_out(settings_env, redis_conn, use_settings, tmp_path):
     """SIGSTOP past the lease: the job re-runs elsewhere; after SIGCONT the first run writes nothing
     (no event, no chained job, no result) and the attempts stay within the limit."""
@@ -84,6 +87,7 @@ def _stale_run_done(tmp_path: Path) -> bool:
     return "lost its lease" in log
 
 
+@pytest.mark.slow
 def test_an_active_run_lost_with_redis_is_retried(settings_env, redis_conn, use_settings, tmp_path):
     """Redis loses everything (restart without persistence) and the worker dies with it: the row was
     `active`, which the lost-job pass never looked at. The lease in PostgreSQL expires and the run is
@@ -145,6 +149,7 @@ def _import_of_a_big_book(settings_env, use_settings, tmp_path, **settings):
             _start_scheduler(env, tmp_path))
 
 
+@pytest.mark.slow
 def test_kill_9_mid_copy_then_the_retry_imports_and_removes_the_partial(settings_env, redis_conn, use_settings,
                                                                         tmp_path):
     media, book, request, pool, scheduler = _import_of_a_big_book(settings_env, use_settings, tmp_path)
@@ -178,6 +183,7 @@ def _worker_pid(redis_conn) -> int | None:
     return workers[0].pid if workers else None
 
 
+@pytest.mark.slow
 def test_a_worker_killed_on_the_last_attempt_fails_the_request(settings_env, redis_conn, use_settings, tmp_path):
     media, book, request, pool, scheduler = _import_of_a_big_book(settings_env, use_settings, tmp_path,
                                                                   JOB_MAX_ATTEMPTS=1)
@@ -210,6 +216,7 @@ def test_a_path_template_error_fails_the_request_at_once(settings, use_settings,
     assert _row(job_id).status == "failed" and _row(job_id).attempts == 1
 
 
+@pytest.mark.slow
 def test_a_non_retryable_os_error_fails_the_request_only_after_the_last_attempt(settings, use_settings, redis_conn,
                                                                                 tmp_path):
     """EISDIR (a folder where the file must go) is no reason for awaiting_import; the job's retries try
@@ -229,6 +236,7 @@ def test_a_non_retryable_os_error_fails_the_request_only_after_the_last_attempt(
     assert request.status == "failed" and "Is a directory" in request.error_message
 
 
+@pytest.mark.slow
 def test_an_unexpected_exception_on_every_attempt_fails_the_request(settings, use_settings, redis_conn, tmp_path):
     """Any exception, on every attempt: the last failure fails the request with the reason (before, the
     retries found the request already `processing`, skipped, and the request stayed there)."""
@@ -243,13 +251,14 @@ def test_an_unexpected_exception_on_every_attempt_fails_the_request(settings, us
     assert request.error_message.startswith("organize_files failed: AudiobookDoesNotExist")
 
 
+@pytest.mark.slow
 def test_a_database_outage_at_the_start_of_a_run_spends_no_attempt(settings, redis_conn, use_settings):
     """PostgreSQL restarting when a run starts: the run comes back a few seconds later with all its
     attempts (before, a restart of a few seconds used up the job's retries and left its row waiting)."""
     from rq.job import Job as RQJob
 
     from app.db import bind_database
-    from conftest import TEST_DATABASE_URL
+    from helpers import TEST_DATABASE_URL
     from daemons import free_port
     from workers.worker import JobWorker
 

@@ -5,7 +5,7 @@ import re
 
 from app.jobs.service import add_job
 from app.models import JobEvent
-from conftest import API_TOKEN
+from helpers import API_TOKEN
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -63,7 +63,7 @@ def test_login_needs_a_csrf_token_and_the_right_password(client):
 
 
 def test_login_never_redirects_off_site(client):
-    from conftest import ADMIN_PASSWORD
+    from helpers import ADMIN_PASSWORD
 
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
@@ -83,7 +83,7 @@ def test_healthz_reports_redis_database_and_workers(client, redis_conn):
 
 def test_healthz_is_503_when_redis_is_down(tmp_path, settings):
     from app import create_app
-    from conftest import make_settings
+    from helpers import make_settings
 
     down, _ = make_settings(tmp_path, REDIS_URL="redis://127.0.0.1:1/0")
     response = create_app(down).test_client().get("/healthz")
@@ -94,7 +94,7 @@ def test_healthz_is_503_when_redis_is_down(tmp_path, settings):
 def test_healthz_is_503_when_the_database_is_down(tmp_path, settings):
     from app import create_app
     from app.db import bind_database
-    from conftest import TEST_DATABASE_URL, make_settings
+    from helpers import TEST_DATABASE_URL, make_settings
 
     down, _ = make_settings(tmp_path, DATABASE_URL="postgresql://127.0.0.1:1/nowhere")
     try:

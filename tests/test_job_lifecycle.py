@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 import jobtypes  # noqa: F401
@@ -10,7 +11,7 @@ from app.jobs import retention
 from app.jobs.queues import queue_names_for_group, queue_names_for_type
 from app.jobs.service import add_job
 from app.models import Job, JobEvent, utcnow
-from conftest import drain
+from helpers import drain
 
 TESTING = queue_names_for_group("testing")
 MAINTENANCE = queue_names_for_group("maintenance")
@@ -35,6 +36,7 @@ def test_a_successful_job_is_completed_with_result_times_and_events(settings, re
     assert events == [("info", "Noop", "Started"), ("info", "Noop", "Finished")]
 
 
+@pytest.mark.slow
 def test_a_failing_job_runs_three_times_with_2s_then_4s_back_off_then_fails(settings, redis_conn):
     job_id = add_job("test_fail", {"tag": "flaky"})
     statuses = []

@@ -76,7 +76,7 @@ def test_secrets_in_metadata_keys_and_configured_values_are_redacted(settings, u
 
 def test_a_broken_database_never_raises_into_the_job(settings, capsys):
     from app.db import bind_database
-    from conftest import TEST_DATABASE_URL
+    from helpers import TEST_DATABASE_URL
 
     job = Job.create(type="noop")
     bind_database("postgresql://127.0.0.1:1/nowhere")
@@ -94,7 +94,7 @@ def test_a_job_whose_events_cannot_be_stored_still_completes(settings, redis_con
     from app.jobs.queues import queue_names_for_group
     from app.jobs.service import add_job
     from app.models import JobEvent as Model
-    from conftest import drain
+    from helpers import drain
 
     def refuse(*args, **kwargs):
         raise peewee.OperationalError("server closed the connection unexpectedly")

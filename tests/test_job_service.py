@@ -12,7 +12,7 @@ from app.jobs.errors import EnqueueFailed, InvalidPayload, UnknownJobType
 from app.jobs.queues import queue_name, queue_names_for_group
 from app.jobs.types import Priority
 from app.models import Audiobook, Job, Request
-from conftest import drain
+from helpers import drain
 
 
 def test_it_writes_the_row_before_enqueueing(settings, redis_conn, monkeypatch):

@@ -13,8 +13,8 @@ from app.jobs.service import add_job
 from app.library import matching
 from app.library.matching import BookQuery, LibraryIndex, LibraryItem, find_match
 from app.models import Audiobook, Job, Request
-from conftest import drain
 from fakes.plex import FakePlex
+from helpers import drain
 
 SERIES = 70
 
@@ -37,6 +37,7 @@ def test_every_book_of_a_70_book_series_finds_its_own_item(episode):
     assert found is not None and found.item.guid == f"ep{episode}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_numpy", [True, False])
 def test_the_index_answers_exactly_as_all_pairs_matching(with_numpy, monkeypatch):
     if not with_numpy:  # without numpy, rapidfuzz's process.extract per request instead of cdist

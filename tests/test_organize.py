@@ -14,7 +14,7 @@ from app.library.organizer import NoAudioFiles, organize
 from app.library.paths import (PathTemplateError, UnsafePathError, render_template, sanitize, target_dir,
                                validate_template)
 from app.models import Audiobook, Job, JobEvent, Request
-from conftest import drain
+from helpers import drain
 
 
 @pytest.fixture

@@ -15,13 +15,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import jobtypes  # noqa: F401  (test_sleep)
+import pytest
 from rq import Worker
+
+import jobtypes  # noqa: F401  (test_sleep)
 
 from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
 from app.models import Job
-from conftest import ROOT, start_process, stop_process, wait_for
+from helpers import ROOT, start_process, stop_process, wait_for
 
 GROUP = "maintenance"  # a real worker group; its `noop` job needs no service
 
@@ -173,6 +175,7 @@ def stop_honcho(honcho: subprocess.Popen, log) -> None:
 
 # --- the tests ----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_workers_exit_when_their_pool_is_killed(settings_env, redis_conn, tmp_path):
     settings, env = settings_env
     pool = start_pool(env, tmp_path, size=2)
@@ -190,6 +193,7 @@ def test_workers_exit_when_their_pool_is_killed(settings_env, redis_conn, tmp_pa
         stop_process(pool)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_leaves_no_process_behind_and_is_replaced(settings_env, redis_conn, tmp_path):
     settings, env = settings_env
     pool = start_pool(env, tmp_path, size=2)
@@ -222,6 +226,7 @@ def test_a_killed_worker_leaves_no_process_behind_and_is_replaced(settings_env, 
         stop_process(pool)
 
 
+@pytest.mark.slow
 def test_a_pool_stopped_while_it_replaces_a_worker_stops_the_new_worker_too(settings_env, redis_conn, tmp_path):
     """A worker forks with the pool's SIGTERM handler; the pool's SIGTERM must still end it."""
     settings, env = settings_env
@@ -241,6 +246,7 @@ def test_a_pool_stopped_while_it_replaces_a_worker_stops_the_new_worker_too(sett
         stop_process(pool)
 
 
+@pytest.mark.slow
 def test_honcho_exits_when_a_pool_is_killed_and_leaves_nothing_running(settings_env, redis_conn, tmp_path):
     settings, env = settings_env
     pool_command = f"{sys.executable} -m workers {GROUP} --size 2"
@@ -261,6 +267,7 @@ def test_honcho_exits_when_a_pool_is_killed_and_leaves_nothing_running(settings_
         stop_honcho(honcho, log)
 
 
+@pytest.mark.slow
 def test_stopping_honcho_lets_the_running_job_finish_though_honcho_kills_the_pool(settings_env, redis_conn,
                                                                                   tmp_path):
     """honcho SIGTERMs every line, and SIGKILLs what still runs 5 s after the first one stopped: here
@@ -288,6 +295,7 @@ def test_stopping_honcho_lets_the_running_job_finish_though_honcho_kills_the_poo
     assert (row.status, row.attempts, row.result) == ("completed", 1, {"run": 1})
 
 
+@pytest.mark.slow
 def test_a_worker_whose_pool_died_before_it_started_exits_at_once(settings_env, redis_conn, tmp_path):
     """The race prctl alone leaves open: the parent is gone before the worker asked to be told."""
     settings, env = settings_env
@@ -314,6 +322,7 @@ def test_a_worker_whose_pool_died_before_it_started_exits_at_once(settings_env, 
         stop_process(process)
 
 
+@pytest.mark.slow
 def test_without_prctl_a_parent_watch_thread_signals_the_orphan(settings_env, tmp_path):
     """The fallback for systems without PR_SET_PDEATHSIG, exercised here on Linux."""
     settings, env = settings_env
@@ -342,6 +351,7 @@ def test_without_prctl_a_parent_watch_thread_signals_the_orphan(settings_env, tm
         stop_process(parent)
 
 
+@pytest.mark.slow
 def test_delayed_jobs_are_moved_to_their_queue_by_the_scheduler_process(settings_env, redis_conn, tmp_path):
     settings, env = settings_env
     pool = start_pool(env, tmp_path, size=1)

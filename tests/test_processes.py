@@ -9,10 +9,12 @@ import os
 import signal
 import time
 
+import pytest
+
 import jobtypes  # noqa: F401
 from app.jobs.service import add_job
 from app.models import Job, JobEvent
-from conftest import start_process, stop_process, wait_for
+from helpers import start_process, stop_process, wait_for
 
 
 def _status(job_id):
@@ -46,6 +48,7 @@ def _watch_until_completed(job_id, timeout):
     raise AssertionError(f"job did not finish within {timeout} s; statuses seen: {seen}")
 
 
+@pytest.mark.slow
 def test_kill_9_of_a_worker_mid_job_makes_it_stuck_then_retried(settings_env, redis_conn, tmp_path):
     settings, env = settings_env
     pool = _start_pool(env, tmp_path, "pool")
@@ -70,6 +73,7 @@ def test_kill_9_of_a_worker_mid_job_makes_it_stuck_then_retried(settings_env, re
     assert "Worker process died while running the job" in warning.message
 
 
+@pytest.mark.slow
 def test_a_killed_fork_work_horse_is_recorded_and_retried(settings_env, redis_conn, tmp_path):
     settings, env = settings_env
     pool = _start_pool(env, tmp_path, "fork-pool", WORKER_CLASS="fork")
@@ -87,6 +91,7 @@ def test_a_killed_fork_work_horse_is_recorded_and_retried(settings_env, redis_co
     assert "Work-horse process terminated unexpectedly" in warning.message
 
 
+@pytest.mark.slow
 def test_sigterm_lets_the_running_job_finish_and_loses_no_queued_job(settings_env, redis_conn, tmp_path):
     settings, env = settings_env
     pool = _start_pool(env, tmp_path, "pool-1")
@@ -111,6 +116,7 @@ def test_sigterm_lets_the_running_job_finish_and_loses_no_queued_job(settings_en
     assert sorted(int(x) for x in redis_conn.lrange("test:order", 0, -1)) == list(range(20))
 
 
+@pytest.mark.slow
 def test_stopping_a_running_job_on_a_fork_worker_cancels_it(settings_env, redis_conn, tmp_path):
     from rq.command import send_stop_job_command
 
@@ -129,11 +135,12 @@ def test_stopping_a_running_job_on_a_fork_worker_cancels_it(settings_env, redis_
     assert "Stopped by an admin" in row.error_message
 
 
+@pytest.mark.slow
 def test_with_aof_a_redis_restart_loses_no_queued_job(settings_env, tmp_path, use_settings):
     import subprocess
 
     from app.jobs.queues import queue_names_for_group
-    from conftest import drain
+    from helpers import drain
 
     port = 6391
     data = tmp_path / "redis"
@@ -175,7 +182,7 @@ def test_jobs_that_redis_lost_are_enqueued_again(settings, redis_conn):
     from app.jobs.queues import queue_names_for_group
     from app.jobs.recovery import requeue_lost_jobs
     from app.models import utcnow
-    from conftest import drain
+    from helpers import drain
 
     jobs = [add_job("test_record", {"tag": str(i)}) for i in range(3)]
     redis_conn.flushdb()  # Redis restarted without persistence

@@ -26,10 +26,9 @@ from app.integrations.torrentfile import (TorrentFileError, bdecode, bencode, ma
 from app.jobs.queues import queue_names_for_group
 from app.jobs.service import retry_job
 from app.models import DownloadHistory, Job, JobEvent, Request
-from conftest import API_TOKEN, drain
-from daemons import QBittorrent
 from fakes.http import QuietHandler, serve
 from fakes.prowlarr import FakeProwlarr, FakeRelease
+from helpers import API_TOKEN, drain
 from workers.processors.download import ReleaseFailure, ends_the_job, no_release_usable
 
 MiB = 1024 * 1024
@@ -422,16 +421,6 @@ def test_the_error_when_no_release_is_usable(transient_flags, expected):
 
 
 # --- download_torrent in-process, real qbittorrent-nox ----------------------------------------------------
-
-@pytest.fixture(scope="module")
-def qbittorrent(tmp_path_factory):
-    root = tmp_path_factory.mktemp("qbittorrent")
-    downloads = root / "downloads"
-    downloads.mkdir()
-    daemon = QBittorrent(root / "profile", downloads).start()
-    yield daemon
-    daemon.stop()
-
 
 @pytest.fixture
 def configure(qbittorrent, prowlarr, use_settings, redis_conn):

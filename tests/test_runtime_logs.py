@@ -27,7 +27,7 @@ from app.jobs.service import add_job
 from app.logging_setup import (QuietChatter, StructuredFormatter, configure_logging, format_keyvalue, quieted,
                                record_fields)
 from app.models import Job
-from conftest import ROOT, drain, wait_for
+from helpers import ROOT, drain, wait_for
 from workers.worker import attempt_number, end_status, failure_reason
 
 SETTLE_SECONDS = 10  # start-up lines (pool and gunicorn banners) are over this long after /healthz is ok
@@ -119,6 +119,7 @@ def _run_noop_jobs(stack: Stack, count: int) -> list[str]:
     return job_ids
 
 
+@pytest.mark.slow
 def test_an_idle_stack_is_quiet_and_a_job_writes_one_line(settings_env, tmp_path):
     settings, env = settings_env
     stack = Stack(env, tmp_path, LOG_LEVEL="info")
@@ -142,12 +143,14 @@ def test_an_idle_stack_is_quiet_and_a_job_writes_one_line(settings_env, tmp_path
         assert len(lines_of_job) == 1, (job_id, after_jobs)
         fields = dict(re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', lines_of_job[0]))
         assert fields["type"] == "noop" and fields["status"] == "completed" and fields["attempt"] == "1"
-        assert fields["level"] == "info" and float(fields["duration"]) >= 0
+        assert fields["level"] == "info" and re.fullmatch(r"\d+\.\d{1,3}", fields["duration"])  # seconds, 3 places
+        assert float(fields["duration"]) < 5  # a noop
     assert len(after_jobs) <= len(job_ids) + IDLE_LINES_ALLOWED, after_jobs
     # every line is key=value, starting with its time
     assert all(text.startswith("ts=") for _, text in idle + after_jobs), idle + after_jobs
 
 
+@pytest.mark.slow
 def test_log_format_json_gives_one_json_object_per_line(settings_env, tmp_path):
     settings, env = settings_env
     stack = Stack(env, tmp_path, LOG_LEVEL="info", LOG_FORMAT="json")
@@ -365,6 +368,7 @@ def polling_type():
     processors._PROCESSORS.pop("test_poll", None)
 
 
+@pytest.mark.slow
 def test_a_polling_job_writes_one_line_when_it_ends_not_one_per_poll(settings_env, redis_conn, polling_type,
                                                                      process_log):
     job_id = add_job(polling_type, {})

@@ -21,9 +21,8 @@ from app.jobs.service import add_job
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request, utcnow
 from app.pipeline.download_state import DownloadState
 from app.pipeline.monitor_policy import TorrentUser, holders, still_needs_torrent
-from conftest import drain, wait_for
-from daemons import QBittorrent
 from fakes.download_client import FakeDownloadClient
+from helpers import drain, wait_for
 
 HOUR = 3600
 SETTINGS = {"INDEXER_SEEDING_MINUTES": "Quick Tracker=60,Forever Tracker=0"}  # others: seed forever
@@ -53,15 +52,6 @@ def test_which_other_requests_still_need_a_torrent(request_status, download_stat
 
 # --- against the real qbittorrent-nox ----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def qbt(tmp_path_factory):
-    root = tmp_path_factory.mktemp("qbittorrent")
-    (root / "downloads").mkdir()
-    daemon = QBittorrent(root / "profile", root / "downloads").start()
-    yield daemon
-    daemon.stop()
-
-
 class SeededLonger:
     """The real client, reporting `extra_seconds` more seeding time; records which torrents were looked up."""
 
@@ -78,24 +68,24 @@ class SeededLonger:
 
 
 @pytest.fixture
-def real_client(qbt, use_settings, redis_conn):
-    use_settings(DOWNLOAD_CLIENT="qbittorrent", DOWNLOAD_CLIENT_URL=qbt.url, DOWNLOAD_CLIENT_USERNAME=qbt.username,
-                 DOWNLOAD_CLIENT_PASSWORD=qbt.password, DOWNLOAD_DIR=str(qbt.download_dir), **SETTINGS)
-    real = QBittorrentClient(qbt.url, qbt.username, qbt.password)
+def real_client(qbittorrent, use_settings, redis_conn):
+    use_settings(DOWNLOAD_CLIENT="qbittorrent", DOWNLOAD_CLIENT_URL=qbittorrent.url, DOWNLOAD_CLIENT_USERNAME=qbittorrent.username,
+                 DOWNLOAD_CLIENT_PASSWORD=qbittorrent.password, DOWNLOAD_DIR=str(qbittorrent.download_dir), **SETTINGS)
+    real = QBittorrentClient(qbittorrent.url, qbittorrent.username, qbittorrent.password)
     wrapped = SeededLonger(real, HOUR)
     torrent_module.set_client_factory(lambda kind: wrapped)
     yield wrapped
     torrent_module.set_client_factory(None)
 
 
-def _seeding_book(qbt, client) -> tuple:
+def _seeding_book(qbittorrent, client) -> tuple:
     """A complete book seeding in qbittorrent-nox: (its folder, its info hash)."""
-    folder = qbt.download_dir / f"Brandon Sanderson - Elantris {uuid.uuid4().hex[:8]}"
+    folder = qbittorrent.download_dir / f"Brandon Sanderson - Elantris {uuid.uuid4().hex[:8]}"
     folder.mkdir()
     (folder / "Elantris.m4b").write_bytes(os.urandom(200_000))
     torrent = make_torrent(folder)
     info_hash = read_torrent(torrent).info_hash
-    client.real.add(torrent=torrent, category="readmeabook", tags=["test"], save_path=str(qbt.download_dir))
+    client.real.add(torrent=torrent, category="readmeabook", tags=["test"], save_path=str(qbittorrent.download_dir))
     wait_for(lambda: getattr(client.real.get(info_hash), "state", None) is DownloadState.COMPLETE, 20,
              message="the book to be verified and seeding")
     return folder, info_hash
@@ -127,10 +117,10 @@ def _run_cleanup() -> tuple[dict, list[str]]:
     return Job.get_by_id(job_id).result, events
 
 
-def test_150_seed_forever_rows_do_not_hold_back_a_newer_torrent_that_is_due(qbt, real_client):
+def test_150_seed_forever_rows_do_not_hold_back_a_newer_torrent_that_is_due(qbittorrent, real_client):
     book = Audiobook.create(title="Elantris", author="Brandon Sanderson")
     _seed_forever_rows(book, 150)
-    folder, info_hash = _seeding_book(qbt, real_client)
+    folder, info_hash = _seeding_book(qbittorrent, real_client)
     due = _download(Request.create(audiobook=book, status="available"), info_hash, "Quick Tracker")
 
     result, events = _run_cleanup()
@@ -144,9 +134,9 @@ def test_150_seed_forever_rows_do_not_hold_back_a_newer_torrent_that_is_due(qbt,
     assert any("150 seed forever" in m for m in events)
 
 
-def test_a_torrent_another_request_still_uses_is_kept_and_the_event_says_why(qbt, real_client):
+def test_a_torrent_another_request_still_uses_is_kept_and_the_event_says_why(qbittorrent, real_client):
     book = Audiobook.create(title="Elantris", author="Brandon Sanderson")
-    folder, info_hash = _seeding_book(qbt, real_client)
+    folder, info_hash = _seeding_book(qbittorrent, real_client)
     seeded_enough = _download(Request.create(audiobook=book, status="available"), info_hash, "Quick Tracker")
     importing = Request.create(audiobook=book, status="awaiting_import")  # organize will read these files again
     _download(importing, info_hash, "Quick Tracker")

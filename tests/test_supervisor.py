@@ -21,8 +21,8 @@ from rq import Worker
 import jobtypes  # noqa: F401  (test_sleep, the testing group)
 from app.jobs.service import add_job
 from app.models import Job
-from conftest import ROOT, start_process, stop_process, wait_for
 from daemons import free_port
+from helpers import ROOT, start_process, stop_process, wait_for
 from test_orphans import Leftovers, children, is_running
 from workers.supervisor import (FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, WaitStep, describe_exit, endpoint,
                                 restart_delay, select_groups, startup_wait_step, wait_for_services)
@@ -147,6 +147,7 @@ def test_endpoint_never_shows_credentials(url, shown):
 
 # --- real processes -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_preload_imports_what_workers_run_freezes_it_and_opens_no_connection(settings_env):
     """What the supervisor does before it forks: the workers share these pages, and nothing is connected
     that a worker could inherit (a module that connected at import time would show here)."""
@@ -189,6 +190,7 @@ def _sockets(pid: int) -> list[str]:
     return [link for link in links if link.startswith("socket:")]
 
 
+@pytest.mark.slow
 def test_all_groups_run_under_one_supervisor_and_a_sigterm_lets_the_running_job_finish(settings_env, redis_conn,
                                                                                          tmp_path):
     env = settings_env[1]
@@ -228,6 +230,7 @@ def test_all_groups_run_under_one_supervisor_and_a_sigterm_lets_the_running_job_
         stop_process(supervisor)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_right_after_each_start_is_restarted_with_growing_delays(settings_env, redis_conn,
                                                                                   tmp_path):
     env = settings_env[1]
@@ -269,6 +272,7 @@ def _pings(port: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_redis_unreachable_at_start_is_waited_for_then_the_workers_run(settings_env, use_settings, tmp_path):
     port = free_port()
     use_settings(REDIS_URL=f"redis://127.0.0.1:{port}/0")
@@ -295,6 +299,7 @@ def test_redis_unreachable_at_start_is_waited_for_then_the_workers_run(settings_
     assert "services reachable after" in text
 
 
+@pytest.mark.slow
 def test_services_still_unreachable_after_the_window_stop_the_supervisor_with_one_line(settings_env, tmp_path):
     env = settings_env[1]
     port = free_port()
@@ -308,6 +313,7 @@ def test_services_still_unreachable_after_the_window_stop_the_supervisor_with_on
     assert "WORKER_STARTUP_WAIT_SECONDS" in last_words[0]
 
 
+@pytest.mark.slow
 def test_a_bad_setting_stops_the_supervisor_at_once_with_one_clear_line(settings_env):
     env = settings_env[1]
     done = subprocess.run([sys.executable, "-m", "workers", "--all"], cwd=ROOT, capture_output=True, text=True,
@@ -318,6 +324,7 @@ def test_a_bad_setting_stops_the_supervisor_at_once_with_one_clear_line(settings
         "workers: Invalid configuration: WORKERS_SEARCH_INDEXERS='abc': invalid literal for int() with base 10: 'abc'"]
 
 
+@pytest.mark.slow
 def test_match_plex_runs_in_the_maintenance_group(settings_env):
     from app.jobs import types
     from app.jobs.queues import queue_names_for_group

@@ -19,7 +19,7 @@ import requests
 
 from app.config import SettingsError, load_settings
 from app.gunicorn_conf import bind_address
-from conftest import ROOT, wait_for
+from helpers import ROOT, wait_for
 
 GRACEFUL_TIMEOUT = 20  # long enough that the drain below is never cut short by it
 
@@ -109,6 +109,7 @@ def web(settings_env, tmp_path):
         line.kill()
 
 
+@pytest.mark.slow
 def test_the_web_line_is_gunicorn_with_the_configured_threads_and_workers(web):
     line = web(WEB_THREADS="3", WEB_WORKERS="2", WEB_GRACEFUL_TIMEOUT=str(GRACEFUL_TIMEOUT))
     line.wait_until_serving()
@@ -128,6 +129,7 @@ def test_the_web_line_is_gunicorn_with_the_configured_threads_and_workers(web):
     assert "development server" not in line.output().lower()
 
 
+@pytest.mark.slow
 def test_sigterm_lets_a_request_in_flight_finish_then_exits_0(web):
     line = web(WEB_GRACEFUL_TIMEOUT=str(GRACEFUL_TIMEOUT))
     line.wait_until_serving()

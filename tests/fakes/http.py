@@ -23,5 +23,6 @@ class QuietHandler(BaseHTTPRequestHandler):
 def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
     """Start `handler` on a free loopback port in a daemon thread."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # a short poll: shutdown() waits up to one interval, and every test stops its fakes
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server

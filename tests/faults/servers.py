@@ -66,13 +66,13 @@ class PostgresServer:
                         "-U", "root", "-N"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def start(self) -> "PostgresServer":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.sockets),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=200"],
-            user=PG_USER, group=PG_USER, extra_groups=[], cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.sockets),
+                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off",
+                 "-c", "max_connections=200"],
+                user=PG_USER, group=PG_USER, extra_groups=[], cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
         wait_until(self._accepts, 30, "PostgreSQL")
         return self
 
@@ -131,11 +131,11 @@ class RedisServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "RedisServer":
-        log = open(self.root / "redis.log", "ab")
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.root), "--daemonize", "no"], stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+        with open(self.root / "redis.log", "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                 "no", "--dir", str(self.root), "--daemonize", "no"], stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
         wait_until(lambda: redis.Redis(port=self.port, socket_timeout=1).ping(), 20, "Redis")
         return self
 

@@ -1,0 +1,133 @@
+"""Plain helpers and constants that tests import (`from helpers import drain`); fixtures live in conftest.py.
+
+Nothing here is a fixture, so importing this module never changes what pytest collects.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/rmab_test")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+ADMIN_PASSWORD = "correct horse battery"
+API_TOKEN = "test-api-token-0123456789"
+
+__all__ = ["ADMIN_PASSWORD", "API_TOKEN", "ROOT", "TEST_DATABASE_URL", "TEST_REDIS_URL", "drain", "make_settings",
+           "serve_app", "start_process", "stop_process", "wait_for"]
+
+
+def make_settings(tmp_path: Path, **overrides):
+    """Settings for a test (real PostgreSQL and Redis, instance dir under tmp_path) and the env dict behind them."""
+    from app.config import load_settings
+
+    env = {
+        "DATABASE_URL": TEST_DATABASE_URL,
+        "REDIS_URL": TEST_REDIS_URL,
+        "INSTANCE_DIR": str(tmp_path / "instance"),
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "ADMIN_API_TOKEN": API_TOKEN,
+        "SECRET_KEY": "test-secret-key",
+        "LOG_LEVEL": "warning",
+    }
+    env.update({k: str(v) for k, v in overrides.items()})
+    return load_settings(env, env_file=None), env
+
+
+def drain(queues: list[str], until: Callable[[], bool] | None = None, timeout: float = 30.0) -> None:
+    """Run queued and due-delayed jobs in-process (JobWorker, burst) until `until()` or the queues are idle."""
+    from rq import Queue
+    from rq.job import Job as RQJob
+    from rq.registry import ScheduledJobRegistry
+
+    from app.jobs.queues import get_redis
+    from workers.worker import JobWorker
+
+    class DrainWorker(JobWorker):
+        """JobWorker without RQ's command channel: every work() call would start a pubsub thread and then wait
+        up to 1 s for it to stop, and nothing sends commands to a drain in the test's own thread."""
+
+        def subscribe(self) -> None:
+            pass
+
+        def unsubscribe(self) -> None:
+            pass
+
+    connection = get_redis()
+    worker = DrainWorker(queues, connection=connection)
+    deadline = time.monotonic() + timeout
+    while True:
+        for name in queues:
+            queue = Queue(name, connection=connection)
+            registry = ScheduledJobRegistry(queue=queue)
+            for job_id in registry.get_jobs_to_schedule(time.time()):
+                job = RQJob.fetch(job_id, connection=connection)
+                registry.remove(job_id)
+                queue._enqueue_job(job)
+        worker.work(burst=True)
+        if until is None:
+            pending = sum(ScheduledJobRegistry(name, connection=connection).count for name in queues)
+            if pending == 0:
+                return
+        elif until():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"jobs on {queues} did not settle within {timeout} s")
+        time.sleep(0.05)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1, message: str = "") -> object:
+    """Poll `predicate` until it returns something truthy (returned) or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
+
+
+def start_process(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """A Python subprocess of the repo (worker pool, scheduler, web server) with the test's env, output to log_path.
+
+    A test that calls this is slow: mark it `@pytest.mark.slow` so the fast lane (`-m "not slow"`) leaves it out.
+    """
+    full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT) + os.pathsep + str(ROOT / "tests")}
+    with open(log_path, "wb") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=full_env, stdout=handle,
+                                stderr=subprocess.STDOUT)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@contextmanager
+def serve_app(flask_app) -> Iterator[str]:
+    """The app on a free loopback port, served by threads of this process (for browsers and raw sockets)."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, flask_app, threaded=True)
+    # a short poll: shutdown() waits up to one interval
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
