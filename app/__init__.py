@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = get_settings()
     configure_logging(settings.log_level)
     root = Path(__file__).resolve().parent.parent
-    flask_app = Flask(__name__, template_folder=str(root / "templates"), instance_path=str(settings.instance_dir.resolve()))
+    flask_app = Flask(__name__, template_folder=str(root / "templates"),
+                      instance_path=str(settings.instance_dir.resolve()))
     flask_app.config.update(
         SETTINGS=settings,
         SECRET_KEY=auth.load_or_create_secret_key(settings),

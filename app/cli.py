@@ -19,7 +19,7 @@ class DelaySeconds(click.ParamType):
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
         try:
-            seconds = float(value)
+            seconds = float(value)  # type: ignore[arg-type]  # any object: float() decides
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
         if not 0 <= seconds <= MAX_DELAY_SECONDS:  # also false for nan

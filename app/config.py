@@ -6,10 +6,11 @@ misconfigured deployment fails loudly at start with the full list, not at the fi
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlparse
 
 # Worker processes per worker group (a group serves one job type, or all maintenance types).
@@ -208,7 +209,7 @@ class Settings:
     def _collect_secret_values(self) -> list[str]:
         from urllib.parse import unquote
 
-        values = []
+        values: list[str] = []
         for f in fields(self):
             value = getattr(self, f.name)
             if not (f.metadata.get("secret") and isinstance(value, str) and value):

@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 LOG_FORMATS = ("keyvalue", "json")
@@ -90,7 +90,7 @@ _LEVEL_NAMES = {"WARNING": "warn", "CRITICAL": "critical"}
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     """The fields of one line, in order: ts, level, logger, msg, then extras, then exc."""
     fields: dict[str, Any] = {
-        "ts": datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "ts": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         "level": _LEVEL_NAMES.get(record.levelname, record.levelname.lower()),
         "logger": record.name,
         "msg": record.getMessage(),

@@ -5,13 +5,12 @@ Running the command again applies only what is missing, so it is safe to run on 
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import peewee
 
 from app.db import database
 from app.models import ALL_MODELS, SchemaMigration
-
 
 V1_MODELS = [m for m in ALL_MODELS if m._meta.table_name != "blocked_releases"]
 
@@ -26,7 +25,8 @@ def _has_column(db: peewee.Database, table: str, column: str) -> bool:
 
 
 def _v3_polling_and_blocklist(db: peewee.Database) -> None:
-    from playhouse.migrate import SchemaMigrator, migrate as run
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run
 
     migrator = SchemaMigrator.from_database(db)
     operations = []
@@ -67,7 +67,8 @@ def _v4_text_search_indexes(db: peewee.Database) -> None:
 
 
 def _v5_fencing_and_leases(db: peewee.Database) -> None:
-    from playhouse.migrate import SchemaMigrator, migrate as run
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run
 
     migrator = SchemaMigrator.from_database(db)
     columns = (("run_token", peewee.CharField(null=True)), ("heartbeat_at", peewee.DateTimeField(null=True)),
@@ -81,7 +82,8 @@ def _v5_fencing_and_leases(db: peewee.Database) -> None:
 
 
 def _v6_schedule_enabled_changed_by(db: peewee.Database) -> None:
-    from playhouse.migrate import SchemaMigrator, migrate as run
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run
 
     if not _has_column(db, "scheduled_jobs", "enabled_changed_by"):
         migrator = SchemaMigrator.from_database(db)

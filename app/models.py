@@ -1,13 +1,13 @@
 """Peewee models: the record of truth for jobs, their events, schedules and the request pipeline.
 
-Columns follow the original schema (snake_case, UUID ids); see shared reference §3.
+Columns follow the original schema (snake_case, UUID ids).
 """
 from __future__ import annotations
 
 import enum
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import ClassVar
 
 import peewee
@@ -18,7 +18,7 @@ from app.pipeline.download_state import DownloadState
 
 def utcnow() -> datetime:
     """Naive UTC timestamp (stored without zone on both backends)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def status_values(statuses: Iterable[enum.Enum]) -> list[str]:
@@ -26,7 +26,7 @@ def status_values(statuses: Iterable[enum.Enum]) -> list[str]:
     return sorted(s.value for s in statuses)
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     PENDING = "pending"
     DELAYED = "delayed"
     ACTIVE = "active"
@@ -57,7 +57,7 @@ JobStatus.CANCELLABLE = JobStatus.NOT_STARTED
 TERMINAL_JOB_STATUSES = status_values(JobStatus.TERMINAL)
 
 
-class DownloadStatus(str, enum.Enum):
+class DownloadStatus(enum.StrEnum):
     """download_history.download_status: the client's state of the torrent while it is monitored
     (DownloadState), then how the row ended."""
 

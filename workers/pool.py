@@ -108,6 +108,11 @@ def preload() -> None:
     instead of each importing the app again (~30 MB a worker). Modules RQ and the processors would
     import at their first job are listed too, or each worker would load them into private pages.
     """
+    # Imported on first use: datetime.strptime (RQ's timestamps), requests' first call (.netrc lookup).
+    import _strptime  # noqa: F401
+    import netrc  # noqa: F401
+    import shlex  # noqa: F401
+
     import app.config  # noqa: F401
     import app.db  # noqa: F401
     import app.integrations.qbittorrent  # noqa: F401  (the download client is picked at the first call)
@@ -119,10 +124,6 @@ def preload() -> None:
     import workers.processors  # noqa: F401  (every processor and the clients they use)
     import workers.runner  # noqa: F401  (the function every RQ job calls)
     import workers.worker  # noqa: F401  (RQ and the worker classes)
-    # Imported on first use: datetime.strptime (RQ's timestamps), requests' first call (.netrc lookup).
-    import _strptime  # noqa: F401
-    import netrc  # noqa: F401
-    import shlex  # noqa: F401
 
 
 def run_worker(group: str, index: int, burst: bool = False, parent_pid: int | None = None) -> None:

@@ -27,9 +27,9 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for_sentinels
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from workers.pool import STOP_SIGNALS, preload, run_worker

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from rq import SimpleWorker, Worker
@@ -136,7 +136,7 @@ class FewerRoundTrips:
             return
         last = self.last_heartbeat
         if timeout is None and last is not None and \
-                (datetime.now(timezone.utc) - last).total_seconds() < self.HEARTBEAT_COALESCE_SECONDS:
+                (datetime.now(UTC) - last).total_seconds() < self.HEARTBEAT_COALESCE_SECONDS:
             return
         with self.connection.pipeline(transaction=False) as batch:  # type: ignore[attr-defined]
             super().heartbeat(timeout, pipeline=batch)  # type: ignore[misc]
@@ -155,7 +155,7 @@ class FewerRoundTrips:
         super().check_for_suspension(burst)  # type: ignore[misc]
 
     def handle_execution_ended(self, job: Any, queue: Any, heartbeat_ttl: int) -> None:
-        job.ended_at = datetime.now(timezone.utc)
+        job.ended_at = datetime.now(UTC)
         job.last_heartbeat = job.ended_at  # saved with the job's hash by the success/failure/retry handling
 
 

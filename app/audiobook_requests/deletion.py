@@ -40,7 +40,7 @@ def delete_request(request_id: str) -> dict[str, Any]:
                     f"{len(removed)} torrents removed from the client (files kept)",
                     {"cancelledJobs": cancelled, "removedTorrents": removed, "keptTorrents": kept})
     for warning in warnings:
-        events.warn(warning)
+        events.warning(warning)
     return {"request": {"id": str(request.id), "status": R.DELETED.value}, "alreadyDeleted": not newly,
             "cancelledJobs": cancelled, "removedTorrents": removed, "keptTorrents": kept, "warnings": warnings}
 

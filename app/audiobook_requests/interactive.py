@@ -29,8 +29,15 @@ from app.jobs.service import add_job, cancel_run
 from app.jobs.types import Priority
 from app.models import TERMINAL_JOB_STATUSES, BlockedRelease, Job, Request
 from app.pipeline.ranking import Release
-from app.pipeline.release_search import BLOCKLISTED, Blocklist, book_of, download_payload, rank_all, release_key, \
-    release_row
+from app.pipeline.release_search import (
+    BLOCKLISTED,
+    Blocklist,
+    book_of,
+    download_payload,
+    rank_all,
+    release_key,
+    release_row,
+)
 
 SEARCH_TIMEOUT_SECONDS = 30.0   # the admin waits for the answer: shorter than the worker's 60 s
 RELEASES_TTL_SECONDS = 3600
@@ -75,7 +82,7 @@ def _stored_release(request: Request, guid: str) -> Release:
         raw = get_redis().get(_key(request))
     except RedisError as exc:
         raise RequestError(f"Redis is unavailable: {exc}", 503) from None
-    payload = json.loads(raw).get(guid) if raw else None
+    payload = json.loads(raw).get(guid) if raw else None  # type: ignore[arg-type]  # redis-py's sync reply
     if payload is None:
         raise RequestError(f"release {guid[:200]!r} is not among this request's last search results (they are "
                            f"kept {RELEASES_TTL_SECONDS // 60} min): search again", 404)

@@ -100,7 +100,7 @@ class Evidence:
     completed_download_path: str | None = None   # newest completed download_history row's download_path
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     NONE = "none"       # nothing to repair
     RERUN = "rerun"     # start job_type with payload
     FAIL = "failed"     # request → failed, reason as its error_message
@@ -259,7 +259,7 @@ def _last_job(jobs: list[Job]) -> LastJob | None:
         return None
     job = jobs[0]
     return LastJob(id=str(job.id), type=job.type, status=job.status, error_message=job.error_message,
-                   reconciled=bool((job.payload or {}).get(RECONCILED_KEY)))
+                   reconciled=isinstance(job.payload, dict) and bool(job.payload.get(RECONCILED_KEY)))
 
 
 def _evidence(request: Request, jobs: list[Job], downloads: list[DownloadHistory]) -> Evidence:
@@ -269,7 +269,8 @@ def _evidence(request: Request, jobs: list[Job], downloads: list[DownloadHistory
     record = next((DownloadRecord(id=str(d.id), client=d.download_client, client_id=d.download_client_id,
                                   status=d.download_status, created_at=d.created_at, error=d.download_error)
                    for d in downloads if d.selected and d.download_client_id and d.download_client), None)
-    completed = next((d.download_path for d in downloads if d.download_status == DownloadStatus.COMPLETED and d.download_path),
+    completed = next((d.download_path for d in downloads
+                      if d.download_status == DownloadStatus.COMPLETED and d.download_path),
                      None)
     return Evidence(request_id=str(request.id), book=Book(str(book.id), book.title, book.author, book.audible_asin),
                     download=record, download_attempt=attempt, completed_download_path=completed)
@@ -291,6 +292,7 @@ def _repair(request: Request, jobs: list[Job], downloads: list[DownloadHistory])
         return None
     new_job_id = None
     if repair.action is Action.RERUN:
+        assert repair.job_type is not None  # decide_repair names the step of every re-run
         try:
             new_job_id = add_job(repair.job_type, repair.payload, priority=repair.priority, request_id=request.id)
         except (InvalidPayload, UnknownJobType) as exc:   # nothing was written: failing beats retrying forever
@@ -311,7 +313,7 @@ def _repair(request: Request, jobs: list[Job], downloads: list[DownloadHistory])
     # On the new run, else on the last job: both show on the request's timeline. With neither (no job ever),
     # the reason is the request's error_message and the event goes to the process log only.
     event_job = new_job_id or (last_job.id if last_job else None)
-    create_job_logger(event_job, EVENT_CONTEXT).warn(message, summary)
+    create_job_logger(event_job, EVENT_CONTEXT).warning(message, summary)
     return summary
 
 

@@ -10,8 +10,16 @@ from app.errors import AppError
 from app.jobs.service import add_job, cancel_run, job_to_dict
 from app.jobs.types import Priority
 from app.library.matching import BookQuery, LibraryItem, Match, find_match, normalize_title
-from app.models import (TERMINAL_JOB_STATUSES, Audiobook, DownloadHistory, DownloadStatus, Job, PlexLibrary, Request,
-                        status_values)
+from app.models import (
+    TERMINAL_JOB_STATUSES,
+    Audiobook,
+    DownloadHistory,
+    DownloadStatus,
+    Job,
+    PlexLibrary,
+    Request,
+    status_values,
+)
 from app.pipeline.ranking import normalize
 from app.validation import parse_uuid, text_problem
 
@@ -113,7 +121,7 @@ def create_request(body: Any, user_id: str = "admin") -> Request:
     fields = validate_body(body)
     candidates = Audiobook.select().where(
         (Audiobook.audible_asin == fields["asin"]) if fields["asin"] else
-        (Audiobook.title.contains(fields["title"][:40])))
+        (Audiobook.title.contains((fields["title"] or "")[:40])))
     for book in candidates:
         if not _same_book(book, fields):
             continue
@@ -198,7 +206,8 @@ def cancel_request(request_id: str) -> dict[str, Any]:
         try:
             download_client(download.download_client).remove(download.download_client_id, delete_files=False)
             removed.append(download.download_client_id)
-            DownloadHistory.update(download_status=DownloadStatus.REMOVED.value).where(DownloadHistory.id == download.id).execute()
+            DownloadHistory.update(download_status=DownloadStatus.REMOVED.value).where(
+                DownloadHistory.id == download.id).execute()
         except ServiceError as exc:
             log.warning("could not remove torrent %s: %s", download.download_client_id, exc)
     return {"cancelledJobs": cancelled, "removedTorrents": removed}

@@ -1,6 +1,6 @@
 """The one module that writes request status. Every transition is a conditional UPDATE from a named
 set of statuses, so a slow worker never overwrites a later status and a cancelled request stays cancelled
-(reference §5.2)."""
+(the original's request state machine, docs/pipeline.md)."""
 from __future__ import annotations
 
 import enum
@@ -13,7 +13,7 @@ from app.jobs import fence
 from app.models import Job, Request, utcnow
 
 
-class RequestStatus(str, enum.Enum):
+class RequestStatus(enum.StrEnum):
     PENDING = "pending"
     SEARCHING = "searching"
     AWAITING_SEARCH = "awaiting_search"

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from app.integrations.errors import ServiceError, TransientServiceError, classify_status
 from app.integrations.http import request
@@ -50,7 +51,7 @@ class CheckResult:
         """The API shape (camelCase, checkedAt as ISO 8601 UTC)."""
         checked = None
         if self.checked_at:
-            checked = datetime.fromtimestamp(self.checked_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            checked = datetime.fromtimestamp(self.checked_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {"name": self.name, "label": self.label, "configured": self.configured, "ok": self.ok,
                 "version": self.version, "latencyMs": self.latency_ms, "error": self.error, "checkedAt": checked}
 
@@ -58,7 +59,7 @@ class CheckResult:
         return json.dumps(asdict(self))
 
     @classmethod
-    def loads(cls, raw: str | bytes) -> "CheckResult | None":
+    def loads(cls, raw: str | bytes) -> CheckResult | None:
         try:
             data = json.loads(raw)
             return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
@@ -89,7 +90,7 @@ def _prowlarr_version(settings, timeout: float) -> str:
     from app.integrations.prowlarr import SERVICE, ProwlarrClient
 
     client = ProwlarrClient(settings.prowlarr_url, settings.prowlarr_api_key, timeout=timeout)
-    # services.md §1: GET /api/v1/system/status (needs the key) → {appName, version, …}
+    # Prowlarr: GET /api/v1/system/status (needs the key) → {appName, version, …}
     response = request(client.session, SERVICE, "GET", f"{client.url}/api/v1/system/status",
                        headers={"X-Api-Key": settings.prowlarr_api_key}, timeout=timeout)
     if response.status_code != 200:

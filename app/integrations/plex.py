@@ -1,8 +1,11 @@
-"""Plex Media Server: identity, albums of a section (paged), recently added, refresh (services.md §4)."""
+"""Plex Media Server: identity, albums of a section (paged), recently added, refresh.
+
+JSON replies (Accept: application/json); the token travels in the X-Plex-Token header."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 

@@ -1,4 +1,4 @@
-"""Prowlarr: release search and fetching a release link (reference §12.1, services.md §1).
+"""Prowlarr: release search and fetching a release link (GET /api/v1/search with X-Api-Key; proxy download links).
 
 The API key travels only in the X-Api-Key header, and only to Prowlarr's own origin (scheme, host and
 port of PROWLARR_URL). Links parsed from search results lose their `apikey` query parameter, so job

@@ -29,7 +29,8 @@ class QBittorrentClient:
             return
         if response.status_code == 403:
             raise PermanentServiceError(SERVICE, "login refused: this address is banned after too many failed "
-                                        "logins (check DOWNLOAD_CLIENT_USERNAME/PASSWORD, then restart qBittorrent)", 403)
+                                        "logins (check DOWNLOAD_CLIENT_USERNAME/PASSWORD, then restart "
+                                        "qBittorrent)", 403)
         if response.status_code in (200, 401):
             raise PermanentServiceError(SERVICE, "login failed: check DOWNLOAD_CLIENT_USERNAME and "
                                         "DOWNLOAD_CLIENT_PASSWORD", 401)
@@ -99,7 +100,8 @@ def _status(item: dict) -> TorrentStatus:
     name = str(item.get("name") or "")
     content_path = str(item.get("content_path") or "") or (f"{save_path.rstrip('/')}/{name}" if save_path else "")
     return TorrentStatus(
-        info_hash=str(item.get("hash", "")).lower(), name=name, state=qbittorrent_state(str(item.get("state")), progress),
+        info_hash=str(item.get("hash", "")).lower(), name=name,
+        state=qbittorrent_state(str(item.get("state")), progress),
         raw_state=str(item.get("state")), progress=progress, downloaded=int(item.get("completed") or 0),
         size=max(int(item.get("size") or 0), 0), download_speed=int(item.get("dlspeed") or 0),
         eta=int(item.get("eta") or 0), content_path=content_path, seeding_seconds=int(item.get("seeding_time") or 0),

@@ -1,6 +1,6 @@
 """RQ callbacks: they turn what happened in a worker into job state (through app.jobs.state).
 
-RQ 2.12 facts this relies on (shared/reference/rq-notes.md §1):
+RQ 2.12 facts this relies on (measured against RQ 2.12; the lifecycle and failure-path tests exercise them):
 - on_failure runs once per failed attempt, before RQ's retry decision, with `job.retries_left`
   not yet decremented: the attempt was the last one when retries_left is None or 0;
 - setting `job.retries_left = 0` in on_failure makes RQ skip the remaining retries (permanent errors);
@@ -97,7 +97,7 @@ def on_stopped(job: RQJob, connection: Any, *args: Any, **kwargs: Any) -> None:
         return
     ensure_bound()
     state.mark_cancelled(db_id, "Stopped by an admin while running")
-    create_job_logger(db_id, "JobQueue").warn("Job stopped by an admin while running")
+    create_job_logger(db_id, "JobQueue").warning("Job stopped by an admin while running")
 
 
 def on_work_horse_killed(job: RQJob, retpid: int, ret_val: int, rusage: Any) -> None:
@@ -143,7 +143,7 @@ def record_failed_attempt(job: RQJob, db_id: str, error: str, trace: str | None,
         fail_request_of_job(db_id, error)
     else:
         metrics.record_run(job.connection, type_of_queue(job.origin), "retried", seconds)
-        logger.warn(f"Attempt failed: {error}. Retrying in {retry_in} s ({job.retries_left} retr"
+        logger.warning(f"Attempt failed: {error}. Retrying in {retry_in} s ({job.retries_left} retr"
                     f"{'y' if job.retries_left == 1 else 'ies'} left)")
 
 

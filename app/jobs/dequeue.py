@@ -7,7 +7,8 @@ given order, in one call: same semantics, one round trip.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rq import Queue
 

@@ -25,13 +25,13 @@ _PY_LEVELS = {"info": logging.DEBUG, "warn": logging.WARNING, "error": logging.E
 _MAX_MESSAGE = 10_000
 
 
-def _known_secrets() -> list[str]:
+def _known_secrets() -> tuple[str, ...]:
     try:
         from app.config import get_settings
 
         return get_settings().secret_values()
     except Exception:  # settings errors must not break logging
-        return []
+        return ()
 
 
 class JobLogger:
@@ -43,15 +43,14 @@ class JobLogger:
     def info(self, message: str, metadata: Any = None) -> None:
         self._write("info", message, metadata)
 
-    def warn(self, message: str, metadata: Any = None) -> None:
+    def warning(self, message: str, metadata: Any = None) -> None:
+        """An event at level `warn` (the level's stored name, as in the original's JobLogger)."""
         self._write("warn", message, metadata)
-
-    warning = warn
 
     def error(self, message: str, metadata: Any = None) -> None:
         self._write("error", message, metadata)
 
-    def child(self, context: str) -> "JobLogger":
+    def child(self, context: str) -> JobLogger:
         """A logger for a helper (e.g. FileOrganizer) that writes to the same job."""
         return JobLogger(self.job_id, context)
 

@@ -14,6 +14,7 @@ which Prometheus handles as a counter reset.
 """
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 RUNS_KEY = "rmab:metrics:runs"
@@ -69,11 +70,11 @@ def read(connection: Any) -> tuple[dict[tuple[str, str], int], dict[str, dict[st
 
 def run_seconds(rq_job: Any) -> float:
     """How long the run that just ended took, from RQ's start time (0 when unknown)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     started = getattr(rq_job, "started_at", None)
     if started is None:
         return 0.0
     if started.tzinfo is None:
-        started = started.replace(tzinfo=timezone.utc)
-    return max((datetime.now(timezone.utc) - started).total_seconds(), 0.0)
+        started = started.replace(tzinfo=UTC)
+    return max((datetime.now(UTC) - started).total_seconds(), 0.0)

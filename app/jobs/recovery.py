@@ -92,7 +92,7 @@ def sweep_expired_leases(connection: Any, now: Any = None) -> list[str]:
             if definition is not None:
                 enqueue_run(definition, row.payload, Priority.parse(row.priority), row.max_attempts - row.attempts,
                             retry_in)
-            logger.warn(f"{error}; retrying in {retry_in} s ({row.max_attempts - row.attempts} attempt(s) left)")
+            logger.warning(f"{error}; retrying in {retry_in} s ({row.max_attempts - row.attempts} attempt(s) left)")
         handled.append(str(row.id))
     return handled
 
@@ -134,7 +134,7 @@ def requeue_lost_jobs(connection: Any, now: Any = None) -> list[str]:
             pipe.hget(RQJob.key_for(row.rq_job_id), "status")
         rq_statuses = pipe.execute()
     requeued = []
-    for row, rq_status in zip(waiting, rq_statuses):
+    for row, rq_status in zip(waiting, rq_statuses, strict=True):
         definition = types.get(row.type)
         lost = rq_status is None or rq_status in _RQ_DONE
         if not lost or definition is None or not state.reset_for_requeue(row.id):
@@ -143,7 +143,7 @@ def requeue_lost_jobs(connection: Any, now: Any = None) -> list[str]:
             _discard_rq_job(connection, row.rq_job_id)
         remaining = max(row.max_attempts - row.attempts, 1)
         enqueue_run(definition, row.payload, Priority.parse(row.priority), remaining, 0)
-        create_job_logger(str(row.id), "JobQueue").warn(
+        create_job_logger(str(row.id), "JobQueue").warning(
             "Job was missing from Redis (restart without persistence?); enqueued again" if rq_status is None else
             f"Job's RQ run ended ({rq_status.decode()}) but its row still waits; enqueued again")
         requeued.append(str(row.id))

@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 REDACTED = "[REDACTED]"
 # Longer texts keep their first and last MAX_TEXT_CHARS / 2 characters: redaction, and whatever stores
@@ -185,7 +186,8 @@ def _replace_spans(text: str, starts: list[int], ends: list[int]) -> str:
     """`text` with each span starts[i]:ends[i] (overlapping ones merged) replaced by one REDACTED."""
     if not starts:
         return text
-    pieces, kept_from = [], 0
+    pieces: list[str] = []
+    kept_from = 0
     for i in sorted(range(len(starts)), key=starts.__getitem__):
         start, end = starts[i], ends[i]
         if start < kept_from:  # overlaps the previous span: extend it

@@ -81,7 +81,7 @@ def _trim_script(connection: Any) -> Any:
 _scripts: dict[int, Any] = {}
 
 
-def cleanup_job_history(days: int, now: Any = None) -> dict[str, int]:
+def cleanup_job_history(days: int, now: Any = None) -> dict[str, Any]:
     """Delete finished jobs older than `days` and their events, in batches. Active work is never touched."""
     cutoff = (now or utcnow()) - timedelta(days=days)
     jobs_deleted = events_deleted = 0

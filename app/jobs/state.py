@@ -53,7 +53,7 @@ def _uuid_param(value: Any) -> str:
     return (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).hex
 
 
-def _secrets() -> list[str]:
+def _secrets() -> tuple[str, ...]:
     from app.config import get_settings
 
     return get_settings().secret_values()
@@ -70,7 +70,8 @@ def insert_job_row(*, job_id: uuid.UUID, job_type: str, payload: dict, priority:
     status = S.DELAYED if run_at is not None else S.PENDING
     now = utcnow()
     _execute(_INSERT_JOB, (
-        _uuid_param(job_id), now, now, _uuid_param(request_id) if request_id else None, rq_job_id, job_type, status.value,
+        _uuid_param(job_id), now, now, _uuid_param(request_id) if request_id else None, rq_job_id, job_type,
+        status.value,
         priority, max_attempts, json.dumps(redact(payload, _secrets()), allow_nan=False),
         _uuid_param(scheduled_job_id) if scheduled_job_id else None, run_at, False))
 

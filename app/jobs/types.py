@@ -16,7 +16,7 @@ class Priority(enum.IntEnum):
     HIGH = 10
 
     @classmethod
-    def parse(cls, value: "int | str | Priority | None") -> "Priority":
+    def parse(cls, value: int | str | Priority | None) -> Priority:
         """Map a name ('high'), a Priority, or any int onto the three levels (>=10 high, >=5 medium)."""
         if value is None:
             return cls.MEDIUM

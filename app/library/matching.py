@@ -8,13 +8,15 @@ and the title alone must score at least 80, so "Foundation" never matches "Found
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any
 
 from rapidfuzz import fuzz as rf_fuzz
 from rapidfuzz import process
 from thefuzz import fuzz
 
+numpy: Any
 try:  # cdist (both cores, 5x faster at 50k items) returns a numpy array (numpy is in install_requires;
     # without it, process.extract per request gives the same answers, slower)
     import numpy
@@ -117,7 +119,7 @@ class LibraryIndex:
         for start in range(0, len(books), _CHUNK):
             chunk = books[start:start + _CHUNK]
             hits = _title_hits([normalize_title(book.title) for book in chunk], self.titles)
-            for book, item_indexes in zip(chunk, hits):
+            for book, item_indexes in zip(chunk, hits, strict=True):
                 asin_item = self.by_asin.get((book.asin or "").strip().upper()) if book.asin else None
                 items = [self.items[i] for i in item_indexes]
                 found.append(([asin_item] if asin_item is not None else []) + items)
@@ -128,7 +130,8 @@ class LibraryIndex:
 
     def match_all(self, books: Sequence[BookQuery]) -> list[Match | None]:
         """find_match for each book, against the whole library (the same answer as all-pairs)."""
-        return [find_match(book, candidates) for book, candidates in zip(books, self.candidates_for(books))]
+        return [find_match(book, candidates)
+                for book, candidates in zip(books, self.candidates_for(books), strict=True)]
 
 
 # thefuzz rounds rapidfuzz's ratio to an integer: 79.5 rounds to 80, so this cutoff keeps every item
@@ -147,6 +150,6 @@ def _title_hits(queries: list[str], titles: list[str]) -> list[list[int]]:
     scores = process.cdist(queries, titles, scorer=rf_fuzz.ratio, score_cutoff=_CANDIDATE_CUTOFF, workers=-1)
     hits: list[list[int]] = [[] for _ in queries]
     rows, columns = numpy.nonzero(scores)  # below the cutoff cdist writes 0
-    for row, column in zip(rows.tolist(), columns.tolist()):
+    for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
         hits[row].append(column)
     return hits

@@ -87,7 +87,7 @@ def _target_names(files: list[Path], root: Path) -> dict[Path, str]:
     counts: dict[str, int] = {}
     for path in files:
         counts[sanitize(path.name).lower()] = counts.get(sanitize(path.name).lower(), 0) + 1
-    names = {}
+    names: dict[Path, str] = {}
     for path in files:
         name = sanitize(path.name)
         if counts[name.lower()] > 1 and path.parent != root:

@@ -30,6 +30,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import requests
@@ -159,7 +160,7 @@ def _write_mp4(path: Path, tags: TagSet) -> None:
     audio = MP4(path)
     if audio.tags is None:
         audio.add_tags()
-    current = audio.tags
+    current: Any = audio.tags  # mutagen's tags are untyped
     for key, value in (("©nam", _title(tags, bool(current.get("©nam")))), ("©alb", tags.album),
                        ("©ART", tags.artist), ("aART", tags.album_artist), ("©wri", tags.composer),
                        ("©day", tags.year)):
@@ -178,7 +179,7 @@ def _write_mp3(path: Path, tags: TagSet) -> None:
     audio = MP3(path)  # parses the audio frames too: a file that is not MP3 fails here, before any write
     if audio.tags is None:
         audio.add_tags()
-    current = audio.tags
+    current: Any = audio.tags  # mutagen's tags are untyped
     for frame, value in ((TIT2, _title(tags, bool(current.getall("TIT2")))), (TALB, tags.album),
                          (TPE1, tags.artist), (TPE2, tags.album_artist), (TCOM, tags.composer),
                          (TDRC, tags.year)):

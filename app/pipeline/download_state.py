@@ -1,11 +1,11 @@
-"""Download client states mapped onto one vocabulary (reference §12, services.md §2-3), and which of them
-count toward the stall limit."""
+"""Download client states mapped onto one vocabulary (qBittorrent's state strings, Transmission's numeric
+status), and which of them count toward the stall limit."""
 from __future__ import annotations
 
 import enum
 
 
-class DownloadState(str, enum.Enum):
+class DownloadState(enum.StrEnum):
     DOWNLOADING = "downloading"  # allowed to transfer (with or without peers)
     METADATA = "metadata"        # magnet still fetching its metadata, allowed to
     QUEUED = "queued"            # waiting for a slot in the client's queue

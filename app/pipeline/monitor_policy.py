@@ -186,7 +186,7 @@ def describe_holders(users: Iterable[TorrentUser]) -> str:
     return ", ".join(f"request {u.request_id} ({u.request_status})" for u in users)
 
 
-class StallRemoval(str, enum.Enum):
+class StallRemoval(enum.StrEnum):
     WITH_FILES = "with_files"        # the torrent and its partial data
     TORRENT_ONLY = "torrent_only"    # the torrent; the (complete) data stays on disk
     LEAVE = "leave"                  # nothing: another request uses it

@@ -1,4 +1,4 @@
-"""Ranking of Prowlarr releases for an audiobook (reference §11.2, HEAD rules with its gates).
+"""Ranking of Prowlarr releases for an audiobook (the original's HEAD rules with their gates).
 
 Every result is ranked before anything is cut (the original cut to 50 first, #277). Automatic
 selection keeps results that pass the gates: size >= 20 MiB, >= 80 % of the title's significant words
@@ -40,7 +40,7 @@ class Release:
                 "publishDate": self.publish_date, "protocol": self.protocol}
 
     @classmethod
-    def from_payload(cls, data: dict[str, Any]) -> "Release":
+    def from_payload(cls, data: dict[str, Any]) -> Release:
         return cls(title=str(data.get("title", "")), size=int(data.get("size") or 0), seeders=data.get("seeders"),
                    leechers=data.get("leechers"), indexer=str(data.get("indexer") or ""),
                    indexer_id=data.get("indexerId"), download_url=data.get("downloadUrl"),

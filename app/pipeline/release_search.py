@@ -5,8 +5,9 @@ the interactive search API (every result, ranked, each with why it would not be 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from app.pipeline.ranking import Ranked, Release, acceptable, normalize, rank_releases
 
@@ -23,7 +24,7 @@ class Blocklist:
     hashes: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, rows: Iterable[tuple[str | None, str | None]]) -> "Blocklist":
+    def of(cls, rows: Iterable[tuple[str | None, str | None]]) -> Blocklist:
         """From (title, info_hash) pairs, e.g. blocked_releases rows."""
         titles, hashes = set(), set()
         for title, info_hash in rows:
@@ -36,7 +37,7 @@ class Blocklist:
     def blocks(self, release: Release) -> bool:
         if normalize(release.title) in self.titles:
             return True
-        return bool(release.info_hash) and release.info_hash.lower() in self.hashes
+        return release.info_hash is not None and release.info_hash.lower() in self.hashes
 
 
 def has_seeders(release: Release) -> bool:

@@ -7,7 +7,7 @@ since/until (ISO dates), q (text in event messages, audiobook titles and error m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from app.errors import AppError
@@ -69,7 +69,7 @@ def _date(value: str | None, name: str) -> tuple[datetime | None, bool]:
     try:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     except (ValueError, OverflowError):
         raise LogsQueryError(f"{name} must be a date like 2026-11-28 (years 0001 to 9999)") from None
     try:

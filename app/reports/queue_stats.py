@@ -1,5 +1,5 @@
 """Queue statistics for /admin/queues and /metrics, read from Redis without triggering RQ's cleanup
-(cleanup from a web thread fails: RQ's callback timeout needs the main thread; rq-notes §1), and the
+(cleanup from a web thread fails: RQ's callback timeout needs the main thread), and the
 failed jobs "requeue failed" acts on, read from the database (the record of truth)."""
 from __future__ import annotations
 

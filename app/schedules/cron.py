@@ -1,7 +1,7 @@
 """Cron strings: validation, next fire time in the configured time zone, and a human label."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -32,7 +32,7 @@ def validate_cron(expression: object, now: datetime | None = None) -> str:
         croniter(value)
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidSchedule(f"invalid cron string {value!r}: {exc}") from None
-    start = (now or datetime.now(timezone.utc).replace(tzinfo=None)).replace(tzinfo=timezone.utc)
+    start = (now or datetime.now(UTC).replace(tzinfo=None)).replace(tzinfo=UTC)
     try:
         croniter(value, start, max_years_between_matches=MAX_YEARS_BETWEEN_RUNS).get_next(datetime)
     except (ValueError, OverflowError):  # CroniterBadDateError is a ValueError
@@ -43,9 +43,9 @@ def validate_cron(expression: object, now: datetime | None = None) -> str:
 def next_fire_time(expression: str, after: datetime, tz_name: str = "UTC") -> datetime:
     """The first fire time strictly after `after` (naive UTC), as naive UTC, evaluated in `tz_name`."""
     zone = ZoneInfo(tz_name)
-    start = after.replace(tzinfo=timezone.utc).astimezone(zone)
+    start = after.replace(tzinfo=UTC).astimezone(zone)
     following = croniter(expression, start).get_next(datetime)
-    return following.astimezone(timezone.utc).replace(tzinfo=None, microsecond=0)
+    return following.astimezone(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def describe(expression: str, tz_name: str = "UTC") -> str:

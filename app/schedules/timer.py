@@ -92,7 +92,7 @@ def fire_schedule(schedule_id: str, due_at: str, now: datetime | None = None) ->
         reason = (f"Scheduled run of '{row.name}' due {due_at}Z skipped: the previous run {previous.id} is still "
                   f"{previous.status}")
         log.warning(reason)
-        create_job_logger(str(previous.id), "Scheduler").warn(reason)
+        create_job_logger(str(previous.id), "Scheduler").warning(reason)
         return {"skipped": reason}
     try:
         job_id = add_job(row.type, run_payload(row), scheduled_job_id=row.id)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from app.auth import api_admin_required
-from app.jobs import service as jobs_service, types
+from app.jobs import service as jobs_service
+from app.jobs import types
 from app.jobs.queues import get_redis
 from app.jobs.service import get_job, job_to_dict
 from app.models import ScheduledJob

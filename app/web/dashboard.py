@@ -5,11 +5,13 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
-from app.audiobook_requests import deletion as request_deletion, service as requests_service
+from app.audiobook_requests import deletion as request_deletion
+from app.audiobook_requests import service as requests_service
 from app.audiobook_requests import state as request_state
 from app.audiobook_requests.state import RequestStatus
 from app.auth import page_admin_required
-from app.jobs import service as jobs_service, types
+from app.jobs import service as jobs_service
+from app.jobs import types
 from app.jobs.errors import JobSystemError
 from app.jobs.queues import get_redis
 from app.jobs.service import JobActionError, cancel_job, get_job, retry_job
@@ -232,7 +234,8 @@ def _render_requests(status: str = "", form: dict | None = None, errors: dict | 
                      form_error: str | None = None, code: int = 200):
     rows, jobs = _request_rows(status)
     template = "admin/_requests_rows.html" if request.args.get("partial") else "admin/requests.html"
-    return render_template(template, rows=rows, jobs=jobs, status_filter=status, form=form or {}, errors=errors or {}, form_error=form_error), code
+    return render_template(template, rows=rows, jobs=jobs, status_filter=status, form=form or {},
+                           errors=errors or {}, form_error=form_error), code
 
 
 @bp.get("/requests")

@@ -13,8 +13,13 @@ from typing import Any
 from flask import Flask, abort, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask_login import current_user
-from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError, RequestEntityTooLarge, \
-    default_exceptions
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    InternalServerError,
+    RequestEntityTooLarge,
+    default_exceptions,
+)
 
 from app.errors import AppError
 

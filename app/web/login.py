@@ -33,7 +33,7 @@ class LoginForm(FlaskForm):
             the login with a 500."""
             if request.is_json and request.method != "GET":
                 return request.form  # empty: a JSON login is refused like an empty form
-            return super().wrap_formdata(form, formdata)
+            return super().wrap_formdata(form, formdata)  # type: ignore[misc]  # flask-wtf's Meta, untyped
 
 
 def _safe_next(target: str | None) -> str:

@@ -8,7 +8,8 @@ in the database per type and status.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Response, current_app
 from peewee import fn

@@ -1,7 +1,8 @@
 """Processor registry: job type name → function(payload) -> JSON-safe result."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Processor = Callable[[dict], Any]
 _PROCESSORS: dict[str, Processor] = {}
@@ -29,4 +30,12 @@ def registered() -> list[str]:
 
 # Import the processor modules so their @register decorators run.
 from workers.processors import (  # noqa: E402,F401
-    acquisition_maintenance, diagnostic, download, library, maintenance, monitor, organize, search)
+    acquisition_maintenance,
+    diagnostic,
+    download,
+    library,
+    maintenance,
+    monitor,
+    organize,
+    search,
+)

@@ -113,7 +113,7 @@ def _clean_one(row: DownloadHistory, minutes: int, log) -> str:
             return "shared"
         client.remove(info_hash, delete_files=True)
     except ServiceError as exc:
-        log.warn(f"Could not check {row.torrent_name!r}: {exc}")
+        log.warning(f"Could not check {row.torrent_name!r}: {exc}")
         return "unreachable"
     _mark_removed(row)
     log.info(f"Removed {row.torrent_name!r} ({info_hash}) and its files after seeding "

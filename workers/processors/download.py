@@ -86,7 +86,7 @@ def process_download(payload: dict) -> dict:
     log = create_job_logger(payload["jobId"], "DownloadTorrent")
     settings = get_settings()
     if not transition(request_id, R.DOWNLOADING, progress=0):
-        log.warn("Request is no longer searching; nothing to download")
+        log.warning("Request is no longer searching; nothing to download")
         return {"success": False, "skipped": True}
     candidates = [Release.from_payload(payload["torrent"])]
     candidates += [Release.from_payload(t) for t in payload.get("alternateTorrents") or []]
@@ -101,7 +101,7 @@ def process_download(payload: dict) -> dict:
                 if ends_the_job(exc):
                     raise
                 failures.append(release_failure(release, exc))
-                log.warn(f"Release {index + 1}/{len(candidates)} {release.title!r} unavailable: {exc}")
+                log.warning(f"Release {index + 1}/{len(candidates)} {release.title!r} unavailable: {exc}")
                 continue
             info_hash, name = fetched.info_hash, fetched.name
             # A run that lost its lease while it fetched (paused past it) stops here: it never adds the

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from app.audiobook_requests.state import R, allowed, transition
 from app.config import get_settings
@@ -28,7 +28,7 @@ WRITE_BATCH = 200
 def _plex(log: JobLogger) -> tuple[PlexClient, str] | None:
     settings = get_settings()
     if not settings.plex_configured:
-        log.warn("Plex is not configured (PLEX_URL, PLEX_TOKEN, PLEX_LIBRARY_ID); skipped")
+        log.warning("Plex is not configured (PLEX_URL, PLEX_TOKEN, PLEX_LIBRARY_ID); skipped")
         return None
     return PlexClient(settings.plex_url, settings.plex_token), settings.plex_library_id
 
@@ -74,7 +74,7 @@ def _upsert(items: Iterable[PlexItem], library_id: str) -> set[str]:
 
 
 def _epoch(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
 
 
 # A book added to Plex by hand completes a request waiting in any of these too (ReadMeABook HEAD);
@@ -116,7 +116,8 @@ def _matches(pending: list[Request], index: LibraryIndex) -> list[tuple[Request,
     """The requests whose book is in the library, with the library item that matched."""
     books = [BookQuery(r.audiobook.title, r.audiobook.author, r.audiobook.narrator, r.audiobook.audible_asin)
              for r in pending]
-    return [(request, found) for request, found in zip(pending, index.match_all(books)) if found is not None]
+    return [(request, found) for request, found in zip(pending, index.match_all(books), strict=True)
+            if found is not None]
 
 
 def _apply_matches(hits: list[tuple[Request, Match]], statuses: tuple[R, ...], log: JobLogger) -> list[dict]:
@@ -168,7 +169,7 @@ def _remove_stale(library_id: str, seen: set[str], log: JobLogger) -> int:
             for request in book.requests.where(Request.status == R.AVAILABLE.value):
                 transition(request.id, R.DOWNLOADED, only_from=(R.AVAILABLE,),
                            error_message="No longer found in the Plex library")
-                log.warn(f"'{book.title}' left the Plex library: back to downloaded")
+                log.warning(f"'{book.title}' left the Plex library: back to downloaded")
         Audiobook.update(plex_guid=None).where(Audiobook.plex_guid.in_(guids)).execute()
         PlexLibrary.delete().where(PlexLibrary.plex_guid.in_(guids)).execute()
     return len(stale)
@@ -184,7 +185,7 @@ def process_scan(payload: dict) -> dict:
     library_id = str(payload.get("libraryId") or library_id)
     lock = get_redis().set(SCAN_LOCK, payload["jobId"], nx=True, ex=3600)
     if not lock:
-        log.warn("Another library scan is running; this one is skipped")
+        log.warning("Another library scan is running; this one is skipped")
         return {"success": False, "skipped": True, "reason": "scan already running"}
     try:
         seen = _upsert(client.albums(library_id), library_id)
@@ -213,7 +214,7 @@ def process_recently_added(payload: dict) -> dict:
 @register("match_plex")
 def process_match_plex(payload: dict) -> dict:
     log = create_job_logger(payload["jobId"], "MatchPlex")
-    log.warn("match_plex is deprecated: scan_plex and plex_recently_added_check match downloaded requests")
+    log.warning("match_plex is deprecated: scan_plex and plex_recently_added_check match downloaded requests")
     request = Request.get_or_none(Request.id == payload["requestId"])
     if request is None or request.status != R.DOWNLOADED.value:
         return {"success": False, "skipped": True}
@@ -238,11 +239,11 @@ def _retry_import(request: Request, log: JobLogger) -> bool:
     download = (DownloadHistory.select().where((DownloadHistory.request == request.id) & DownloadHistory.selected)
                 .order_by(DownloadHistory.created_at.desc()).first())
     if download is None:
-        log.warn(f"Request {request.id} has no download to import; skipped")
+        log.warning(f"Request {request.id} has no download to import; skipped")
         return False
     path = _current_path(download, log)
     if not path:
-        log.warn(f"Request {request.id}: no known download path; skipped")
+        log.warning(f"Request {request.id}: no known download path; skipped")
         return False
     add_job("organize_files", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
                                "downloadPath": path}, priority=Priority.HIGH)
@@ -256,5 +257,5 @@ def _current_path(download: DownloadHistory, log: JobLogger) -> str | None:
         if status is not None and status.content_path:
             return status.content_path
     except ServiceError as exc:
-        log.warn(f"Could not ask the download client for the current path ({exc}); using the stored one")
+        log.warning(f"Could not ask the download client for the current path ({exc}); using the stored one")
     return download.download_path

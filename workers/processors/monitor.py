@@ -43,7 +43,7 @@ def _lookup(client, info_hash: str, log) -> TorrentStatus | None:
         except TransientServiceError as exc:
             last_error = exc
         if wait is not None:
-            log.warn(f"Torrent {info_hash} {'unreachable' if last_error else 'not found'}; "
+            log.warning(f"Torrent {info_hash} {'unreachable' if last_error else 'not found'}; "
                      f"retrying in {wait:g} s (try {attempt + 1}/{len(LOOKUP_WAITS) + 1})")
             time.sleep(wait)
     if last_error is not None:
@@ -85,7 +85,7 @@ def process_monitor(payload: dict) -> dict | Reschedule:
         failures = poll.connection_failures + 1
         if failures < MAX_CONNECTION_FAILURES:
             delay = reconnect_delay(failures, settings.monitor_poll_seconds)
-            log.warn(f"{exc}; transient ({failures}/{MAX_CONNECTION_FAILURES}), next poll in {delay:g} s")
+            log.warning(f"{exc}; transient ({failures}/{MAX_CONNECTION_FAILURES}), next poll in {delay:g} s")
             return Reschedule(delay, replace(poll, connection_failures=failures).to_payload())
         if is_last_attempt():
             _fail(request_id, payload, f"Download lost: {exc}")
@@ -124,7 +124,8 @@ def process_monitor(payload: dict) -> dict | Reschedule:
 
 
 def _complete(request_id: str, payload: dict, status: TorrentStatus, log) -> dict:
-    DownloadHistory.update(download_status=DownloadStatus.COMPLETED.value, completed_at=utcnow(), download_path=status.content_path).where(
+    DownloadHistory.update(download_status=DownloadStatus.COMPLETED.value, completed_at=utcnow(),
+                           download_path=status.content_path).where(
         DownloadHistory.id == payload["downloadHistoryId"]).execute()
     update_progress(request_id, 100)
     request = Request.get_by_id(request_id)
@@ -150,7 +151,7 @@ def _blocklist_and_requeue(request_id: str, payload: dict, status: TorrentStatus
     else:
         transition(request_id, R.AWAITING_SEARCH, only_from=(R.DOWNLOADING,),
                    error_message=f"Download stalled ({reason}); release blocklisted, searching again later")
-        log.warn(f"Download stalled: {reason}; release blocklisted, request back to awaiting_search")
+        log.warning(f"Download stalled: {reason}; release blocklisted, request back to awaiting_search")
 
 
 def _remove_stalled(request_id: str, client_kind: str, status: TorrentStatus, log) -> None:
@@ -158,7 +159,7 @@ def _remove_stalled(request_id: str, client_kind: str, status: TorrentStatus, lo
     others = holders(torrent_users(client_kind, status.info_hash, request_id), status.seeding_seconds)
     decision = stall_removal(status.progress, others)
     if decision is StallRemoval.LEAVE:
-        log.warn(f"Stalled torrent {status.info_hash} left in {client_kind} with its files: "
+        log.warning(f"Stalled torrent {status.info_hash} left in {client_kind} with its files: "
                  f"{describe_holders(others)} also uses it",
                  {"infoHash": status.info_hash, "sharedWith": [u.request_id for u in others]})
         return
@@ -166,7 +167,7 @@ def _remove_stalled(request_id: str, client_kind: str, status: TorrentStatus, lo
     try:
         download_client(client_kind).remove(status.info_hash, delete_files=with_files)
     except ServiceError as exc:
-        log.warn(f"Could not remove the stalled torrent: {exc}")
+        log.warning(f"Could not remove the stalled torrent: {exc}")
         return
     log.info(f"Removed the stalled torrent {status.info_hash} from {client_kind} "
              + ("with its partial files" if with_files else f"but kept its files (progress {status.progress:.0%})"))

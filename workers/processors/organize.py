@@ -41,7 +41,7 @@ def process_organize(payload: dict) -> dict:
         # load_settings refuses this at start; settings built in code get here: never delete unconfined files
         raise PermanentServiceError("Organizer", "ORGANIZE_MODE=move requires DOWNLOAD_DIR")
     if not transition(request_id, R.PROCESSING, progress=100):
-        log.warn("Request is not waiting for an import; nothing to do")
+        log.warning("Request is not waiting for an import; nothing to do")
         return {"success": False, "skipped": True}
     book = Audiobook.get_by_id(payload["audiobookId"])
     download_path = _local_path(payload["downloadPath"], settings, log)
@@ -71,14 +71,14 @@ def process_organize(payload: dict) -> dict:
     for refused in result.refused:
         log.error(f"Refused file {refused}")
     for warning in result.warnings:
-        log.warn(warning)
+        log.warning(warning)
     Audiobook.update(file_path=str(result.target), status="completed", completed_at=utcnow(),
                      file_format=Path(result.audio_files[0]).suffix.lstrip(".").lower()).where(
         Audiobook.id == book.id).execute()
     transition(request_id, R.DOWNLOADED, error_message=None, completed_at=utcnow(), last_import_at=utcnow())
     log.info(f"Imported {len(result.copied)} file(s), {len(result.skipped)} already in place",
              {"target": str(result.target), "copied": result.copied, "skipped": result.skipped, "cover": result.cover})
-    if result.tagged:
+    if result.tagged and tags is not None:
         log.info(f"Tagged {len(result.tagged)} file(s): {', '.join(written_fields(tags))}",
                  {"tagged": result.tagged, "coverSource": tags.cover.source if tags.cover else None})
     check_job_id = _refresh_plex(result.target, settings, log)
@@ -105,7 +105,7 @@ def _book_tags(book: Audiobook, download_path: Path, read_root: Path | None, set
         try:
             cover = fetch_cover(book.cover_art_url)
         except CoverError as exc:
-            log.warn(f"Cover not fetched from {book.cover_art_url} ({exc}); the files are tagged without one")
+            log.warning(f"Cover not fetched from {book.cover_art_url} ({exc}); the files are tagged without one")
     return book_tags(book.title, book.author, book.narrator, year=None, cover=cover)
 
 
@@ -138,13 +138,13 @@ def _refresh_plex(folder: Path, settings: Settings, log: JobLogger) -> str | Non
         PlexClient(settings.plex_url, settings.plex_token, timeout=PLEX_REFRESH_TIMEOUT).refresh(
             settings.plex_library_id, str(folder))
     except ServiceError as exc:
-        log.warn(f"Plex refresh of {folder} failed ({exc}); the scheduled library scans will find the book")
+        log.warning(f"Plex refresh of {folder} failed ({exc}); the scheduled library scans will find the book")
         return None
     delay = settings.plex_refresh_check_delay_seconds
     try:
         job_id = add_job("plex_recently_added_check", {}, delay=delay)
     except EnqueueFailed as exc:
-        log.warn(f"Plex is refreshing {folder}, but the Recently Added Check could not be queued ({exc})")
+        log.warning(f"Plex is refreshing {folder}, but the Recently Added Check could not be queued ({exc})")
         return None
     log.info(f"Plex is refreshing {folder}; Recently Added Check in {delay} s (job {job_id})",
              {"plexCheckJobId": job_id})
@@ -158,10 +158,10 @@ def _retry_later(request_id: str, reason: str, log) -> dict:
     if attempts >= request.max_import_retries:
         message = f"{reason}. Max retries ({request.max_import_retries}) exceeded. Manual retry available."
         transition(request_id, R.WARN, import_attempts=attempts, last_import_at=utcnow(), error_message=message)
-        log.warn(message)
+        log.warning(message)
     else:
         message = f"{reason}. Retry {attempts}/{request.max_import_retries}"
         transition(request_id, R.AWAITING_IMPORT, import_attempts=attempts, last_import_at=utcnow(),
                    error_message=message)
-        log.warn(f"{message}; Retry Failed Imports will try again")
+        log.warning(f"{message}; Retry Failed Imports will try again")
     return {"success": False, "message": message, "importAttempts": attempts}

@@ -10,8 +10,8 @@ from app.jobs.service import add_job
 from app.jobs.types import Priority
 from app.models import BlockedRelease, utcnow
 from app.pipeline.release_search import MAX_ALTERNATES, Blocklist, automatic_search, download_payload
-from workers.processors import register
 from workers.context import fail_request_if_final
+from workers.processors import register
 
 
 @register("search_indexers")
@@ -21,7 +21,7 @@ def process_search(payload: dict) -> dict:
     from app.models import Request
 
     if not transition(request_id, R.SEARCHING, last_search_at=utcnow(), search_attempts=Request.search_attempts + 1):
-        log.warn("Request is no longer waiting for a search; nothing to do")
+        log.warning("Request is no longer waiting for a search; nothing to do")
         return {"success": False, "skipped": True}
     settings = get_settings()
     query = f"{book['title']} {book['author']}"
@@ -40,7 +40,7 @@ def process_search(payload: dict) -> dict:
     if not usable:
         message = "No usable torrents found. Will retry automatically."
         transition(request_id, R.AWAITING_SEARCH, only_from=(R.SEARCHING,), error_message=message)
-        log.warn(message)
+        log.warning(message)
         return {"success": False, "message": message, "resultsCount": len(releases)}
     best, alternates = usable[0], usable[1:1 + MAX_ALTERNATES]
     job_id = add_job("download_torrent", download_payload(request_id, book, best.release,
