@@ -212,3 +212,12 @@ def cancel_request(request_id: str) -> dict[str, Any]:
             log.warning("could not remove torrent %s: %s", download.download_client_id, exc)
     return {"cancelledJobs": cancelled, "removedTorrents": removed}
 
+
+RETRY_BATCH = 50  # requests a retry job (retry_missing_torrents, retry_failed_imports) takes per run
+
+
+def least_recently_tried(status: R, tried_at: Any, limit: int = RETRY_BATCH) -> list[Request]:
+    """Requests in `status`, never tried first, then least recently tried (`tried_at`: last_search_at or
+    last_import_at), oldest request first on ties: the retry jobs take them in this order, `limit` a run."""
+    return list(Request.select().where(Request.status == status.value)
+                .order_by(tried_at.asc(nulls="first"), Request.created_at, Request.id).limit(limit))

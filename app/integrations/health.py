@@ -21,8 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app.integrations.errors import ServiceError, TransientServiceError, classify_status
-from app.integrations.http import request
+from app.integrations.errors import ServiceError
 
 NAMES = ("prowlarr", "download_client", "plex")
 CHECK_TIMEOUT_SECONDS = 5.0
@@ -87,19 +86,9 @@ def is_configured(name: str, settings) -> bool:
 # --- one probe per integration: returns the version, raises ServiceError ----------------------------
 
 def _prowlarr_version(settings, timeout: float) -> str:
-    from app.integrations.prowlarr import SERVICE, ProwlarrClient
+    from app.integrations.prowlarr import ProwlarrClient
 
-    client = ProwlarrClient(settings.prowlarr_url, settings.prowlarr_api_key, timeout=timeout)
-    # Prowlarr: GET /api/v1/system/status (needs the key) → {appName, version, …}
-    response = request(client.session, SERVICE, "GET", f"{client.url}/api/v1/system/status",
-                       headers={"X-Api-Key": settings.prowlarr_api_key}, timeout=timeout)
-    if response.status_code != 200:
-        raise classify_status(SERVICE, response.status_code, "system status", "PROWLARR_API_KEY")
-    try:
-        body = response.json()
-    except ValueError:
-        raise TransientServiceError(SERVICE, "system status is not JSON (is PROWLARR_URL Prowlarr?)") from None
-    return str(body.get("version") or "") if isinstance(body, dict) else ""
+    return ProwlarrClient(settings.prowlarr_url, settings.prowlarr_api_key, timeout=timeout).version()
 
 
 def _download_client_version(settings, timeout: float) -> str:

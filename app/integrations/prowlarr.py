@@ -97,17 +97,26 @@ class ProwlarrClient:
         self.session = requests.Session()
         self.session.headers.update({"Accept": "application/json", "User-Agent": "readmeabook-jobs"})
 
+    def version(self) -> str:
+        """GET /api/v1/system/status (needs the key) → its `version` ("" when the reply has none)."""
+        body = self._get_json("/api/v1/system/status", "system status")
+        return str(body.get("version") or "") if isinstance(body, dict) else ""
+
+    def _get_json(self, path: str, what: str, params: list[tuple[str, str]] | None = None) -> Any:
+        response = request(self.session, SERVICE, "GET", f"{self.url}{path}", params=params,
+                           headers=self._key_header, timeout=self.timeout)
+        if response.status_code != 200:
+            raise classify_status(SERVICE, response.status_code, what, "PROWLARR_API_KEY")
+        try:
+            return response.json()
+        except ValueError:
+            raise TransientServiceError(SERVICE, f"{what} returned a body that is not JSON (is PROWLARR_URL "
+                                                 f"Prowlarr?)") from None
+
     def search(self, query: str, categories: tuple[int, ...] = (AUDIOBOOK_CATEGORY,)) -> list[Release]:
         params = [("query", query), ("type", "search"), ("limit", "100")]
         params += [("categories", str(c)) for c in categories]
-        response = request(self.session, SERVICE, "GET", f"{self.url}/api/v1/search", params=params,
-                           headers=self._key_header, timeout=self.timeout)
-        if response.status_code != 200:
-            raise classify_status(SERVICE, response.status_code, "search", "PROWLARR_API_KEY")
-        try:
-            items = response.json()
-        except ValueError:
-            raise TransientServiceError(SERVICE, "search returned a body that is not JSON") from None
+        items = self._get_json("/api/v1/search", "search", params)
         if not isinstance(items, list):
             raise TransientServiceError(SERVICE, "search returned JSON that is not a list")
         return [release for release in map(parse_release, items) if release is not None]

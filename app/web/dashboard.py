@@ -94,13 +94,18 @@ def jobs():
     return redirect(url_for("dashboard.logs", **filters))
 
 
-@bp.get("/logs/<job_id>/details")
-@page_admin_required
-def log_details(job_id: str):
+def _job_with_events(job_id: str):
+    """The job and its events, or 404."""
     job = get_job(job_id)
     if job is None:
         abort(404)
-    events = logs_query.events_for([job.id]).get(str(job.id), [])
+    return job, logs_query.events_for([job.id]).get(str(job.id), [])
+
+
+@bp.get("/logs/<job_id>/details")
+@page_admin_required
+def log_details(job_id: str):
+    job, events = _job_with_events(job_id)
     return render_template("admin/_job_details.html", job=job, events=events)
 
 
@@ -109,10 +114,7 @@ def log_details(job_id: str):
 @bp.get("/jobs/<job_id>")
 @page_admin_required
 def job_detail(job_id: str):
-    job = get_job(job_id)
-    if job is None:
-        abort(404)
-    events = logs_query.events_for([job.id]).get(str(job.id), [])
+    job, events = _job_with_events(job_id)
     template = "admin/_job_details.html" if request.args.get("partial") else "admin/job_detail.html"
     return render_template(template, job=job, events=events, related=logs_query.related_items([job]))
 

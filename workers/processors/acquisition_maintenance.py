@@ -1,7 +1,7 @@
 """Scheduled maintenance of the acquisition pipeline: re-search missing releases, remove seeded torrents."""
 from __future__ import annotations
 
-from app.audiobook_requests.service import enqueue_search
+from app.audiobook_requests.service import enqueue_search, least_recently_tried
 from app.audiobook_requests.state import R
 from app.config import get_settings
 from app.integrations.errors import ServiceError
@@ -12,7 +12,6 @@ from app.pipeline.monitor_policy import describe_holders, holders
 from workers.processors import register
 from workers.processors.monitor import torrent_users
 
-RETRY_BATCH = 50
 CLEANUP_BATCH = 100  # rows read per page; every page is read each run
 
 
@@ -20,9 +19,7 @@ CLEANUP_BATCH = 100  # rows read per page; every page is read each run
 def process_retry_missing(payload: dict) -> dict:
     """Awaiting-search requests, least recently searched first (never-searched first), at most 50 a run."""
     log = create_job_logger(payload["jobId"], "RetryMissingTorrents")
-    batch = list(Request.select().where(Request.status == R.AWAITING_SEARCH.value)
-                 .order_by(Request.last_search_at.asc(nulls="first"), Request.created_at, Request.id)
-                 .limit(RETRY_BATCH))
+    batch = least_recently_tried(R.AWAITING_SEARCH, Request.last_search_at)
     jobs = [enqueue_search(request) for request in batch]
     log.info(f"Queued {len(jobs)} searches", {"requestIds": [str(r.id) for r in batch]})
     return {"success": True, "queued": len(jobs)}

@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from app.audiobook_requests.service import least_recently_tried
 from app.audiobook_requests.state import R, allowed, transition
 from app.config import get_settings
 from app.db import database
@@ -21,7 +22,6 @@ from workers.processors import register
 
 SCAN_LOCK = "rmab:lock:scan_plex"
 UPSERT_BATCH = 500
-RETRY_BATCH = 50
 WRITE_BATCH = 200
 
 
@@ -225,9 +225,7 @@ def process_match_plex(payload: dict) -> dict:
 def process_retry_failed_imports(payload: dict) -> dict:
     """awaiting_import requests, least recently tried first; the path is asked from the client first."""
     log = create_job_logger(payload["jobId"], "RetryFailedImports")
-    batch = list(Request.select().where(Request.status == R.AWAITING_IMPORT.value)
-                 .order_by(Request.last_import_at.asc(nulls="first"), Request.created_at, Request.id)
-                 .limit(RETRY_BATCH))
+    batch = least_recently_tried(R.AWAITING_IMPORT, Request.last_import_at)
     queued = sum(1 for request in batch if _retry_import(request, log))
     log.info(f"Queued {queued} imports")
     return {"success": True, "queued": queued}
