@@ -42,7 +42,7 @@ def measure(enqueue_one, worker_target, jobs: int, gap: float) -> list[float]:
     process.join(5)
     if len(started) != jobs:
         raise SystemExit(f"only {len(started)}/{jobs} jobs started")
-    return [(s - e) * 1000 for e, s in zip(sent, started)]
+    return [(s - e) * 1000 for e, s in zip(sent, started, strict=True)]
 
 
 def main() -> None:

@@ -15,7 +15,8 @@ from common import percentile, quiet_logs, setup
 
 SEED = """
 INSERT INTO audiobooks (id, created_at, updated_at, title, author, status)
-SELECT md5('book' || g)::uuid, now(), now(), 'Book ' || g || ' ' || (ARRAY['shadow','kings','empire','river'])[1 + g % 4],
+SELECT md5('book' || g)::uuid, now(), now(),
+       'Book ' || g || ' ' || (ARRAY['shadow','kings','empire','river'])[1 + g % 4],
        'Author ' || (g % 500), 'requested'
 FROM generate_series(1, {books}) g;
 INSERT INTO requests (id, created_at, updated_at, user_id, audiobook_id, status, progress, priority, search_attempts,
@@ -86,7 +87,8 @@ def main() -> None:
     started = time.perf_counter()
     seed(args.jobs, args.events)
     print(f"seeded {args.jobs} jobs and {args.events} events in {time.perf_counter() - started:.0f} s")
-    print(f"baseline (1,000 jobs) first page: p50 {percentile(baseline, 50):.1f} ms  p95 {percentile(baseline, 95):.1f} ms")
+    print(f"baseline (1,000 jobs) first page: p50 {percentile(baseline, 50):.1f} ms  "
+          f"p95 {percentile(baseline, 95):.1f} ms")
     for name, url in pages.items():
         timed(client, url, 2)  # warm
         times = timed(client, url, args.repeat)

@@ -247,8 +247,8 @@ def drop_database(url: str) -> None:
 def _admin_database(url: str, *, create: bool) -> None:
     """Drop the database of `url` (forcing its connections out), then create it again when `create`."""
     import psycopg2
-    from psycopg2 import sql
     from playhouse.db_url import parse as parse_db_url
+    from psycopg2 import sql
 
     params = parse_db_url(url)
     name = params.pop("database")
@@ -412,6 +412,7 @@ class Pipeline:
 
     def run(self, port: int, round_number: int) -> None:
         from app.integrations.torrentfile import make_torrent
+
         from fakes.prowlarr import FakeRelease
 
         base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {API_TOKEN}"}

@@ -4,8 +4,8 @@ Full path: scan_plex's own functions (paged Plex reads over HTTP, batched upsert
 then matching every downloaded request against every library title: rapidfuzz cdist with a score cutoff, so
 no candidate is ever left out). Baseline, same run: naive all-pairs
 thefuzz (each request scored against every library item), timed on a sample of requests and scaled
-to all of them (running it in full would take minutes). Peak memory: growth of the process's peak RSS during scan + match (the fake Plex server runs in the
-same process, so its pages count too).
+to all of them (running it in full would take minutes). Peak memory: growth of the process's peak RSS
+during scan + match (the fake Plex server runs in the same process, so its pages count too).
 
     python bench/scan.py [--items 50000] [--requests 1000] [--baseline-sample 10]
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import sys
 import time
-import resource
 from pathlib import Path
 
 from common import quiet_logs, reset, setup
@@ -27,8 +27,9 @@ def library(n: int, plex) -> list[dict]:
     rng = random.Random(7)
     words = ["shadow", "kings", "empire", "night", "river", "storm", "silent", "garden", "winter", "crown", "glass",
              "iron", "ember", "tide", "hollow", "star", "wolf", "raven", "fire", "stone", "dream", "ash", "sea"]
-    authors = [f"{rng.choice(['Anna', 'Ben', 'Cara', 'Dev', 'Eli', 'Fay'])} {rng.choice(['Stone', 'Reed', 'Hale', 'Voss'])}{i}"
-               for i in range(2000)]
+    first_names = ["Anna", "Ben", "Cara", "Dev", "Eli", "Fay"]
+    last_names = ["Stone", "Reed", "Hale", "Voss"]
+    authors = [f"{rng.choice(first_names)} {rng.choice(last_names)}{i}" for i in range(2000)]
     return [plex.album(" ".join(rng.sample(words, rng.randint(2, 4))).title() + f" {i}", rng.choice(authors))
             for i in range(n)]
 
@@ -47,11 +48,11 @@ def main() -> None:
     from thefuzz import fuzz
 
     from app.db import database
+    from app.integrations.plex import PlexClient
     from app.jobs.logger import create_job_logger
     from app.library.matching import normalize_title
     from app.models import Audiobook, PlexLibrary, Request
     from workers.processors.library import _upsert, match_downloaded
-    from app.integrations.plex import PlexClient
 
     reset()
     database.obj.execute_sql("TRUNCATE plex_library, requests, audiobooks CASCADE")

@@ -33,11 +33,11 @@ def bare_round(jobs: int, workers: int) -> tuple[float, float]:
 
 
 def full_round(jobs: int, worker_count: int) -> tuple[float, float]:
+    import workers.processors  # noqa: F401
     from app.jobs.queues import get_redis, queue_names_for_group
     from app.jobs.service import add_job
     from app.models import Job
     from workers.worker import JobWorker
-    import workers.processors  # noqa: F401
 
     started = time.perf_counter()
     for _ in range(jobs):

@@ -1,4 +1,4 @@
-"""The real qbittorrent-nox and transmission-daemon on loopback, per services.md §5 (offline recipes)."""
+"""The real qbittorrent-nox and transmission-daemon on loopback (offline: no trackers, DHT, LSD or UPnP)."""
 from __future__ import annotations
 
 import base64
@@ -99,7 +99,7 @@ WebUI\\LocalHostAuth=true
 WebUI\\MaxAuthenticationFailCount=1000
 """)
 
-    def start(self) -> "QBittorrent":
+    def start(self) -> QBittorrent:
         if not (self.root / "qBittorrent" / "config" / "qBittorrent.conf").exists():
             self._config()
         with open(self.root / "daemon.log", "ab") as log:  # the child keeps its own descriptor
@@ -119,7 +119,7 @@ class Transmission(Daemon):
         self.port, self.bt_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "Transmission":
+    def start(self) -> Transmission:
         settings = self.root / "settings.json"
         if not settings.exists():
             self.root.mkdir(parents=True, exist_ok=True)

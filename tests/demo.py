@@ -64,6 +64,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)  # stop everything we started, as on Ctrl-C
     from app.integrations.torrentfile import make_torrent
+
     from daemons import QBittorrent
     from fakes.plex import FakePlex
     from fakes.prowlarr import FakeProwlarr, FakeRelease

@@ -11,6 +11,7 @@ from app.integrations.torrent import download_client
 from app.integrations.torrentfile import magnet_uri, make_torrent, read_torrent
 from app.jobs.queues import queue_names_for_group
 from app.models import BlockedRelease, DownloadHistory, Job, JobEvent, Request
+
 from fakes.prowlarr import FakeRelease
 from helpers import API_TOKEN, drain
 
@@ -134,9 +135,10 @@ def test_a_client_restart_mid_monitor_is_transient_not_a_failure(configure, daem
     _run_search_and_download(request_id)
     monitor = Job.get((Job.type == "monitor_download") & (Job.request == request_id))
     info_hash = read_torrent(torrent).info_hash
-    # let the client finish verifying first: Transmission killed mid-verify comes back stopped (services.md §5)
-    from helpers import wait_for
+    # let the client finish verifying first: Transmission killed mid-verify comes back stopped
     from app.pipeline.download_state import DownloadState
+
+    from helpers import wait_for
 
     wait_for(lambda: download_client().get(info_hash).state is DownloadState.COMPLETE, 20, message="verified")
 

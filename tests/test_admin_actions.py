@@ -16,6 +16,7 @@ from app.models import Audiobook, Job, Request, ScheduledJob, utcnow
 from app.reports.queue_stats import requeue_message
 from app.schedules.defaults import ensure_default_schedules
 from app.schedules.service import TRIGGER_LOCK
+
 from helpers import drain
 
 STEP_PAYLOADS = {

@@ -11,8 +11,6 @@ from unittest import mock
 
 import mutagen
 import pytest
-from fakes.http import QuietHandler, serve
-from helpers import drain
 from mutagen.flac import FLAC, Picture
 
 from app.config import SettingsError, load_settings
@@ -20,9 +18,22 @@ from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
 from app.library import tags as tags_module
 from app.library.organizer import cover_candidates, organize
-from app.library.tags import (Cover, CoverError, TagError, book_tags, fetch_cover, first_cover,
-                              for_file_count, sniff_image, write_tags, written_fields)
+from app.library.tags import (
+    Cover,
+    CoverError,
+    TagError,
+    book_tags,
+    fetch_cover,
+    first_cover,
+    for_file_count,
+    sniff_image,
+    write_tags,
+    written_fields,
+)
 from app.models import Audiobook, Job, JobEvent, Request
+
+from fakes.http import QuietHandler, serve
+from helpers import drain
 
 FIXTURES = Path(__file__).parent / "fixtures" / "audio"
 FORMATS = ["m4b", "m4a", "mp3", "flac", "ogg"]
@@ -102,7 +113,7 @@ def read_tags(path: Path) -> dict:
         else:
             pictures = [Picture(base64.b64decode(b)) for b in (tags.get("metadata_block_picture", []) if tags else [])]
         cover = (pictures[0].data, pictures[0].mime) if pictures else None
-    return dict(zip(("title", "album", "artist", "album_artist", "composer", "year"), values), cover=cover)
+    return dict(zip(("title", "album", "artist", "album_artist", "composer", "year"), values, strict=True), cover=cover)
 
 
 def _sha256(path: Path) -> str:

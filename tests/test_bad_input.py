@@ -16,6 +16,7 @@ from app.reports.logs import parse_filter
 from app.schedules.cron import InvalidSchedule, validate_cron
 from app.schedules.defaults import ensure_default_schedules
 from app.validation import text_problem
+
 from helpers import API_TOKEN, serve_app
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -133,8 +134,9 @@ def test_deeply_nested_json_bodies_are_400(settings, client, redis_conn):
 @pytest.mark.parametrize("query", ["since=2026-01-01&until=2026-01-31", "until=2026-03-01T12:30:00",
                                    "since=2026-02-01T08:00:00&until=2026-02-01", "until=2026-02-28&q=x&errors=1"])
 def test_filters_survive_as_args_unchanged(query):
-    from werkzeug.datastructures import MultiDict
     from urllib.parse import parse_qsl
+
+    from werkzeug.datastructures import MultiDict
 
     first = parse_filter(MultiDict(parse_qsl(query)))
     again = parse_filter(MultiDict({k: str(v) for k, v in first.as_args().items()}))
@@ -283,6 +285,7 @@ def test_an_api_body_over_the_limit_is_413_json(client):
 
 def test_max_content_length_is_a_setting(tmp_path):
     from app.config import SettingsError
+
     from helpers import make_settings
 
     assert make_settings(tmp_path)[0].max_content_length == 1024 * 1024

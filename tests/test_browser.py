@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from app.audiobook_requests.state import update_progress
 from app.models import Audiobook, Job, JobEvent, Request, ScheduledJob
 from app.schedules.defaults import ensure_default_schedules
+
 from helpers import ADMIN_PASSWORD, start_process, stop_process
 
 SHOTS = Path(__file__).parent / "screenshots"

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from app.models import Audiobook, BlockedRelease, Job, Request, utcnow
+
 from fakes.prowlarr import FakeRelease
 from helpers import ADMIN_PASSWORD
 

@@ -10,6 +10,7 @@ from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
 from app.models import Audiobook, Job, JobEvent, Request, ScheduledJob
 from app.schedules.defaults import ensure_default_schedules
+
 from helpers import API_TOKEN, drain
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -53,7 +54,8 @@ def test_logs_filters_pagination_and_escaping(admin_client, redis_conn):
     assert "<script>alert" not in page
     second = admin_client.get("/admin/logs?per_page=25&page=2").get_data(as_text=True)
     assert second.count('class="job-row"') == 6 and "← newer" in second
-    assert admin_client.get("/admin/logs?status=failed&per_page=50").get_data(as_text=True).count('class="job-row"') == 15
+    page = admin_client.get("/admin/logs?status=failed&per_page=50").get_data(as_text=True)
+    assert page.count('class="job-row"') == 15
     assert admin_client.get("/admin/logs?level=error").get_data(as_text=True).count('class="job-row"') == 1
     assert admin_client.get("/admin/logs?q=DISK+FULL").get_data(as_text=True).count('class="job-row"') == 1
     found = admin_client.get("/admin/logs?q=way+of+kings").get_data(as_text=True)
@@ -148,10 +150,11 @@ def test_metrics_count_every_run_with_prometheus_types_and_survive_history_clean
     by each run's end (in Redis), so deleting the job history does not make a counter go down."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    import jobtypes  # noqa: F401
     from app.jobs.queues import queue_names_for_group
     from app.jobs.retention import cleanup_job_history
     from app.jobs.service import add_job
+
+    import jobtypes  # noqa: F401
     from helpers import drain
 
     use_settings(JOB_MAX_ATTEMPTS=1)
@@ -201,7 +204,9 @@ def test_five_failed_logins_block_the_address(client, redis_conn):
     for _ in range(5):
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
                           client.get("/login").get_data(as_text=True)).group(1)
-        assert client.post("/login", data={"username": "admin", "password": "bad", "csrf_token": token}).status_code == 401
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+        failed = client.post("/login", data={"username": "admin", "password": "bad", "csrf_token": token})
+        assert failed.status_code == 401
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                      client.get("/login").get_data(as_text=True)).group(1)
     blocked = client.post("/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token})
     assert blocked.status_code == 429 and "Too many failed logins" in blocked.get_data(as_text=True)

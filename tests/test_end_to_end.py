@@ -6,11 +6,12 @@ import os
 
 import pytest
 
+from app.integrations.torrentfile import make_torrent
 from app.models import Job, JobEvent, Request
+
 from fakes.plex import FakePlex
 from fakes.prowlarr import FakeProwlarr, FakeRelease
 from helpers import API_TOKEN, start_process, stop_process, wait_for
-from app.integrations.torrentfile import make_torrent
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 GROUPS = ["search_indexers", "download_torrent", "monitor_download", "organize_files", "plex_recently_added_check"]
@@ -70,9 +71,9 @@ def test_a_request_travels_from_pending_to_available(stack, client):
 
     # Plex picks the book up from MEDIA_DIR; the Recently Added Check (Trigger Now) matches it
     plex.items.append(plex.album("The Way of Kings", "Brandon Sanderson"))
+    from app.config import get_settings
     from app.models import ScheduledJob
     from app.schedules.defaults import ensure_default_schedules
-    from app.config import get_settings
 
     ensure_default_schedules(get_settings())
     schedule = ScheduledJob.get(ScheduledJob.type == "plex_recently_added_check")

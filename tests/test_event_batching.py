@@ -9,14 +9,15 @@ import time
 
 import pytest
 
-import jobtypes  # noqa: F401
 from app.jobs import fence
 from app.jobs.logger import HOLD_SECONDS, create_job_logger
 from app.jobs.queues import get_redis, queue_names_for_group
 from app.jobs.service import add_job
 from app.models import Job, JobEvent
-from helpers import drain
 from workers.worker import JobWorker
+
+import jobtypes  # noqa: F401
+from helpers import drain
 
 
 class _Statements(logging.Handler):
@@ -69,10 +70,11 @@ def test_a_long_run_shows_its_first_event_while_it_is_still_running(settings, re
 
 
 def test_held_events_of_a_run_that_lost_its_lease_are_not_stored(settings, redis_conn):
+    from datetime import timedelta
+
     from app.jobs import state
     from app.jobs.logger import write_held_events
     from app.models import utcnow
-    from datetime import timedelta
 
     job_id = add_job("noop", {})
     run = fence.begin(job_id)

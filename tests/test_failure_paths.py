@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-import jobtypes  # noqa: F401
 from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request
+
+import jobtypes  # noqa: F401
 from helpers import drain, start_process, stop_process, wait_for
 
 LEASE = 5
@@ -258,9 +259,10 @@ def test_a_database_outage_at_the_start_of_a_run_spends_no_attempt(settings, red
     from rq.job import Job as RQJob
 
     from app.db import bind_database
-    from helpers import TEST_DATABASE_URL
-    from daemons import free_port
     from workers.worker import JobWorker
+
+    from daemons import free_port
+    from helpers import TEST_DATABASE_URL
 
     use_settings(JOB_MAX_ATTEMPTS=2, JOB_BACKOFF_SECONDS=1)
     job_id = add_job("noop", {})

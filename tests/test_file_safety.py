@@ -17,6 +17,7 @@ from app.library import organizer
 from app.library.organizer import TEMP_PREFIX, organize
 from app.library.paths import MAX_NAME_BYTES, UnsafePathError, cut_to_bytes, render_template, sanitize, with_counter
 from app.models import Audiobook, Job, JobEvent, Request
+
 from helpers import drain
 
 EMOJI = "\N{GRINNING FACE}"  # 4 bytes in UTF-8

@@ -14,11 +14,14 @@ import re
 from urllib.parse import quote, urlencode
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given, note
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from app.models import Audiobook, Job, Request, ScheduledJob
 from app.reports.logs import FILTER_ARGS
 from app.schedules.defaults import ensure_default_schedules
+
 from helpers import API_TOKEN
 
 MAX_EXAMPLES = 60
@@ -95,8 +98,8 @@ def _path_strategy(rule, known: dict[str, list[str]]):
 
     def build(chosen: tuple) -> str:
         path = rule.rule
-        for name, value in zip(arguments, chosen):
-            path = re.sub(rf"<(?:[^:<>]+:)?{name}>", lambda _m: _path_segment(value), path)
+        for name, value in zip(arguments, chosen, strict=True):
+            path = re.sub(rf"<(?:[^:<>]+:)?{name}>", lambda _m, value=value: _path_segment(value), path)
         return path
 
     return st.tuples(*values).map(build)
@@ -120,9 +123,10 @@ def test_write_routes_never_answer_500(flask_app, settings, client, admin_client
     for rule in rules:
         method = sorted(rule.methods & WRITE_METHODS)[0]
 
+        # @given refuses default arguments, so the loop's rule and method are passed in at the call.
         @FUZZ_SETTINGS
         @given(path=_path_strategy(rule, known), body=_body_strategy(), as_session=st.booleans())
-        def fuzz(path, body, as_session):
+        def fuzz(path, body, as_session, *, rule, method):
             content_type, data = body
             note(f"{method} {path} as {'session' if as_session else 'bearer'}: {content_type} {data[:300]!r}")
             headers = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -134,7 +138,7 @@ def test_write_routes_never_answer_500(flask_app, settings, client, admin_client
             response = http.open(path, method=method, data=data, content_type=content_type, headers=headers)
             _assert_no_500(response, path)
 
-        fuzz()
+        fuzz(rule=rule, method=method)
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ import re
 
 from app.jobs.service import add_job
 from app.models import JobEvent
+
 from helpers import API_TOKEN
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -83,6 +84,7 @@ def test_healthz_reports_redis_database_and_workers(client, redis_conn):
 
 def test_healthz_is_503_when_redis_is_down(tmp_path, settings):
     from app import create_app
+
     from helpers import make_settings
 
     down, _ = make_settings(tmp_path, REDIS_URL="redis://127.0.0.1:1/0")
@@ -94,6 +96,7 @@ def test_healthz_is_503_when_redis_is_down(tmp_path, settings):
 def test_healthz_is_503_when_the_database_is_down(tmp_path, settings):
     from app import create_app
     from app.db import bind_database
+
     from helpers import TEST_DATABASE_URL, make_settings
 
     down, _ = make_settings(tmp_path, DATABASE_URL="postgresql://127.0.0.1:1/nowhere")

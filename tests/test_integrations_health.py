@@ -9,6 +9,7 @@ import time
 import pytest
 
 from app.integrations import health
+
 from helpers import ADMIN_PASSWORD, API_TOKEN
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}

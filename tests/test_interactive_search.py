@@ -18,6 +18,7 @@ from app.jobs.queues import queue_names_for_group
 from app.models import Audiobook, BlockedRelease, DownloadHistory, Job, JobEvent, Request
 from app.pipeline.ranking import Release, rank_release
 from app.pipeline.release_search import Blocklist, automatic_search, rank_all, release_key
+
 from fakes.download_client import FakeDownloadClient
 from fakes.prowlarr import FakeRelease
 from helpers import API_TOKEN, drain

@@ -6,11 +6,12 @@ from datetime import timedelta
 import pytest
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
-import jobtypes  # noqa: F401
 from app.jobs import retention
 from app.jobs.queues import queue_names_for_group, queue_names_for_type
 from app.jobs.service import add_job
 from app.models import Job, JobEvent, utcnow
+
+import jobtypes  # noqa: F401
 from helpers import drain
 
 TESTING = queue_names_for_group("testing")
@@ -56,7 +57,7 @@ def test_a_failing_job_runs_three_times_with_2s_then_4s_back_off_then_fails(sett
     assert ("delayed", 1) in statuses and ("delayed", 2) in statuses
     assert all(status != "failed" for status, attempts in statuses if attempts < 3)
     runs = [float(x) for x in redis_conn.lrange(f"test:runs:{job_id}", 0, -1)]
-    gaps = [later - earlier for earlier, later in zip(runs, runs[1:])]
+    gaps = [later - earlier for earlier, later in zip(runs, runs[1:], strict=False)]
     assert len(runs) == 3
     # RQ schedules retries at whole-second resolution, so a "2 s" wait lasts 1-2 s (+ poll delay)
     assert 1.0 <= gaps[0] <= 3.2, gaps

@@ -7,10 +7,11 @@ from datetime import datetime
 
 import pytest
 
-import jobtypes  # noqa: F401
 from app.jobs.logger import create_job_logger
 from app.jobs.redact import REDACTED, redact, redact_text
 from app.models import Job, JobEvent
+
+import jobtypes  # noqa: F401
 
 
 def _events(job_id):
@@ -22,7 +23,7 @@ def test_it_writes_each_level_with_its_context_and_metadata(settings, caplog):
     log = create_job_logger(str(job.id), "OrganizeFiles")
     with caplog.at_level(logging.DEBUG, logger="jobs"):
         log.info("Processing request", {"files": 3})
-        log.warn("Slow disk")
+        log.warning("Slow disk")
         log.child("FileOrganizer").error("Copy failed", {"path": "/media/a.m4b"})
     rows = _events(job.id)
     assert [(e.level, e.context, e.message, e.metadata) for e in rows] == [
@@ -30,7 +31,8 @@ def test_it_writes_each_level_with_its_context_and_metadata(settings, caplog):
         ("warn", "OrganizeFiles", "Slow disk", None),
         ("error", "FileOrganizer", "Copy failed", {"path": "/media/a.m4b"}),
     ]
-    assert [r.levelname for r in caplog.records] == ["DEBUG", "WARNING", "ERROR"]  # info events: debug in the process log
+    # info events: debug in the process log
+    assert [r.levelname for r in caplog.records] == ["DEBUG", "WARNING", "ERROR"]
     assert "[FileOrganizer] Copy failed" in caplog.text
 
 
@@ -76,6 +78,7 @@ def test_secrets_in_metadata_keys_and_configured_values_are_redacted(settings, u
 
 def test_a_broken_database_never_raises_into_the_job(settings, capsys):
     from app.db import bind_database
+
     from helpers import TEST_DATABASE_URL
 
     job = Job.create(type="noop")
@@ -94,6 +97,7 @@ def test_a_job_whose_events_cannot_be_stored_still_completes(settings, redis_con
     from app.jobs.queues import queue_names_for_group
     from app.jobs.service import add_job
     from app.models import JobEvent as Model
+
     from helpers import drain
 
     def refuse(*args, **kwargs):

@@ -6,12 +6,13 @@ from rq import Queue
 from rq.job import Job as RQJob
 from rq.registry import ScheduledJobRegistry
 
-import jobtypes  # noqa: F401
 from app.jobs import service
 from app.jobs.errors import EnqueueFailed, InvalidPayload, UnknownJobType
 from app.jobs.queues import queue_name, queue_names_for_group
 from app.jobs.types import Priority
 from app.models import Audiobook, Job, Request
+
+import jobtypes  # noqa: F401
 from helpers import drain
 
 

@@ -10,6 +10,7 @@ from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
 from app.library.matching import BookQuery, LibraryIndex, LibraryItem, find_match, normalize_title
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, PlexLibrary, Request, utcnow
+
 from fakes.download_client import FakeDownloadClient
 from fakes.plex import FakePlex
 from helpers import drain
@@ -20,20 +21,29 @@ ASIN = "B003P2WO5E"
 # --- matching ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("book,item,matches", [
-    (BookQuery("The Way of Kings (Unabridged)", "Brandon Sanderson"), LibraryItem("g", "The Way of Kings", "Brandon Sanderson"), True),
+    (BookQuery("The Way of Kings (Unabridged)", "Brandon Sanderson"),
+     LibraryItem("g", "The Way of Kings", "Brandon Sanderson"), True),
     (BookQuery("Foundation", "Isaac Asimov"), LibraryItem("g", "Foundation and Empire", "Isaac Asimov"), False),
     (BookQuery("Foundation and Empire", "Isaac Asimov"), LibraryItem("g", "Foundation", "Isaac Asimov"), False),
     (BookQuery("The Martian: A Novel", "Andy Weir"), LibraryItem("g", "The Martian", "Andy Weir"), True),
-    (BookQuery("Leviathan Wakes, Book 1", "James S. A. Corey"), LibraryItem("g", "Leviathan Wakes", "James S.A. Corey"), True),
-    (BookQuery("Project Hail Mary", "Andy Weir", "Ray Porter"), LibraryItem("g", "Project Hail Mary", "Ray Porter"), True),  # narrator as artist
-    (BookQuery("Project Hail Mary", "Andy Weir"), LibraryItem("g", "Project Hail Mary", "Somebody Else Entirely"), True),  # title carries it
+    (BookQuery("Leviathan Wakes, Book 1", "James S. A. Corey"),
+     LibraryItem("g", "Leviathan Wakes", "James S.A. Corey"), True),
+    (BookQuery("Project Hail Mary", "Andy Weir", "Ray Porter"),
+     LibraryItem("g", "Project Hail Mary", "Ray Porter"), True),  # narrator as artist
+    (BookQuery("Project Hail Mary", "Andy Weir"),
+     LibraryItem("g", "Project Hail Mary", "Somebody Else Entirely"), True),  # title carries it
     (BookQuery("Dune", "Frank Herbert"), LibraryItem("g", "Dune Messiah", "Frank Herbert"), False),
-    (BookQuery("The Hobbit", "J.R.R. Tolkien"), LibraryItem("g", "The Hobbit (Full Cast)", "J.R.R. Tolkien"), True),
-    (BookQuery("Anything", "Anyone", asin=ASIN), LibraryItem(f"com.plexapp.agents.audible://{ASIN}?lang=en", "Totally Different", "X"), True),
-    (BookQuery("The Way of Kings", "Brandon Sanderson", asin=ASIN), LibraryItem("com.plexapp.agents.audnexus://B0000000XX?lang=en", "The Way of Kings", "Brandon Sanderson"), False),
-    (BookQuery("The Way of Kings", "Brandon Sanderson", asin=""), LibraryItem("g", "Unrelated", "Nobody"), False),  # empty ASIN
+    (BookQuery("The Hobbit", "J.R.R. Tolkien"),
+     LibraryItem("g", "The Hobbit (Full Cast)", "J.R.R. Tolkien"), True),
+    (BookQuery("Anything", "Anyone", asin=ASIN),
+     LibraryItem(f"com.plexapp.agents.audible://{ASIN}?lang=en", "Totally Different", "X"), True),
+    (BookQuery("The Way of Kings", "Brandon Sanderson", asin=ASIN),
+     LibraryItem("com.plexapp.agents.audnexus://B0000000XX?lang=en", "The Way of Kings", "Brandon Sanderson"), False),
+    (BookQuery("The Way of Kings", "Brandon Sanderson", asin=""),
+     LibraryItem("g", "Unrelated", "Nobody"), False),  # empty ASIN
     (BookQuery("Star Wars", "George Lucas"), LibraryItem("g", "Star Wars", "George Lucas"), True),
-    (BookQuery("Star Wars", "George Lucas"), LibraryItem("g", "Star Wars: Episode 4", "George Lucas"), False),  # a sequel is not the book
+    (BookQuery("Star Wars", "George Lucas"),
+     LibraryItem("g", "Star Wars: Episode 4", "George Lucas"), False),  # a sequel is not the book
 ])
 def test_matching_table(book, item, matches):
     assert (find_match(book, [item]) is not None) is matches
@@ -86,7 +96,8 @@ def test_a_scan_fills_the_table_matches_downloaded_requests_and_removes_stale_ro
     plex.items = [plex.album("The Way of Kings", "Brandon Sanderson"),
                   plex.album("Foundation and Empire", "Isaac Asimov"),
                   plex.album("Old Book", "Gone Author")]
-    kings, foundation = _downloaded("The Way of Kings (Unabridged)", "Brandon Sanderson"), _downloaded("Foundation", "Isaac Asimov")
+    kings = _downloaded("The Way of Kings (Unabridged)", "Brandon Sanderson")
+    foundation = _downloaded("Foundation", "Isaac Asimov")
     job_id = add_job("scan_plex", {"libraryId": plex.section})
     drain(queue_names_for_group("scan_plex"))
     assert Job.get_by_id(job_id).result["totalScanned"] == 3

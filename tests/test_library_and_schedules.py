@@ -9,6 +9,7 @@ import pytest
 from app.audiobook_requests.service import narrowing_words
 from app.models import Audiobook, Job, PlexLibrary, Request, ScheduledJob
 from app.schedules.defaults import ensure_default_schedules, should_enable
+
 from helpers import API_TOKEN
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}

@@ -13,6 +13,7 @@ from app.jobs.service import add_job
 from app.library import matching
 from app.library.matching import BookQuery, LibraryIndex, LibraryItem, find_match
 from app.models import Audiobook, Job, Request
+
 from fakes.plex import FakePlex
 from helpers import drain
 

@@ -11,9 +11,16 @@ from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
 from app.library import organizer
 from app.library.organizer import NoAudioFiles, organize
-from app.library.paths import (PathTemplateError, UnsafePathError, render_template, sanitize, target_dir,
-                               validate_template)
+from app.library.paths import (
+    PathTemplateError,
+    UnsafePathError,
+    render_template,
+    sanitize,
+    target_dir,
+    validate_template,
+)
 from app.models import Audiobook, Job, JobEvent, Request
+
 from helpers import drain
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from rq import Worker
 
-import jobtypes  # noqa: F401  (test_sleep)
-
 from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
 from app.models import Job
+
+import jobtypes  # noqa: F401  (test_sleep)
 from helpers import ROOT, start_process, stop_process, wait_for
 
 GROUP = "maintenance"  # a real worker group; its `noop` job needs no service

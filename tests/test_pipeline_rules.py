@@ -5,9 +5,17 @@ import base64
 
 import pytest
 
-from app.integrations.torrentfile import (TorrentFileError, bdecode, bencode, magnet_uri, make_torrent,
-                                          parse_magnet, read_torrent)
-from app.pipeline.download_state import DownloadState as D, qbittorrent_state, transmission_state
+from app.integrations.torrentfile import (
+    TorrentFileError,
+    bdecode,
+    bencode,
+    magnet_uri,
+    make_torrent,
+    parse_magnet,
+    read_torrent,
+)
+from app.pipeline.download_state import DownloadState as D
+from app.pipeline.download_state import qbittorrent_state, transmission_state
 from app.pipeline.monitor_policy import moved, next_delay, progress_to_log, stalled_too_long
 from app.pipeline.ranking import Release, acceptable, detect_format, dice, normalize, rank_releases
 

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-import jobtypes  # noqa: F401
 from app.jobs.service import add_job
 from app.models import Job, JobEvent
+
+import jobtypes  # noqa: F401
 from helpers import start_process, stop_process, wait_for
 
 
@@ -140,6 +141,7 @@ def test_with_aof_a_redis_restart_loses_no_queued_job(settings_env, tmp_path, us
     import subprocess
 
     from app.jobs.queues import queue_names_for_group
+
     from helpers import drain
 
     port = 6391
@@ -182,6 +184,7 @@ def test_jobs_that_redis_lost_are_enqueued_again(settings, redis_conn):
     from app.jobs.queues import queue_names_for_group
     from app.jobs.recovery import requeue_lost_jobs
     from app.models import utcnow
+
     from helpers import drain
 
     jobs = [add_job("test_record", {"tag": str(i)}) for i in range(3)]

@@ -7,6 +7,7 @@ from app.integrations.errors import PermanentServiceError
 from app.integrations.qbittorrent import QBittorrentClient
 from app.integrations.torrentfile import magnet_uri
 from app.pipeline.download_state import DownloadState
+
 from fakes.qbittorrent5 import FakeQBittorrent5
 
 HASH = "0123456789abcdef0123456789abcdef01234567"

@@ -8,9 +8,17 @@ from datetime import datetime, timedelta
 import pytest
 
 from app.audiobook_requests import reconciler
-from app.audiobook_requests.reconciler import (Action, Book, DownloadAttempt, DownloadRecord, Evidence, LastJob,
-                                               decide_repair, reconcile_requests)
-from app.audiobook_requests.state import R, STEP_STATUS, allowed, transition
+from app.audiobook_requests.reconciler import (
+    Action,
+    Book,
+    DownloadAttempt,
+    DownloadRecord,
+    Evidence,
+    LastJob,
+    decide_repair,
+    reconcile_requests,
+)
+from app.audiobook_requests.state import STEP_STATUS, R, allowed, transition
 from app.jobs import types
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request, utcnow
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import assume, given, settings as hypothesis_settings, strategies as st
+from hypothesis import assume, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from app.jobs.logger import create_job_logger
 from app.jobs.redact import MAX_TEXT_CHARS, REDACTED, _redact_patterns, redact, redact_text
@@ -149,7 +151,7 @@ def test_short_configured_secrets_are_now_secret_values(use_settings):
 def test_a_logged_event_keeps_no_short_secret(settings, use_settings):
     use_settings(DOWNLOAD_CLIENT_PASSWORD="pw9")
     job = Job.create(type="noop")
-    create_job_logger(str(job.id), "Download").warn("qBittorrent refused admin/pw9", {"note": "retry with pw9"})
+    create_job_logger(str(job.id), "Download").warning("qBittorrent refused admin/pw9", {"note": "retry with pw9"})
     event = JobEvent.get(JobEvent.job == job.id)
     assert event.message == f"qBittorrent refused admin/{R}" and event.metadata == {"note": f"retry with {R}"}
 
@@ -232,7 +234,7 @@ def test_the_job_page_shows_no_passkey_of_a_download_payload(admin_client):
                             f"%3Fpasskey%3D{PASSKEY}"}
     job_id = add_job("download_torrent", {"requestId": str(request.id), "audiobook": {"title": book.title},
                                           "torrent": torrent})
-    create_job_logger(job_id, "DownloadTorrent").warn(
+    create_job_logger(job_id, "DownloadTorrent").warning(
         f"Transmission: 409 <code>X-Transmission-Session-Id: {PASSKEY}</code>",
         {"headers": {"Cookie": f"QBT_SID_8080={PASSKEY}"}, "rss": f"https://tracker.example/rss?rsskey={PASSKEY}"})
 

@@ -7,8 +7,6 @@ import socket
 from pathlib import Path
 
 import pytest
-from fakes.plex import FakePlex
-from helpers import drain
 
 from app.config import (
     SettingsError,
@@ -27,6 +25,9 @@ from app.library.remote_paths import (
     to_local,
 )
 from app.models import Audiobook, Job, JobEvent, Request
+
+from fakes.plex import FakePlex
+from helpers import drain
 
 SEEDBOX = "/downloads=/mnt/seedbox/downloads;/data=/srv/data;/data/audio=/srv/audio;D:\\Torrents=/mnt/d/torrents"
 

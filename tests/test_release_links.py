@@ -18,18 +18,25 @@ import pytest
 import requests
 
 from app.integrations.errors import PermanentServiceError, TransientServiceError
-from app.integrations.prowlarr import (MAX_REDIRECTS, ProwlarrClient, parse_release, same_origin,
-                                       without_api_key)
+from app.integrations.prowlarr import MAX_REDIRECTS, ProwlarrClient, parse_release, same_origin, without_api_key
 from app.integrations.torrent import download_client
-from app.integrations.torrentfile import (TorrentFileError, bdecode, bencode, magnet_uri, make_torrent,
-                                          parse_magnet, read_torrent)
+from app.integrations.torrentfile import (
+    TorrentFileError,
+    bdecode,
+    bencode,
+    magnet_uri,
+    make_torrent,
+    parse_magnet,
+    read_torrent,
+)
 from app.jobs.queues import queue_names_for_group
 from app.jobs.service import retry_job
 from app.models import DownloadHistory, Job, JobEvent, Request
+from workers.processors.download import ReleaseFailure, ends_the_job, no_release_usable
+
 from fakes.http import QuietHandler, serve
 from fakes.prowlarr import FakeProwlarr, FakeRelease
 from helpers import API_TOKEN, drain
-from workers.processors.download import ReleaseFailure, ends_the_job, no_release_usable
 
 MiB = 1024 * 1024
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}

@@ -19,8 +19,9 @@ from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, PlexLibrary, Request, utcnow
 from app.pipeline.monitor_policy import TorrentUser, still_needs_torrent
-from helpers import API_TOKEN, wait_for
+
 from fakes.download_client import FakeDownloadClient
+from helpers import API_TOKEN, wait_for
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 HOSTILE = '<script>window.__pwned = 1</script>'
@@ -114,7 +115,8 @@ def test_delete_cancels_jobs_removes_the_torrent_keeps_files_and_the_row(client,
     (folder / "Warbreaker.m4b").write_bytes(os.urandom(200_000))
     torrent = make_torrent(folder)
     info_hash = read_torrent(torrent).info_hash
-    download_client().add(torrent=torrent, category="readmeabook", tags=["test"], save_path=str(qbittorrent.download_dir))
+    download_client().add(torrent=torrent, category="readmeabook", tags=["test"],
+                          save_path=str(qbittorrent.download_dir))
     wait_for(lambda: download_client().get(info_hash), 20, message="torrent added")
 
     request_id = client.post("/api/requests", json={"title": "Warbreaker", "author": "Brandon Sanderson"},

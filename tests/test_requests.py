@@ -9,6 +9,7 @@ from app.audiobook_requests.state import R, transition
 from app.integrations import torrent as torrent_module
 from app.jobs.queues import queue_names_for_group
 from app.models import Audiobook, DownloadHistory, Job, Request, utcnow
+
 from fakes.download_client import FakeDownloadClient
 from fakes.prowlarr import FakeProwlarr, FakeRelease
 from helpers import API_TOKEN, drain

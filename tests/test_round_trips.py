@@ -7,12 +7,13 @@ import pytest
 import redis.connection
 from rq import Queue, SimpleWorker
 
-import jobtypes  # noqa: F401
 from app.db import database
 from app.jobs.queues import get_redis, queue_names_for_group
 from app.jobs.service import add_job
 from app.models import Job
 from workers.worker import JobWorker
+
+import jobtypes  # noqa: F401
 
 JOBS = 30
 

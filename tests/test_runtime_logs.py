@@ -20,15 +20,22 @@ from pathlib import Path
 import pytest
 import requests
 
-import jobtypes  # noqa: F401  (test_fail, test_permanent)
 from app.jobs.logger import create_job_logger
 from app.jobs.queues import queue_names_for_type
 from app.jobs.service import add_job
-from app.logging_setup import (QuietChatter, StructuredFormatter, configure_logging, format_keyvalue, quieted,
-                               record_fields)
+from app.logging_setup import (
+    QuietChatter,
+    StructuredFormatter,
+    configure_logging,
+    format_keyvalue,
+    quieted,
+    record_fields,
+)
 from app.models import Job
-from helpers import ROOT, drain, wait_for
 from workers.worker import attempt_number, end_status, failure_reason
+
+import jobtypes  # noqa: F401  (test_fail, test_permanent)
+from helpers import ROOT, drain, wait_for
 
 SETTLE_SECONDS = 10  # start-up lines (pool and gunicorn banners) are over this long after /healthz is ok
 IDLE_WINDOW_SECONDS = 60
@@ -212,7 +219,8 @@ def test_a_record_is_one_line_with_its_extras_and_traceback_in_either_format():
         "job=j-1 type=noop exc=\"Traceback" in text and "ValueError: bad\\nvalue" in text
     parsed = json.loads(StructuredFormatter("json").format(record))
     assert "\n" not in StructuredFormatter("json").format(record)
-    assert parsed["msg"] == "hello world" and parsed["job"] == "j-1" and parsed["exc"].endswith("ValueError: bad\nvalue")
+    assert (parsed["msg"] == "hello world" and parsed["job"] == "j-1"
+            and parsed["exc"].endswith("ValueError: bad\nvalue"))
     assert StructuredFormatter("json").format(_record(level=logging.WARNING)).count('"level": "warn"') == 1
     with pytest.raises(ValueError):
         StructuredFormatter("xml")
@@ -264,7 +272,7 @@ def test_job_events_mirror_info_at_debug_and_trouble_as_it_is(settings, caplog):
     log = create_job_logger(str(job.id), "Organize")
     with caplog.at_level(logging.DEBUG, logger="jobs"):
         log.info("Processing", {"files": 3})
-        log.warn("Slow disk")
+        log.warning("Slow disk")
         log.error("Copy failed")
     assert [(r.levelname, r.getMessage(), r.job) for r in caplog.records] == [
         ("DEBUG", "[Organize] Processing {'files': 3}", str(job.id)),

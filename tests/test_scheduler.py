@@ -14,6 +14,7 @@ from app.schedules import timer
 from app.schedules.cron import InvalidSchedule, describe, next_fire_time, validate_cron
 from app.schedules.defaults import DEFAULT_SCHEDULES, ensure_default_schedules
 from app.schedules.service import late_reason, trigger_job_now
+
 from helpers import API_TOKEN, drain, start_process, stop_process, wait_for
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -270,7 +271,8 @@ def test_schedule_edits_are_validated_and_bad_ones_change_nothing(settings, clie
     response = client.put(url, json={"name": "Imports", "schedule": "*/15  * * * *", "enabled": True},
                           headers=BEARER)
     assert response.status_code == 200 and response.get_json()["job"]["schedule"] == "*/15 * * * *"
-    assert client.put("/api/admin/jobs/00000000-0000-0000-0000-000000000000", json={}, headers=BEARER).status_code == 404
+    missing = client.put("/api/admin/jobs/00000000-0000-0000-0000-000000000000", json={}, headers=BEARER)
+    assert missing.status_code == 404
     assert client.post("/api/admin/jobs/nope/trigger", headers=BEARER).status_code == 404
 
 

@@ -21,6 +21,7 @@ from app.jobs.service import add_job
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request, utcnow
 from app.pipeline.download_state import DownloadState
 from app.pipeline.monitor_policy import TorrentUser, holders, still_needs_torrent
+
 from fakes.download_client import FakeDownloadClient
 from helpers import drain, wait_for
 
@@ -69,8 +70,9 @@ class SeededLonger:
 
 @pytest.fixture
 def real_client(qbittorrent, use_settings, redis_conn):
-    use_settings(DOWNLOAD_CLIENT="qbittorrent", DOWNLOAD_CLIENT_URL=qbittorrent.url, DOWNLOAD_CLIENT_USERNAME=qbittorrent.username,
-                 DOWNLOAD_CLIENT_PASSWORD=qbittorrent.password, DOWNLOAD_DIR=str(qbittorrent.download_dir), **SETTINGS)
+    use_settings(DOWNLOAD_CLIENT="qbittorrent", DOWNLOAD_CLIENT_URL=qbittorrent.url,
+                 DOWNLOAD_CLIENT_USERNAME=qbittorrent.username, DOWNLOAD_CLIENT_PASSWORD=qbittorrent.password,
+                 DOWNLOAD_DIR=str(qbittorrent.download_dir), **SETTINGS)
     real = QBittorrentClient(qbittorrent.url, qbittorrent.username, qbittorrent.password)
     wrapped = SeededLonger(real, HOUR)
     torrent_module.set_client_factory(lambda kind: wrapped)

@@ -18,6 +18,7 @@ from flask import jsonify, request
 from app import auth
 from app.models import Audiobook, Job, JobEvent, Request
 from app.schedules.defaults import ensure_default_schedules
+
 from helpers import ADMIN_PASSWORD
 
 TOKEN_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -322,7 +323,8 @@ def _assert_security_headers(response, label):
     assert headers.get("X-Frame-Options") == "DENY", label
     assert headers.get("X-Content-Type-Options") == "nosniff", label
     assert headers.get("Referrer-Policy") == "same-origin", label
-    policy = {part.strip().split(" ", 1)[0]: part.strip() for part in headers.get("Content-Security-Policy", "").split(";")}
+    policy = {part.strip().split(" ", 1)[0]: part.strip()
+              for part in headers.get("Content-Security-Policy", "").split(";")}
     assert policy.get("default-src") == "default-src 'self'", (label, policy)
     assert policy.get("script-src") == "script-src 'self'", (label, policy)
     assert policy.get("frame-ancestors") == "frame-ancestors 'none'", (label, policy)

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from app.config import SettingsError, load_settings
+
 from helpers import ROOT, TEST_REDIS_URL
 
 
@@ -47,6 +48,7 @@ def test_first_start_generates_a_password_and_logs_it_once(tmp_path, caplog, set
     import logging
 
     from app import create_app
+
     from helpers import make_settings
 
     fresh, _ = make_settings(tmp_path, ADMIN_PASSWORD="")

@@ -18,6 +18,7 @@ from app.jobs.queues import queue_names_for_group
 from app.models import Audiobook, BlockedRelease, DownloadHistory, Job, JobEvent, Request, utcnow
 from app.pipeline.download_state import DownloadState, counts_toward_stall, qbittorrent_state, transmission_state
 from app.pipeline.monitor_policy import StallClock, StallRemoval, TorrentUser, next_stall_clock, stall_removal
+
 from fakes.prowlarr import FakeRelease
 from helpers import API_TOKEN, drain, wait_for
 

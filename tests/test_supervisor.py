@@ -17,15 +17,25 @@ from pathlib import Path
 import pytest
 import redis
 from rq import Worker
+from test_orphans import Leftovers, children, is_running
 
-import jobtypes  # noqa: F401  (test_sleep, the testing group)
 from app.jobs.service import add_job
 from app.models import Job
+from workers.supervisor import (
+    FIRST_BACKOFF_SECONDS,
+    MAX_BACKOFF_SECONDS,
+    WaitStep,
+    describe_exit,
+    endpoint,
+    restart_delay,
+    select_groups,
+    startup_wait_step,
+    wait_for_services,
+)
+
+import jobtypes  # noqa: F401  (test_sleep, the testing group)
 from daemons import free_port
 from helpers import ROOT, start_process, stop_process, wait_for
-from test_orphans import Leftovers, children, is_running
-from workers.supervisor import (FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, WaitStep, describe_exit, endpoint,
-                                restart_delay, select_groups, startup_wait_step, wait_for_services)
 
 GROUPS = ["search_indexers", "download_torrent", "monitor_download", "organize_files", "scan_plex",
           "plex_recently_added_check", "maintenance"]

@@ -80,7 +80,8 @@ def test_job_sets():
     assert J.NOT_STARTED == J.CANCELLABLE == {J.PENDING, J.DELAYED} and J.ERRORED == {J.FAILED, J.STUCK}
     assert J.RETRYABLE <= J.TERMINAL and J.CANCELLABLE <= J.WAITING
     assert TERMINAL_JOB_STATUSES == ["cancelled", "completed", "failed"]
-    assert list(JobStatus) == [J.PENDING, J.DELAYED, J.ACTIVE, J.COMPLETED, J.FAILED, J.STUCK, J.CANCELLED]  # no set became a member
+    # no set became a member
+    assert list(JobStatus) == [J.PENDING, J.DELAYED, J.ACTIVE, J.COMPLETED, J.FAILED, J.STUCK, J.CANCELLED]
 
 
 @pytest.mark.parametrize("status", list(RequestStatus), ids=lambda s: s.value)

@@ -19,6 +19,7 @@ import requests
 
 from app.config import SettingsError, load_settings
 from app.gunicorn_conf import bind_address
+
 from helpers import ROOT, wait_for
 
 GRACEFUL_TIMEOUT = 20  # long enough that the drain below is never cut short by it

@@ -1,4 +1,4 @@
-"""A fake Plex Media Server on 127.0.0.1 following the documented JSON shapes (services.md §4).
+"""A fake Plex Media Server on 127.0.0.1 following the documented JSON shapes.
 
 401 without a valid token (header or query), /identity without one, MediaContainer/Metadata bodies,
 X-Plex-Container-Start/Size paging (query or header) with offset/size/totalSize, sort=addedAt:desc,
@@ -34,7 +34,7 @@ class FakePlex:
                 "type": "album", "title": title, "parentTitle": author, "year": 2010, "duration": 3_600_000,
                 "addedAt": added_at or int(time.time()), "updatedAt": int(time.time()), "librarySectionID": 3}
 
-    def start(self) -> "FakePlex":
+    def start(self) -> FakePlex:
         fake = self
 
         class Handler(QuietHandler):

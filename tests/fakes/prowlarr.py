@@ -1,4 +1,5 @@
-"""A fake Prowlarr on 127.0.0.1 that follows the documented API (shared/reference/services.md §1).
+"""A fake Prowlarr on 127.0.0.1 that follows the documented API (/api/v1/search, /api/v1/system/status,
+proxy download links).
 
 - every /api/v1 route and every download link needs the key, read as Prowlarr's ApiKeyAuthenticationHandler
   does: an `apikey` query parameter (name in any case) wins, even when wrong and a right X-Api-Key header is
@@ -47,7 +48,7 @@ class FakeProwlarr:
     version: str = "1.24.3.4754"
     status_delay: float = 0.0
 
-    def start(self) -> "FakeProwlarr":
+    def start(self) -> FakeProwlarr:
         fake = self
 
         class Handler(QuietHandler):
@@ -90,7 +91,8 @@ class FakeProwlarr:
                 base = f"http://127.0.0.1:{fake.port}"
                 results = []
                 for index, release in enumerate(fake.releases):
-                    link = f"{base}/{release.indexer_id}/download?apikey={fake.api_key}&link={index}&file={quote(release.title)}"
+                    link = (f"{base}/{release.indexer_id}/download"
+                            f"?apikey={fake.api_key}&link={index}&file={quote(release.title)}")
                     item = {"guid": f"https://tracker.example/torrents/{index}", "age": 3, "size": release.size,
                             "indexerId": release.indexer_id, "indexer": release.indexer, "title": release.title,
                             "sortTitle": release.title.lower(), "publishDate": "2024-05-01T12:34:56Z",
@@ -104,7 +106,8 @@ class FakeProwlarr:
                 index = int((query.get("link") or ["-1"])[0])
                 fake.downloads.append(str(index))
                 if not 0 <= index < len(fake.releases):
-                    return self._send(400, b'<error code="400" description="Invalid Prowlarr link"/>', "application/xml")
+                    return self._send(400, b'<error code="400" description="Invalid Prowlarr link"/>',
+                                      "application/xml")
                 release = fake.releases[index]
                 if release.error:
                     headers = {"Retry-After": "60"} if release.error == 429 else {}

@@ -1,4 +1,4 @@
-"""A fake qBittorrent 5.2 WebUI: the protocol differences from 4.x (services.md §2).
+"""A fake qBittorrent 5.2 WebUI: the protocol differences from 4.x.
 
 login answers 204 (good) or 401 (bad) and sets the cookie `QBT_SID_<port>`; torrents/add answers JSON
 {success_count, failure_count, pending_count, added_torrent_ids} with 200/202, or 409 when nothing was
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from fakes.http import QuietHandler, serve
-
 from app.integrations.torrentfile import parse_magnet
+
+from fakes.http import QuietHandler, serve
 
 
 @dataclass
@@ -26,7 +26,7 @@ class FakeQBittorrent5:
     logins: int = 0
     last_add: dict = field(default_factory=dict)
 
-    def start(self) -> "FakeQBittorrent5":
+    def start(self) -> FakeQBittorrent5:
         fake = self
 
         class Handler(QuietHandler):

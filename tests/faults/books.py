@@ -13,9 +13,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fakes.prowlarr import FakeRelease
-
 from app.integrations.torrentfile import make_torrent, read_torrent
+
+from fakes.prowlarr import FakeRelease
 
 CHUNK = 1 << 20
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 from urllib.parse import parse_qs, urlparse
 
 from fakes.prowlarr import FakeProwlarr
@@ -76,7 +76,7 @@ class FaultyProwlarr(FakeProwlarr):
                     return rule
         return None
 
-    def start(self) -> "FaultyProwlarr":
+    def start(self) -> FaultyProwlarr:
         super().start()
         fake, base = self, self.server.RequestHandlerClass
 

@@ -17,13 +17,16 @@ from pathlib import Path
 
 import psycopg2
 import redis
+
 from daemons import free_port
+
 
 def _postgres_bin() -> Path:
     """The newest installed PostgreSQL server binaries (Debian keeps them per major version)."""
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
     if not versions:
-        raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql (bash .ci/run installs them)")
+        raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql "
+                           "(bash .ci/run installs them)")
     return versions[-1].parent
 
 
@@ -65,7 +68,7 @@ class PostgresServer:
         subprocess.run(["runuser", "-u", PG_USER, "--", str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust",
                         "-U", "root", "-N"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.sockets),
@@ -130,7 +133,7 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         with open(self.root / "redis.log", "ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly",

@@ -18,15 +18,16 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import requests
-from daemons import QBittorrent, free_port
-from fakes.plex import FakePlex
 
 from app.config import DEFAULT_WORKER_COUNTS
+
+from daemons import QBittorrent, free_port
+from fakes.plex import FakePlex
 from faults.books import Book, make_book
 from faults.prowlarr import FaultyProwlarr
 from faults.servers import PostgresServer, RedisServer, wait_until
@@ -217,7 +218,7 @@ class Stack:
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         try:
             self.start_services()
             self.start()
@@ -427,7 +428,7 @@ class Stack:
         rows = self.query(f"SELECT id::text, request_id::text, type, status, attempts, polls, error_message, "
                           f"created_at FROM jobs {where} ORDER BY created_at", params)
         keys = ("id", "request_id", "type", "status", "attempts", "polls", "error", "created_at")
-        return [dict(zip(keys, row)) for row in rows]
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def job_of(self, request_id: str, job_type: str, where: Callable[[dict], bool] = lambda job: True,
                timeout: float = 60) -> dict:
