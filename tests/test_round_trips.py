@@ -3,6 +3,8 @@ cost more Redis round trips per no-op job than bare RQ's SimpleWorker, and every
 only the indexes the queries need (bench/throughput.py measures the time)."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis.connection
 from rq import Queue, SimpleWorker
@@ -132,3 +134,36 @@ def test_lookups_by_the_partial_indexes_still_use_them(settings):
         for index, query in plans.items():
             plan = " ".join(row[0] for row in db.execute_sql("EXPLAIN " + query).fetchall())
             assert index in plan, plan
+
+
+@pytest.mark.slow
+def test_an_idle_worker_keeps_its_key_when_the_job_lease_is_shorter_than_its_wait(use_settings, redis_conn):
+    """The job's start beats the worker key with JOB_HEARTBEAT_TTL (5 s here); the worker then waits up to
+    WORKER_TTL - 15 s (15 s) in its dequeue. A beat dropped after the job would let the key expire while the
+    worker lives, and RQ's registry cleaning would forget the worker (health: missing workers)."""
+    import multiprocessing
+
+    use_settings(JOB_HEARTBEAT_TTL=5, WORKER_TTL=30)
+    job_id = add_job("noop", {})
+
+    def work():
+        from app.db import bind_database
+
+        from helpers import TEST_DATABASE_URL
+
+        bind_database(TEST_DATABASE_URL)
+        JobWorker(queue_names_for_group("maintenance"), connection=get_redis(), name="keyed-worker").work()
+
+    process = multiprocessing.get_context("fork").Process(target=work, daemon=True)
+    process.start()
+    try:
+        deadline = time.monotonic() + 20
+        while Job.get_by_id(job_id).status != "completed" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert Job.get_by_id(job_id).status == "completed"
+        time.sleep(7)  # past the job's 5 s beat, inside the worker's 15 s dequeue wait
+        assert redis_conn.exists("rq:worker:keyed-worker") == 1
+        assert redis_conn.ttl("rq:worker:keyed-worker") > 5
+    finally:
+        process.terminate()
+        process.join(10)

@@ -113,9 +113,10 @@ class FewerRoundTrips:
     """Worker mixin that drops RQ's redundant Redis round trips (bench/throughput.py, tests/test_round_trips.py).
 
     - RQ beats the worker key (HSET + EXPIRE, two round trips) up to four times per job, three of them
-      without a pipeline (before and after the dequeue, after the job). The beats carried by a pipeline
-      (the job's start) keep the key fresh, so a bare beat within HEARTBEAT_COALESCE_SECONDS of the last
-      one is dropped; the key lives worker_ttl + 60 s, so a dropped beat can never let it expire. A bare
+      without a pipeline (before and after the dequeue, after the job). A bare beat is dropped when the
+      last beat is under HEARTBEAT_COALESCE_SECONDS old and the key will outlive the longest blocking
+      dequeue that can follow, with a margin (KEY_SLACK_SECONDS): the job's start beats with the job's
+      heartbeat TTL (JOB_HEARTBEAT_TTL), which may be shorter than that, and then the beat is sent. A bare
       beat that is due goes as one pipelined round trip.
     - The suspension check (`rq suspend`) runs once a second instead of before every job: a suspension
       takes effect within a second.
@@ -126,21 +127,30 @@ class FewerRoundTrips:
     """
 
     HEARTBEAT_COALESCE_SECONDS = 1.0
+    KEY_SLACK_SECONDS = 10.0
     SUSPENSION_CHECK_SECONDS = 1.0
     last_heartbeat: Any = None
+    _key_expires_at = float("-inf")  # monotonic time the worker key expires, from the last beat sent
     _suspension_checked = float("-inf")
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        now = time.monotonic()
+        if pipeline is None and timeout is None and self._can_skip_beat(now):
+            return
         if pipeline is not None:
             super().heartbeat(timeout, pipeline=pipeline)  # type: ignore[misc]
-            return
+        else:
+            with self.connection.pipeline(transaction=False) as batch:  # type: ignore[attr-defined]
+                super().heartbeat(timeout, pipeline=batch)  # type: ignore[misc]
+                batch.execute()
+        self._key_expires_at = now + (timeout or self.worker_ttl + 60)  # type: ignore[attr-defined]
+
+    def _can_skip_beat(self, now: float) -> bool:
         last = self.last_heartbeat
-        if timeout is None and last is not None and \
-                (datetime.now(UTC) - last).total_seconds() < self.HEARTBEAT_COALESCE_SECONDS:
-            return
-        with self.connection.pipeline(transaction=False) as batch:  # type: ignore[attr-defined]
-            super().heartbeat(timeout, pipeline=batch)  # type: ignore[misc]
-            batch.execute()
+        if last is None or (datetime.now(UTC) - last).total_seconds() >= self.HEARTBEAT_COALESCE_SECONDS:
+            return False
+        longest_wait = self.dequeue_timeout + self.KEY_SLACK_SECONDS  # type: ignore[attr-defined]
+        return self._key_expires_at - now >= longest_wait
 
     def set_state(self, state: str, pipeline: Any = None) -> None:
         if pipeline is None and state == getattr(self, "_state", None):
