@@ -295,3 +295,29 @@ def test_the_automatic_search_drops_seedless_and_blocklisted_before_ranking():
 ])
 def test_a_release_is_named_by_its_guid_else_its_link(release, key):
     assert release_key(release) == key
+
+
+def test_a_request_deleted_while_its_torrent_is_added_gets_the_torrent_taken_back(client, configured, fake_client,
+                                                                                 redis_conn):
+    """The delete runs after download_torrent's fence check and before its download row exists, so the delete
+    finds nothing to remove: the run sees it lost its job and takes the torrent back out itself."""
+    from app.audiobook_requests import deletion
+
+    configured.releases[1].torrent = make_torrent_bytes()
+    request = _request()
+    response = client.post(f"/api/requests/{request.id}/releases",
+                           json={"guid": _guid(_search(client, request), BEST)}, headers=BEARER)
+    job_id = response.get_json()["jobId"]
+    add = fake_client.add
+
+    def add_then_delete(**kwargs):
+        add(**kwargs)
+        deletion.delete_request(str(request.id))  # an admin's DELETE lands in the window
+
+    fake_client.add = add_then_delete
+    drain(queue_names_for_group("download_torrent"), until=lambda: Job.get_by_id(job_id).status != "pending")
+    assert Request.get_by_id(request.id).status == "deleted"
+    assert fake_client.torrents == {}
+    history = DownloadHistory.get(DownloadHistory.request == request.id)
+    assert history.download_status == "removed"
+    assert Job.select().where((Job.type == "monitor_download") & (Job.request == request.id)).count() == 0

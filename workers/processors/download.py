@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.audiobook_requests.state import RELEASED_TORRENT as LET_GO
 from app.audiobook_requests.state import R, transition
 from app.config import get_settings
 from app.integrations.errors import PermanentServiceError, ServiceError, TransientServiceError
@@ -20,7 +21,7 @@ from app.jobs import fence
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
 from app.library.remote_paths import to_client
-from app.models import DownloadHistory, DownloadStatus, utcnow
+from app.models import DownloadHistory, DownloadStatus, Request, utcnow
 from app.pipeline.ranking import Release
 from workers.context import fail_request_if_final
 from workers.processors import register
@@ -120,6 +121,7 @@ def process_download(payload: dict) -> dict:
                 seeders=release.seeders, leechers=release.leechers, selected=True,
                 download_client=settings.download_client, download_client_id=info_hash,
                 download_status=DownloadStatus.DOWNLOADING.value, started_at=utcnow())
+            _take_back_if_let_go(request_id, history, client, added=existing is None, log=log)
             monitor_id = add_job("monitor_download", {
                 "requestId": request_id, "downloadHistoryId": str(history.id), "downloadClientId": info_hash,
                 "downloadClient": settings.download_client}, delay=MONITOR_FIRST_DELAY)
@@ -127,6 +129,24 @@ def process_download(payload: dict) -> dict:
         raise no_release_usable(failures)
     except ServiceError as exc:
         fail_request_if_final(request_id, exc, log, "Download")
+        raise
+
+
+def _take_back_if_let_go(request_id: str, history: DownloadHistory, client, *, added: bool, log) -> None:
+    """The request was deleted or cancelled while this run added its torrent (after the fence check, before
+    the row existed, so the delete found nothing to remove): this run takes the torrent back out (files kept)
+    and raises LeaseLost. A run that lost its lease to a successor leaves the torrent to the successor."""
+    try:
+        fence.ensure_current()
+    except fence.LeaseLost:
+        request = Request.get_or_none(Request.id == request_id)
+        if request is not None and request.status in LET_GO:
+            if added:
+                client.remove(history.download_client_id, delete_files=False)
+            DownloadHistory.update(download_status=DownloadStatus.REMOVED.value, updated_at=utcnow()).where(
+                DownloadHistory.id == history.id).execute()
+            log.warning(f"The request was {request.status} while its torrent was added: torrent removed "
+                        f"again (files kept)")
         raise
 
 
