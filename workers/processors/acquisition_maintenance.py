@@ -1,7 +1,6 @@
 """Scheduled maintenance of the acquisition pipeline: re-search missing releases, remove seeded torrents."""
 from __future__ import annotations
 
-from app.audiobook_requests.service import enqueue_search, least_recently_tried
 from app.audiobook_requests.state import R
 from app.config import get_settings
 from app.integrations.errors import ServiceError
@@ -13,16 +12,6 @@ from workers.processors import register
 from workers.processors.monitor import torrent_users
 
 CLEANUP_BATCH = 100  # rows read per page; every page is read each run
-
-
-@register("retry_missing_torrents")
-def process_retry_missing(payload: dict) -> dict:
-    """Awaiting-search requests, least recently searched first (never-searched first), at most 50 a run."""
-    log = create_job_logger(payload["jobId"], "RetryMissingTorrents")
-    batch = least_recently_tried(R.AWAITING_SEARCH, Request.last_search_at)
-    jobs = [enqueue_search(request) for request in batch]
-    log.info(f"Queued {len(jobs)} searches", {"requestIds": [str(r.id) for r in batch]})
-    return {"success": True, "queued": len(jobs)}
 
 
 def _candidates():

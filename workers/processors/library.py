@@ -5,19 +5,15 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from app.audiobook_requests.service import least_recently_tried
 from app.audiobook_requests.state import R, allowed, transition
 from app.config import get_settings
 from app.db import database
-from app.integrations.errors import ServiceError
 from app.integrations.plex import PlexClient, PlexItem
-from app.integrations.torrent import download_client
 from app.jobs.logger import JobLogger, create_job_logger
 from app.jobs.queues import get_redis
-from app.jobs.service import add_job, cancel_run
-from app.jobs.types import Priority
+from app.jobs.service import cancel_run
 from app.library.matching import BookQuery, LibraryIndex, LibraryItem, Match, item_asin
-from app.models import TERMINAL_JOB_STATUSES, Audiobook, DownloadHistory, Job, PlexLibrary, Request, utcnow
+from app.models import TERMINAL_JOB_STATUSES, Audiobook, Job, PlexLibrary, Request, utcnow
 from workers.processors import register
 
 SCAN_LOCK = "rmab:lock:scan_plex"
@@ -219,41 +215,3 @@ def process_match_plex(payload: dict) -> dict:
     if request is None or request.status != R.DOWNLOADED.value:
         return {"success": False, "skipped": True}
     return {"success": True, "matched": [m["requestId"] for m in match_downloaded(log)]}
-
-
-@register("retry_failed_imports")
-def process_retry_failed_imports(payload: dict) -> dict:
-    """awaiting_import requests, least recently tried first; the path is asked from the client first."""
-    log = create_job_logger(payload["jobId"], "RetryFailedImports")
-    batch = least_recently_tried(R.AWAITING_IMPORT, Request.last_import_at)
-    queued = sum(1 for request in batch if _retry_import(request, log))
-    log.info(f"Queued {queued} imports")
-    return {"success": True, "queued": queued}
-
-
-def _retry_import(request: Request, log: JobLogger) -> bool:
-    """Queue organize_files again for one request, from its selected download's current path."""
-    Request.update(last_import_at=utcnow()).where(Request.id == request.id).execute()  # rotate even if skipped
-    download = (DownloadHistory.select().where((DownloadHistory.request == request.id) & DownloadHistory.selected)
-                .order_by(DownloadHistory.created_at.desc()).first())
-    if download is None:
-        log.warning(f"Request {request.id} has no download to import; skipped")
-        return False
-    path = _current_path(download, log)
-    if not path:
-        log.warning(f"Request {request.id}: no known download path; skipped")
-        return False
-    add_job("organize_files", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
-                               "downloadPath": path}, priority=Priority.HIGH)
-    return True
-
-
-def _current_path(download: DownloadHistory, log: JobLogger) -> str | None:
-    """Where the download is now, as the client reports it; the stored path when the client cannot say."""
-    try:
-        status = download_client(download.download_client).get(download.download_client_id or "")
-        if status is not None and status.content_path:
-            return status.content_path
-    except ServiceError as exc:
-        log.warning(f"Could not ask the download client for the current path ({exc}); using the stored one")
-    return download.download_path

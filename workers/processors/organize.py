@@ -10,19 +10,22 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
+from app.audiobook_requests.service import least_recently_tried
 from app.audiobook_requests.state import R, transition
 from app.config import Settings, get_settings
 from app.integrations.errors import PermanentServiceError, ServiceError
 from app.integrations.plex import PlexClient
+from app.integrations.torrent import download_client
 from app.jobs.errors import EnqueueFailed, PermanentJobError
 from app.jobs.logger import JobLogger, create_job_logger
 from app.jobs.service import add_job
+from app.jobs.types import Priority
 from app.library.organizer import NoAudioFiles, cover_candidates, organize
 from app.library.paths import PathTemplateError, UnsafePathError, inside, target_dir
 from app.library.remote_paths import SETTING as MAPPINGS_SETTING
 from app.library.remote_paths import to_local
 from app.library.tags import CoverError, TagSet, book_tags, fetch_cover, first_cover, written_fields
-from app.models import Audiobook, Request, utcnow
+from app.models import Audiobook, DownloadHistory, Request, utcnow
 from workers.context import is_last_attempt
 from workers.processors import register
 
@@ -165,3 +168,43 @@ def _retry_later(request_id: str, reason: str, log) -> dict:
                    error_message=message)
         log.warning(f"{message}; Retry Failed Imports will try again")
     return {"success": False, "message": message, "importAttempts": attempts}
+
+
+# --- the retry of this step: retry_failed_imports re-runs organize_files -------------------------------
+
+@register("retry_failed_imports")
+def process_retry_failed_imports(payload: dict) -> dict:
+    """awaiting_import requests, least recently tried first; the path is asked from the client first."""
+    log = create_job_logger(payload["jobId"], "RetryFailedImports")
+    batch = least_recently_tried(R.AWAITING_IMPORT, Request.last_import_at)
+    queued = sum(1 for request in batch if _retry_import(request, log))
+    log.info(f"Queued {queued} imports")
+    return {"success": True, "queued": queued}
+
+
+def _retry_import(request: Request, log: JobLogger) -> bool:
+    """Queue organize_files again for one request, from its selected download's current path."""
+    Request.update(last_import_at=utcnow()).where(Request.id == request.id).execute()  # rotate even if skipped
+    download = (DownloadHistory.select().where((DownloadHistory.request == request.id) & DownloadHistory.selected)
+                .order_by(DownloadHistory.created_at.desc()).first())
+    if download is None:
+        log.warning(f"Request {request.id} has no download to import; skipped")
+        return False
+    path = _current_path(download, log)
+    if not path:
+        log.warning(f"Request {request.id}: no known download path; skipped")
+        return False
+    add_job("organize_files", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
+                               "downloadPath": path}, priority=Priority.HIGH)
+    return True
+
+
+def _current_path(download: DownloadHistory, log: JobLogger) -> str | None:
+    """Where the download is now, as the client reports it; the stored path when the client cannot say."""
+    try:
+        status = download_client(download.download_client).get(download.download_client_id or "")
+        if status is not None and status.content_path:
+            return status.content_path
+    except ServiceError as exc:
+        log.warning(f"Could not ask the download client for the current path ({exc}); using the stored one")
+    return download.download_path

@@ -1,6 +1,7 @@
 """search_indexers: Prowlarr search → ranking → download_torrent with the best result and alternates."""
 from __future__ import annotations
 
+from app.audiobook_requests.service import enqueue_search, least_recently_tried
 from app.audiobook_requests.state import R, transition
 from app.config import get_settings
 from app.integrations.errors import ServiceError
@@ -8,7 +9,7 @@ from app.integrations.prowlarr import ProwlarrClient
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
 from app.jobs.types import Priority
-from app.models import BlockedRelease, utcnow
+from app.models import BlockedRelease, Request, utcnow
 from app.pipeline.release_search import MAX_ALTERNATES, Blocklist, automatic_search, download_payload
 from workers.context import fail_request_if_final
 from workers.processors import register
@@ -18,7 +19,6 @@ from workers.processors import register
 def process_search(payload: dict) -> dict:
     request_id, book = payload["requestId"], payload["audiobook"]
     log = create_job_logger(payload["jobId"], "SearchIndexers")
-    from app.models import Request
 
     if not transition(request_id, R.SEARCHING, last_search_at=utcnow(), search_attempts=Request.search_attempts + 1):
         log.warning("Request is no longer waiting for a search; nothing to do")
@@ -49,3 +49,15 @@ def process_search(payload: dict) -> dict:
     return {"success": True, "resultsCount": len(releases), "downloadJobId": job_id,
             "selectedTorrent": {"title": best.release.title, "score": round(best.score, 1),
                                 "seeders": best.release.seeders}}
+
+
+# --- the retry of this step: retry_missing_torrents re-runs search_indexers --------------------------
+
+@register("retry_missing_torrents")
+def process_retry_missing(payload: dict) -> dict:
+    """Awaiting-search requests, least recently searched first (never-searched first), at most 50 a run."""
+    log = create_job_logger(payload["jobId"], "RetryMissingTorrents")
+    batch = least_recently_tried(R.AWAITING_SEARCH, Request.last_search_at)
+    jobs = [enqueue_search(request) for request in batch]
+    log.info(f"Queued {len(jobs)} searches", {"requestIds": [str(r.id) for r in batch]})
+    return {"success": True, "queued": len(jobs)}
