@@ -130,13 +130,38 @@ def test_the_web_line_is_gunicorn_with_the_configured_threads_and_workers(web):
     assert "development server" not in line.output().lower()
 
 
+def _accepted_by(pid: int, server_port: int, client_port: int) -> bool:
+    """Whether process `pid` holds the server side of the connection from `client_port` (the kernel gives a
+    socket its inode when it is accepted; one still in the listen backlog has none)."""
+    wanted = f":{server_port:04X}", f":{client_port:04X}"
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(wanted[0]) and fields[2].endswith(wanted[1]) and fields[9] != "0":
+            inodes.add(f"socket:[{fields[9]}]")
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) in inodes:
+                return True
+        except OSError:  # closed meanwhile
+            pass
+    return False
+
+
 @pytest.mark.slow
 def test_sigterm_lets_a_request_in_flight_finish_then_exits_0(web):
     line = web(WEB_GRACEFUL_TIMEOUT=str(GRACEFUL_TIMEOUT))
     line.wait_until_serving()
     # A request in flight: connected, its headers only half sent.
+    worker_pid = int(re.findall(r"Booting worker with pid: (\d+)", line.output())[-1])
     client = socket.create_connection(("127.0.0.1", line.port), timeout=30)
     client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    # The worker has accepted it: only an accepted connection is a request in flight; one still in the
+    # listen backlog when the signal lands is never served, by design.
+    client_port = client.getsockname()[1]
+    wait_for(lambda: _accepted_by(worker_pid, line.port, client_port), 10,
+             message="the worker to accept the connection")
+    time.sleep(0.3)  # and to hand the readable connection to a thread (gthread does so on its next poll)
     # honcho (and systemd) signal the whole process group
     os.killpg(line.process.pid, signal.SIGTERM)
     wait_for(lambda: "Handling signal: term" in line.output(), 15, message="gunicorn to take the SIGTERM")
