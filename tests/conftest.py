@@ -224,6 +224,36 @@ def live_url(flask_app):
         yield url
 
 
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    """Playwright drives Debian's chromium (never a downloaded browser)."""
+    return {"executable_path": "/usr/bin/chromium", "headless": True,
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync"]}
+
+
+@pytest.fixture
+def live_url_with_prowlarr(use_settings, prowlarr, redis_conn):
+    """An app with the fake Prowlarr configured, served over real HTTP."""
+    from app import create_app
+
+    with serve_app(create_app(use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key))) as url:
+        yield url
+
+
+@pytest.fixture
+def fake_client():
+    """The in-memory download client (tests/fakes/download_client.py) behind every download_client() call."""
+    from app.integrations import torrent as torrent_module
+
+    from fakes.download_client import FakeDownloadClient
+
+    client = FakeDownloadClient()
+    torrent_module.set_client_factory(lambda kind: client)
+    yield client
+    torrent_module.set_client_factory(None)
+
+
 @pytest.fixture
 def prowlarr():
     """The fake Prowlarr on a free port (modules that need another shape define their own)."""

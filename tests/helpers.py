@@ -20,8 +20,8 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 ADMIN_PASSWORD = "correct horse battery"
 API_TOKEN = "test-api-token-0123456789"
 
-__all__ = ["ADMIN_PASSWORD", "API_TOKEN", "ROOT", "TEST_DATABASE_URL", "TEST_REDIS_URL", "drain", "make_settings",
-           "serve_app", "start_process", "stop_process", "wait_for"]
+__all__ = ["ADMIN_PASSWORD", "API_TOKEN", "HOSTILE", "ROOT", "TEST_DATABASE_URL", "TEST_REDIS_URL", "drain",
+           "make_settings", "serve_app", "start_process", "stop_process", "wait_for"]
 
 
 def make_settings(tmp_path: Path, **overrides):
@@ -130,3 +130,24 @@ def serve_app(flask_app) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+# --- browser tests ---------------------------------------------------------------------------------------
+
+# Markup that must stay text wherever it is shown (titles, errors, metadata): browser tests check it never runs.
+HOSTILE = '<script>window.__pwned = 1</script>"><img src=x onerror="window.__pwned = 2">'
+SCREENSHOTS = Path(__file__).parent / "screenshots"  # git-ignored
+
+
+def login(page, live_url: str) -> None:
+    """Log the browser in as the admin; lands on the logs page."""
+    page.goto(f"{live_url}/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/admin/logs")
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

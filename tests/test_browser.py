@@ -3,39 +3,13 @@ downloaded browser) against the real app on a loopback port. Each test saves a s
 tests/screenshots/ (git-ignored)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from playwright.sync_api import expect
 
 from app.audiobook_requests.state import update_progress
 from app.models import Audiobook, Job, JobEvent, Request, ScheduledJob
 from app.schedules.defaults import ensure_default_schedules
 
-from helpers import ADMIN_PASSWORD, start_process, stop_process
-
-SHOTS = Path(__file__).parent / "screenshots"
-HOSTILE = '<script>window.__pwned = 1</script>"><img src=x onerror="window.__pwned = 2">'
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args():
-    return {"executable_path": "/usr/bin/chromium", "headless": True,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync"]}
-
-
-def _login(page, live_url):
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_url}/admin/logs")
-
-
-def _shot(page, name):
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+from helpers import HOSTILE, login, screenshot, start_process, stop_process
 
 
 def test_log_in_filter_the_logs_and_open_an_event_log(page, live_url, redis_conn):
@@ -47,7 +21,7 @@ def test_log_in_filter_the_logs_and_open_an_event_log(page, live_url, redis_conn
                     metadata={"file": HOSTILE})
     Job.create(type="noop", status="completed")
 
-    _login(page, live_url)
+    login(page, live_url)
     assert page.locator("tr.job-row").count() == 2
     page.select_option("select[name=status]", "failed")
     page.click("#filters button[type=submit]")
@@ -62,7 +36,7 @@ def test_log_in_filter_the_logs_and_open_an_event_log(page, live_url, redis_conn
     JobEvent.create(job=failed, level="warn", context="FileOrganizer", message="a later event")
     page.wait_for_selector("tr.event.level-warn", timeout=15_000)
     assert page.locator("tr.job-row details[open]").count() == 1
-    _shot(page, "logs-event-log")
+    screenshot(page, "logs-event-log")
 
 
 def test_trigger_now_follows_the_job_to_completed(page, live_url, settings_env, redis_conn, tmp_path):
@@ -70,11 +44,11 @@ def test_trigger_now_follows_the_job_to_completed(page, live_url, settings_env, 
     ensure_default_schedules(settings)
     worker = start_process(["tests/run_pool.py", "maintenance", "--size", "1"], env, tmp_path / "worker.log")
     try:
-        _login(page, live_url)
+        login(page, live_url)
         page.goto(f"{live_url}/admin/scheduled")
         page.click('tr[data-schedule="cleanup_job_history"] button.trigger')
         page.wait_for_selector("#started-status.status-completed", timeout=30_000)
-        _shot(page, "trigger-now-completed")
+        screenshot(page, "trigger-now-completed")
     finally:
         stop_process(worker)
     row = ScheduledJob.get(ScheduledJob.type == "cleanup_job_history")
@@ -84,7 +58,7 @@ def test_trigger_now_follows_the_job_to_completed(page, live_url, settings_env, 
 def test_a_request_progress_bar_follows_the_download_to_100(page, live_url, redis_conn):
     book = Audiobook.create(title=HOSTILE, author="Author")
     request = Request.create(audiobook=book, status="downloading", progress=0)
-    _login(page, live_url)
+    login(page, live_url)
     page.goto(f"{live_url}/admin/requests")
     bar = page.locator(f'tr[data-request="{request.id}"] progress')
     assert bar.get_attribute("value") == "0"
@@ -93,4 +67,4 @@ def test_a_request_progress_bar_follows_the_download_to_100(page, live_url, redi
         expect(bar).to_have_attribute("value", str(progress), timeout=10_000)
     assert page.evaluate("window.__pwned === undefined")
     assert HOSTILE in page.inner_text(f'tr[data-request="{request.id}"]')
-    _shot(page, "request-progress-100")
+    screenshot(page, "request-progress-100")

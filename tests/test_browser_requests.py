@@ -4,56 +4,22 @@ hidden (and shown by the deleted filter). Playwright driving Debian's chromium (
 real app on a loopback port, the fake Prowlarr, real PostgreSQL and Redis."""
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
 from app.models import Audiobook, BlockedRelease, Job, Request, utcnow
 
 from fakes.prowlarr import FakeRelease
-from helpers import ADMIN_PASSWORD
+from helpers import HOSTILE, login, screenshot
 
-SHOTS = Path(__file__).parent / "screenshots"
-HOSTILE = '<script>window.__pwned = 1</script>"><img src=x onerror="window.__pwned = 2">'
 MiB = 1024 * 1024
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args():
-    return {"executable_path": "/usr/bin/chromium", "headless": True,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync"]}
-
-
 @pytest.fixture
-def live_url(use_settings, prowlarr, redis_conn):
-    """The app with the fake Prowlarr configured, served on a loopback port."""
-    from app import create_app
-
-    settings = use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key)
-    flask_app = create_app(settings)
-    server = make_server("127.0.0.1", 0, flask_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-def _login(page, live_url):
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_url}/admin/logs")
-
-
-def _shot(page, name):
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+def live_url(live_url_with_prowlarr):
+    return live_url_with_prowlarr
 
 
 def test_create_search_download_and_delete_from_the_requests_page(page, live_url, prowlarr):
@@ -65,7 +31,7 @@ def test_create_search_download_and_delete_from_the_requests_page(page, live_url
         FakeRelease(f"{author} - {title} (Unabridged) [M4B] {HOSTILE}", 600 * MiB, seeders=12),
         FakeRelease(f"{author} - {title} [FLAC]", 900 * MiB, seeders=30),
     ]
-    _login(page, live_url)
+    login(page, live_url)
     page.goto(f"{live_url}/admin/requests")
 
     # a bad form: the messages stand next to their fields, nothing is created
@@ -96,7 +62,7 @@ def test_create_search_download_and_delete_from_the_requests_page(page, live_url
     expect(rows.first.locator("td").first).to_have_text(f"{author} - {title} (Unabridged) [M4B] {HOSTILE}")
     expect(page.locator("#release-panel tr.release", has_text="[FLAC]")).to_contain_text("blocklisted")
     assert page.evaluate("window.__pwned === undefined")                          # shown as text, never run
-    _shot(page, "requests-releases")
+    screenshot(page, "requests-releases")
 
     # Download the best: the job is queued
     rows.first.locator("button.download-release").click()
@@ -110,7 +76,7 @@ def test_create_search_download_and_delete_from_the_requests_page(page, live_url
     page.locator("#release-panel tr.release", has_text="[FLAC]").locator("button.download-release").click()
     expect(page.locator("#release-panel .release-status")).to_contain_text("Not downloaded: ")
     expect(page.locator("#release-panel .release-status")).to_contain_text("[FLAC]' is blocklisted for this request")
-    _shot(page, "requests-download-queued")
+    screenshot(page, "requests-download-queued")
 
     # Delete (after confirming): the row disappears; the deleted filter shows it
     page.on("dialog", lambda dialog: dialog.accept())
@@ -122,4 +88,4 @@ def test_create_search_download_and_delete_from_the_requests_page(page, live_url
     assert Job.get_by_id(job.id).status == "cancelled"
     page.click("a.show-deleted")
     expect(page.locator(f'tr[data-request="{created.id}"] .status-deleted')).to_have_text("deleted")
-    _shot(page, "requests-deleted-filter")
+    screenshot(page, "requests-deleted-filter")

@@ -2,50 +2,20 @@
 health banner on another page. Playwright drives Debian's chromium (/usr/bin/chromium)."""
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
-from helpers import ADMIN_PASSWORD
-
-SHOTS = Path(__file__).parent / "screenshots"
-HOSTILE = '<script>window.__pwned = 1</script>"><img src=x onerror="window.__pwned = 2">'
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args():
-    return {"executable_path": "/usr/bin/chromium", "headless": True,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync"]}
+from helpers import HOSTILE, login, screenshot
 
 
 @pytest.fixture
-def live_url(use_settings, prowlarr, redis_conn):
-    """The app with Prowlarr configured (the fake), on a loopback port."""
-    from app import create_app
-
-    flask_app = create_app(use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key))
-    server = make_server("127.0.0.1", 0, flask_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-def _login(page, live_url):
-    page.goto(f"{live_url}/login")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_url}/admin/logs")
+def live_url(live_url_with_prowlarr):
+    return live_url_with_prowlarr
 
 
 def test_test_button_changes_the_status_and_the_banner_follows_on_other_pages(page, live_url, prowlarr):
     prowlarr.version = HOSTILE
-    _login(page, live_url)
+    login(page, live_url)
     expect(page.locator(".health-banner")).to_have_count(0)  # nothing checked yet
     page.click("header >> text=System")
     page.wait_for_url(f"{live_url}/admin/system")
@@ -65,8 +35,7 @@ def test_test_button_changes_the_status_and_the_banner_follows_on_other_pages(pa
     banner = page.locator('.health-banner[data-integration="prowlarr"]')
     expect(banner).to_contain_text("Prowlarr is unavailable: system status was refused with HTTP 401")
     assert good_key not in banner.inner_text()
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / "system-banner.png"), full_page=True)
+    screenshot(page, "system-banner")
 
     # fixed: the banner's link leads back, Test turns the row OK (its version shown as text), the banner goes
     prowlarr.api_key = good_key
@@ -78,6 +47,6 @@ def test_test_button_changes_the_status_and_the_banner_follows_on_other_pages(pa
     expect(row).to_contain_text(HOSTILE)
     expect(page.locator(".health-banner")).to_have_count(0)
     assert page.evaluate("window.__pwned === undefined")
-    page.screenshot(path=str(SHOTS / "system-ok.png"), full_page=True)
+    screenshot(page, "system-ok")
     page.goto(f"{live_url}/admin/queues")
     expect(page.locator(".health-banner")).to_have_count(0)

@@ -12,14 +12,12 @@ import socket
 import pytest
 
 from app.audiobook_requests import interactive
-from app.integrations import torrent as torrent_module
 from app.integrations.torrentfile import make_torrent, read_torrent
 from app.jobs.queues import queue_names_for_group
 from app.models import Audiobook, BlockedRelease, DownloadHistory, Job, JobEvent, Request
 from app.pipeline.ranking import Release, rank_release
 from app.pipeline.release_search import Blocklist, automatic_search, rank_all, release_key
 
-from fakes.download_client import FakeDownloadClient
 from fakes.prowlarr import FakeRelease
 from helpers import API_TOKEN, drain
 
@@ -42,14 +40,6 @@ def configured(prowlarr, use_settings, redis_conn):
         FakeRelease(UNSEEDED, 900 * MiB, seeders=0),
     ]
     return prowlarr
-
-
-@pytest.fixture
-def fake_client():
-    client = FakeDownloadClient()
-    torrent_module.set_client_factory(lambda kind: client)
-    yield client
-    torrent_module.set_client_factory(None)
 
 
 def _request(status: str = "awaiting_search", asin: str | None = "B003P2WO5E") -> Request:

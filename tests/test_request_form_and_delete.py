@@ -12,7 +12,6 @@ from datetime import timedelta
 import pytest
 
 from app.audiobook_requests.state import TRANSITIONS, R, allowed, transition
-from app.integrations import torrent as torrent_module
 from app.integrations.torrent import download_client
 from app.integrations.torrentfile import make_torrent, read_torrent
 from app.jobs.logger import create_job_logger
@@ -20,7 +19,6 @@ from app.jobs.service import add_job
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, PlexLibrary, Request, utcnow
 from app.pipeline.monitor_policy import TorrentUser, still_needs_torrent
 
-from fakes.download_client import FakeDownloadClient
 from helpers import API_TOKEN, wait_for
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
@@ -39,14 +37,6 @@ def _post_form(admin_client, **fields):
 def _field_error(page: str, name: str) -> str | None:
     found = re.search(rf'<span class="field-error" id="error-{name}" data-field="{name}">([^<]*)</span>', page)
     return found.group(1) if found else None
-
-
-@pytest.fixture
-def fake_client():
-    client = FakeDownloadClient()
-    torrent_module.set_client_factory(lambda kind: client)
-    yield client
-    torrent_module.set_client_factory(None)
 
 
 # --- the form -------------------------------------------------------------------------------------------

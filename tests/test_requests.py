@@ -6,23 +6,13 @@ from datetime import timedelta
 import pytest
 
 from app.audiobook_requests.state import R, transition
-from app.integrations import torrent as torrent_module
 from app.jobs.queues import queue_names_for_group
 from app.models import Audiobook, DownloadHistory, Job, Request, utcnow
 
-from fakes.download_client import FakeDownloadClient
 from fakes.prowlarr import FakeProwlarr, FakeRelease
 from helpers import API_TOKEN, drain
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
-
-
-@pytest.fixture
-def fake_client():
-    client = FakeDownloadClient()
-    torrent_module.set_client_factory(lambda kind: client)
-    yield client
-    torrent_module.set_client_factory(None)
 
 
 @pytest.fixture
