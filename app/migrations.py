@@ -108,11 +108,25 @@ def _v7_leaner_job_indexes(db: peewee.Database) -> None:
                        "WHERE error_message IS NOT NULL")
 
 
-
 def _v8_one_download_status_spelling(db: peewee.Database) -> None:
     """The monitor wrote the client's `complete` to download_status for a moment before `completed` (a run that
     died in between left it): one spelling per status now (DownloadStatus), so such rows say `completed`."""
     db.execute_sql("UPDATE download_history SET download_status = 'completed' WHERE download_status = 'complete'")
+
+def _v9_search_backoff_and_blocklist_indexer(db: peewee.Database) -> None:
+    """requests.next_search_at: when an awaiting_search request is searched again (a back-off per request
+    instead of one daily search); blocked_releases.indexer: the blocklist page names where a release came from."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run
+
+    migrator = SchemaMigrator.from_database(db)
+    operations = []
+    if not _has_column(db, "requests", "next_search_at"):
+        operations.append(migrator.add_column("requests", "next_search_at", peewee.DateTimeField(null=True)))
+    if not _has_column(db, "blocked_releases", "indexer"):
+        operations.append(migrator.add_column("blocked_releases", "indexer", peewee.CharField(null=True)))
+    if operations:
+        run(*operations)
 
 
 # (version, name, function). Append only; never edit an applied migration.
@@ -125,6 +139,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (6, "who last changed a schedule's enabled flag", _v6_schedule_enabled_changed_by),
     (7, "leaner job indexes", _v7_leaner_job_indexes),
     (8, "one spelling per download status", _v8_one_download_status_spelling),
+    (9, "search back-off per request, blocklist indexer", _v9_search_backoff_and_blocklist_indexer),
 ]
 
 

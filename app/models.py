@@ -131,6 +131,8 @@ class Request(BaseModel):
     import_attempts = peewee.IntegerField(default=0)
     max_import_retries = peewee.IntegerField(default=5)
     last_search_at = peewee.DateTimeField(null=True)
+    # While awaiting_search: when retry_missing_torrents searches again (back-off per request, migration 9).
+    next_search_at = peewee.DateTimeField(null=True)
     last_import_at = peewee.DateTimeField(null=True)
     completed_at = peewee.DateTimeField(null=True)
 
@@ -266,12 +268,14 @@ class PlexLibrary(BaseModel):
 
 
 class BlockedRelease(BaseModel):
-    """A release that failed for a request (stalled, client error): later searches skip it."""
+    """A release that failed for a request (stalled, client error, swapped, a terminal import warning): later
+    searches skip it. Written only by app/audiobook_requests/blocklist.py."""
 
     request = peewee.ForeignKeyField(Request, column_name="request_id", backref="blocked_releases",
                                      on_delete="CASCADE")
     title = peewee.TextField()
     info_hash = peewee.CharField(null=True)
+    indexer = peewee.CharField(null=True)  # migration 9
     reason = peewee.TextField()
 
     class Meta:

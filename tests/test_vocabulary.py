@@ -117,7 +117,7 @@ def test_migration_8_rewrites_the_old_spelling(settings):
     request = Request.create(audiobook=book, status="downloading")
     old = DownloadHistory.create(request=request, download_status="complete")
     other = DownloadHistory.create(request=request, download_status="downloading")
-    version, _, migration = MIGRATIONS[-1]
+    version, _, migration = next(m for m in MIGRATIONS if m[0] == 8)
     assert version == 8
     migration(DownloadHistory._meta.database.obj)
     assert [DownloadHistory.get_by_id(row.id).download_status for row in (old, other)] == ["completed", "downloading"]

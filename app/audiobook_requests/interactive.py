@@ -18,6 +18,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from app.audiobook_requests.blocklist import blocklist_for
 from app.audiobook_requests.service import RequestError, get_request
 from app.audiobook_requests.state import PICK_RELEASE_FROM, R, enter_search_for_pick, transition
 from app.config import get_settings
@@ -27,7 +28,7 @@ from app.jobs.logger import create_job_logger
 from app.jobs.queues import get_redis
 from app.jobs.service import add_job, cancel_run
 from app.jobs.types import Priority
-from app.models import TERMINAL_JOB_STATUSES, BlockedRelease, Job, Request
+from app.models import TERMINAL_JOB_STATUSES, Job, Request
 from app.pipeline.ranking import Release
 from app.pipeline.release_search import (
     BLOCKLISTED,
@@ -50,8 +51,7 @@ def _key(request: Request) -> str:
 
 
 def blocklist_of(request: Request) -> Blocklist:
-    return Blocklist.of(BlockedRelease.select(BlockedRelease.title, BlockedRelease.info_hash)
-                        .where(BlockedRelease.request == request.id).tuples())
+    return blocklist_for(request.id)
 
 
 def search_releases(request_id: str) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from app.audiobook_requests.blocklist import block_release
 from app.audiobook_requests.state import R, transition, update_progress
 from app.config import get_settings
 from app.integrations.errors import PermanentServiceError, ServiceError, TransientServiceError
@@ -11,7 +12,7 @@ from app.integrations.torrent import TorrentStatus, download_client
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
 from app.jobs.types import Priority
-from app.models import BlockedRelease, DownloadHistory, DownloadStatus, Request, utcnow
+from app.models import DownloadHistory, DownloadStatus, Request, utcnow
 from app.pipeline.download_state import DownloadState, counts_toward_stall
 from app.pipeline.monitor_policy import (
     MAX_CONNECTION_FAILURES,
@@ -141,8 +142,8 @@ def _blocklist_and_requeue(request_id: str, payload: dict, status: TorrentStatus
     history = DownloadHistory.get_by_id(payload["downloadHistoryId"])
     if remove:
         _remove_stalled(request_id, payload["downloadClient"], status, log)
-    BlockedRelease.insert(request=request_id, title=history.torrent_name or status.name, info_hash=status.info_hash,
-                          reason=reason).on_conflict_ignore().execute()
+    block_release(request_id, title=history.torrent_name or status.name, info_hash=status.info_hash,
+                  indexer=history.indexer_name, reason=reason)
     DownloadHistory.update(download_status=DownloadStatus.FAILED.value, download_error=reason).where(
         DownloadHistory.id == history.id).execute()
     if to_failed:

@@ -1,6 +1,7 @@
 """search_indexers: Prowlarr search → ranking → download_torrent with the best result and alternates."""
 from __future__ import annotations
 
+from app.audiobook_requests.blocklist import blocklist_for
 from app.audiobook_requests.service import enqueue_search, least_recently_tried
 from app.audiobook_requests.state import R, transition
 from app.config import get_settings
@@ -9,8 +10,8 @@ from app.integrations.prowlarr import ProwlarrClient
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
 from app.jobs.types import Priority
-from app.models import BlockedRelease, Request, utcnow
-from app.pipeline.release_search import MAX_ALTERNATES, Blocklist, automatic_search, download_payload
+from app.models import Request, utcnow
+from app.pipeline.release_search import MAX_ALTERNATES, automatic_search, download_payload
 from workers.context import fail_request_if_final
 from workers.processors import register
 
@@ -31,8 +32,7 @@ def process_search(payload: dict) -> dict:
     except ServiceError as exc:
         fail_request_if_final(request_id, exc, log, "Search")
         raise
-    blocklist = Blocklist.of(BlockedRelease.select(BlockedRelease.title, BlockedRelease.info_hash)
-                             .where(BlockedRelease.request == request_id).tuples())
+    blocklist = blocklist_for(request_id)
     found = automatic_search(releases, blocklist, book["title"], book["author"])  # every result ranked before any cut
     log.info(f"{len(releases)} results, {found.seeded} with seeders, {found.blocked} blocklisted",
              {"top": [r.summary() for r in found.ranked[:3]]})
