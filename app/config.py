@@ -102,6 +102,12 @@ def _parse_remote_path_mappings(raw: str) -> tuple:
     return parse_mappings(raw)
 
 
+def _parse_plex_path_mappings(raw: str) -> tuple:
+    from app.library.plex_paths import parse_plex_mappings
+
+    return parse_plex_mappings(raw)
+
+
 def _setting(env: str, default: Any, parse: Callable[[str], Any] = str, secret: bool = False) -> Any:
     return field(default=default, metadata={"env": env, "parse": parse, "secret": secret})
 
@@ -142,6 +148,8 @@ class Settings:
     indexer_seeding_minutes: str = _setting("INDEXER_SEEDING_MINUTES", "")
     # client path = local path pairs (app/library/remote_paths.py), for a client that sees other folders
     remote_path_mappings: tuple = _setting("REMOTE_PATH_MAPPINGS", (), _parse_remote_path_mappings)
+    # local path = Plex path pairs (app/library/plex_paths.py), for a Plex that sees the library elsewhere
+    plex_path_mappings: tuple = _setting("PLEX_PATH_MAPPINGS", (), _parse_plex_path_mappings)
     # after an import refreshes the book's folder in Plex, the Recently Added Check runs this much later
     plex_refresh_check_delay_seconds: int = _setting("PLEX_REFRESH_CHECK_DELAY_SECONDS", 60, _parse_positive_int)
 
@@ -297,7 +305,7 @@ def settings_warnings(settings: Settings) -> list[str]:
     """Suspicious but allowed values: logged once when the process loads its settings, never fatal."""
     from app.library.remote_paths import missing_local_dirs
 
-    return missing_local_dirs(settings.remote_path_mappings)
+    return missing_local_dirs(settings.remote_path_mappings) + missing_local_dirs(settings.plex_path_mappings)
 
 
 def _log_settings_warnings(settings: Settings) -> None:

@@ -200,6 +200,37 @@ def test_the_real_download_client_reports_its_version(app_with, daemon, redis_co
     assert "not-the-password-42" not in str(result)
 
 
+def test_plex_warns_naming_plex_path_mappings_while_imports_land_outside_its_folders(app_with, plex, tmp_path,
+                                                                                     redis_conn):
+    """Plex in another container sees the library as /data/audiobooks: until PLEX_PATH_MAPPINGS says so, a
+    refresh of a book's folder would scan nothing, and the health check says which setting fixes it."""
+    from app.config import get_settings
+
+    media = tmp_path / "media"
+    media.mkdir()
+    plex.locations = {"/data/audiobooks": str(media)}
+    plex_settings = {"PLEX_URL": plex.url, "PLEX_TOKEN": plex.token, "PLEX_LIBRARY_ID": plex.section,
+                     "MEDIA_DIR": str(media)}
+    _, client = app_with(login=True, **plex_settings)
+    health.run_periodic_checks(get_settings(), redis_conn)  # the scheduler's duty (the others: unconfigured)
+    result = health.load(redis_conn)["plex"]
+    assert result.ok is True and result.version == "1.40" and "/library/sections" in plex.requests
+    assert "PLEX_PATH_MAPPINGS" in result.warning and str(media) in result.warning
+    assert _by_name(client)["plex"]["warning"] == result.warning
+    for path in ("/admin/logs", "/admin/system"):
+        page = client.get(path).get_data(as_text=True)
+        assert 'class="flash health-warning" role="alert" data-integration="plex"' in page, path
+        assert f"PLEX_PATH_MAPPINGS={media}=/data/audiobooks" in page
+        assert "health-banner" not in page  # it works: a warning, not "unavailable"
+    assert 'data-integration="plex" data-state="warning"' in client.get("/admin/system").get_data(as_text=True)
+
+    _, client = app_with(login=True, PLEX_PATH_MAPPINGS=f"{media}=/data/audiobooks", **plex_settings)
+    reply = client.post("/api/admin/integrations/plex/test", headers=BEARER).get_json()["integration"]
+    assert reply["ok"] is True and reply["warning"] is None
+    page = client.get("/admin/system").get_data(as_text=True)
+    assert "health-warning" not in page and 'data-integration="plex" data-state="ok"' in page
+
+
 def test_unknown_integrations_are_404(app_with, redis_conn):
     _, client = app_with(login=True)
     assert client.post("/api/admin/integrations/sonarr/test", headers=BEARER).status_code == 404

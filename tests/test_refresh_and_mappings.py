@@ -1,7 +1,9 @@
-"""Issue 12, items 4 and 5: Plex refresh after an import, and remote path mappings (REMOTE_PATH_MAPPINGS)."""
+"""Issue 12, items 4 and 5: Plex refresh after an import, and remote path mappings (REMOTE_PATH_MAPPINGS).
+Issue 17, item 2: Plex path mappings (PLEX_PATH_MAPPINGS) and a refresh only inside the section's folders."""
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -15,8 +17,11 @@ from app.config import (
     set_settings,
     settings_warnings,
 )
+from app.integrations.errors import PermanentServiceError
+from app.integrations.plex import PlexClient
 from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
+from app.library.plex_paths import RefreshPlan, library_warning, parse_plex_mappings, plan_refresh
 from app.library.remote_paths import (
     PathMapping,
     missing_local_dirs,
@@ -27,7 +32,7 @@ from app.library.remote_paths import (
 from app.models import Audiobook, Job, JobEvent, Request
 
 from fakes.plex import FakePlex
-from helpers import drain
+from helpers import drain, wait_for
 
 SEEDBOX = "/downloads=/mnt/seedbox/downloads;/data=/srv/data;/data/audio=/srv/audio;D:\\Torrents=/mnt/d/torrents"
 
@@ -187,6 +192,7 @@ def _check_jobs():
 
 def test_an_import_refreshes_the_books_folder_and_queues_a_check_a_minute_later(dirs, use_settings, plex):
     downloads, media = dirs
+    plex.locations = {str(media): str(media)}  # Plex sees the library under the workers' own path
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), PLEX_URL=plex.url, PLEX_TOKEN=plex.token,
                  PLEX_LIBRARY_ID=plex.section)
     request = _request()
@@ -239,3 +245,143 @@ def test_without_plex_there_is_no_refresh_and_no_check(dirs, use_settings, plex)
     assert job.status == "completed" and job.result["plexCheckJobId"] is None
     assert plex.requests == [] and _check_jobs() == []
     assert not _events(job, "warn")
+
+
+# --- Plex path mappings (PLEX_PATH_MAPPINGS) ------------------------------------------------------------
+
+DOCKER = "/mnt/media=/data/audiobooks;/mnt/media/kids=/data/kids;/srv/win=P:\\Audiobooks"
+BOOK = "Brandon Sanderson/The Way of Kings"
+
+
+@pytest.mark.parametrize("local,locations,path", [
+    (f"/mnt/media/{BOOK}", ["/data/audiobooks"], f"/data/audiobooks/{BOOK}"),
+    (f"/mnt/media/{BOOK}", ["/data/audiobooks/"], f"/data/audiobooks/{BOOK}"),        # a trailing slash
+    (f"/mnt/media/{BOOK}", ["/data/podcasts", "/data/audiobooks"], f"/data/audiobooks/{BOOK}"),
+    (f"/mnt/media/{BOOK}", ["/data"], f"/data/audiobooks/{BOOK}"),                    # a Location above
+    ("/mnt/media/kids/Author/Book", ["/data/kids"], "/data/kids/Author/Book"),          # longest prefix
+    (f"/mnt/media/{BOOK}", ["/data/audio"], None),                                      # whole components
+    (f"/mnt/media/{BOOK}", ["/data/audiobooks/Other Author"], None),
+    (f"/mnt/media/{BOOK}", ["/mnt/media"], None),     # mapped: Plex does not see the local name
+    (f"/mnt/media2/{BOOK}", ["/mnt/media2"], f"/mnt/media2/{BOOK}"),                    # unmapped, same path
+    (f"/mnt/media2/{BOOK}", ["/data/audiobooks"], None),
+    (f"/mnt/media/{BOOK}", [], None),                                                   # no folders at all
+    ("/srv/win/Author/Book", ["P:\\Audiobooks"], "P:\\Audiobooks\\Author\\Book"),      # Plex on Windows
+    ("/srv/win/Author/Book", ["p:/audiobooks"], "P:\\Audiobooks\\Author\\Book"),
+])
+def test_the_refresh_names_the_folder_as_plex_sees_it_inside_the_sections_folders(local, locations, path):
+    plan = plan_refresh(local, parse_plex_mappings(DOCKER), locations)
+    assert plan.path == path
+    if path is None:
+        assert plan.warning is not None and "PLEX_PATH_MAPPINGS" in plan.warning and local in plan.warning
+    else:
+        assert plan == RefreshPlan(path, path, None)
+
+
+def test_the_warning_suggests_the_mapping_for_the_sections_folder():
+    warning = library_warning("/mnt/media", (), ["/data/audiobooks"])
+    assert warning is not None and "PLEX_PATH_MAPPINGS=/mnt/media=/data/audiobooks" in warning
+    assert library_warning("/mnt/media", parse_plex_mappings("/mnt/media=/data/audiobooks"),
+                           ["/data/audiobooks"]) is None
+    mapped_wrong = library_warning("/mnt/media", parse_plex_mappings("/mnt/media=/data/books"), ["/data/audiobooks"])
+    assert mapped_wrong is not None and "mapped by PLEX_PATH_MAPPINGS to /data/books" in mapped_wrong
+
+
+@pytest.mark.parametrize("raw,problem", [
+    ("/mnt/media", "not local=plex"),
+    ("/mnt/media=", "not local=plex"),
+    ("mnt/media=/data", "the local path 'mnt/media' must be absolute"),
+    ("/mnt/media=data", "the plex path 'data' must be absolute"),
+    ("/mnt/media=/data/../etc", "'..'"),
+    ("/a=/data;/b=/data/", "the plex path '/data/' is mapped twice"),
+])
+def test_bad_plex_mappings_stop_the_start_naming_the_setting(raw, problem):
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        parse_plex_mappings(raw)
+    with pytest.raises(SettingsError, match="PLEX_PATH_MAPPINGS"):
+        load_settings({"PLEX_PATH_MAPPINGS": raw}, env_file=None)
+
+
+def test_plex_mappings_are_read_local_first_and_a_missing_local_folder_is_a_warning(tmp_path):
+    settings = load_settings({"PLEX_PATH_MAPPINGS": f" {tmp_path}=/data/audiobooks ; /absent=/data/x ;"},
+                             env_file=None)
+    assert settings.plex_path_mappings == (PathMapping("/data/audiobooks", str(tmp_path)),
+                                           PathMapping("/data/x", "/absent"))
+    assert settings.remote_path_mappings == ()
+    assert settings_warnings(settings) == [
+        "PLEX_PATH_MAPPINGS: the local folder /absent of mapping /absent=/data/x does not exist (not mounted yet?)"]
+
+
+def test_the_plex_client_reads_the_sections_folders(plex):
+    plex.locations = {"/data/audiobooks": None, "/data/more audiobooks": None}
+    client = PlexClient(plex.url, plex.token)
+    assert client.section_locations(plex.section) == ["/data/audiobooks", "/data/more audiobooks"]
+    with pytest.raises(PermanentServiceError, match="PLEX_LIBRARY_ID"):
+        client.section_locations("99")
+
+
+def _scanned(plex, count: int) -> list[dict]:
+    wait_for(lambda: len(plex.scans) >= count, 5, message=f"{count} Plex scan(s)")
+    return plex.scans
+
+
+def test_the_fake_plex_scans_only_inside_its_sections_folders(tmp_path, plex):
+    """As Plex: 200 for any path, nothing scanned outside the Locations, only the folder asked for inside."""
+    volume = tmp_path / "volume"
+    for book in ("A/One", "A/Two", "B/Three"):
+        _book(volume / book)
+    plex.locations, plex.refresh_delay = {"/data/audiobooks": str(volume)}, 0.05
+    client = PlexClient(plex.url, plex.token)
+    client.refresh(plex.section, str(volume / "A" / "One"))   # the path as this machine sees it: outside
+    client.refresh(plex.section, "/data/audiobooks2/A/One")   # a sibling folder, not inside
+    assert _scanned(plex, 2) == [{"path": str(volume / "A" / "One"), "added": []},
+                                 {"path": "/data/audiobooks2/A/One", "added": []}]
+    assert plex.items == []
+    client.refresh(plex.section, "/data/audiobooks/A/One")
+    assert _scanned(plex, 3)[-1] == {"path": "/data/audiobooks/A/One", "added": ["One"]}
+    assert [(i["title"], i["parentTitle"]) for i in plex.items] == [("One", "A")]
+    client.refresh(plex.section)                               # the whole section: what is new
+    assert _scanned(plex, 4)[-1] == {"path": None, "added": ["Two", "Three"]}
+    assert [(i.title, i.author) for i in client.albums(plex.section)] == [("One", "A"), ("Two", "A"), ("Three", "B")]
+
+
+def _recently_added_check() -> None:
+    """Run a Recently Added Check now (the one the import queued waits a minute)."""
+    job_id = add_job("plex_recently_added_check", {})
+    drain(queue_names_for_group("plex_recently_added_check"),
+          until=lambda: Job.get_by_id(job_id).status in ("completed", "failed"))
+    assert Job.get_by_id(job_id).status == "completed"
+
+
+def test_an_import_refreshes_the_folder_by_its_plex_path_and_plex_really_scans_it(dirs, use_settings, plex):
+    """Plex in another container: the workers write MEDIA_DIR, Plex sees it as /data/audiobooks."""
+    downloads, media = dirs
+    plex.locations = {"/data/audiobooks": str(media)}
+    use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), PLEX_URL=plex.url, PLEX_TOKEN=plex.token,
+                 PLEX_LIBRARY_ID=plex.section, PLEX_PATH_MAPPINGS=f"{media}=/data/audiobooks")
+    request = _request()
+    job = _organize(request, _book(downloads / "Way of Kings"))
+    assert job.status == "completed" and Request.get_by_id(request.id).status == "downloaded"
+    assert plex.refreshes == [{"path": f"/data/audiobooks/{BOOK}", "token": plex.token}]
+    assert _scanned(plex, 1) == [{"path": f"/data/audiobooks/{BOOK}", "added": ["The Way of Kings"]}]
+    assert not _events(job, "warn")
+    assert any(f"/data/audiobooks/{BOOK} ({media / BOOK} here, PLEX_PATH_MAPPINGS)" in m for m in _events(job))
+    _recently_added_check()
+    assert Request.get_by_id(request.id).status == "available"
+
+
+def test_a_missing_plex_mapping_refreshes_the_whole_section_with_a_warning_naming_the_setting(dirs, use_settings,
+                                                                                             plex):
+    downloads, media = dirs
+    plex.locations = {"/data/audiobooks": str(media)}
+    use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), PLEX_URL=plex.url, PLEX_TOKEN=plex.token,
+                 PLEX_LIBRARY_ID=plex.section)
+    request = _request()
+    job = _organize(request, _book(downloads / "Way of Kings"))
+    assert job.status == "completed" and job.result["plexCheckJobId"]
+    assert plex.refreshes == [{"path": None, "token": plex.token}]  # never a path Plex would not scan
+    assert _scanned(plex, 1) == [{"path": None, "added": ["The Way of Kings"]}]
+    [warning] = _events(job, "warn")
+    assert str(media / BOOK) in warning and "(/data/audiobooks)" in warning
+    assert f"PLEX_PATH_MAPPINGS={media}=/data/audiobooks" in warning
+    _recently_added_check()
+    assert Request.get_by_id(request.id).status == "available"

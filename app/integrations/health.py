@@ -4,6 +4,9 @@
   (CHECK_TIMEOUT_SECONDS). An integration whose settings are unset is `configured: false, ok: null`
   and costs no network call. Errors are the clients' classified messages, redacted: never a key,
   token or password.
+- A check that passes may still carry a warning: a setting that makes the service work badly (Plex's
+  library folders that the workers' MEDIA_DIR, mapped by PLEX_PATH_MAPPINGS, does not lie in). The System
+  page and the banner show it beside the failures.
 - Results live in Redis only (ephemeral state): one hash, RESULTS_KEY, one JSON field per integration,
   whose TTL every write renews. No result (the scheduler is not running), or one older than
   STALE_SECONDS, means "not checked yet" (no banner).
@@ -31,6 +34,7 @@ RESULTS_TTL_SECONDS = 300      # renewed by every scheduler run: no scheduler, n
 REFUSED_RECHECK_SECONDS = 600
 STALE_SECONDS = REFUSED_RECHECK_SECONDS + RESULTS_TTL_SECONDS  # a result kept alive by others' writes
 MAX_ERROR_CHARS = 300
+MAX_WARNING_CHARS = 600  # a warning names the setting and an example value: longer than an error
 MAX_VERSION_CHARS = 100  # a version string comes from the service: bounded like everything from outside
 
 
@@ -45,6 +49,7 @@ class CheckResult:
     error: str | None = None
     checked_at: float = 0.0     # epoch seconds
     refused: bool = False       # the service refused our credentials (401/403)
+    warning: str | None = None  # it answers, but a setting makes it work badly (shown in the banner)
 
     def to_dict(self) -> dict[str, Any]:
         """The API shape (camelCase, checkedAt as ISO 8601 UTC)."""
@@ -52,7 +57,8 @@ class CheckResult:
         if self.checked_at:
             checked = datetime.fromtimestamp(self.checked_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {"name": self.name, "label": self.label, "configured": self.configured, "ok": self.ok,
-                "version": self.version, "latencyMs": self.latency_ms, "error": self.error, "checkedAt": checked}
+                "version": self.version, "latencyMs": self.latency_ms, "error": self.error, "warning": self.warning,
+                "checkedAt": checked}
 
     def dumps(self) -> str:
         return json.dumps(asdict(self))
@@ -83,7 +89,14 @@ def is_configured(name: str, settings) -> bool:
     raise KeyError(name)
 
 
-# --- one probe per integration: returns the version, raises ServiceError ----------------------------
+# --- one probe per integration: returns the version (or an Answer), raises ServiceError --------------
+
+@dataclass(frozen=True)
+class Answer:
+    """What a probe found when the service answered: its version, and a warning about our settings."""
+    version: str
+    warning: str | None = None
+
 
 def _prowlarr_version(settings, timeout: float) -> str:
     from app.integrations.prowlarr import ProwlarrClient
@@ -107,18 +120,23 @@ def _download_client_version(settings, timeout: float) -> str:
     return client.version()
 
 
-def _plex_version(settings, timeout: float) -> str:
+def _plex_version(settings, timeout: float) -> Answer:
     from app.integrations.plex import PlexClient
+    from app.library.plex_paths import library_warning
 
     client = PlexClient(settings.plex_url, settings.plex_token, timeout=timeout)
     version = str(client.identity().get("version") or "")
+    warning = None
     # /identity needs no token: one item of the section proves the token (and PLEX_LIBRARY_ID) work.
     if settings.plex_library_id:
         client.recently_added(settings.plex_library_id, count=1)
-    return version
+        if settings.media_dir:  # do imports land where Plex's section looks (PLEX_PATH_MAPPINGS)?
+            warning = library_warning(settings.media_dir, settings.plex_path_mappings,
+                                      client.section_locations(settings.plex_library_id))
+    return Answer(version, warning)
 
 
-PROBES: dict[str, Callable[[Any, float], str]] = {
+PROBES: dict[str, Callable[[Any, float], str | Answer]] = {
     "prowlarr": _prowlarr_version, "download_client": _download_client_version, "plex": _plex_version}
 
 
@@ -133,8 +151,11 @@ def error_text(exc: BaseException, secrets: Iterable[str] = ()) -> str:
         text = text[len(prefix):] if text.startswith(prefix) else text
     else:
         text = f"{type(exc).__name__}: {exc}"
-    text = redact_text(text, tuple(secrets))
-    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 1] + "…"
+    return _bounded(redact_text(text, tuple(secrets)), MAX_ERROR_CHARS)
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def check(name: str, settings, timeout: float | None = None, clock: Callable[[], float] = time.time) -> CheckResult:
@@ -144,14 +165,21 @@ def check(name: str, settings, timeout: float | None = None, clock: Callable[[],
         return CheckResult(name, shown, configured=False, ok=None, checked_at=clock())
     started = time.monotonic()
     try:
-        version = PROBES[name](settings, CHECK_TIMEOUT_SECONDS if timeout is None else timeout)
+        answer = PROBES[name](settings, CHECK_TIMEOUT_SECONDS if timeout is None else timeout)
     except Exception as exc:  # noqa: BLE001 - every failure is reported, none escapes into a page
         refused = isinstance(exc, ServiceError) and exc.status in (401, 403)
         return CheckResult(name, shown, configured=True, ok=False, latency_ms=_ms(started),
                            error=error_text(exc, settings.secret_values()), checked_at=clock(), refused=refused)
-    version = version.strip()[:MAX_VERSION_CHARS]
+    if isinstance(answer, str):
+        answer = Answer(answer)
+    version = answer.version.strip()[:MAX_VERSION_CHARS]
+    warning = None
+    if answer.warning:
+        from app.jobs.redact import redact_text
+
+        warning = _bounded(redact_text(answer.warning, settings.secret_values()), MAX_WARNING_CHARS)
     return CheckResult(name, shown, configured=True, ok=True, version=version or None, latency_ms=_ms(started),
-                       checked_at=clock())
+                       checked_at=clock(), warning=warning)
 
 
 def _ms(started: float) -> int:
@@ -198,6 +226,16 @@ def report(connection, settings, now: float | None = None) -> list[dict]:
 def failing(rows: list[dict]) -> list[dict]:
     """The rows a banner names: configured integrations whose last check failed."""
     return [row for row in rows if row["configured"] and row["ok"] is False]
+
+
+def warned(rows: list[dict]) -> list[dict]:
+    """The rows a banner warns about: configured integrations that answered but carry a warning."""
+    return [row for row in rows if row["configured"] and row["ok"] is True and row.get("warning")]
+
+
+def banner(rows: list[dict]) -> list[dict]:
+    """Every row the banner shows: the failing ones first, then the warnings."""
+    return failing(rows) + warned(rows)
 
 
 def check_and_store(name: str, settings, connection) -> CheckResult:

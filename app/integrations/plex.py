@@ -1,4 +1,4 @@
-"""Plex Media Server: identity, albums of a section (paged), recently added, refresh.
+"""Plex Media Server: identity, a section's folders, albums of a section (paged), recently added, refresh.
 
 JSON replies (Accept: application/json); the token travels in the X-Plex-Token header."""
 from __future__ import annotations
@@ -76,6 +76,17 @@ class PlexClient:
 
     def identity(self) -> dict:
         return self._get("/identity", what="identity")
+
+    def section_locations(self, section: str) -> list[str]:
+        """The section's folders as Plex sees them (`Location` paths of its `Directory` in /library/sections).
+
+        A refresh with a `path` outside all of them scans nothing (Plex still answers 200)."""
+        container = self._get("/library/sections", what="library sections")
+        for directory in container.get("Directory") or []:
+            if isinstance(directory, dict) and str(directory.get("key")) == str(section):
+                return [str(location["path"]) for location in directory.get("Location") or []
+                        if isinstance(location, dict) and location.get("path")]
+        raise PermanentServiceError(SERVICE, f"library section {section} not found (check PLEX_LIBRARY_ID)", 404)
 
     def albums(self, section: str, page_size: int = PAGE_SIZE) -> Iterator[PlexItem]:
         """Every book (album) of a section, one page at a time: a huge library is never one response."""

@@ -1,30 +1,50 @@
-"""Remote path mappings: translate a path reported by the download client into a path on this machine.
+"""Path mappings: the same folder under two names, here and on another machine.
 
-REMOTE_PATH_MAPPINGS="/downloads=/mnt/seedbox/downloads;/data=/srv/data" reads "what the client calls
-/downloads is /mnt/seedbox/downloads here". The longest matching client prefix wins, and prefixes match
-whole path components only: /downloads2/x is not under /downloads. A path no mapping covers is returned
-unchanged (the client and this machine see the same folders). Pure, except `missing_local_dirs`.
+REMOTE_PATH_MAPPINGS="/downloads=/mnt/seedbox/downloads;/data=/srv/data" reads "what the download client
+calls /downloads is /mnt/seedbox/downloads here"; PLEX_PATH_MAPPINGS="/mnt/media=/data/audiobooks" reads
+"what is /mnt/media here, Plex calls /data/audiobooks" (written the other way round: local=plex). One
+parser (`parse_mappings`, told the setting's `Syntax`) and the same rules for both: the longest matching
+prefix wins, and prefixes match whole path components only (/downloads2/x is not under /downloads). A path
+no mapping covers is returned unchanged (both sides see the same folders). Pure, except
+`missing_local_dirs`.
 
-Client paths may be Windows paths (`D:\\Torrents=/mnt/d/torrents`): a mapping whose client side starts
-with a drive letter compares components case-insensitively and splits on both `\\` and `/`.
+The other machine's paths may be Windows paths (`D:\\Torrents=/mnt/d/torrents`): a mapping whose remote
+side starts with a drive letter compares components case-insensitively and splits on both `\\` and `/`.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-SETTING = "REMOTE_PATH_MAPPINGS"
 _WINDOWS = re.compile(r"^[A-Za-z]:([\\/]|$)")
 
 
 @dataclass(frozen=True)
+class Syntax:
+    """How a mapping setting is written: its name, what the other machine is called, which side comes first."""
+    setting: str
+    remote_name: str      # "client", "plex": the other machine, in error messages
+    local_first: bool     # local=remote (PLEX_PATH_MAPPINGS) rather than remote=local
+    example: str
+
+    def shape(self) -> str:
+        return f"local={self.remote_name}" if self.local_first else f"{self.remote_name}=local"
+
+
+CLIENT_SYNTAX = Syntax("REMOTE_PATH_MAPPINGS", "client", local_first=False,
+                       example="/downloads=/mnt/seedbox/downloads")
+SETTING = CLIENT_SYNTAX.setting
+
+
+@dataclass(frozen=True)
 class PathMapping:
-    client: str   # the folder as the download client reports it
+    remote: str   # the folder as the other machine (download client, Plex) names it
     local: str    # the same folder as this machine sees it (absolute POSIX path)
+    syntax: Syntax = field(default=CLIENT_SYNTAX, compare=False)
 
     def __str__(self) -> str:
-        return f"{self.client}={self.local}"
+        return f"{self.local}={self.remote}" if self.syntax.local_first else f"{self.remote}={self.local}"
 
 
 def _is_windows(path: str) -> bool:
@@ -38,39 +58,47 @@ def _parts(path: str, windows: bool) -> tuple[str, ...]:
     return PurePosixPath(path).parts
 
 
-def parse_mappings(raw: str) -> tuple[PathMapping, ...]:
-    """`client=local;client=local` → mappings; raises ValueError naming the bad entry.
+def parse_mappings(raw: str, syntax: Syntax = CLIENT_SYNTAX) -> tuple[PathMapping, ...]:
+    """`remote=local;remote=local` (or `local=remote;…` as `syntax` says) → mappings; raises ValueError
+    naming the bad entry.
 
-    Both sides must be absolute; a client folder may appear once. Empty entries (a trailing `;`) are ignored.
+    Both sides must be absolute; a remote folder may appear once. Empty entries (a trailing `;`) are ignored.
     """
     mappings: list[PathMapping] = []
     seen: set[tuple[str, ...]] = set()
+    name = syntax.remote_name
     for entry in (part.strip() for part in raw.split(";")):
         if not entry:
             continue
-        client, separator, local = (side.strip() for side in entry.partition("="))
-        if not separator or not client or not local:
-            raise ValueError(f"{entry!r} is not client=local (e.g. /downloads=/mnt/seedbox/downloads)")
-        if not (client.startswith("/") or _is_windows(client)):
-            raise ValueError(f"{entry!r}: the client path {client!r} must be absolute")
+        first, separator, second = (side.strip() for side in entry.partition("="))
+        if not separator or not first or not second:
+            raise ValueError(f"{entry!r} is not {syntax.shape()} (e.g. {syntax.example})")
+        local, remote = (first, second) if syntax.local_first else (second, first)
+        if not (remote.startswith("/") or _is_windows(remote)):
+            raise ValueError(f"{entry!r}: the {name} path {remote!r} must be absolute")
         if not local.startswith("/"):
             raise ValueError(f"{entry!r}: the local path {local!r} must be absolute")
-        if ".." in _parts(client, _is_windows(client)) or ".." in PurePosixPath(local).parts:
+        if ".." in _parts(remote, _is_windows(remote)) or ".." in PurePosixPath(local).parts:
             raise ValueError(f"{entry!r}: '..' is not allowed in a mapping")
-        key = _parts(client, _is_windows(client))
+        key = _parts(remote, _is_windows(remote))
         if key in seen:
-            raise ValueError(f"{entry!r}: the client path {client!r} is mapped twice")
+            raise ValueError(f"{entry!r}: the {name} path {remote!r} is mapped twice")
         seen.add(key)
-        mappings.append(PathMapping(client, str(PurePosixPath(local))))
+        mappings.append(PathMapping(remote, str(PurePosixPath(local)), syntax))
     return tuple(mappings)
 
 
-def _remainder(path: str, mapping: PathMapping) -> tuple[str, ...] | None:
-    """The components of `path` below `mapping.client`, or None when `path` is not under it."""
-    windows = _is_windows(mapping.client)
+def is_within(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or lies below it, by whole components (Windows rules for a drive path)."""
+    return _below(path, folder) is not None
+
+
+def _below(path: str, folder: str) -> tuple[str, ...] | None:
+    """The components of `path` below `folder`, or None when `path` is not under it."""
+    windows = _is_windows(folder)
     if windows != _is_windows(path):
         return None
-    prefix, parts = _parts(mapping.client, windows), _parts(path, windows)
+    prefix, parts = _parts(folder, windows), _parts(path, windows)
     if parts[:len(prefix)] != prefix:
         return None
     # keep the original spelling (case) of the remaining components
@@ -79,13 +107,13 @@ def _remainder(path: str, mapping: PathMapping) -> tuple[str, ...] | None:
 
 
 def to_local(path: str, mappings: tuple[PathMapping, ...] | list[PathMapping]) -> str:
-    """`path` as reported by the client → the path on this machine (unchanged when no mapping covers it)."""
+    """`path` as the other machine names it → the path on this machine (unchanged when no mapping covers it)."""
     best: tuple[int, PathMapping, tuple[str, ...]] | None = None
     for mapping in mappings:
-        rest = _remainder(path, mapping)
+        rest = _below(path, mapping.remote)
         if rest is None:
             continue
-        depth = len(_parts(mapping.client, _is_windows(mapping.client)))
+        depth = len(_parts(mapping.remote, _is_windows(mapping.remote)))
         if best is None or depth > best[0]:
             best = (depth, mapping, rest)
     if best is None:
@@ -95,7 +123,7 @@ def to_local(path: str, mappings: tuple[PathMapping, ...] | list[PathMapping]) -
 
 
 def to_client(path: str, mappings: tuple[PathMapping, ...] | list[PathMapping]) -> str:
-    """The reverse: a local path (e.g. DOWNLOAD_DIR as a save path) → how the client must be told it."""
+    """The reverse: a local path (e.g. DOWNLOAD_DIR as a save path) → how the other machine names it."""
     best: tuple[int, PathMapping, tuple[str, ...]] | None = None
     parts = PurePosixPath(path).parts
     for mapping in mappings:
@@ -105,12 +133,12 @@ def to_client(path: str, mappings: tuple[PathMapping, ...] | list[PathMapping]) 
     if best is None:
         return path
     _, mapping, rest = best
-    if _is_windows(mapping.client):
-        return str(PureWindowsPath(mapping.client, *rest))
-    return str(PurePosixPath(mapping.client, *rest))
+    if _is_windows(mapping.remote):
+        return str(PureWindowsPath(mapping.remote, *rest))
+    return str(PurePosixPath(mapping.remote, *rest))
 
 
 def missing_local_dirs(mappings: tuple[PathMapping, ...] | list[PathMapping]) -> list[str]:
     """Warnings for mappings whose local folder does not exist here (a typo, or a share not mounted yet)."""
-    return [f"{SETTING}: the local folder {m.local} of mapping {m} does not exist (not mounted yet?)"
+    return [f"{m.syntax.setting}: the local folder {m.local} of mapping {m} does not exist (not mounted yet?)"
             for m in mappings if not Path(m.local).is_dir()]

@@ -1,6 +1,6 @@
 """The System page and the integrations API: Prowlarr, the download client and Plex (last check, Test),
 plus Redis, PostgreSQL, the scheduler, workers and schedules (what /healthz knows). Also the health
-banner every logged-in page shows while a configured integration's last check failed."""
+banner every logged-in page shows while a configured integration's last check failed or warned."""
 from __future__ import annotations
 
 import logging
@@ -41,7 +41,7 @@ def _health_banner() -> dict:
     def integration_problems() -> list[dict]:
         if not current_user.is_authenticated:
             return []
-        return integrations.failing(_integration_rows() or [])
+        return integrations.banner(_integration_rows() or [])
 
     return {"integration_problems": integration_problems}
 
@@ -51,8 +51,8 @@ def _health_banner() -> dict:
 @bp.get("/api/admin/integrations")
 @api_admin_required
 def api_integrations():
-    """`[{name, label, configured, ok, version, latencyMs, error, checkedAt}]`; `ok: null` with `checkedAt:
-    null` is "not checked yet" (a configured integration) or "not configured"."""
+    """`[{name, label, configured, ok, version, latencyMs, error, warning, checkedAt}]`; `ok: null` with
+    `checkedAt: null` is "not checked yet" (a configured integration) or "not configured"."""
     rows = _integration_rows()
     if rows is None:
         return jsonify(success=False, error="Redis is not reachable: no integration results"), 503
@@ -108,7 +108,8 @@ def integration_test(name: str):
         flash(f"{result.label} is not configured.")
     elif result.ok:
         version = f" {result.version}" if result.version else ""
-        flash(f"{result.label}{version} answered in {result.latency_ms} ms.")
+        warning = f" Warning: {result.warning}" if result.warning else ""
+        flash(f"{result.label}{version} answered in {result.latency_ms} ms.{warning}")
     else:
         flash(f"{result.label} failed the test: {result.error}")
     return redirect(url_for("system.system_page"))

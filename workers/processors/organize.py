@@ -3,7 +3,7 @@
 The download path comes from the client and is translated by REMOTE_PATH_MAPPINGS first (one place for
 every way a path gets here: the monitor, Retry Failed Imports, a manual retry, the reconciler). The
 copies are tagged on the way (TAG_FILES, app/library/tags.py). After the import, the book's folder is
-refreshed in Plex and a Recently Added Check is queued a minute later.
+refreshed in Plex (by its name there: PLEX_PATH_MAPPINGS) and a Recently Added Check is queued a minute later.
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from app.jobs.service import add_job
 from app.jobs.types import Priority
 from app.library.organizer import NoAudioFiles, cover_candidates, organize
 from app.library.paths import PathTemplateError, UnsafePathError, inside, target_dir
+from app.library.plex_paths import SETTING as PLEX_MAPPINGS_SETTING
+from app.library.plex_paths import plan_refresh
 from app.library.remote_paths import SETTING as MAPPINGS_SETTING
 from app.library.remote_paths import to_local
 from app.library.tags import CoverError, TagSet, book_tags, fetch_cover, first_cover, written_fields
@@ -130,27 +132,36 @@ def _outside_message(reported: str, local: Path, read_root: Path) -> str:
 
 
 def _refresh_plex(folder: Path, settings: Settings, log: JobLogger) -> str | None:
-    """Refresh the book's folder in Plex and queue a Recently Added Check a little later.
+    """Refresh the book's folder in Plex, by the name Plex knows it by (PLEX_PATH_MAPPINGS), and queue a
+    Recently Added Check a little later.
 
-    Returns the check job's id. Best effort: the files are imported whatever happens here, so a Plex that
-    is down or refuses is a warning (the scheduled scans still find the book), never a failed import.
+    A folder outside the section's Locations would scan nothing (Plex still answers 200): the whole section
+    is refreshed instead, with a warning naming the setting. Returns the check job's id. Best effort: the
+    files are imported whatever happens here, so a Plex that is down or refuses is a warning (the scheduled
+    scans still find the book), never a failed import.
     """
     if not settings.plex_configured:
         return None
+    client = PlexClient(settings.plex_url, settings.plex_token, timeout=PLEX_REFRESH_TIMEOUT)
     try:
-        PlexClient(settings.plex_url, settings.plex_token, timeout=PLEX_REFRESH_TIMEOUT).refresh(
-            settings.plex_library_id, str(folder))
+        plan = plan_refresh(str(folder), settings.plex_path_mappings,
+                            client.section_locations(settings.plex_library_id), settings.media_dir)
+        client.refresh(settings.plex_library_id, plan.path)
     except ServiceError as exc:
         log.warning(f"Plex refresh of {folder} failed ({exc}); the scheduled library scans will find the book")
         return None
+    if plan.warning:
+        log.warning(plan.warning)
+    scanned = "the whole library section" if plan.path is None else (
+        plan.path if plan.path == str(folder) else f"{plan.path} ({folder} here, {PLEX_MAPPINGS_SETTING})")
     delay = settings.plex_refresh_check_delay_seconds
     try:
         job_id = add_job("plex_recently_added_check", {}, delay=delay)
     except EnqueueFailed as exc:
-        log.warning(f"Plex is refreshing {folder}, but the Recently Added Check could not be queued ({exc})")
+        log.warning(f"Plex is refreshing {scanned}, but the Recently Added Check could not be queued ({exc})")
         return None
-    log.info(f"Plex is refreshing {folder}; Recently Added Check in {delay} s (job {job_id})",
-             {"plexCheckJobId": job_id})
+    log.info(f"Plex is refreshing {scanned}; Recently Added Check in {delay} s (job {job_id})",
+             {"plexCheckJobId": job_id, "plexPath": plan.path})
     return job_id
 
 
