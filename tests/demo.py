@@ -5,7 +5,8 @@
 Starts the web app on http://127.0.0.1:5000 (user `admin`, password `demo`), the scheduler and one worker
 of every group, against a SQLite database and folders under a temporary directory. It then requests a
 sample book: watch it go pending → searching → downloading → downloaded → available on /admin/requests
-within a minute. The fake Plex "scans" MEDIA_DIR like a real Plex would. Ctrl-C stops everything.
+within a minute. The fake Plex sees MEDIA_DIR as /data/audiobooks, like a Plex in a Docker container
+(PLEX_PATH_MAPPINGS), and scans the folder each import refreshes. Ctrl-C stops everything.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -44,17 +44,6 @@ def sample_book(downloads: Path) -> Path:
     return folder
 
 
-def plex_scanner(plex, media: Path, stop: threading.Event) -> None:
-    """What Plex's own scanner does: books that appear in MEDIA_DIR show up in the library."""
-    known: set[str] = set()
-    while not stop.wait(2):
-        for author in media.iterdir() if media.exists() else []:
-            for book in author.iterdir() if author.is_dir() else []:
-                if book.is_dir() and str(book) not in known:
-                    known.add(str(book))
-                    plex.items.append(plex.album(book.name, author.name))
-
-
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -76,7 +65,8 @@ def main() -> int:
     media.mkdir()
     folder = sample_book(downloads)
     qbt = QBittorrent(root / "qbittorrent", downloads).start()
-    prowlarr, plex = FakeProwlarr().start(), FakePlex().start()
+    # Plex as in a Docker setup: it sees the library as /data/audiobooks (PLEX_PATH_MAPPINGS) and scans it
+    prowlarr, plex = FakeProwlarr().start(), FakePlex(locations={"/data/audiobooks": str(media)}).start()
     prowlarr.releases = [FakeRelease("Brandon Sanderson - The Way of Kings (Unabridged) [M4B]", 700 * 2**20,
                                      seeders=42, torrent=make_torrent(folder))]
     env = {**os.environ, "INSTANCE_DIR": str(root / "instance"), "ADMIN_PASSWORD": "demo",
@@ -84,6 +74,7 @@ def main() -> int:
            "DOWNLOAD_CLIENT_URL": qbt.url, "DOWNLOAD_CLIENT_USERNAME": qbt.username,
            "DOWNLOAD_CLIENT_PASSWORD": qbt.password, "DOWNLOAD_DIR": str(downloads), "MEDIA_DIR": str(media),
            "PLEX_URL": plex.url, "PLEX_TOKEN": plex.token, "PLEX_LIBRARY_ID": plex.section,
+           "PLEX_PATH_MAPPINGS": f"{media}=/data/audiobooks",
            "MONITOR_POLL_SECONDS": "2", "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE}"}
     env.pop("DATABASE_URL", None)
     os.environ.update({k: v for k, v in env.items()})
@@ -95,8 +86,6 @@ def main() -> int:
     commands += [[sys.executable, "-m", "workers", group, "--size", "1"] for group in GROUPS]
     processes = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=open(logs / f"{i}.log", "wb"),
                                   stderr=subprocess.STDOUT) for i, c in enumerate(commands)]
-    stop = threading.Event()
-    threading.Thread(target=plex_scanner, args=(plex, media, stop), daemon=True).start()
     try:
         from app.audiobook_requests.service import create_request
         from app.config import get_settings
@@ -125,7 +114,6 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        stop.set()
         for process in processes:
             process.terminate()
         for process in processes:

@@ -21,11 +21,13 @@ GROUPS = ["search_indexers", "download_torrent", "monitor_download", "organize_f
 def stack(tmp_path, settings_env, use_settings, redis_conn, qbittorrent):
     qbt, downloads, media = qbittorrent, qbittorrent.download_dir, tmp_path / "media"
     media.mkdir()
-    prowlarr, plex = FakeProwlarr().start(), FakePlex().start()
+    # Plex in another container: it sees MEDIA_DIR as /data/audiobooks and scans what a refresh names there
+    prowlarr, plex = FakeProwlarr().start(), FakePlex(locations={"/data/audiobooks": str(media)}).start()
     use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key, DOWNLOAD_CLIENT="qbittorrent",
                  DOWNLOAD_CLIENT_URL=qbt.url, DOWNLOAD_CLIENT_USERNAME=qbt.username,
                  DOWNLOAD_CLIENT_PASSWORD=qbt.password, DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media),
-                 PLEX_URL=plex.url, PLEX_TOKEN=plex.token, PLEX_LIBRARY_ID=plex.section, MONITOR_POLL_SECONDS=1)
+                 PLEX_URL=plex.url, PLEX_TOKEN=plex.token, PLEX_LIBRARY_ID=plex.section, MONITOR_POLL_SECONDS=1,
+                 PLEX_PATH_MAPPINGS=f"{media}=/data/audiobooks")
     env = settings_env[1]
     processes = [start_process(["-m", "workers", group, "--size", "1"], env, tmp_path / f"{group}.log")
                  for group in GROUPS]
@@ -69,8 +71,11 @@ def test_a_request_travels_from_pending_to_available(stack, client):
     assert sorted(p.name for p in target.iterdir()) == ["Part 1.m4b", "Part 2.m4b", "cover.jpg"]
     assert (target / "Part 1.m4b").read_bytes() == (folder / "Part 1.m4b").read_bytes()
 
-    # Plex picks the book up from MEDIA_DIR; the Recently Added Check (Trigger Now) matches it
-    plex.items.append(plex.album("The Way of Kings", "Brandon Sanderson"))
+    # the import refreshed the book's folder by its Plex path and the fake Plex scanned it; the Recently
+    # Added Check (Trigger Now, not a minute later) matches it
+    wait_for(lambda: plex.scans, 10, message="Plex scan")
+    assert plex.scans == [{"path": "/data/audiobooks/Brandon Sanderson/The Way of Kings",
+                           "added": ["The Way of Kings"]}]
     from app.config import get_settings
     from app.models import ScheduledJob
     from app.schedules.defaults import ensure_default_schedules

@@ -207,7 +207,8 @@ class Stack:
         self.redis: RedisServer | None = None
         self.qbt: QBittorrent | None = None
         self.prowlarr = FaultyProwlarr()
-        self.plex = FakePlex()
+        # Plex sees MEDIA_DIR under the same path; what it has scanned is played by _play_plex
+        self.plex = FakePlex(locations={str(self.media): None})
         self._sampler_stop = threading.Event()
         self._sampler: threading.Thread | None = None
         self._connections = threading.local()   # the sampler thread and the test each have one
