@@ -208,7 +208,7 @@ def test_plex_warns_naming_plex_path_mappings_while_imports_land_outside_its_fol
 
     media = tmp_path / "media"
     media.mkdir()
-    plex.locations = {"/data/audiobooks": str(media)}
+    plex.locations = {"/data/audiobooks": str(media), f"/data/{HOSTILE}": None}  # Plex's text is escaped
     plex_settings = {"PLEX_URL": plex.url, "PLEX_TOKEN": plex.token, "PLEX_LIBRARY_ID": plex.section,
                      "MEDIA_DIR": str(media)}
     _, client = app_with(login=True, **plex_settings)
@@ -222,6 +222,7 @@ def test_plex_warns_naming_plex_path_mappings_while_imports_land_outside_its_fol
         assert 'class="flash health-warning" role="alert" data-integration="plex"' in page, path
         assert f"PLEX_PATH_MAPPINGS={media}=/data/audiobooks" in page
         assert "health-banner" not in page  # it works: a warning, not "unavailable"
+        assert HOSTILE not in page and "/data/&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in page
     assert 'data-integration="plex" data-state="warning"' in client.get("/admin/system").get_data(as_text=True)
 
     _, client = app_with(login=True, PLEX_PATH_MAPPINGS=f"{media}=/data/audiobooks", **plex_settings)
