@@ -382,7 +382,8 @@ class Pipeline:
         self.downloads.mkdir()
         self.media.mkdir()
         self.qbt = QBittorrent(workdir / "qbt", self.downloads)
-        self.prowlarr, self.plex = FakeProwlarr(), FakePlex()
+        # Plex sees MEDIA_DIR under the same path; the books it lists are added below, not scanned
+        self.prowlarr, self.plex = FakeProwlarr(), FakePlex(locations={str(self.media): None})
 
     def start(self) -> dict[str, str]:
         self.qbt.start()
