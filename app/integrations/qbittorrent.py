@@ -1,4 +1,4 @@
-"""qBittorrent Web API v2 (4.1-5.2): login with one re-login on 403, add, info, delete."""
+"""qBittorrent Web API v2 (4.1-5.2): login with one re-login on 403, categories, add, info, delete."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,6 +9,7 @@ from app.integrations.errors import PermanentServiceError, TransientServiceError
 from app.integrations.http import request
 from app.integrations.torrent import TorrentStatus
 from app.pipeline.download_state import qbittorrent_state
+from app.pipeline.torrent_placement import qbittorrent_location
 
 SERVICE = "qBittorrent"
 
@@ -53,18 +54,54 @@ class QBittorrentClient:
             raise classify_status(SERVICE, response.status_code, "version")
         return response.text.strip()
 
+    def categories(self) -> dict[str, str] | None:
+        """Each category's own save path ("" when it has none); None when the client has no categories API
+        (before WebAPI 2.1.1, qBittorrent 4.1.3)."""
+        response = self._call("GET", "torrents/categories")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise classify_status(SERVICE, response.status_code, "categories")
+        try:
+            listed = response.json()
+        except ValueError:
+            raise TransientServiceError(SERVICE, "the category list is not JSON") from None
+        if not isinstance(listed, dict):
+            raise TransientServiceError(SERVICE, "the category list is not a JSON object")
+        paths: dict[str, str] = {}
+        for name, entry in listed.items():
+            paths[str(name)] = str(entry.get("savePath") or "") if isinstance(entry, dict) else ""
+        return paths
+
+    def category_save_path(self, category: str) -> str:
+        """The category's own save path ("" for none), creating the category (without one) when it is missing."""
+        known = self.categories()
+        if known is None or category in known:
+            return (known or {}).get(category, "")
+        response = self._call("POST", "torrents/createCategory", data={"category": category, "savePath": ""})
+        if response.status_code == 200:
+            return ""
+        if response.status_code == 409:  # another worker created it meanwhile, or the name is refused
+            again = self.categories() or {}
+            if category in again:
+                return again[category]
+            raise PermanentServiceError(SERVICE, f"qBittorrent refused to create the category {category!r} "
+                                        f"({response.text.strip()[:100]}): check DOWNLOAD_CLIENT_CATEGORY", 409)
+        raise classify_status(SERVICE, response.status_code, "create category")
+
     def add(self, *, torrent: bytes | None = None, magnet: str | None = None, category: str, tags: list[str],
             save_path: str | None = None, name: str = "release") -> None:
+        """Add to `category` with `tags`; `save_path` is sent only when the category has no save path of its
+        own (app/pipeline/torrent_placement.py)."""
+        if torrent is None and not magnet:
+            raise ValueError("add needs .torrent bytes or a magnet")
         data = {"category": category, "tags": ",".join(tags), "paused": "false", "stopped": "false"}
-        if save_path:
-            data["savepath"] = save_path
+        data.update(qbittorrent_location(self.category_save_path(category) if category else "", save_path))
         files = None
         if torrent is not None:
             files = {"torrents": (f"{name[:100]}.torrent", torrent, "application/x-bittorrent")}
-        elif magnet:
-            data["urls"] = magnet
         else:
-            raise ValueError("add needs .torrent bytes or a magnet")
+            data["urls"] = magnet or ""
         response = self._call("POST", "torrents/add", data=data, files=files)
         if response.status_code in (200, 202) and response.text.strip() != "Fails.":
             return

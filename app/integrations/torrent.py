@@ -6,8 +6,6 @@ from typing import Protocol
 
 from app.pipeline.download_state import DownloadState
 
-CATEGORY = "readmeabook"
-
 
 @dataclass(frozen=True)
 class TorrentStatus:

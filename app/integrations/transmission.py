@@ -10,6 +10,7 @@ from app.integrations.errors import PermanentServiceError, TransientServiceError
 from app.integrations.http import request
 from app.integrations.torrent import TorrentStatus
 from app.pipeline.download_state import transmission_state
+from app.pipeline.torrent_placement import transmission_labels
 
 SERVICE = "Transmission"
 FIELDS = ["hashString", "name", "status", "percentDone", "totalSize", "sizeWhenDone", "leftUntilDone",
@@ -67,7 +68,7 @@ class TransmissionClient:
         entry = added.get("torrent-added") or added.get("torrent-duplicate") or {}
         if entry.get("hashString"):
             # labels in torrent-add need 4.0+; torrent-set works from 3.00. Seeding limits are ours, not the daemon's.
-            self.call("torrent-set", {"ids": [entry["hashString"]], "labels": [category, *tags],
+            self.call("torrent-set", {"ids": [entry["hashString"]], "labels": transmission_labels(category, tags),
                                       "seedRatioMode": 2, "seedIdleMode": 2})
 
     def get(self, info_hash: str) -> TorrentStatus | None:

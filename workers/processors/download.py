@@ -15,7 +15,7 @@ from app.config import get_settings
 from app.integrations.errors import PermanentServiceError, ServiceError, TransientServiceError
 from app.integrations.prowlarr import SERVICE as PROWLARR
 from app.integrations.prowlarr import ProwlarrClient, ReleaseFile
-from app.integrations.torrent import CATEGORY, download_client
+from app.integrations.torrent import download_client
 from app.integrations.torrentfile import TorrentFileError, parse_magnet, read_torrent
 from app.jobs import fence
 from app.jobs.logger import create_job_logger
@@ -23,6 +23,7 @@ from app.jobs.service import add_job
 from app.library.remote_paths import to_client
 from app.models import DownloadHistory, DownloadStatus, Request, utcnow
 from app.pipeline.ranking import Release
+from app.pipeline.torrent_placement import request_tags
 from workers.context import fail_request_if_final
 from workers.processors import register
 
@@ -110,8 +111,9 @@ def process_download(payload: dict) -> dict:
             fence.ensure_current()
             existing = client.get(info_hash)
             if existing is None:
-                client.add(torrent=fetched.file.torrent, magnet=fetched.file.magnet, category=CATEGORY,
-                           tags=[f"request-{request_id}"], save_path=_client_save_path(settings), name=name)
+                client.add(torrent=fetched.file.torrent, magnet=fetched.file.magnet,
+                           category=settings.download_client_category, tags=request_tags(request_id),
+                           save_path=_client_save_path(settings), name=name)
                 log.info(f"Added {name!r} ({info_hash}) to {settings.download_client}")
             else:
                 log.info(f"{name!r} ({info_hash}) is already in {settings.download_client}; not added twice")
