@@ -269,6 +269,18 @@ def prowlarr():
     fake.stop()
 
 
+@pytest.fixture
+def qbt5(tmp_path):
+    """The fake qBittorrent 5.2 (tests/fakes/qbittorrent5.py), its default save path a fresh folder."""
+    from fakes.qbittorrent5 import FakeQBittorrent5
+
+    downloads = tmp_path / "qbt5-downloads"
+    downloads.mkdir()
+    fake = FakeQBittorrent5(default_save_path=str(downloads)).start()
+    yield fake
+    fake.stop()
+
+
 @pytest.fixture(scope="module")
 def qbittorrent(tmp_path_factory):
     """One real qbittorrent-nox, started once per test module that uses it (tests/daemons.py)."""

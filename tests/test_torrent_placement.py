@@ -26,7 +26,6 @@ from app.pipeline.torrent_placement import (
     transmission_labels,
 )
 
-from fakes.qbittorrent5 import FakeQBittorrent5
 from helpers import client_labels
 
 # --- the rules ------------------------------------------------------------------------------------------------
@@ -105,14 +104,12 @@ class Server:
 
 
 @pytest.fixture(params=["fake-5.2", pytest.param("qbittorrent-nox", marks=[pytest.mark.slow, pytest.mark.daemons])])
-def qbt(request, tmp_path):
+def qbt(request):
     if request.param == "qbittorrent-nox":
         real = request.getfixturevalue("qbittorrent")
-        yield Server(real.url, real.username, real.password, real.download_dir)
-        return
-    fake = FakeQBittorrent5(default_save_path=str(tmp_path / "downloads")).start()
-    yield Server(fake.url, fake.username, fake.password, tmp_path / "downloads")
-    fake.stop()
+        return Server(real.url, real.username, real.password, real.download_dir)
+    fake = request.getfixturevalue("qbt5")
+    return Server(fake.url, fake.username, fake.password, Path(fake.default_save_path))
 
 
 def _name(prefix: str) -> str:

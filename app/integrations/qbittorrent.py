@@ -90,13 +90,14 @@ class QBittorrentClient:
         raise classify_status(SERVICE, response.status_code, "create category")
 
     def add(self, *, torrent: bytes | None = None, magnet: str | None = None, category: str, tags: list[str],
-            save_path: str | None = None, name: str = "release") -> None:
+            save_path: str | None = None, name: str = "release") -> str | None:
         """Add to `category` with `tags`; `save_path` is sent only when the category has no save path of its
-        own (app/pipeline/torrent_placement.py)."""
+        own (app/pipeline/torrent_placement.py). Returns the category's save path when it decided, else None."""
         if torrent is None and not magnet:
             raise ValueError("add needs .torrent bytes or a magnet")
+        category_path = self.category_save_path(category) if category else ""
         data = {"category": category, "tags": ",".join(tags), "paused": "false", "stopped": "false"}
-        data.update(qbittorrent_location(self.category_save_path(category) if category else "", save_path))
+        data.update(qbittorrent_location(category_path, save_path))
         files = None
         if torrent is not None:
             files = {"torrents": (f"{name[:100]}.torrent", torrent, "application/x-bittorrent")}
@@ -104,7 +105,7 @@ class QBittorrentClient:
             data["urls"] = magnet or ""
         response = self._call("POST", "torrents/add", data=data, files=files)
         if response.status_code in (200, 202) and response.text.strip() != "Fails.":
-            return
+            return category_path if data.get("autoTMM") == "true" else None
         if response.status_code == 200 or response.status_code == 409:
             raise PermanentServiceError(SERVICE, "the torrent was refused (invalid or duplicate)", 409)
         if response.status_code == 415:

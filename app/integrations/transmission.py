@@ -54,7 +54,7 @@ class TransmissionClient:
         return str(self.call("session-get").get("version", ""))
 
     def add(self, *, torrent: bytes | None = None, magnet: str | None = None, category: str, tags: list[str],
-            save_path: str | None = None, name: str = "release") -> None:
+            save_path: str | None = None, name: str = "release") -> str | None:
         arguments: dict[str, Any] = {"paused": False}
         if torrent is not None:
             arguments["metainfo"] = base64.b64encode(torrent).decode()
@@ -70,6 +70,7 @@ class TransmissionClient:
             # labels in torrent-add need 4.0+; torrent-set works from 3.00. Seeding limits are ours, not the daemon's.
             self.call("torrent-set", {"ids": [entry["hashString"]], "labels": transmission_labels(category, tags),
                                       "seedRatioMode": 2, "seedIdleMode": 2})
+        return None  # download-dir is always ours: Transmission has no folders of its own per label
 
     def get(self, info_hash: str) -> TorrentStatus | None:
         torrents = self.call("torrent-get", {"ids": [info_hash], "fields": FIELDS}).get("torrents") or []
