@@ -173,6 +173,14 @@ def test_a_category_qbittorrent_refuses_names_the_setting(qbt):
         qbt.client().category_save_path("books//audio")
 
 
+def test_a_client_without_the_categories_api_gets_download_dir(qbt5):
+    qbt5.categories_api = False  # qBittorrent before 4.1.4: the add creates the category itself
+    client, (info_hash, magnet) = QBittorrentClient(qbt5.url, qbt5.username, qbt5.password), _magnet()
+    client.add(magnet=magnet, category="audiobooks", tags=request_tags("req-45"), save_path="/srv/downloads")
+    assert client.categories() is None and qbt5.categories == {"audiobooks": ""}
+    assert client_labels(client, info_hash)["save_path"] == "/srv/downloads"
+
+
 # --- Transmission: the category and the tags are its labels (3.00: set with torrent-set) ----------------------
 
 

@@ -48,6 +48,18 @@ class QBittorrentClient:
                                **kwargs)
         return response
 
+    def _get_json(self, path: str, what: str, absent_ok: bool = False, **kwargs: Any) -> Any:
+        """GET an API path's JSON answer; None for a 404 when `absent_ok` (an endpoint older clients lack)."""
+        response = self._call("GET", path, **kwargs)
+        if absent_ok and response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise classify_status(SERVICE, response.status_code, what)
+        try:
+            return response.json()
+        except ValueError:
+            raise TransientServiceError(SERVICE, f"{what} is not JSON") from None
+
     def version(self) -> str:
         response = self._call("GET", "app/version")
         if response.status_code != 200:
@@ -56,16 +68,10 @@ class QBittorrentClient:
 
     def categories(self) -> dict[str, str] | None:
         """Each category's own save path ("" when it has none); None when the client has no categories API
-        (before WebAPI 2.1.1, qBittorrent 4.1.3)."""
-        response = self._call("GET", "torrents/categories")
-        if response.status_code == 404:
+        (qBittorrent before 4.1.4)."""
+        listed = self._get_json("torrents/categories", "categories", absent_ok=True)
+        if listed is None:
             return None
-        if response.status_code != 200:
-            raise classify_status(SERVICE, response.status_code, "categories")
-        try:
-            listed = response.json()
-        except ValueError:
-            raise TransientServiceError(SERVICE, "the category list is not JSON") from None
         if not isinstance(listed, dict):
             raise TransientServiceError(SERVICE, "the category list is not a JSON object")
         paths: dict[str, str] = {}
@@ -113,13 +119,7 @@ class QBittorrentClient:
         raise classify_status(SERVICE, response.status_code, "add torrent")
 
     def get(self, info_hash: str) -> TorrentStatus | None:
-        response = self._call("GET", "torrents/info", params={"hashes": info_hash})
-        if response.status_code != 200:
-            raise classify_status(SERVICE, response.status_code, "torrent info")
-        try:
-            items = response.json()
-        except ValueError:
-            raise TransientServiceError(SERVICE, "torrent info is not JSON") from None
+        items = self._get_json("torrents/info", "torrent info", params={"hashes": info_hash})
         for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and str(item.get("hash", "")).lower() == info_hash.lower():
                 return _status(item)

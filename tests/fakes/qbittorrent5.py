@@ -38,6 +38,7 @@ class FakeQBittorrent5:
     categories: dict[str, str] = field(default_factory=dict)  # name -> its own save path ("" for none)
     default_save_path: str = "/dl"
     auto_tmm_by_default: bool = False  # qBittorrent's "Default Torrent Management Mode": Manual
+    categories_api: bool = True  # False: /torrents/categories answers 404, as before qBittorrent 4.1.4
 
     def category_save_path(self, category: str) -> str:
         """SessionImpl::categorySavePath: the category's own path, else its parent's joined with its name."""
@@ -155,7 +156,7 @@ class FakeQBittorrent5:
                     wanted = parse_qs(parsed.query).get("hashes", [""])[0]
                     items = [t for h, t in fake.torrents.items() if h == wanted]
                     return self._send(200, json.dumps(items).encode(), "application/json")
-                if parsed.path == "/api/v2/torrents/categories":
+                if parsed.path == "/api/v2/torrents/categories" and fake.categories_api:
                     listed = {name: {"name": name, "savePath": path, "download_path": None, "ratio_limit": -2,
                                      "seeding_time_limit": -2, "inactive_seeding_time_limit": -2,
                                      "share_limit_action": "Default"} for name, path in fake.categories.items()}
