@@ -22,7 +22,7 @@ def parse_category(raw: str) -> str:
     name = raw.strip()
     if not name:
         raise ValueError("must name a category, e.g. readmeabook")
-    if any(ch in name for ch in ",\r\n\t") or any(ord(ch) < 32 for ch in name):
+    if "," in name or any(ord(ch) < 32 for ch in name):
         raise ValueError(f"{name!r}: a category cannot contain a comma or control characters")
     if not _QBITTORRENT_CATEGORY.match(name):
         raise ValueError(f"{name!r}: a category cannot contain '\\', start or end with '/', or contain '//'")
