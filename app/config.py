@@ -108,6 +108,12 @@ def _parse_plex_path_mappings(raw: str) -> tuple:
     return parse_plex_mappings(raw)
 
 
+def _parse_download_client_category(raw: str) -> str:
+    from app.pipeline.torrent_placement import parse_category
+
+    return parse_category(raw)
+
+
 def _setting(env: str, default: Any, parse: Callable[[str], Any] = str, secret: bool = False) -> Any:
     return field(default=default, metadata={"env": env, "parse": parse, "secret": secret})
 
@@ -133,6 +139,9 @@ class Settings:
     download_client_url: str = _setting("DOWNLOAD_CLIENT_URL", "", _parse_url(("http", "https")))
     download_client_username: str = _setting("DOWNLOAD_CLIENT_USERNAME", "")
     download_client_password: str = _setting("DOWNLOAD_CLIENT_PASSWORD", "", secret=True)
+    # the category every torrent goes into (app/pipeline/torrent_placement.py); its own save path wins
+    download_client_category: str = _setting("DOWNLOAD_CLIENT_CATEGORY", "readmeabook",
+                                             _parse_download_client_category)
     download_dir: str = _setting("DOWNLOAD_DIR", "")
     media_dir: str = _setting("MEDIA_DIR", "")
     plex_url: str = _setting("PLEX_URL", "", _parse_url(("http", "https")))

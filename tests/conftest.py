@@ -203,16 +203,21 @@ def admin_client(flask_app):
     return client
 
 
+def _start_daemon(kind: str, tmp_path_factory):
+    """The real torrent client of `kind` (tests/daemons.py) with its own profile and downloads folder."""
+    from daemons import QBittorrent, Transmission
+
+    root = tmp_path_factory.mktemp(kind)
+    downloads = root / "downloads"
+    downloads.mkdir()
+    cls = QBittorrent if kind == "qbittorrent" else Transmission
+    return cls(root / "profile", downloads).start()
+
+
 @pytest.fixture(scope="module", params=["qbittorrent", "transmission"])
 def daemon(request, tmp_path_factory):
     """The real torrent client of each kind, started once per test module that uses it (tests/daemons.py)."""
-    from daemons import QBittorrent, Transmission
-
-    root = tmp_path_factory.mktemp(request.param)
-    downloads = root / "downloads"
-    downloads.mkdir()
-    cls = QBittorrent if request.param == "qbittorrent" else Transmission
-    instance = cls(root / "profile", downloads).start()
+    instance = _start_daemon(request.param, tmp_path_factory)
     yield instance
     instance.stop()
 
@@ -264,22 +269,37 @@ def prowlarr():
     fake.stop()
 
 
+@pytest.fixture
+def qbt5(tmp_path):
+    """The fake qBittorrent 5.2 (tests/fakes/qbittorrent5.py), its default save path a fresh folder."""
+    from fakes.qbittorrent5 import FakeQBittorrent5
+
+    downloads = tmp_path / "qbt5-downloads"
+    downloads.mkdir()
+    fake = FakeQBittorrent5(default_save_path=str(downloads)).start()
+    yield fake
+    fake.stop()
+
+
 @pytest.fixture(scope="module")
 def qbittorrent(tmp_path_factory):
     """One real qbittorrent-nox, started once per test module that uses it (tests/daemons.py)."""
-    from daemons import QBittorrent
+    instance = _start_daemon("qbittorrent", tmp_path_factory)
+    yield instance
+    instance.stop()
 
-    root = tmp_path_factory.mktemp("qbittorrent")
-    downloads = root / "downloads"
-    downloads.mkdir()
-    instance = QBittorrent(root / "profile", downloads).start()
+
+@pytest.fixture(scope="module")
+def transmission(tmp_path_factory):
+    """One real transmission-daemon, started once per test module that uses it (tests/daemons.py)."""
+    instance = _start_daemon("transmission", tmp_path_factory)
     yield instance
     instance.stop()
 
 
 # --- markers: the fast lane is `python3 -m pytest -m "not slow"` --------------------------------------------------
 
-DAEMON_FIXTURES = frozenset({"daemon", "qbittorrent"})  # real qbittorrent-nox / transmission-daemon
+DAEMON_FIXTURES = frozenset({"daemon", "qbittorrent", "transmission"})  # real qbittorrent-nox / transmission-daemon
 BROWSER_FIXTURES = frozenset({"page"})  # pytest-playwright's page: a real chromium
 FAULTS_DIR = Path(__file__).resolve().parent / "faults"
 SLOW_UNMARKED_SECONDS = 1.0

@@ -21,7 +21,7 @@ ADMIN_PASSWORD = "correct horse battery"
 API_TOKEN = "test-api-token-0123456789"
 
 __all__ = ["ADMIN_PASSWORD", "API_TOKEN", "HOSTILE", "ROOT", "TEST_DATABASE_URL", "TEST_REDIS_URL", "drain",
-           "make_settings", "serve_app", "start_process", "stop_process", "wait_for"]
+           "client_labels", "make_settings", "serve_app", "start_process", "stop_process", "wait_for"]
 
 
 def make_settings(tmp_path: Path, **overrides):
@@ -39,6 +39,21 @@ def make_settings(tmp_path: Path, **overrides):
     }
     env.update({k: str(v) for k, v in overrides.items()})
     return load_settings(env, env_file=None), env
+
+
+def client_labels(client, info_hash: str) -> dict:
+    """How the download client files a torrent, read over its API: qBittorrent's category, tags (a set), save
+    path and automatic management, or Transmission's labels and download dir (its only labels)."""
+    from app.integrations.transmission import TransmissionClient
+
+    if isinstance(client, TransmissionClient):
+        torrents = client.call("torrent-get", {"ids": [info_hash], "fields": ["labels", "downloadDir"]})["torrents"]
+        return {"labels": torrents[0]["labels"], "save_path": torrents[0]["downloadDir"].rstrip("/")}
+    client.version()  # logged in
+    response = client.session.get(f"{client.url}/api/v2/torrents/info", params={"hashes": info_hash}, timeout=5)
+    item = response.json()[0]
+    return {"category": item["category"], "tags": {tag for tag in item["tags"].split(", ") if tag},
+            "save_path": item["save_path"].rstrip("/"), "auto_tmm": item["auto_tmm"]}
 
 
 def drain(queues: list[str], until: Callable[[], bool] | None = None, timeout: float = 30.0) -> None:

@@ -13,7 +13,7 @@ from app.jobs.queues import queue_names_for_group
 from app.models import BlockedRelease, DownloadHistory, Job, JobEvent, Request
 
 from fakes.prowlarr import FakeRelease
-from helpers import API_TOKEN, drain
+from helpers import API_TOKEN, client_labels, drain
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 MiB = 1024 * 1024
@@ -153,6 +153,50 @@ def test_a_client_restart_mid_monitor_is_transient_not_a_failure(configure, daem
     _monitor_until(lambda: Job.get_by_id(monitor.id).status == "completed", timeout=60)
     assert _status(request_id) == "downloading" and Request.get_by_id(request_id).progress == 100
     assert any("transient" in m for m in _events("monitor_download", request_id))
+
+
+def test_the_torrent_goes_into_the_category_with_the_request_tags(configure, daemon, prowlarr, client):
+    """DOWNLOAD_CLIENT_CATEGORY and the request's id reach the client: qBittorrent's category and tags (the new
+    category is created without a save path, so DOWNLOAD_DIR is sent), Transmission's labels."""
+    category = f"audiobooks-{uuid.uuid4().hex[:6]}"
+    configure(DOWNLOAD_CLIENT_CATEGORY=category)
+    title = f"Oathbringer {uuid.uuid4().hex[:6]}"
+    _, torrent = _book_on_disk(daemon, title)
+    prowlarr.releases = [FakeRelease(f"Brandon Sanderson - {title} [M4B]", 600 * MiB, torrent=torrent)]
+    request_id = _request(client, title)
+    _run_search_and_download(request_id)
+    filed = client_labels(download_client(), read_torrent(torrent).info_hash)
+    if daemon.kind == "qbittorrent":
+        assert filed == {"category": category, "tags": {"readmeabook", f"request-{request_id}"},
+                         "save_path": str(daemon.download_dir), "auto_tmm": False}
+    else:
+        assert filed == {"labels": [category, "readmeabook", f"request-{request_id}"],
+                         "save_path": str(daemon.download_dir)}
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_a_category_with_its_own_save_path_decides_where_the_download_goes(inside, qbt5, prowlarr, use_settings,
+                                                                           redis_conn, client):
+    """Through the download job and the fake qBittorrent 5.2: no savepath is sent, the torrent lands in the
+    category's folder, and a folder outside DOWNLOAD_DIR (which the import would refuse) is a warning now."""
+    downloads = qbt5.default_save_path
+    own = f"{downloads}/audiobooks" if inside else "/data/elsewhere"
+    qbt5.categories["audiobooks"] = own
+    use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key, DOWNLOAD_CLIENT="qbittorrent",
+                 DOWNLOAD_CLIENT_URL=qbt5.url, DOWNLOAD_CLIENT_USERNAME=qbt5.username,
+                 DOWNLOAD_CLIENT_PASSWORD=qbt5.password, DOWNLOAD_DIR=downloads, DOWNLOAD_CLIENT_CATEGORY="audiobooks")
+    title, info_hash = f"Rhythm of War {uuid.uuid4().hex[:6]}", uuid.uuid4().hex + uuid.uuid4().hex[:8]
+    prowlarr.releases = [FakeRelease(f"Brandon Sanderson - {title} [M4B]", 500 * MiB,
+                                     magnet=magnet_uri(info_hash, title))]
+    request_id = _request(client, title)
+    _run_search_and_download(request_id)
+    torrent = qbt5.torrents[info_hash]
+    assert (torrent["save_path"], torrent["auto_tmm"], torrent["category"]) == (own, True, "audiobooks")
+    assert "savepath" not in qbt5.last_add and torrent["tags"] == f"readmeabook, request-{request_id}"
+    events = _events("download_torrent", request_id)
+    assert any(f"category 'audiobooks', its save path {own}" in m for m in events)
+    assert any("outside DOWNLOAD_DIR" in m and own in m for m in events) is not inside
+    assert _status(request_id) == "downloading"
 
 
 def test_a_torrent_already_in_the_client_is_not_added_twice(pipeline, daemon, prowlarr, client):

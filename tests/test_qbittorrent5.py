@@ -8,16 +8,7 @@ from app.integrations.qbittorrent import QBittorrentClient
 from app.integrations.torrentfile import magnet_uri
 from app.pipeline.download_state import DownloadState
 
-from fakes.qbittorrent5 import FakeQBittorrent5
-
 HASH = "0123456789abcdef0123456789abcdef01234567"
-
-
-@pytest.fixture
-def qbt5():
-    fake = FakeQBittorrent5().start()
-    yield fake
-    fake.stop()
 
 
 def test_login_204_cookie_json_add_and_stopped_states(qbt5):

@@ -1,4 +1,4 @@
-"""qBittorrent Web API v2 (4.1-5.2): login with one re-login on 403, add, info, delete."""
+"""qBittorrent Web API v2 (4.1-5.2): login with one re-login on 403, categories, add, info, delete."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,6 +9,7 @@ from app.integrations.errors import PermanentServiceError, TransientServiceError
 from app.integrations.http import request
 from app.integrations.torrent import TorrentStatus
 from app.pipeline.download_state import qbittorrent_state
+from app.pipeline.torrent_placement import qbittorrent_location
 
 SERVICE = "qBittorrent"
 
@@ -47,27 +48,70 @@ class QBittorrentClient:
                                **kwargs)
         return response
 
+    def _get_json(self, path: str, what: str, absent_ok: bool = False, **kwargs: Any) -> Any:
+        """GET an API path's JSON answer; None for a 404 when `absent_ok` (an endpoint older clients lack)."""
+        response = self._call("GET", path, **kwargs)
+        if absent_ok and response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise classify_status(SERVICE, response.status_code, what)
+        try:
+            return response.json()
+        except ValueError:
+            raise TransientServiceError(SERVICE, f"{what} is not JSON") from None
+
     def version(self) -> str:
         response = self._call("GET", "app/version")
         if response.status_code != 200:
             raise classify_status(SERVICE, response.status_code, "version")
         return response.text.strip()
 
+    def categories(self) -> dict[str, str] | None:
+        """Each category's own save path ("" when it has none); None when the client has no categories API
+        (qBittorrent before 4.1.4)."""
+        listed = self._get_json("torrents/categories", "categories", absent_ok=True)
+        if listed is None:
+            return None
+        if not isinstance(listed, dict):
+            raise TransientServiceError(SERVICE, "the category list is not a JSON object")
+        paths: dict[str, str] = {}
+        for name, entry in listed.items():
+            paths[str(name)] = str(entry.get("savePath") or "") if isinstance(entry, dict) else ""
+        return paths
+
+    def category_save_path(self, category: str) -> str:
+        """The category's own save path ("" for none), creating the category (without one) when it is missing."""
+        known = self.categories()
+        if known is None or category in known:
+            return (known or {}).get(category, "")
+        response = self._call("POST", "torrents/createCategory", data={"category": category, "savePath": ""})
+        if response.status_code == 200:
+            return ""
+        if response.status_code == 409:  # another worker created it meanwhile, or the name is refused
+            again = self.categories() or {}
+            if category in again:
+                return again[category]
+            raise PermanentServiceError(SERVICE, f"qBittorrent refused to create the category {category!r} "
+                                        f"({response.text.strip()[:100]}): check DOWNLOAD_CLIENT_CATEGORY", 409)
+        raise classify_status(SERVICE, response.status_code, "create category")
+
     def add(self, *, torrent: bytes | None = None, magnet: str | None = None, category: str, tags: list[str],
-            save_path: str | None = None, name: str = "release") -> None:
+            save_path: str | None = None, name: str = "release") -> str | None:
+        """Add to `category` with `tags`; `save_path` is sent only when the category has no save path of its
+        own (app/pipeline/torrent_placement.py). Returns the category's save path when it decided, else None."""
+        if torrent is None and not magnet:
+            raise ValueError("add needs .torrent bytes or a magnet")
+        category_path = self.category_save_path(category) if category else ""
         data = {"category": category, "tags": ",".join(tags), "paused": "false", "stopped": "false"}
-        if save_path:
-            data["savepath"] = save_path
+        data.update(qbittorrent_location(category_path, save_path))
         files = None
         if torrent is not None:
             files = {"torrents": (f"{name[:100]}.torrent", torrent, "application/x-bittorrent")}
-        elif magnet:
-            data["urls"] = magnet
         else:
-            raise ValueError("add needs .torrent bytes or a magnet")
+            data["urls"] = magnet or ""
         response = self._call("POST", "torrents/add", data=data, files=files)
         if response.status_code in (200, 202) and response.text.strip() != "Fails.":
-            return
+            return category_path if data.get("autoTMM") == "true" else None
         if response.status_code == 200 or response.status_code == 409:
             raise PermanentServiceError(SERVICE, "the torrent was refused (invalid or duplicate)", 409)
         if response.status_code == 415:
@@ -75,13 +119,7 @@ class QBittorrentClient:
         raise classify_status(SERVICE, response.status_code, "add torrent")
 
     def get(self, info_hash: str) -> TorrentStatus | None:
-        response = self._call("GET", "torrents/info", params={"hashes": info_hash})
-        if response.status_code != 200:
-            raise classify_status(SERVICE, response.status_code, "torrent info")
-        try:
-            items = response.json()
-        except ValueError:
-            raise TransientServiceError(SERVICE, "torrent info is not JSON") from None
+        items = self._get_json("torrents/info", "torrent info", params={"hashes": info_hash})
         for item in items if isinstance(items, list) else []:
             if isinstance(item, dict) and str(item.get("hash", "")).lower() == info_hash.lower():
                 return _status(item)

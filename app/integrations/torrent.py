@@ -6,8 +6,6 @@ from typing import Protocol
 
 from app.pipeline.download_state import DownloadState
 
-CATEGORY = "readmeabook"
-
 
 @dataclass(frozen=True)
 class TorrentStatus:
@@ -27,7 +25,9 @@ class TorrentStatus:
 
 class DownloadClient(Protocol):
     def add(self, *, torrent: bytes | None = None, magnet: str | None = None, category: str, tags: list[str],
-            save_path: str | None = None, name: str = "release") -> None: ...
+            save_path: str | None = None, name: str = "release") -> str | None:
+        """Add the torrent; returns the folder (as the client names it) when the client chose it instead of
+        `save_path` (a qBittorrent category's own save path), else None."""
 
     def get(self, info_hash: str) -> TorrentStatus | None: ...
 

@@ -10,6 +10,7 @@ from app.integrations.errors import PermanentServiceError, TransientServiceError
 from app.integrations.http import request
 from app.integrations.torrent import TorrentStatus
 from app.pipeline.download_state import transmission_state
+from app.pipeline.torrent_placement import transmission_labels
 
 SERVICE = "Transmission"
 FIELDS = ["hashString", "name", "status", "percentDone", "totalSize", "sizeWhenDone", "leftUntilDone",
@@ -53,7 +54,7 @@ class TransmissionClient:
         return str(self.call("session-get").get("version", ""))
 
     def add(self, *, torrent: bytes | None = None, magnet: str | None = None, category: str, tags: list[str],
-            save_path: str | None = None, name: str = "release") -> None:
+            save_path: str | None = None, name: str = "release") -> str | None:
         arguments: dict[str, Any] = {"paused": False}
         if torrent is not None:
             arguments["metainfo"] = base64.b64encode(torrent).decode()
@@ -67,8 +68,9 @@ class TransmissionClient:
         entry = added.get("torrent-added") or added.get("torrent-duplicate") or {}
         if entry.get("hashString"):
             # labels in torrent-add need 4.0+; torrent-set works from 3.00. Seeding limits are ours, not the daemon's.
-            self.call("torrent-set", {"ids": [entry["hashString"]], "labels": [category, *tags],
+            self.call("torrent-set", {"ids": [entry["hashString"]], "labels": transmission_labels(category, tags),
                                       "seedRatioMode": 2, "seedIdleMode": 2})
+        return None  # download-dir is always ours: Transmission has no folders of its own per label
 
     def get(self, info_hash: str) -> TorrentStatus | None:
         torrents = self.call("torrent-get", {"ids": [info_hash], "fields": FIELDS}).get("torrents") or []

@@ -8,6 +8,7 @@ a 4xx, too many redirects). Prowlarr refusing the key or being unreachable ends 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path, PureWindowsPath
 
 from app.audiobook_requests.state import RELEASED_TORRENT as LET_GO
 from app.audiobook_requests.state import R, transition
@@ -15,14 +16,16 @@ from app.config import get_settings
 from app.integrations.errors import PermanentServiceError, ServiceError, TransientServiceError
 from app.integrations.prowlarr import SERVICE as PROWLARR
 from app.integrations.prowlarr import ProwlarrClient, ReleaseFile
-from app.integrations.torrent import CATEGORY, download_client
+from app.integrations.torrent import download_client
 from app.integrations.torrentfile import TorrentFileError, parse_magnet, read_torrent
 from app.jobs import fence
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
-from app.library.remote_paths import to_client
+from app.library.paths import inside
+from app.library.remote_paths import to_client, to_local
 from app.models import DownloadHistory, DownloadStatus, Request, utcnow
 from app.pipeline.ranking import Release
+from app.pipeline.torrent_placement import request_tags
 from workers.context import fail_request_if_final
 from workers.processors import register
 
@@ -110,9 +113,12 @@ def process_download(payload: dict) -> dict:
             fence.ensure_current()
             existing = client.get(info_hash)
             if existing is None:
-                client.add(torrent=fetched.file.torrent, magnet=fetched.file.magnet, category=CATEGORY,
-                           tags=[f"request-{request_id}"], save_path=_client_save_path(settings), name=name)
-                log.info(f"Added {name!r} ({info_hash}) to {settings.download_client}")
+                chosen = client.add(torrent=fetched.file.torrent, magnet=fetched.file.magnet,
+                                    category=settings.download_client_category, tags=request_tags(request_id),
+                                    save_path=_client_save_path(settings), name=name)
+                log.info(f"Added {name!r} ({info_hash}) to {settings.download_client}, category "
+                         f"{settings.download_client_category!r}" + (f", its save path {chosen}" if chosen else ""))
+                _warn_if_imports_cannot_read(chosen, settings, log)
             else:
                 log.info(f"{name!r} ({info_hash}) is already in {settings.download_client}; not added twice")
             history = DownloadHistory.create(
@@ -148,6 +154,21 @@ def _take_back_if_let_go(request_id: str, history: DownloadHistory, client, *, a
             log.warning(f"The request was {request.status} while its torrent was added: torrent removed "
                         f"again (files kept)")
         raise
+
+
+def _warn_if_imports_cannot_read(client_folder: str | None, settings, log) -> None:
+    """The category's own save path lies outside DOWNLOAD_DIR: the import will refuse this download, so the
+    admin hears it now rather than when the book has finished downloading. A relative category path
+    (under the client's default save path, unknown here) cannot be checked."""
+    if not client_folder or not settings.download_dir:
+        return
+    if not (client_folder.startswith("/") or PureWindowsPath(client_folder).is_absolute()):
+        return
+    local = to_local(client_folder, settings.remote_path_mappings)
+    if not local.startswith("/") or not inside(Path(settings.download_dir), Path(local)):
+        log.warning(f"The category {settings.download_client_category!r} saves to {client_folder}, outside "
+                    f"DOWNLOAD_DIR ({settings.download_dir}): the import will refuse this download. Move the "
+                    f"category's save path inside DOWNLOAD_DIR, or map it with REMOTE_PATH_MAPPINGS")
 
 
 def _client_save_path(settings) -> str | None:
