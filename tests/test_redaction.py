@@ -209,7 +209,8 @@ def test_a_long_text_keeps_its_beginning_and_end_and_no_part_of_a_secret_at_the_
 # --- time -------------------------------------------------------------------------------------------------
 
 HOSTILE_SHAPES = ["a", "a=", "apikey=", "%3D", "token:", "apikey=a&", "passkey%3Dx%26", "Bearer abcdefg ",
-                  "basic sk-1 ", "://u:", "Cookie: a=", "key token pass secret sid ", "x y "]
+                  "basic sk-1 ", "://u:", "Cookie: a=", "key token pass secret sid ", "x y ",
+                  "http://a/0123456789abcdef01x/", "://u:p@@", "X-Api-Key abcdef1 ", "hash=pass=", "http://a/"]
 
 
 def _repeat(shape: str, size: int) -> str:
