@@ -268,3 +268,27 @@ def test_the_job_page_shows_no_passkey_of_a_download_payload(admin_client):
     assert PASSKEY not in page and PASSKEY[:8] not in page
     assert f"passkey={R}" in page and f"torrent_pass={R}" in page and f"passkey%3D{R}" in page
     assert "The Secret: A Novel" in page
+
+
+# --- process logs at DEBUG (issue 18 item 7) ----------------------------------------------------------------
+
+LOGGED_PASSKEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+@pytest.mark.parametrize("process_log", ["debug"], indirect=True)
+def test_debug_lines_of_urllib3_and_rq_carry_no_passkey(process_log, prowlarr, redis_conn):
+    """urllib3 logs each request's path and query, RQ a job's call with its arguments: both pass the
+    redaction filter of the process's handler (a real capture at LOG_LEVEL=debug)."""
+    import requests
+    from rq import Queue, SimpleWorker
+
+    link = f"{prowlarr.url}/api/v1/system/status?id=7&passkey={LOGGED_PASSKEY}"
+    assert requests.get(link, headers={"X-Api-Key": prowlarr.api_key}, timeout=5).status_code == 200
+    queue = Queue("h8-log-redaction", connection=redis_conn)
+    queue.enqueue("builtins.len", link)
+    SimpleWorker([queue], connection=redis_conn).work(burst=True)
+
+    lines = process_log.getvalue().splitlines()
+    assert any("logger=urllib3" in line and f"passkey={R}" in line for line in lines), lines
+    assert any(line.startswith("ts=") and "logger=rq.worker" in line and f"passkey={R}" in line for line in lines)
+    assert not [line for line in lines if LOGGED_PASSKEY in line or LOGGED_PASSKEY[:12] in line]
