@@ -153,6 +153,7 @@ def _run_search_and_download(request_id: str) -> tuple[Job, Job | None]:
     return search, download
 
 
+@pytest.mark.slow  # the first pipeline run of a module (over 1 s under load)
 def test_a_result_with_nul_and_surrogates_is_cleaned_and_downloaded(client, pipeline, fake_client):
     title = f"Warbreaker {uuid.uuid4().hex[:6]}"
     pipeline.releases = [FakeRelease(f"{AUTHOR} - {title} [M4B]\x00\ud800", 700 * MiB, seeders=40,
@@ -344,3 +345,72 @@ def test_a_403_from_a_release_link_does_not_blame_the_prowlarr_key(prowlarr):
     with pytest.raises(PermanentServiceError) as refused:
         ProwlarrClient(prowlarr.url, prowlarr.api_key).fetch_release(f"{prowlarr.url}/4/download?link=0&file=B")
     assert "HTTP 403" in str(refused.value) and "PROWLARR_API_KEY" not in str(refused.value)
+
+
+# --- item 3: the torrent clients' answers ---------------------------------------------------------------------
+
+HASH = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_qbittorrent_names_and_paths_are_cleaned():
+    from app.integrations.qbittorrent import QBittorrentClient
+    from app.integrations.torrentfile import magnet_uri
+
+    from fakes.qbittorrent5 import FakeQBittorrent5
+
+    fake = FakeQBittorrent5().start()
+    try:
+        client = QBittorrentClient(fake.url, fake.username, fake.password)
+        client.add(magnet=magnet_uri(HASH, "Book"), category="readmeabook", tags=[])
+        fake.torrents[HASH].update(name="Bo\x00ok\ud800", save_path="/dl\x00", content_path="/dl/Bo\x00ok\udfff",
+                                   state="stoppedUP\x1b")
+        status = client.get(HASH)
+    finally:
+        fake.stop()
+    assert status is not None
+    assert (status.name, status.content_path, status.raw_state) == ("Book\ufffd", "/dl/Book\ufffd", "stoppedUP")
+
+
+def test_transmission_names_errors_and_refusals_are_cleaned():
+    from app.integrations.transmission import TransmissionClient
+
+    torrent = {"hashString": HASH, "name": "Bo\x00ok\ud800", "status": 0, "percentDone": 0.5, "totalSize": 10,
+               "downloadDir": "/dl\x00", "error": 3, "errorString": "No data found!\x00\udfff"}
+    replies = iter([{"result": "success", "arguments": {"torrents": [torrent]}},
+                    {"result": "duplicate\x00 torrent\ud800"}])
+    server = Recorder(lambda path, headers: (200, json.dumps(next(replies)).encode(), "application/json", {}))
+    try:
+        client = TransmissionClient(server.url)
+        status = client.get(HASH)
+        with pytest.raises(PermanentServiceError) as refused:
+            client.call("torrent-set")
+    finally:
+        server.stop()
+    assert status is not None
+    assert (status.name, status.content_path, status.error) == ("Book\ufffd", "/dl/Book\ufffd",
+                                                                "No data found!\ufffd")
+    assert str(refused.value) == "Transmission: torrent-set failed: duplicate torrent\ufffd"
+
+
+# --- item 7: interactive results in Redis are redacted, the pick downloads the link whole --------------------
+
+def test_interactive_results_are_kept_redacted_and_the_pick_downloads_the_whole_link(client, pipeline, fake_client,
+                                                                                    indexer, redis_conn):
+    indexer.state["down"] = False
+    title = f"Rhythm of War {uuid.uuid4().hex[:6]}"
+    link = f"{indexer.url}/download.php?id=9&passkey={PASSKEY}"
+    pipeline.releases = [FakeRelease(f"{AUTHOR} - {title} [M4B]", 700 * MiB, seeders=9, link=link)]
+    request = Request.create(audiobook=Audiobook.create(title=title, author=AUTHOR), status="awaiting_search")
+    listed = client.get(f"/api/requests/{request.id}/releases", headers=BEARER)
+    assert listed.status_code == 200 and PASSKEY not in listed.get_data(as_text=True)
+
+    kept = json.loads(redis_conn.get(f"rmab:releases:{request.id}"))
+    assert PASSKEY not in json.dumps(kept["releases"])  # the results as kept: redacted
+    assert [entry["downloadUrl"] for entry in kept["links"].values()] == [link]  # apart: what the pick needs
+
+    guid = listed.get_json()["releases"][0]["guid"]
+    picked = client.post(f"/api/requests/{request.id}/releases", json={"guid": guid}, headers=BEARER)
+    assert picked.status_code == 202, picked.get_json()
+    drain(queue_names_for_group("download_torrent"))
+    assert Job.get_by_id(picked.get_json()["jobId"]).status == "completed"
+    assert indexer.requests[-1]["path"] == f"/download.php?id=9&passkey={PASSKEY}"
