@@ -9,6 +9,8 @@ Extra fields passed with `extra={...}` become keys of their own. A record is alw
 newlines in a message or a traceback are escaped, so `wc -l` counts records and a JSON reader sees
 whole objects.
 
+Redacted: every record passes app/jobs/redact.py first (RedactSecrets), third-party debug lines included.
+
 Quiet at info: RQ repeats maintenance chatter for every queue of every worker every few seconds and
 writes three lines per job. Those messages (table QUIETED below) are re-levelled to debug here; the
 workers write one line of their own per finished job instead (workers/worker.py).
@@ -79,6 +81,42 @@ class QuietChatter(logging.Filter):
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return self.threshold <= logging.DEBUG
+
+
+class RedactSecrets(logging.Filter):
+    """Redacts every record (app/jobs/redact.py) before it is written: its message with its arguments, its
+    traceback and its text extras. Third-party debug lines carry what they were given: urllib3 logs each
+    request's path and query (a tracker link's passkey), RQ a job's arguments (a download payload)."""
+
+    def __init__(self, known_secrets: tuple[str, ...] = ()):
+        super().__init__()
+        self.known_secrets = known_secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from app.jobs.redact import redact_text
+
+        message = record.getMessage()
+        redacted = redact_text(message, self.known_secrets)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text, self.known_secrets)
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRIBUTES and isinstance(value, str):
+                setattr(record, key, redact_text(value, self.known_secrets))
+        return True
+
+
+def _configured_secrets() -> tuple[str, ...]:
+    try:
+        from app.config import get_settings
+
+        return get_settings().secret_values()
+    except Exception:  # bad settings are reported by whoever loads them; the patterns still apply
+        return ()
 
 
 # Attributes every LogRecord has: whatever else a record carries came from `extra=` and is a field.
@@ -159,6 +197,7 @@ def configure_logging(level: str = "info", fmt: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(StructuredFormatter(fmt or _configured_format()))
     handler.addFilter(QuietChatter(threshold))
+    handler.addFilter(RedactSecrets(_configured_secrets()))
     setattr(handler, _MARK, True)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _MARK, False)]:

@@ -260,6 +260,28 @@ def fake_client():
 
 
 @pytest.fixture
+def process_log(request):
+    """configure_logging as a process does (at LOG_LEVEL info, or the level given by indirect
+    parametrization), writing to a buffer; pytest's own handlers are untouched."""
+    import io
+    import logging
+
+    from app.logging_setup import configure_logging
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
+    configure_logging(getattr(request, "param", "info"), "keyvalue")
+    ours = [h for h in root.handlers if getattr(h, "_rmab_handler", False)]
+    for handler in ours:
+        handler.setStream(stream)
+    yield stream
+    for handler in ours:
+        root.removeHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture
 def prowlarr():
     """The fake Prowlarr on a free port (modules that need another shape define their own)."""
     from fakes.prowlarr import FakeProwlarr

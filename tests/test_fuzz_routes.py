@@ -159,3 +159,67 @@ def test_read_routes_and_log_filters_never_answer_500(flask_app, settings, clien
             _assert_no_500(http.get(path, query_string=query, headers=headers), path)
 
         fuzz()
+
+
+# --- outside data: the same text arriving from Prowlarr and Plex (issue 18 item 3) ---------------------------
+
+OUTSIDE_EXAMPLES = 15  # each example runs a search, a pick, a search job and a library scan
+
+
+@pytest.mark.slow
+def test_outside_text_from_prowlarr_and_plex_never_fails_a_route_or_a_job(use_settings, prowlarr, client,
+                                                                         fake_client, redis_conn):
+    """Titles, indexers and authors with NUL, lone surrogates and any other text, as the fake Prowlarr and the
+    fake Plex send them (JSON escapes): the interactive search and its pick never answer 500, and the
+    automatic search and the library scan complete with clean text stored."""
+    from app.audiobook_requests.service import enqueue_search
+    from app.integrations.torrentfile import bencode
+    from app.jobs.queues import queue_names_for_group
+    from app.jobs.service import add_job
+    from app.models import PlexLibrary
+
+    from fakes.plex import FakePlex
+    from fakes.prowlarr import FakeRelease
+    from helpers import drain
+
+    plex = FakePlex().start()
+    use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key, PLEX_URL=plex.url,
+                 PLEX_TOKEN=plex.token, PLEX_LIBRARY_ID=plex.section, JOB_MAX_ATTEMPTS=1)
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    title, author = "The Way of Kings", "Brandon Sanderson"
+
+    @hypothesis_settings(FUZZ_SETTINGS, max_examples=OUTSIDE_EXAMPLES)
+    @given(texts=st.lists(TEXT, min_size=1, max_size=3), indexer=TEXT)
+    def fuzz(texts, indexer):
+        note(f"texts={texts!r} indexer={indexer!r}")
+        def torrent(name: str) -> bytes:  # a name's bytes as an indexer may send them: not always UTF-8
+            return bencode({"info": {"name": name.encode("utf-8", "surrogatepass") or b"x", "piece length": 16384,
+                                     "pieces": b"p" * 20, "length": 5}})
+
+        prowlarr.releases = [FakeRelease(f"{author} - {title} {text}", 700 * 1024 * 1024, seeders=5, indexer=indexer,
+                                         torrent=torrent(text)) for text in texts]
+        request = Request.create(audiobook=Audiobook.create(title=title, author=author), status="awaiting_search")
+        path = f"/api/requests/{request.id}/releases"
+        listed = client.get(path, headers=headers)
+        _assert_no_500(listed, path)
+        rows = listed.get_json().get("releases") or []
+        if rows:
+            _assert_no_500(client.post(path, json={"guid": rows[0]["guid"]}, headers=headers), path)
+
+        automatic = Request.create(audiobook=Audiobook.create(title=title, author=author), status="pending")
+        enqueue_search(automatic)
+        drain(queue_names_for_group("search_indexers"))
+        search = Job.get((Job.type == "search_indexers") & (Job.request == automatic.id))
+        assert search.status == "completed", search.error_message
+
+        plex.items = [plex.album(text, indexer) for text in texts]
+        scan = add_job("scan_plex", {})
+        drain(queue_names_for_group("scan_plex"))
+        assert Job.get_by_id(scan).status == "completed", Job.get_by_id(scan).error_message
+        stored = [value for row in PlexLibrary.select() for value in (row.title, row.author)]
+        assert not [value for value in stored if "\x00" in value or re.search("[\ud800-\udfff]", value)]
+
+    try:
+        fuzz()
+    finally:
+        plex.stop()

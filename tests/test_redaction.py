@@ -79,6 +79,22 @@ NEWLY_REDACTED = [
     ("SECRET_KEY: OOOO", f"SECRET_KEY: {R}"),
     ('{\\"apikey\\": \\"PPPP\\"}', f'{{\\"apikey\\": \\"{R}"}}'),  # JSON inside a JSON string
 ]
+ROUND_2 = [  # issue 18 item 7: each of these carried its secret through before
+    ("curl -H 'X-Api-Key 0123456789abcdef0123456789abcdef' http://p/api", f"curl -H 'X-Api-Key {R}' http://p/api"),
+    ("X-Plex-Token aB3dE5gH7jK9mN1pQ", f"X-Plex-Token {R}"),
+    ("http://t.example:2710/announce/0123456789abcdef0123456789abcdef/",
+     f"http://t.example:2710/announce/{R}/"),
+    ("http://t.example:2710/0123456789abcdef0123456789abcdef/announce", f"http://t.example:2710/{R}/announce"),
+    ("https://t.example/rss/download/12345/ab12cd34ef56gh78ij90/Book.torrent",
+     f"https://t.example/rss/download/12345/{R}/Book.torrent"),
+    ("Cookie: PHPSESSID=9f8e7d6c5b4a; path=/", f"Cookie: {R}"),
+    ("sent PHPSESSID=9f8e7d6c5b4a to the tracker", f"sent PHPSESSID={R} to the tracker"),
+    ("https://t.example/download.php?id=7&pass=0a1b2c3d", f"https://t.example/download.php?id=7&pass={R}"),
+    ("https://t.example/dl.php?id=7&hash=0a1b2c3d&x=1", f"https://t.example/dl.php?id=7&hash={R}&x=1"),
+    ("magnet:?tr=https%3A%2F%2Ft%2Fa%3Fpass%3DQQQQ%26x%3D1", f"magnet:?tr=https%3A%2F%2Ft%2Fa%3Fpass%3D{R}%26x%3D1"),
+    ("https://user:p@ss@host.example/x", f"https://user:{R}@host.example/x"),
+    ("postgresql://rmab:a@b@c@db:5432/rmab", f"postgresql://rmab:{R}@db:5432/rmab"),
+]
 NOT_REDACTED = [  # ordinary titles and prose with the words key, token, pass, secret, cookie, bearer, basic, sid
     "The Secret: A Novel",
     "The Secret Garden",
@@ -100,10 +116,19 @@ NOT_REDACTED = [  # ordinary titles and prose with the words key, token, pass, s
     "http://tracker/details.php?id=12&hit=1",
     "Sapiens: A Brief History of Humankind",
     "ÇA, Tome 1 : İstanbul",
+    # info hashes are public (every peer and magnet link has them): kept in our events and links
+    "Added 'Book' (0123456789abcdef0123456789abcdef01234567) to qbittorrent",
+    "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&dn=Book",
+    "http://qbt:8080/api/v2/torrents/info?hashes=0123456789abcdef0123456789abcdef01234567",
+    "http://t.example/torrent/0123456789abcdef0123456789abcdef01234567/Book.torrent",
+    "infohash=0123456789abcdef0123456789abcdef01234567 bypass=1",
+    "plex://album/5d07bcb0403c6402904a5ee2",
+    "missing X-Api-Key header",
+    "https://t.example/torrents/12345/download",
 ]
 
 
-@pytest.mark.parametrize("text,expected", REDACTED_TODAY + NEWLY_REDACTED)
+@pytest.mark.parametrize("text,expected", REDACTED_TODAY + NEWLY_REDACTED + ROUND_2)
 def test_each_pattern_redacts_the_value_and_keeps_the_name(text, expected):
     assert redact_text(text) == expected
 
@@ -184,7 +209,8 @@ def test_a_long_text_keeps_its_beginning_and_end_and_no_part_of_a_secret_at_the_
 # --- time -------------------------------------------------------------------------------------------------
 
 HOSTILE_SHAPES = ["a", "a=", "apikey=", "%3D", "token:", "apikey=a&", "passkey%3Dx%26", "Bearer abcdefg ",
-                  "basic sk-1 ", "://u:", "Cookie: a=", "key token pass secret sid ", "x y "]
+                  "basic sk-1 ", "://u:", "Cookie: a=", "key token pass secret sid ", "x y ",
+                  "http://a/0123456789abcdef01x/", "://u:p@@", "X-Api-Key abcdef1 ", "hash=pass=", "http://a/"]
 
 
 def _repeat(shape: str, size: int) -> str:
@@ -242,3 +268,27 @@ def test_the_job_page_shows_no_passkey_of_a_download_payload(admin_client):
     assert PASSKEY not in page and PASSKEY[:8] not in page
     assert f"passkey={R}" in page and f"torrent_pass={R}" in page and f"passkey%3D{R}" in page
     assert "The Secret: A Novel" in page
+
+
+# --- process logs at DEBUG (issue 18 item 7) ----------------------------------------------------------------
+
+LOGGED_PASSKEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+@pytest.mark.parametrize("process_log", ["debug"], indirect=True)
+def test_debug_lines_of_urllib3_and_rq_carry_no_passkey(process_log, prowlarr, redis_conn):
+    """urllib3 logs each request's path and query, RQ a job's call with its arguments: both pass the
+    redaction filter of the process's handler (a real capture at LOG_LEVEL=debug)."""
+    import requests
+    from rq import Queue, SimpleWorker
+
+    link = f"{prowlarr.url}/api/v1/system/status?id=7&passkey={LOGGED_PASSKEY}"
+    assert requests.get(link, headers={"X-Api-Key": prowlarr.api_key}, timeout=5).status_code == 200
+    queue = Queue("h8-log-redaction", connection=redis_conn)
+    queue.enqueue("builtins.len", link)
+    SimpleWorker([queue], connection=redis_conn).work(burst=True)
+
+    lines = process_log.getvalue().splitlines()
+    assert any("logger=urllib3" in line and f"passkey={R}" in line for line in lines), lines
+    assert any(line.startswith("ts=") and "logger=rq.worker" in line and f"passkey={R}" in line for line in lines)
+    assert not [line for line in lines if LOGGED_PASSKEY in line or LOGGED_PASSKEY[:12] in line]

@@ -2,7 +2,7 @@
 
 - 4: every malformed .torrent is a TorrentFileError; download_torrent skips a bad release for the next
   alternate, and fails at once, naming the releases, when every one failed for good.
-- 6: links parsed from Prowlarr carry no `apikey`, so a stored (redacted) payload runs again as it is.
+- 6: links parsed from Prowlarr carry no `apikey`, so a stored payload runs again as it is.
 - 13: the key goes to Prowlarr's origin only; at most MAX_REDIRECTS redirects are followed.
 The processor tests run download_torrent in-process against the fake Prowlarr and the real qbittorrent-nox.
 """
@@ -530,7 +530,7 @@ def test_a_redirect_loop_on_the_best_release_falls_back_to_the_alternate(pipelin
 
 
 def test_a_retried_download_job_runs_its_stored_payload(configure, qbittorrent, prowlarr, client):
-    """retry_job re-enqueues the stored (redacted) payload: its links must work as stored."""
+    """retry_job re-enqueues the stored payload (whole; redacted only when shown): its links work as stored."""
     configure(JOB_MAX_ATTEMPTS=1)
     title = f"Sixth of the Dusk {uuid.uuid4().hex[:6]}"
     torrent = _book(qbittorrent, title)

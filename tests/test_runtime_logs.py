@@ -5,7 +5,6 @@ the test PostgreSQL and Redis, and read what honcho prints, the way an admin rea
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -26,7 +25,6 @@ from app.jobs.service import add_job
 from app.logging_setup import (
     QuietChatter,
     StructuredFormatter,
-    configure_logging,
     format_keyvalue,
     quieted,
     record_fields,
@@ -316,22 +314,6 @@ def test_failure_reason(exc_string, reason):
 ])
 def test_end_status(failed, retries_left, stopped, result, status):
     assert end_status(failed=failed, retries_left=retries_left, stopped=stopped, result=result) == status
-
-
-@pytest.fixture
-def process_log():
-    """configure_logging as a process does, writing to a buffer; pytest's own handlers are untouched."""
-    stream = io.StringIO()
-    configure_logging("info", "keyvalue")
-    root = logging.getLogger()
-    ours = [h for h in root.handlers if getattr(h, "_rmab_handler", False)]
-    for handler in ours:
-        handler.setStream(stream)
-    level = root.level
-    yield stream
-    for handler in ours:
-        root.removeHandler(handler)
-    root.setLevel(level)
 
 
 def test_each_run_of_a_failing_job_writes_its_end_line_and_its_reason(settings_env, redis_conn, use_settings,

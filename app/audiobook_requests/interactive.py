@@ -2,8 +2,9 @@
 
 - `search_releases` runs the search now (SEARCH_TIMEOUT_SECONDS), ranks every result with the pipeline's
   ranking (app/pipeline/release_search.py) and keeps the results in Redis for RELEASES_TTL_SECONDS under
-  `rmab:releases:<request id>`, keyed by guid (Prowlarr's, else the link): the pick must name a release the
-  admin was shown, and it is downloaded exactly as listed (no second search that could answer differently).
+  `rmab:releases:<request id>`, keyed by guid (Prowlarr's, else the link; redacted as shown): the pick must
+  name a release the admin was shown, and it is downloaded exactly as listed (no second search that could
+  answer differently). The results are kept redacted; the links the pick needs are kept apart, whole.
 - `pick_release` queues download_torrent with that release alone (its rank ignored; the blocklist, read
   again at pick time, still refuses) after moving the request into `searching` (state.PICK_RELEASE_FROM).
 
@@ -26,10 +27,11 @@ from app.integrations.errors import ServiceError
 from app.integrations.prowlarr import ProwlarrClient
 from app.jobs.logger import create_job_logger
 from app.jobs.queues import get_redis
+from app.jobs.redact import redact
 from app.jobs.service import add_job, cancel_run
 from app.jobs.types import Priority
 from app.models import TERMINAL_JOB_STATUSES, Job, Request
-from app.pipeline.ranking import Release
+from app.pipeline.ranking import Ranked, Release
 from app.pipeline.release_search import (
     BLOCKLISTED,
     Blocklist,
@@ -38,12 +40,14 @@ from app.pipeline.release_search import (
     rank_all,
     release_key,
     release_row,
+    storable,
 )
 
 SEARCH_TIMEOUT_SECONDS = 30.0   # the admin waits for the answer: shorter than the worker's 60 s
 RELEASES_TTL_SECONDS = 3600
 EVENT_CONTEXT = "InteractiveSearch"
 _GUID_LIMIT = 4000
+_LINK_FIELDS = ("downloadUrl", "magnetUrl", "guid")
 
 
 def _key(request: Request) -> str:
@@ -68,10 +72,9 @@ def search_releases(request_id: str) -> list[dict[str, Any]]:
                                   timeout=SEARCH_TIMEOUT_SECONDS).search(f"{book.title} {book.author}")
     except ServiceError as exc:
         raise RequestError(f"Prowlarr search failed: {exc}", 502) from None
-    ranked = rank_all(releases, blocklist_of(request), book.title, book.author)
-    stored = {release_key(item.release): item.release.to_payload() for item in ranked}
+    ranked = rank_all(storable(releases)[0], blocklist_of(request), book.title, book.author)
     try:
-        get_redis().set(_key(request), json.dumps(stored), ex=RELEASES_TTL_SECONDS)
+        get_redis().set(_key(request), json.dumps(kept_for_pick(ranked)), ex=RELEASES_TTL_SECONDS)
     except RedisError as exc:
         raise RequestError(f"Redis is unavailable, the results could not be kept for a pick: {exc}", 503) from None
     return [release_row(item) for item in ranked]
@@ -82,11 +85,31 @@ def _stored_release(request: Request, guid: str) -> Release:
         raw = get_redis().get(_key(request))
     except RedisError as exc:
         raise RequestError(f"Redis is unavailable: {exc}", 503) from None
-    payload = json.loads(raw).get(guid) if raw else None  # type: ignore[arg-type]  # redis-py's sync reply
+    payload = release_for_pick(json.loads(raw), guid) if raw else None  # type: ignore[arg-type]  # sync reply
     if payload is None:
         raise RequestError(f"release {guid[:200]!r} is not among this request's last search results (they are "
                            f"kept {RELEASES_TTL_SECONDS // 60} min): search again", 404)
     return Release.from_payload(payload)
+
+
+def kept_for_pick(ranked: list[Ranked]) -> dict[str, Any]:
+    """What Redis keeps of a search, by the key the admin is shown (release_key, redacted): the results
+    redacted like anything shown, and apart from them the links a pick downloads (a tracker passkey
+    included: the indexer refuses a redacted one)."""
+    releases, links = {}, {}
+    for item in ranked:
+        key, payload = release_key(item.release), item.release.to_payload()
+        releases[key] = redact(payload)
+        links[key] = {name: payload[name] for name in _LINK_FIELDS}
+    return {"releases": releases, "links": links}
+
+
+def release_for_pick(kept: Any, key: str) -> dict[str, Any] | None:
+    """The release payload a pick of `key` downloads (links whole), or None when it was not kept."""
+    if not isinstance(kept, dict) or not isinstance(kept.get("releases"), dict):
+        return None  # not this shape (kept by an older version for an hour at most): search again
+    shown, links = kept["releases"].get(key), (kept.get("links") or {}).get(key)
+    return {**shown, **links} if isinstance(shown, dict) and isinstance(links, dict) else None
 
 
 def _guid(body: Any) -> str:

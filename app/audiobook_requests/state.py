@@ -9,6 +9,7 @@ from typing import Any
 import peewee
 from peewee import fn
 
+from app.audiobook_requests.messages import request_message
 from app.jobs import fence
 from app.models import Job, Request, utcnow
 
@@ -105,6 +106,8 @@ def transition(request_id: Any, target: RequestStatus, *, only_from: tuple[Reque
     sources = only_from or TRANSITIONS[target]
     if not set(sources) <= set(TRANSITIONS[target]):
         raise ValueError(f"{target.value} cannot be entered from {[s.value for s in sources]}")
+    if isinstance(fields.get("error_message"), str):  # users see it: never a database's own error text
+        fields["error_message"] = request_message(fields["error_message"])
     values: dict[str, Any] = {"status": target.value, "updated_at": utcnow(), **fields}
     return (Request.update(**values)
             .where((Request.id == request_id) & Request.status.in_([s.value for s in sources]) & _run_holds_lease())

@@ -10,7 +10,8 @@ from typing import Any
 import requests
 
 from app.integrations.errors import PermanentServiceError, TransientServiceError, classify_status
-from app.integrations.http import request
+from app.integrations.http import request_at_origin
+from app.validation import clean_text
 
 SERVICE = "Plex"
 ALBUM = 9
@@ -31,20 +32,25 @@ class PlexItem:
 
 
 def parse_item(data: Any) -> PlexItem | None:
+    """One album; None without a guid or title. Text is cleaned (validation.clean_text): one title with a
+    NUL or a lone surrogate must not fail the scan of a whole library."""
     if not isinstance(data, dict) or not data.get("guid") or not data.get("title"):
         return None
 
     def integer(value: Any) -> int | None:
         try:
             return int(value) if value is not None else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: JSON 1e999 is an infinite float
             return None
 
-    return PlexItem(rating_key=str(data.get("ratingKey", "")), guid=str(data["guid"]), title=str(data["title"]),
-                    author=str(data.get("parentTitle") or data.get("originalTitle") or ""),
+    def text(value: Any) -> str:
+        return clean_text(str(value)) if value else ""
+
+    return PlexItem(rating_key=clean_text(str(data.get("ratingKey", ""))), guid=text(data["guid"]),
+                    title=text(data["title"]), author=text(data.get("parentTitle") or data.get("originalTitle")),
                     year=integer(data.get("year")), duration_ms=integer(data.get("duration")),
-                    added_at=integer(data.get("addedAt")), summary=str(data.get("summary") or ""),
-                    thumb=str(data.get("thumb") or ""))
+                    added_at=integer(data.get("addedAt")), summary=text(data.get("summary")),
+                    thumb=text(data.get("thumb")))
 
 
 class PlexClient:
@@ -58,7 +64,8 @@ class PlexClient:
                                      "X-Plex-Client-Identifier": "readmeabook-jobs", "X-Plex-Product": "ReadMeABook"})
 
     def _get(self, path: str, params: dict | None = None, what: str = "request") -> dict:
-        response = request(self.session, SERVICE, "GET", f"{self.url}{path}", params=params, timeout=self.timeout)
+        response = request_at_origin(self.session, SERVICE, "PLEX_URL", "GET", f"{self.url}{path}", params=params,
+                                     timeout=self.timeout)
         if response.status_code == 404:
             raise PermanentServiceError(SERVICE, f"{what}: not found (check PLEX_LIBRARY_ID)", 404)
         if response.status_code != 200:

@@ -1,8 +1,10 @@
 """Prowlarr: release search and fetching a release link (GET /api/v1/search with X-Api-Key; proxy download links).
 
 The API key travels only in the X-Api-Key header, and only to Prowlarr's own origin (scheme, host and
-port of PROWLARR_URL). Links parsed from search results lose their `apikey` query parameter, so job
-payloads never carry the key: a stored payload (redacted) can be run again as it is.
+port of PROWLARR_URL): the JSON calls never follow a redirect, release links are followed by hand.
+Links parsed from search results lose their `apikey` query parameter, so job payloads never carry the
+key. A link's tracker passkey is kept (a re-run needs it; jobs.payload is redacted when shown); a link
+that holds a redaction marker lost its secret and is refused before any request.
 """
 from __future__ import annotations
 
@@ -13,13 +15,14 @@ from urllib.parse import unquote_plus, urljoin, urlsplit
 import requests
 
 from app.integrations.errors import PermanentServiceError, TransientServiceError, classify_status
-from app.integrations.http import request
+from app.integrations.http import REDIRECT_STATUSES, request, request_at_origin
+from app.jobs.redact import REDACTED
 from app.pipeline.ranking import Release
+from app.validation import clean_text
 
 AUDIOBOOK_CATEGORY = 3030
 SERVICE = "Prowlarr"
 MAX_REDIRECTS = 5
-REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -45,6 +48,12 @@ def without_api_key(url: str) -> str:
     return base + ("?" + "&".join(kept) if kept else "") + hash_mark + fragment
 
 
+def has_redaction_marker(url: str) -> bool:
+    """Whether `url` carries [REDACTED] (plain or percent-encoded, any case) where a secret was."""
+    folded = unquote_plus(unquote_plus(url)).upper()
+    return REDACTED in folded
+
+
 def origin(url: str) -> tuple[str, str, int | None] | None:
     """(scheme, host, port) with the scheme's default port filled in; None for a URL with a bad port."""
     parts = urlsplit(url)
@@ -64,28 +73,33 @@ def same_origin(url: str, other: str) -> bool:
 def _int(value: Any) -> int | None:
     try:
         return int(value) if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON 1e999 is an infinite float
         return None
 
 
+def _text(value: Any, default: str = "") -> str:
+    return clean_text(str(value)) if value not in (None, "") else default
+
+
 def _link(value: Any) -> str | None:
-    return without_api_key(value) if isinstance(value, str) and value else None
+    return without_api_key(clean_text(value)) if isinstance(value, str) and value else None
 
 
 def parse_release(item: Any) -> Release | None:
-    """One search result; None for entries that cannot be used (no title, no link). Links lose `apikey`."""
+    """One search result; None for entries that cannot be used (no title, no link). Links lose `apikey`;
+    text is cleaned (validation.clean_text): a NUL or a lone surrogate can neither be stored nor sent on."""
     if not isinstance(item, dict) or not isinstance(item.get("title"), str):
         return None
     download_url, magnet_url = _link(item.get("downloadUrl")), _link(item.get("magnetUrl"))
     if not download_url and not magnet_url:
         return None
     return Release(
-        title=item["title"], size=_int(item.get("size")) or 0, seeders=_int(item.get("seeders")),
-        leechers=_int(item.get("leechers")), indexer=str(item.get("indexer") or ""),
+        title=clean_text(item["title"]), size=_int(item.get("size")) or 0, seeders=_int(item.get("seeders")),
+        leechers=_int(item.get("leechers")), indexer=_text(item.get("indexer")),
         indexer_id=_int(item.get("indexerId")), download_url=download_url, magnet_url=magnet_url,
-        info_hash=item.get("infoHash") if isinstance(item.get("infoHash"), str) else None,
-        guid=without_api_key(str(item.get("guid") or "")), publish_date=str(item.get("publishDate") or ""),
-        protocol=str(item.get("protocol") or "torrent"))
+        info_hash=clean_text(item["infoHash"]) if isinstance(item.get("infoHash"), str) else None,
+        guid=without_api_key(_text(item.get("guid"))), publish_date=_text(item.get("publishDate")),
+        protocol=_text(item.get("protocol"), "torrent"))
 
 
 class ProwlarrClient:
@@ -103,8 +117,8 @@ class ProwlarrClient:
         return str(body.get("version") or "") if isinstance(body, dict) else ""
 
     def _get_json(self, path: str, what: str, params: list[tuple[str, str]] | None = None) -> Any:
-        response = request(self.session, SERVICE, "GET", f"{self.url}{path}", params=params,
-                           headers=self._key_header, timeout=self.timeout)
+        response = request_at_origin(self.session, SERVICE, "PROWLARR_URL", "GET", f"{self.url}{path}",
+                                     params=params, headers=self._key_header, timeout=self.timeout)
         if response.status_code != 200:
             raise classify_status(SERVICE, response.status_code, what, "PROWLARR_API_KEY")
         try:
@@ -129,6 +143,9 @@ class ProwlarrClient:
         tell "this release is unavailable" from "Prowlarr refused our key".
         """
         url = without_api_key(link)  # the header carries the key; a stored link's apikey may be [REDACTED]
+        if has_redaction_marker(url):
+            raise PermanentServiceError(SERVICE, "the release link holds a redacted secret ([REDACTED]: stored "
+                                                 "before links were kept whole): search again for a fresh link")
         if url.startswith("magnet:"):
             return ReleaseFile(magnet=url)
         for _ in range(MAX_REDIRECTS + 1):
@@ -154,7 +171,8 @@ class ProwlarrClient:
     def _release_file(self, url: str, response: requests.Response) -> ReleaseFile:
         service = self._service_for(url)
         if response.status_code != 200:
-            hint = "PROWLARR_API_KEY" if service == SERVICE else ""
+            # Prowlarr refuses a bad key with 401; a 403 on a release link is the indexer's answer it relays.
+            hint = "PROWLARR_API_KEY" if service == SERVICE and response.status_code == 401 else ""
             raise classify_status(service, response.status_code, "release download", hint)
         body = response.content
         if body.startswith(b"magnet:"):

@@ -10,6 +10,7 @@ from app.integrations.http import request
 from app.integrations.torrent import TorrentStatus
 from app.pipeline.download_state import qbittorrent_state
 from app.pipeline.torrent_placement import qbittorrent_location
+from app.validation import clean_text
 
 SERVICE = "qBittorrent"
 
@@ -134,13 +135,14 @@ class QBittorrentClient:
 
 def _status(item: dict) -> TorrentStatus:
     progress = float(item.get("progress") or 0)
-    save_path = str(item.get("save_path") or "")
-    name = str(item.get("name") or "")
-    content_path = str(item.get("content_path") or "") or (f"{save_path.rstrip('/')}/{name}" if save_path else "")
+    save_path = clean_text(str(item.get("save_path") or ""))
+    name = clean_text(str(item.get("name") or ""))
+    content_path = clean_text(str(item.get("content_path") or "")) or (
+        f"{save_path.rstrip('/')}/{name}" if save_path else "")
     return TorrentStatus(
         info_hash=str(item.get("hash", "")).lower(), name=name,
         state=qbittorrent_state(str(item.get("state")), progress),
-        raw_state=str(item.get("state")), progress=progress, downloaded=int(item.get("completed") or 0),
+        raw_state=clean_text(str(item.get("state"))), progress=progress, downloaded=int(item.get("completed") or 0),
         size=max(int(item.get("size") or 0), 0), download_speed=int(item.get("dlspeed") or 0),
         eta=int(item.get("eta") or 0), content_path=content_path, seeding_seconds=int(item.get("seeding_time") or 0),
         error="")

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlparse
 
+from app.validation import clean_text
+
 
 class TorrentFileError(ValueError):
     """Bytes that are not a valid .torrent, or a magnet URI without a usable info-hash."""
@@ -150,7 +152,7 @@ def _name(info: dict) -> str:
     name = info.get(b"name")
     if not isinstance(name, bytes):
         raise TorrentFileError("not a valid torrent file: the info name is missing or not a string")
-    return name.decode("utf-8", "replace")
+    return clean_text(name.decode("utf-8", "replace"))  # a NUL in a name from an indexer cannot be stored
 
 
 def _check_pieces(info: dict) -> None:
@@ -212,7 +214,7 @@ def parse_magnet(uri: str) -> Magnet:
         if match:
             raw = match.group(1)
             info_hash = raw.lower() if len(raw) == 40 else base64.b32decode(raw.upper()).hex()
-            return Magnet(info_hash, (query.get("dn") or [""])[0], uri)
+            return Magnet(info_hash, clean_text((query.get("dn") or [""])[0]), uri)
     raise TorrentFileError("magnet URI has no urn:btih info-hash")
 
 

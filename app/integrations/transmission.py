@@ -11,6 +11,7 @@ from app.integrations.http import request
 from app.integrations.torrent import TorrentStatus
 from app.pipeline.download_state import transmission_state
 from app.pipeline.torrent_placement import transmission_labels
+from app.validation import clean_text
 
 SERVICE = "Transmission"
 FIELDS = ["hashString", "name", "status", "percentDone", "totalSize", "sizeWhenDone", "leftUntilDone",
@@ -47,7 +48,7 @@ class TransmissionClient:
         except ValueError:
             raise TransientServiceError(SERVICE, f"{method} reply is not JSON") from None
         if reply.get("result") != "success":
-            raise PermanentServiceError(SERVICE, f"{method} failed: {str(reply.get('result'))[:200]}")
+            raise PermanentServiceError(SERVICE, f"{method} failed: {clean_text(str(reply.get('result')))[:200]}")
         return reply.get("arguments") or {}
 
     def version(self) -> str:
@@ -86,7 +87,7 @@ class TransmissionClient:
 def _status(item: dict) -> TorrentStatus:
     percent = float(item.get("percentDone") or 0)
     size = int(item.get("sizeWhenDone") or item.get("totalSize") or 0)
-    directory, name = str(item.get("downloadDir") or ""), str(item.get("name") or "")
+    directory, name = clean_text(str(item.get("downloadDir") or "")), clean_text(str(item.get("name") or ""))
     return TorrentStatus(
         info_hash=str(item.get("hashString", "")).lower(), name=name,
         state=transmission_state(int(item.get("status") or 0), percent, int(item.get("error") or 0),
@@ -95,4 +96,4 @@ def _status(item: dict) -> TorrentStatus:
         downloaded=max(size - int(item.get("leftUntilDone") or 0), 0) if size else int(item.get("downloadedEver") or 0),
         size=size, download_speed=int(item.get("rateDownload") or 0), eta=int(item.get("eta") or 0),
         content_path=f"{directory.rstrip('/')}/{name}" if directory else name,
-        seeding_seconds=int(item.get("secondsSeeding") or 0), error=str(item.get("errorString") or ""))
+        seeding_seconds=int(item.get("secondsSeeding") or 0), error=clean_text(str(item.get("errorString") or "")))

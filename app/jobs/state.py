@@ -66,13 +66,16 @@ _INSERT_JOB = ("INSERT INTO jobs (id, created_at, updated_at, request_id, rq_job
 
 def insert_job_row(*, job_id: uuid.UUID, job_type: str, payload: dict, priority: int, max_attempts: int,
                    request_id: Any, rq_job_id: str, run_at: datetime | None, scheduled_job_id: Any = None) -> None:
-    """The row every run starts with: `pending`, or `delayed` when it is due later."""
+    """The row every run starts with: `pending`, or `delayed` when it is due later.
+
+    The payload is stored whole: it is what a retry or a recovery runs again (a release link's tracker
+    passkey included); it is redacted where it is shown (the job page's pretty_json), like everything else."""
     status = S.DELAYED if run_at is not None else S.PENDING
     now = utcnow()
     _execute(_INSERT_JOB, (
         _uuid_param(job_id), now, now, _uuid_param(request_id) if request_id else None, rq_job_id, job_type,
         status.value,
-        priority, max_attempts, json.dumps(redact(payload, _secrets()), allow_nan=False),
+        priority, max_attempts, json.dumps(payload, allow_nan=False),
         _uuid_param(scheduled_job_id) if scheduled_job_id else None, run_at, False))
 
 
@@ -105,7 +108,7 @@ def mark_waiting_for_poll(job_id: Any, delay: float, payload: dict, token: str) 
     """A polling job (monitor_download) ends this run and comes back in `delay` s: `delayed`, same row,
     no attempt spent; its payload carries the poll state forward."""
     now = utcnow()
-    return (Job.update(status=S.DELAYED.value, polling=True, polls=Job.polls + 1, payload=redact(payload, _secrets()),
+    return (Job.update(status=S.DELAYED.value, polling=True, polls=Job.polls + 1, payload=payload,
                        run_at=now + timedelta(seconds=delay), error_message=None, updated_at=now, run_token=None)
             .where((Job.id == job_id) & (Job.status == S.ACTIVE.value) & (Job.run_token == token)).execute()) == 1
 

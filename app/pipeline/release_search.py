@@ -9,7 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from app.jobs.redact import redact_text
 from app.pipeline.ranking import Ranked, Release, acceptable, normalize, rank_releases
+from app.validation import INT4_MAX, INT8_MAX, out_of_range, too_long
 
 MAX_ALTERNATES = 10
 BLOCKLISTED = "blocklisted"
@@ -38,6 +40,26 @@ class Blocklist:
         if normalize(release.title) in self.titles:
             return True
         return release.info_hash is not None and release.info_hash.lower() in self.hashes
+
+
+def storage_problem(release: Release) -> str | None:
+    """Why a release cannot be recorded as a download (download_history: indexer varchar, seeders and
+    leechers integer, size bigint); None when it can. The search skips such a result instead of failing."""
+    return (too_long("indexer name", release.indexer) or out_of_range("seeders", release.seeders, INT4_MAX)
+            or out_of_range("leechers", release.leechers, INT4_MAX) or out_of_range("size", release.size, INT8_MAX))
+
+
+def storable(releases: Iterable[Release]) -> tuple[list[Release], list[tuple[Release, str]]]:
+    """(the releases that can be stored, the others with why not)."""
+    kept: list[Release] = []
+    skipped: list[tuple[Release, str]] = []
+    for release in releases:
+        problem = storage_problem(release)
+        if problem is None:
+            kept.append(release)
+        else:
+            skipped.append((release, problem))
+    return kept, skipped
 
 
 def has_seeders(release: Release) -> bool:
@@ -77,8 +99,9 @@ def rank_all(releases: list[Release], blocklist: Blocklist, title: str, author: 
 
 
 def release_key(release: Release) -> str:
-    """How a client names a release it picks: Prowlarr's guid, else its link, else its title."""
-    return release.guid or release.download_url or release.magnet_url or release.title
+    """How a client names a release it picks: Prowlarr's guid, else its link, else its title; redacted, as
+    it is shown (a tracker's guid or link may carry the passkey)."""
+    return redact_text(release.guid or release.download_url or release.magnet_url or release.title)
 
 
 def release_row(item: Ranked) -> dict[str, Any]:

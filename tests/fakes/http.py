@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,3 +27,33 @@ def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
     # a short poll: shutdown() waits up to one interval, and every test stops its fakes
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
+
+
+# What a Recorder answers: (status, body, content type, headers), from the request's path and headers.
+Answer = tuple[int, bytes, str, dict]
+
+
+class Recorder:
+    """A loopback server on its own port that records every request ({method, path, headers}, header names
+    lower case) and answers each with `answer(path, headers)`: an indexer, a collector a redirect points at,
+    a redirecting proxy."""
+
+    def __init__(self, answer: Callable[[str, dict], Answer]):
+        self.requests: list[dict] = []
+        recorder = self
+
+        class Handler(QuietHandler):
+            def _any(self) -> None:
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                recorder.requests.append({"method": self.command, "path": self.path, "headers": headers})
+                status, body, content_type, extra = answer(self.path, headers)
+                self._send(status, body, content_type, extra)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _any  # noqa: N815
+
+        self.server = serve(Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

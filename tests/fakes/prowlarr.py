@@ -9,6 +9,8 @@ proxy download links).
   downloadUrl/magnetUrl as Prowlarr proxy links `/<indexerId>/download?apikey=…&link=…&file=…`;
 - /api/v1/system/status (the health check) answers `{appName, instanceName, version, …}` after
   `status_delay` seconds (a slow server, for timeouts);
+- text goes out as JSON escapes: a NUL or a lone surrogate that a hostile indexer put in a title arrives as
+  `\\u0000` or `\\ud800` (json.dumps writes them so), as the attack on a real stack delivered them;
 - a proxy link answers .torrent bytes, a 301 to a magnet or to any URL (`redirect`), or an error (429 with
   Retry-After, 500) with a Newznab XML body.
 """
@@ -35,6 +37,8 @@ class FakeRelease:
     indexer_id: int = 4
     leechers: int | None = 1
     info_hash: str | None = None
+    link: str | None = None           # the result's downloadUrl as given (an indexer's own link, e.g. with a
+    #                                   passkey) instead of a Prowlarr proxy link
 
 
 @dataclass
@@ -92,11 +96,12 @@ class FakeProwlarr:
                 results = []
                 for index, release in enumerate(fake.releases):
                     link = (f"{base}/{release.indexer_id}/download"
-                            f"?apikey={fake.api_key}&link={index}&file={quote(release.title)}")
+                            f"?apikey={fake.api_key}&link={index}&file={quote(release.title, errors='surrogatepass')}")
                     item = {"guid": f"https://tracker.example/torrents/{index}", "age": 3, "size": release.size,
                             "indexerId": release.indexer_id, "indexer": release.indexer, "title": release.title,
                             "sortTitle": release.title.lower(), "publishDate": "2024-05-01T12:34:56Z",
-                            "downloadUrl": link, "magnetUrl": link, "protocol": "torrent",
+                            "downloadUrl": release.link or link, "magnetUrl": release.link or link,
+                            "protocol": "torrent",
                             "categories": [{"id": 3030, "name": "Audio/Audiobook", "subCategories": []}],
                             "seeders": release.seeders, "leechers": release.leechers, "infoHash": release.info_hash}
                     results.append({k: v for k, v in item.items() if v is not None})  # WhenWritingNull

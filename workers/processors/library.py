@@ -13,6 +13,7 @@ from app.jobs.logger import JobLogger, create_job_logger
 from app.jobs.queues import get_redis
 from app.jobs.service import cancel_run
 from app.library.matching import BookQuery, LibraryIndex, LibraryItem, Match, item_asin
+from app.library.plex_rows import item_problem
 from app.models import TERMINAL_JOB_STATUSES, Audiobook, Job, PlexLibrary, Request, utcnow
 from workers.processors import register
 
@@ -43,8 +44,9 @@ def _upsert_sql(rows: int, param: str) -> str:
             + " ON CONFLICT (plex_guid) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in _UPDATED))
 
 
-def _upsert(items: Iterable[PlexItem], library_id: str) -> set[str]:
-    """Insert or update plex_library rows by guid, in batches; returns the guids seen."""
+def _upsert(items: Iterable[PlexItem], library_id: str, log: JobLogger) -> set[str]:
+    """Insert or update plex_library rows by guid, in batches; returns the guids seen. An item that cannot
+    be stored (plex_rows.item_problem) is skipped with an event; its row, if any, is kept as it was."""
     db = database.obj
     seen: set[str] = set()
     batch: list[tuple] = []
@@ -59,6 +61,10 @@ def _upsert(items: Iterable[PlexItem], library_id: str) -> set[str]:
         if item.guid in seen:
             continue
         seen.add(item.guid)
+        problem = item_problem(item)
+        if problem is not None:
+            log.warning(f"Skipped Plex item {item.title[:200]!r}: {problem}")
+            continue
         batch.append((uuid.uuid4().hex, item.guid, item.rating_key, item.title, item.author or "Unknown Author",
                       item.year, item.duration_ms, item.added_at and _epoch(item.added_at),
                       item_asin(LibraryItem(item.guid, item.title)), library_id, now, now, now, item.summary[:5000],
@@ -184,7 +190,7 @@ def process_scan(payload: dict) -> dict:
         log.warning("Another library scan is running; this one is skipped")
         return {"success": False, "skipped": True, "reason": "scan already running"}
     try:
-        seen = _upsert(client.albums(library_id), library_id)
+        seen = _upsert(client.albums(library_id), library_id, log)
         removed = _remove_stale(library_id, seen, log) if seen else 0  # an empty scan never empties the table
         matched = match_downloaded(log)
     finally:
@@ -202,7 +208,7 @@ def process_recently_added(payload: dict) -> dict:
     if plex is None:
         return {"success": False, "skipped": True}
     client, library_id = plex
-    seen = _upsert(client.recently_added(library_id, 10), library_id)
+    seen = _upsert(client.recently_added(library_id, 10), library_id, log)
     matched = match_downloaded(log)
     return {"success": True, "checked": len(seen), "matchedDownloads": len(matched)}
 

@@ -11,7 +11,7 @@ from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
 from app.jobs.types import Priority
 from app.models import Request, utcnow
-from app.pipeline.release_search import MAX_ALTERNATES, automatic_search, download_payload
+from app.pipeline.release_search import MAX_ALTERNATES, automatic_search, download_payload, storable
 from workers.context import fail_request_if_final
 from workers.processors import register
 
@@ -32,6 +32,9 @@ def process_search(payload: dict) -> dict:
     except ServiceError as exc:
         fail_request_if_final(request_id, exc, log, "Search")
         raise
+    releases, unstorable = storable(releases)
+    for release, problem in unstorable:  # one odd result must not fail the search of the others
+        log.warning(f"Skipped result {release.title[:200]!r} from {release.indexer[:100] or '?'}: {problem}")
     blocklist = blocklist_for(request_id)
     found = automatic_search(releases, blocklist, book["title"], book["author"])  # every result ranked before any cut
     log.info(f"{len(releases)} results, {found.seeded} with seeders, {found.blocked} blocklisted",
