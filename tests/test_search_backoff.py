@@ -94,6 +94,7 @@ def _retry_missing_at(monkeypatch, now: datetime) -> dict:
     return Job.get_by_id(job_id).result
 
 
+@pytest.mark.slow  # four searches and a download through in-process workers: over a second
 def test_a_release_that_appears_after_fruitless_searches_is_grabbed_at_the_next_due_search(
         client, configured, fake_client, monkeypatch, tmp_path):
     title = "The Way of Kings"
@@ -170,6 +171,18 @@ def test_an_admin_retry_and_a_release_picked_by_hand_reset_the_back_off(client, 
     assert picked.status_code == 202, picked.get_json()
     picked_row = Request.get_by_id(waiting.id)
     assert (picked_row.status, picked_row.fruitless_searches, picked_row.next_search_at) == ("searching", 0, None)
+
+
+def test_an_admin_retry_of_a_failed_search_job_resets_the_back_off(client, redis_conn):
+    request = Request.create(audiobook=Audiobook.create(title="Skyward", author=AUTHOR), status="failed",
+                             error_message="Prowlarr is down", fruitless_searches=6,
+                             next_search_at=utcnow() + timedelta(hours=8))
+    failed = Job.create(type="search_indexers", status="failed", request=request, error_message="boom", payload={
+        "requestId": str(request.id), "audiobook": {"id": str(request.audiobook_id), "title": "Skyward",
+                                                    "author": AUTHOR, "asin": None}})
+    assert client.post(f"/api/admin/job-retry/{failed.id}", headers=BEARER).status_code == 200
+    row = Request.get_by_id(request.id)
+    assert (row.status, row.fruitless_searches, row.next_search_at) == ("searching", 0, None)
 
 
 @pytest.mark.slow  # the first poll comes 3 s after the add

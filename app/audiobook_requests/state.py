@@ -135,7 +135,8 @@ def reenter_step_for_retry(request_id: Any, job_type: str) -> bool:
     processors' TRANSITIONS stay strict, so a stale job of a failed request never resurrects it.
     """
     step = STEP_STATUS[job_type]
-    return (Request.update(status=step.value, error_message=None, updated_at=utcnow())
+    fresh_search = SEARCH_BACKOFF_CLEARED if step is R.SEARCHING else {}  # an admin's retry: back-off afresh
+    return (Request.update(status=step.value, error_message=None, **fresh_search, updated_at=utcnow())
             .where((Request.id == request_id) & (Request.status == R.FAILED.value)).execute()) == 1
 
 
