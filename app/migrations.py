@@ -129,6 +129,25 @@ def _v9_search_backoff_and_blocklist_indexer(db: peewee.Database) -> None:
         run(*operations)
 
 
+OLD_RETRY_MISSING_CRON, RETRY_MISSING_CRON = "0 0 * * *", "*/5 * * * *"
+
+
+def _v10_fruitless_searches_and_frequent_retry(db: peewee.Database) -> None:
+    """requests.fruitless_searches: searches in a row that found nothing usable, which set the back-off of
+    the next one (app/pipeline/search_backoff.py). Retry Missing Torrents now runs every 5 minutes and
+    searches only the requests that are due: a row still on the old daily default moves to the new cron
+    (next_run NULL: the timer starts it from the next tick); a cron an admin set stays."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run
+
+    if not _has_column(db, "requests", "fruitless_searches"):
+        migrator = SchemaMigrator.from_database(db)
+        run(migrator.add_column("requests", "fruitless_searches", peewee.IntegerField(default=0)))
+    p = db.param  # ? on SQLite, %s on PostgreSQL
+    db.execute_sql(f"UPDATE scheduled_jobs SET schedule = {p}, next_run = NULL WHERE type = {p} AND schedule = {p}",
+                   (RETRY_MISSING_CRON, "retry_missing_torrents", OLD_RETRY_MISSING_CRON))
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _v1_initial),
@@ -140,6 +159,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (7, "leaner job indexes", _v7_leaner_job_indexes),
     (8, "one spelling per download status", _v8_one_download_status_spelling),
     (9, "search back-off per request, blocklist indexer", _v9_search_backoff_and_blocklist_indexer),
+    (10, "fruitless searches in a row; Retry Missing Torrents every 5 minutes",
+     _v10_fruitless_searches_and_frequent_retry),
 ]
 
 

@@ -133,6 +133,8 @@ class Request(BaseModel):
     last_search_at = peewee.DateTimeField(null=True)
     # While awaiting_search: when retry_missing_torrents searches again (back-off per request, migration 9).
     next_search_at = peewee.DateTimeField(null=True)
+    # Searches in a row that found nothing usable: the back-off of the next one (migration 10).
+    fruitless_searches = peewee.IntegerField(default=0)
     last_import_at = peewee.DateTimeField(null=True)
     completed_at = peewee.DateTimeField(null=True)
 

@@ -20,8 +20,8 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 ADMIN_PASSWORD = "correct horse battery"
 API_TOKEN = "test-api-token-0123456789"
 
-__all__ = ["ADMIN_PASSWORD", "API_TOKEN", "HOSTILE", "ROOT", "TEST_DATABASE_URL", "TEST_REDIS_URL", "drain",
-           "client_labels", "make_settings", "serve_app", "start_process", "stop_process", "wait_for"]
+__all__ = ["ADMIN_PASSWORD", "API_TOKEN", "HOSTILE", "ROOT", "TEST_DATABASE_URL", "TEST_REDIS_URL", "client_labels",
+           "csrf_token", "drain", "make_settings", "serve_app", "start_process", "stop_process", "wait_for"]
 
 
 def make_settings(tmp_path: Path, **overrides):
@@ -145,6 +145,13 @@ def serve_app(flask_app) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def csrf_token(client, path: str = "/admin/logs") -> str:
+    """The CSRF token of a logged-in test client's session, read from a page's forms."""
+    import re
+
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
 
 
 # --- browser tests ---------------------------------------------------------------------------------------

@@ -5,7 +5,14 @@ import logging
 import re
 from typing import Any
 
-from app.audiobook_requests.state import ACTIVE, RETRY_IMPORT_FROM, RETRY_SEARCH_FROM, R, transition
+from app.audiobook_requests.state import (
+    ACTIVE,
+    RETRY_IMPORT_FROM,
+    RETRY_SEARCH_FROM,
+    SEARCH_BACKOFF_CLEARED,
+    R,
+    transition,
+)
 from app.errors import AppError
 from app.jobs.service import add_job, cancel_run, job_to_dict
 from app.jobs.types import Priority
@@ -173,7 +180,7 @@ def retry_request(request_id: str) -> str:
     """Re-run the step that failed: the search (failed, awaiting_search) or the import (warn, awaiting_import)."""
     request = get_request(request_id)
     if request.status in RETRY_SEARCH_FROM:
-        if not transition(request.id, R.PENDING, error_message=None, progress=0):
+        if not transition(request.id, R.PENDING, error_message=None, progress=0, **SEARCH_BACKOFF_CLEARED):
             raise RequestError(f"request moved on (now {Request.get_by_id(request.id).status}); not retried", 409)
         return enqueue_search(request)
     if request.status in RETRY_IMPORT_FROM:

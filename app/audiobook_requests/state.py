@@ -83,6 +83,11 @@ TRANSITIONS: dict[RequestStatus, tuple[RequestStatus, ...]] = {
 PICK_RELEASE_FROM = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.FAILED, R.WARN, R.AWAITING_IMPORT)
 
 
+# The search back-off starts afresh (app/pipeline/search_backoff.py): a search found a release, an admin
+# retried the search or picked a release by hand.
+SEARCH_BACKOFF_CLEARED: dict[str, Any] = {"fruitless_searches": 0, "next_search_at": None}
+
+
 def allowed(current: str, target: RequestStatus) -> bool:
     return current in {s.value for s in TRANSITIONS[target]}
 
@@ -133,7 +138,8 @@ def reenter_step_for_retry(request_id: Any, job_type: str) -> bool:
     processors' TRANSITIONS stay strict, so a stale job of a failed request never resurrects it.
     """
     step = STEP_STATUS[job_type]
-    return (Request.update(status=step.value, error_message=None, updated_at=utcnow())
+    fresh_search = SEARCH_BACKOFF_CLEARED if step is R.SEARCHING else {}  # an admin's retry: back-off afresh
+    return (Request.update(status=step.value, error_message=None, **fresh_search, updated_at=utcnow())
             .where((Request.id == request_id) & (Request.status == R.FAILED.value)).execute()) == 1
 
 
@@ -143,9 +149,16 @@ def enter_search_for_pick(request_id: Any) -> bool:
     request is in any other status. Like reenter_step_for_retry, a way in that the processors' TRANSITIONS
     do not offer (not from `failed` there, so a stale search never resurrects a failed request)."""
     return (Request.update(status=R.SEARCHING.value, error_message=None, progress=0, import_attempts=0,
-                           updated_at=utcnow())
+                           **SEARCH_BACKOFF_CLEARED, updated_at=utcnow())
             .where((Request.id == request_id) & Request.status.in_([s.value for s in PICK_RELEASE_FROM]))
             .execute()) == 1
+
+
+def clear_search_backoff(request_id: Any) -> bool:
+    """A search found a usable release: a later fruitless search waits the shortest delay again. Fenced
+    like a transition; the status is left as it is."""
+    return (Request.update(**SEARCH_BACKOFF_CLEARED)
+            .where((Request.id == request_id) & _run_holds_lease()).execute()) == 1
 
 
 def update_progress(request_id: Any, progress: int) -> bool:

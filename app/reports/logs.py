@@ -13,10 +13,10 @@ from typing import Any
 from app.errors import AppError
 from app.jobs.logger import EVENT_LEVELS
 from app.models import Audiobook, Job, JobEvent, JobStatus, Request, status_values
+from app.reports.pagination import PAGE_SIZES as PAGE_SIZES  # the logs page's size choices
+from app.reports.pagination import PageError, fetch_page, parse_page
 from app.validation import text_problem
 
-PAGE_SIZES = (25, 50, 100)
-MAX_PAGE = 100_000  # deeper pages are useless and their OFFSET would overflow PostgreSQL's bigint
 # The query args that are filters: the only ones passed on to links (and by the old /admin/jobs URL).
 FILTER_ARGS = ("status", "type", "level", "since", "until", "q", "errors", "page", "per_page")
 
@@ -89,15 +89,9 @@ def _text(args: Any, name: str, limit: int) -> str:
 
 def _page(args: Any) -> tuple[int, int]:
     try:
-        page = int(args.get("page") or 1)
-        per_page = int(args.get("per_page") or 25)
-    except ValueError:
-        raise LogsQueryError("page and per_page must be numbers") from None
-    if not 1 <= page <= MAX_PAGE:
-        raise LogsQueryError(f"page must be a whole number from 1 to {MAX_PAGE}")
-    if per_page not in PAGE_SIZES:
-        raise LogsQueryError(f"per_page must be one of {', '.join(map(str, PAGE_SIZES))}")
-    return page, per_page
+        return parse_page(args)
+    except PageError as exc:
+        raise LogsQueryError(str(exc)) from None
 
 
 def parse_filter(args: Any) -> LogsFilter:
@@ -147,9 +141,7 @@ def _query(f: LogsFilter):
 
 def search_jobs(f: LogsFilter) -> tuple[list[Job], bool]:
     """One page, newest first; `has_next` from fetching one row more (no COUNT over a long history)."""
-    rows = list(_query(f).order_by(Job.created_at.desc(), Job.id.desc())
-                .offset((f.page - 1) * f.per_page).limit(f.per_page + 1))
-    return rows[: f.per_page], len(rows) > f.per_page
+    return fetch_page(_query(f).order_by(Job.created_at.desc(), Job.id.desc()), f.page, f.per_page)
 
 
 def related_items(jobs: list[Job]) -> dict[str, dict[str, str]]:

@@ -21,7 +21,9 @@ ADMIN = "admin"
 DEFAULT_SCHEDULES: list[tuple[str, str, str, bool]] = [
     ("Library Scan", "scan_plex", "0 */6 * * *", True),
     ("Recently Added Check", "plex_recently_added_check", "*/5 * * * *", True),
-    ("Retry Missing Torrents", "retry_missing_torrents", "0 0 * * *", False),
+    # every 5 min, searching only the requests whose back-off is over (app/pipeline/search_backoff.py);
+    # migration 10 moved rows still on the old daily default "0 0 * * *"
+    ("Retry Missing Torrents", "retry_missing_torrents", "*/5 * * * *", False),
     ("Retry Failed Imports", "retry_failed_imports", "0 */6 * * *", False),
     ("Cleanup Seeded Torrents", "cleanup_seeded_torrents", "*/30 * * * *", False),
     ("Job History Cleanup", "cleanup_job_history", "30 3 * * *", False),

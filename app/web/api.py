@@ -10,6 +10,7 @@ from app.jobs.queues import get_redis
 from app.jobs.service import get_job, job_to_dict
 from app.models import ScheduledJob
 from app.reports import logs as logs_query
+from app.reports.pagination import pagination
 from app.reports.queue_stats import requeue_message
 from app.reports.workers import live_workers_by_group
 from app.schedules import service as schedules
@@ -98,6 +99,4 @@ def logs():
             item["events"] = [{"level": e.level, "context": e.context, "message": e.message, "metadata": e.metadata,
                                "createdAt": e.created_at.isoformat() + "Z"} for e in events.get(str(job.id), [])]
         items.append(item)
-    return jsonify(success=True, jobs=items,
-                   pagination={"page": filters.page, "perPage": filters.per_page, "hasNext": has_next,
-                               "hasPrevious": filters.page > 1})
+    return jsonify(success=True, jobs=items, pagination=pagination(filters.page, filters.per_page, has_next))

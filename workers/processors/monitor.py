@@ -5,10 +5,12 @@ import time
 from dataclasses import replace
 
 from app.audiobook_requests.blocklist import block_release
+from app.audiobook_requests.service import enqueue_search
 from app.audiobook_requests.state import R, transition, update_progress
 from app.config import get_settings
 from app.integrations.errors import PermanentServiceError, ServiceError, TransientServiceError
 from app.integrations.torrent import TorrentStatus, download_client
+from app.jobs.errors import EnqueueFailed
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
 from app.jobs.types import Priority
@@ -103,8 +105,8 @@ def process_monitor(payload: dict) -> dict | Reschedule:
         return _complete(request_id, payload, status, log)
     if status.state is DownloadState.FAILED:
         reason = f"the client reports an error: {status.error or status.raw_state}"
-        _blocklist_and_requeue(request_id, payload, status, reason, log, remove=False, to_failed=True)
-        return {"success": False, "failed": True, "state": status.raw_state}
+        search_job = _blocklist_and_search_again(request_id, payload, status, reason, log, remove=False)
+        return {"success": False, "failed": True, "state": status.raw_state, "searchJobId": search_job}
 
     decision = decide_poll(poll, now, percent=percent, downloaded=status.downloaded, progress=status.progress,
                            allowed=counts_toward_stall(status.state),
@@ -119,8 +121,8 @@ def process_monitor(payload: dict) -> dict | Reschedule:
     if decision.outcome is PollOutcome.STALLED:
         reason = (f"no progress for {int(decision.motionless)} s (limit {settings.download_stall_limit_seconds} s, "
                   f"state {status.raw_state}, {percent}%)")
-        _blocklist_and_requeue(request_id, payload, status, reason, log, remove=True, to_failed=False)
-        return {"success": False, "stalled": True, "reason": reason}
+        search_job = _blocklist_and_search_again(request_id, payload, status, reason, log, remove=True)
+        return {"success": False, "stalled": True, "reason": reason, "searchJobId": search_job}
     return Reschedule(decision.delay, decision.poll.to_payload())
 
 
@@ -137,8 +139,12 @@ def _complete(request_id: str, payload: dict, status: TorrentStatus, log) -> dic
             "organizeJobId": job_id}
 
 
-def _blocklist_and_requeue(request_id: str, payload: dict, status: TorrentStatus, reason: str, log, *, remove: bool,
-                           to_failed: bool) -> None:
+def _blocklist_and_search_again(request_id: str, payload: dict, status: TorrentStatus, reason: str, log, *,
+                                remove: bool) -> str | None:
+    """A stalled or errored download: blocklist its release, back to awaiting_search and search again at once
+    (the next best release is grabbed if there is one). Returns the search's job id (None when the request
+    moved on meanwhile, or Redis refused the job: then retry_missing_torrents searches within 5 minutes,
+    since next_search_at is now)."""
     history = DownloadHistory.get_by_id(payload["downloadHistoryId"])
     if remove:
         _remove_stalled(request_id, payload["downloadClient"], status, log)
@@ -146,13 +152,20 @@ def _blocklist_and_requeue(request_id: str, payload: dict, status: TorrentStatus
                   indexer=history.indexer_name, reason=reason)
     DownloadHistory.update(download_status=DownloadStatus.FAILED.value, download_error=reason).where(
         DownloadHistory.id == history.id).execute()
-    if to_failed:
-        transition(request_id, R.FAILED, only_from=(R.DOWNLOADING,), error_message=f"Download failed: {reason}")
-        log.error(f"Download failed: {reason}; release blocklisted")
-    else:
-        transition(request_id, R.AWAITING_SEARCH, only_from=(R.DOWNLOADING,),
-                   error_message=f"Download stalled ({reason}); release blocklisted, searching again later")
-        log.warning(f"Download stalled: {reason}; release blocklisted, request back to awaiting_search")
+    what = "stalled" if remove else "failed"
+    if not transition(request_id, R.AWAITING_SEARCH, only_from=(R.DOWNLOADING,), next_search_at=utcnow(),
+                      error_message=f"Download {what} ({reason}); release blocklisted, searching again"):
+        log.warning(f"Download {what}: {reason}; release blocklisted, but the request moved on: no new search")
+        return None
+    try:
+        job_id = enqueue_search(Request.get_by_id(request_id))
+    except EnqueueFailed as exc:
+        log.warning(f"Download {what}: {reason}; release blocklisted, request awaiting_search; the search could "
+                    f"not be queued now ({exc}): Retry Missing Torrents runs it within 5 minutes")
+        return None
+    log.warning(f"Download {what}: {reason}; release blocklisted, request back to awaiting_search and searched "
+                f"again now (search job {job_id})", {"searchJobId": job_id})
+    return job_id
 
 
 def _remove_stalled(request_id: str, client_kind: str, status: TorrentStatus, log) -> None:

@@ -1,9 +1,12 @@
 """search_indexers: Prowlarr search → ranking → download_torrent with the best result and alternates."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from app.audiobook_requests.blocklist import blocklist_for
-from app.audiobook_requests.service import enqueue_search, least_recently_tried
-from app.audiobook_requests.state import R, transition
+from app.audiobook_requests.search_schedule import due_for_search, waiting_count
+from app.audiobook_requests.service import enqueue_search
+from app.audiobook_requests.state import R, clear_search_backoff, transition
 from app.config import get_settings
 from app.integrations.errors import ServiceError
 from app.integrations.prowlarr import ProwlarrClient
@@ -12,6 +15,7 @@ from app.jobs.service import add_job
 from app.jobs.types import Priority
 from app.models import Request, utcnow
 from app.pipeline.release_search import MAX_ALTERNATES, automatic_search, download_payload, storable
+from app.pipeline.search_backoff import describe_delay, search_delay
 from workers.context import fail_request_if_final
 from workers.processors import register
 
@@ -21,7 +25,9 @@ def process_search(payload: dict) -> dict:
     request_id, book = payload["requestId"], payload["audiobook"]
     log = create_job_logger(payload["jobId"], "SearchIndexers")
 
-    if not transition(request_id, R.SEARCHING, last_search_at=utcnow(), search_attempts=Request.search_attempts + 1):
+    request, started = Request.get_or_none(Request.id == request_id), utcnow()
+    if request is None or not transition(request_id, R.SEARCHING, last_search_at=started, next_search_at=None,
+                                         search_attempts=Request.search_attempts + 1):
         log.warning("Request is no longer waiting for a search; nothing to do")
         return {"success": False, "skipped": True}
     settings = get_settings()
@@ -41,26 +47,48 @@ def process_search(payload: dict) -> dict:
              {"top": [r.summary() for r in found.ranked[:3]]})
     usable = found.usable
     if not usable:
-        message = "No usable torrents found. Will retry automatically."
-        transition(request_id, R.AWAITING_SEARCH, only_from=(R.SEARCHING,), error_message=message)
-        log.warning(message)
-        return {"success": False, "message": message, "resultsCount": len(releases)}
+        return _wait_for_a_release(request_id, started, request.fruitless_searches + 1, len(releases), found.blocked,
+                                   log)
     best, alternates = usable[0], usable[1:1 + MAX_ALTERNATES]
     job_id = add_job("download_torrent", download_payload(request_id, book, best.release,
                                                           [r.release for r in alternates]), priority=Priority.HIGH)
-    log.info(f"Selected {best.release.title!r} (score {best.score:.1f}); download job {job_id}")
+    clear_search_backoff(request_id)
+    log.info(f"Found and grabbed {best.release.title!r} from {best.release.indexer or 'an indexer'} "
+             f"(score {best.score:.1f}, {len(alternates)} alternates); download job {job_id}")
     return {"success": True, "resultsCount": len(releases), "downloadJobId": job_id,
             "selectedTorrent": {"title": best.release.title, "score": round(best.score, 1),
                                 "seeders": best.release.seeders}}
+
+
+def _wait_for_a_release(request_id: str, started: datetime, fruitless: int, results: int, blocked: int, log) -> dict:
+    """Nothing usable: awaiting_search until the back-off of this many fruitless searches in a row (counted
+    from when this search started) is over."""
+    delay = search_delay(fruitless)
+    next_at = started + delay
+    message = (f"No usable torrents found; next search at {next_at:%Y-%m-%d %H:%M} UTC "
+               f"(in {describe_delay(delay)}). Will retry automatically.")
+    if transition(request_id, R.AWAITING_SEARCH, only_from=(R.SEARCHING,), error_message=message,
+                  fruitless_searches=fruitless, next_search_at=next_at):
+        log.warning(f"Nothing usable in {results} results ({blocked} blocklisted); fruitless search {fruitless} in a "
+                    f"row, next search at {next_at:%Y-%m-%d %H:%M} UTC (in {describe_delay(delay)})",
+                    {"fruitlessSearches": fruitless, "nextSearchAt": next_at.isoformat() + "Z"})
+    else:
+        log.warning("Nothing usable, and the request moved on meanwhile; left as it is")
+    return {"success": False, "message": message, "resultsCount": results, "fruitlessSearches": fruitless,
+            "nextSearchAt": next_at.isoformat() + "Z"}
 
 
 # --- the retry of this step: retry_missing_torrents re-runs search_indexers --------------------------
 
 @register("retry_missing_torrents")
 def process_retry_missing(payload: dict) -> dict:
-    """Awaiting-search requests, least recently searched first (never-searched first), at most 50 a run."""
+    """Awaiting-search requests whose back-off is over (app/audiobook_requests/search_schedule.py), longest
+    overdue first, at most 50 a run; runs every 5 minutes."""
     log = create_job_logger(payload["jobId"], "RetryMissingTorrents")
-    batch = least_recently_tried(R.AWAITING_SEARCH, Request.last_search_at)
+    now = utcnow()
+    batch = due_for_search(now)
     jobs = [enqueue_search(request) for request in batch]
-    log.info(f"Queued {len(jobs)} searches", {"requestIds": [str(r.id) for r in batch]})
-    return {"success": True, "queued": len(jobs)}
+    waiting = waiting_count(now)
+    log.info(f"Queued {len(jobs)} searches; {waiting} requests wait for their next search",
+             {"requestIds": [str(r.id) for r in batch], "waiting": waiting})
+    return {"success": True, "queued": len(jobs), "waiting": waiting}
