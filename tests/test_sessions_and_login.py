@@ -22,6 +22,8 @@ from app.schedules.defaults import ensure_default_schedules
 
 from helpers import ADMIN_PASSWORD, API_TOKEN, serve_app, wait_for
 
+BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
+
 TOKEN_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
@@ -361,7 +363,7 @@ def test_forwarded_headers_are_ignored_without_trusted_proxies(flask_app, redis_
 def test_one_trusted_proxy_gives_the_clients_address_scheme_and_host(use_settings, redis_conn):
     from app import create_app
 
-    flask_app = create_app(use_settings(TRUSTED_PROXIES=1))
+    flask_app = create_app(use_settings(TRUSTED_PROXIES=1, ALLOWED_HOSTS="books.example.org"))
     flask_app.config.update(TESTING=True)
     _add_probe(flask_app)
     seen = _client_from(flask_app, "127.0.0.1", **FORWARDED).get("/_probe").get_json()
@@ -525,6 +527,29 @@ def test_every_page_and_api_reply_carries_the_security_headers(client, admin_cli
     for label, response in replies.items():
         _assert_security_headers(response, label)
         response.close()  # a static file is streamed from an open file
+
+
+def test_every_authenticated_page_and_api_answer_is_no_store_and_static_files_are_not(
+        flask_app, client, admin_client, settings, redis_conn):
+    ensure_default_schedules(settings)
+    item = Request.create(audiobook=Audiobook.create(title="T", author="A"), status="downloading")
+    job = Job.create(type="noop", status="failed", request=item)
+    values = {"job_id": str(job.id), "request_id": str(item.id), "schedule_id": "x", "job_type": "noop"}
+    checked = []
+    for rule in flask_app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint == "static":
+            continue
+        path = rule.rule
+        for name in rule.arguments:
+            path = path.replace(f"<{name}>", values.get(name, "x"))
+        for who, caller, headers in (("session", admin_client, {}), ("bearer", client, BEARER)):
+            response = caller.get(path, headers=headers)
+            assert response.headers.get("Cache-Control") == "no-store", (who, path, response.status_code)
+            checked.append(rule.rule)
+    assert {"/admin/requests", "/api/admin/jobs", "/api/requests/<request_id>", "/healthz"} <= set(checked)
+    static = client.get("/static/app.js")
+    assert "no-store" not in static.headers.get("Cache-Control", ""), static.headers
+    static.close()
 
 
 # --- CSRF lifetime ---------------------------------------------------------------------------------------
