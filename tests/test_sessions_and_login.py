@@ -281,7 +281,8 @@ def test_a_known_device_has_its_own_limit_and_does_not_count_on_the_username(fla
     assert _login_with_device(flask_app, "203.0.113.77", fresh).status_code == 429
 
 
-FAIL2BAN_FAILURE = re.compile(r"auth failure ip=(?P<host>[0-9A-Fa-f.:]+) username=")
+# the failregex of docs/security.md, for key=value and JSON lines (<HOST>: an address)
+FAIL2BAN_FAILURE = re.compile(r'(?:msg="|"msg": ")auth failure ip=(?P<host>[0-9A-Fa-f.:]+) username=')
 
 
 def test_each_failure_is_one_log_line_fail2ban_can_read_and_a_crafted_name_cannot_forge_one(
