@@ -281,6 +281,18 @@ def test_a_known_device_has_its_own_limit_and_does_not_count_on_the_username(fla
     assert _login_with_device(flask_app, "203.0.113.77", fresh).status_code == 429
 
 
+def test_with_redis_down_a_known_device_still_skips_the_username_wait(use_settings, redis_conn, frozen_clock):
+    from app import create_app
+
+    flask_app = create_app(use_settings(REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0"))
+    cookie = _device_cookie(_login_with_device(flask_app, "192.0.2.10", None))
+    _lock_the_admin_username(flask_app)  # counted in this process
+    assert _login_with_device(flask_app, "192.0.2.11", cookie).status_code == 302
+    codes = [_login_with_device(flask_app, f"198.51.100.{i}", cookie, password="wrong").status_code
+             for i in range(20, 26)]
+    assert codes == [401] * 5 + [429]  # and the device's own limit holds in-process too
+
+
 # the failregex of docs/security.md, for key=value and JSON lines (<HOST>: an address)
 FAIL2BAN_FAILURE = re.compile(r'(?:msg="|"msg": ")auth failure ip=(?P<host>[0-9A-Fa-f.:]+) username=')
 
