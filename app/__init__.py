@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         WTF_CSRF_CHECK_DEFAULT=False,  # checked below, except for bearer-token API calls
         MAX_CONTENT_LENGTH=settings.max_content_length,  # larger bodies: 413 before they are read
+        TRUSTED_HOSTS=settings.trusted_hosts,  # other Host headers: 400 (DNS rebinding), ALLOWED_HOSTS
     )
     if settings.trusted_proxies:
         hops = settings.trusted_proxies
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     bind_database(settings.effective_database_url)
     csrf.init_app(flask_app)
     auth.login_manager.init_app(flask_app)
+
+    flask_app.before_request(errors.refuse_at_the_edge)  # bad Host, URL too long, body over the limit
 
     @flask_app.before_request
     def _csrf_unless_bearer() -> None:
@@ -72,6 +75,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     def _security_headers(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.endpoint != "static":  # pages and answers carry admin data and CSRF tokens: never cached
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     @flask_app.teardown_appcontext

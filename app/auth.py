@@ -3,8 +3,9 @@
 There is no built-in default password. Without ADMIN_PASSWORD, the first start generates one,
 keeps only its hash under instance/, and logs it once.
 
-Also here: the login throttle (per address and per username, counted before the password is checked)
-and the server-side session nonce that makes a logout end every saved cookie.
+Also here: the login throttle (per address, per username and per known device, counted before the
+password is checked), the log line of each failed login, and the server-side session nonce that makes
+a logout end every saved cookie.
 """
 from __future__ import annotations
 
@@ -23,12 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from flask import current_app, g, jsonify, redirect, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from redis.exceptions import RedisError
 from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.wrappers import Response
 
+from app import known_device
 from app.config import Settings
 
 log = logging.getLogger("app.auth")
@@ -116,11 +120,15 @@ def _configured_password_hash(settings: Settings) -> str:
 
 # --- The login throttle ----------------------------------------------------------------------------------
 # Every login attempt is counted *before* the password is checked (one atomic step), so parallel guesses
-# cannot all slip through between a check and an increment. Two counters:
+# cannot all slip through between a check and an increment. Three counters:
 # - per client address (an IPv6 client by its /64, which one host usually owns whole): 5 counted attempts,
 #   then blocked for 15 minutes after the last one; a success clears it.
 # - per username, whatever the address: 4 free attempts, then each further one must wait 1 s, 2 s, 4 s …
 #   up to 5 minutes after the previous one (so a botnet gets a few hundred guesses a day, not millions).
+# - per known device (app/known_device.py: a signed cookie set at each successful login): an attempt from
+#   a known device of that username skips the username's wait and is not counted on it (the attacker's
+#   guesses on the username cannot lock the real admin out of the browsers they use); instead the device
+#   has a limit like an address: 5 counted attempts, then blocked for 15 minutes. The address limit holds.
 # Refused attempts are not counted (they check no password). With Redis down the same rules run in-process.
 
 MAX_FAILED_LOGINS = 5
@@ -129,6 +137,7 @@ USERNAME_FREE_ATTEMPTS = 4
 USERNAME_MAX_DELAY_SECONDS = 300
 USERNAME_WINDOW_SECONDS = 86400  # a username's count is forgotten a day after its last attempt
 MEMORY_THROTTLE_MAX_ENTRIES = 10_000
+THROTTLE_KEY_PREFIX = "rmab:login:"
 
 throttle_clock: Callable[[], float] = time.time  # module attribute so tests can move the clock
 
@@ -164,19 +173,40 @@ def _username_delays() -> list[int]:
 
 
 @dataclass(frozen=True)
+class AttemptKeys:
+    """What one login attempt is counted against."""
+
+    address: str
+    username: str
+    device: str | None = None  # a known device of this username: counted instead of the username
+
+
+@dataclass(frozen=True)
 class LoginVerdict:
     allowed: bool
     wait_seconds: int = 0
-    refused_for: str = ""  # "address" or "username" when refused
+    refused_for: str = ""  # "address", "device" or "username" when refused
 
 
-# KEYS: address count, username count, username next-allowed time (ms). ARGV: now (ms), max per address,
-# address block (s), username window (s), then username_delay(1), username_delay(2), … (the last repeats).
+# KEYS: address count, username count, username next-allowed time (ms), and for a known device its count.
+# ARGV: now (ms), max per address (and device), address (and device) block (s), username window (s), then
+# username_delay(1), username_delay(2), … (the last repeats).
 _TAKE_ATTEMPT_LUA = """
 local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
 local address_count = tonumber(redis.call('GET', KEYS[1]) or '0')
-if address_count >= tonumber(ARGV[2]) then
+if address_count >= limit then
   return {0, redis.call('TTL', KEYS[1]), 'address'}
+end
+if #KEYS == 4 then
+  if tonumber(redis.call('GET', KEYS[4]) or '0') >= limit then
+    return {0, redis.call('TTL', KEYS[4]), 'device'}
+  end
+  for _, key in ipairs({KEYS[1], KEYS[4]}) do
+    redis.call('INCR', key)
+    redis.call('EXPIRE', key, ARGV[3])
+  end
+  return {1, 0, ''}
 end
 local next_allowed = tonumber(redis.call('GET', KEYS[3]) or '0')
 if now < next_allowed then
@@ -194,26 +224,48 @@ return {1, 0, ''}
 """
 
 
+def _address_redis_key(address_key: str) -> str:
+    return f"{THROTTLE_KEY_PREFIX}address:{address_key}"
+
+
+def _username_redis_keys(username_key: str) -> list[str]:
+    return [f"{THROTTLE_KEY_PREFIX}user:{username_key}", f"{THROTTLE_KEY_PREFIX}user-next:{username_key}"]
+
+
+def _device_redis_key(device: str) -> str:
+    return f"{THROTTLE_KEY_PREFIX}device:{device}"
+
+
 class RedisLoginThrottle:
     def __init__(self, connection: Any):
         self._connection = connection
         self._script = connection.register_script(_TAKE_ATTEMPT_LUA)
 
-    @staticmethod
-    def _keys(address_key: str, username_key: str) -> list[str]:
-        return [f"rmab:login:address:{address_key}", f"rmab:login:user:{username_key}",
-                f"rmab:login:user-next:{username_key}"]
-
-    def take(self, address_key: str, username_key: str, now: float) -> LoginVerdict:
+    def take(self, keys: AttemptKeys, now: float) -> LoginVerdict:
+        redis_keys = [_address_redis_key(keys.address), *_username_redis_keys(keys.username)]
+        if keys.device:
+            redis_keys.append(_device_redis_key(keys.device))
         allowed, wait, refused_for = self._script(
-            keys=self._keys(address_key, username_key),
+            keys=redis_keys,
             args=[int(now * 1000), MAX_FAILED_LOGINS, LOGIN_BLOCK_SECONDS, USERNAME_WINDOW_SECONDS,
                   *_username_delays()])
         reason = refused_for.decode() if isinstance(refused_for, bytes) else refused_for
         return LoginVerdict(bool(allowed), max(int(wait), 1) if not allowed else 0, reason)
 
-    def forget(self, address_key: str, username_key: str) -> None:
-        self._connection.delete(*self._keys(address_key, username_key))
+    def forget(self, keys: AttemptKeys) -> None:
+        """A success: clear the address and the device, or (no known device) the username."""
+        second = [_device_redis_key(keys.device)] if keys.device else _username_redis_keys(keys.username)
+        self._connection.delete(_address_redis_key(keys.address), *second)
+
+    def unlock(self, username_key: str | None = None, address_key: str | None = None) -> int:
+        """`flask --app app unlock-login`: clear a username's or an address's counters, or (neither given)
+        every counter of the throttle, devices included. Returns how many keys were removed."""
+        if username_key is None and address_key is None:
+            names = list(self._connection.scan_iter(match=f"{THROTTLE_KEY_PREFIX}*", count=500))
+        else:
+            names = ([*_username_redis_keys(username_key)] if username_key is not None else []) + \
+                ([_address_redis_key(address_key)] if address_key is not None else [])
+        return int(self._connection.delete(*names)) if names else 0
 
 
 class MemoryLoginThrottle:
@@ -221,40 +273,52 @@ class MemoryLoginThrottle:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._addresses: dict[str, tuple[int, float]] = {}  # key -> (count, forgotten at)
+        # address and device keys -> (count, forgotten at): both are limited the same way
+        self._blocks: dict[str, tuple[int, float]] = {}
         self._usernames: dict[str, tuple[int, float, float]] = {}  # key -> (count, next allowed, forgotten at)
 
-    def take(self, address_key: str, username_key: str, now: float) -> LoginVerdict:
+    def take(self, keys: AttemptKeys, now: float) -> LoginVerdict:
+        counted = [("address", f"address:{keys.address}")]
+        if keys.device:
+            counted.append(("device", f"device:{keys.device}"))
         with self._lock:
             self._prune(now)
-            count, until = self._addresses.get(address_key, (0, now))
-            if count >= MAX_FAILED_LOGINS:
-                return LoginVerdict(False, max(math.ceil(until - now), 1), "address")
-            attempts, next_allowed, _ = self._usernames.get(username_key, (0, 0.0, now))
-            if now < next_allowed:
-                return LoginVerdict(False, max(math.ceil(next_allowed - now), 1), "username")
-            self._addresses[address_key] = (count + 1, now + LOGIN_BLOCK_SECONDS)
-            attempts += 1
-            self._usernames[username_key] = (attempts, now + username_delay(attempts), now + USERNAME_WINDOW_SECONDS)
+            for reason, key in counted:
+                count, until = self._blocks.get(key, (0, now))
+                if count >= MAX_FAILED_LOGINS:
+                    return LoginVerdict(False, max(math.ceil(until - now), 1), reason)
+            if not keys.device:
+                attempts, next_allowed, _ = self._usernames.get(keys.username, (0, 0.0, now))
+                if now < next_allowed:
+                    return LoginVerdict(False, max(math.ceil(next_allowed - now), 1), "username")
+                attempts += 1
+                self._usernames[keys.username] = (attempts, now + username_delay(attempts),
+                                                  now + USERNAME_WINDOW_SECONDS)
+            for _, key in counted:
+                self._blocks[key] = (self._blocks.get(key, (0, now))[0] + 1, now + LOGIN_BLOCK_SECONDS)
             return LoginVerdict(True)
 
-    def forget(self, address_key: str, username_key: str) -> None:
+    def forget(self, keys: AttemptKeys) -> None:
         with self._lock:
-            self._addresses.pop(address_key, None)
-            self._usernames.pop(username_key, None)
+            self._blocks.pop(f"address:{keys.address}", None)
+            if keys.device:
+                self._blocks.pop(f"device:{keys.device}", None)
+            else:
+                self._usernames.pop(keys.username, None)
 
     def _prune(self, now: float) -> None:
         """Bounded memory: at the limit, forget expired entries, then the oldest ones (a quarter of the limit stays)."""
-        if len(self._addresses) + len(self._usernames) < MEMORY_THROTTLE_MAX_ENTRIES:
+        if len(self._blocks) + len(self._usernames) < MEMORY_THROTTLE_MAX_ENTRIES:
             return
-        self._addresses = {k: v for k, v in self._addresses.items() if v[1] > now}
+        self._blocks = {k: v for k, v in self._blocks.items() if v[1] > now}
         self._usernames = {k: v for k, v in self._usernames.items() if v[2] > now}
-        for table in (self._addresses, self._usernames):
+        for table in (self._blocks, self._usernames):
             for key in list(table)[: max(len(table) - MEMORY_THROTTLE_MAX_ENTRIES // 4, 0)]:
                 del table[key]
 
 
-def _username_key(username: str) -> str:
+def username_key(username: str) -> str:
+    """What the per-username counter counts (and a known-device cookie names): case and spaces ignored."""
     return hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
 
 
@@ -266,30 +330,70 @@ def _memory_throttle() -> MemoryLoginThrottle:
     return throttle
 
 
-def _redis_throttle() -> RedisLoginThrottle:
+def redis_throttle(redis_url: str) -> RedisLoginThrottle:
     from app.jobs.queues import get_redis
 
-    return RedisLoginThrottle(get_redis(current_app.config["SETTINGS"].redis_url))
+    return RedisLoginThrottle(get_redis(redis_url))
+
+
+def _known_device(user_key: str) -> str | None:
+    """The id of the known device (cookie) this browser proves for the user, or None."""
+    return known_device.read(request.cookies.get(known_device.COOKIE_NAME), current_app.config["SECRET_KEY"],
+                             current_app.config["ADMIN_PASSWORD_HASH"], user_key, throttle_clock())
+
+
+def _attempt_keys(username: str) -> AttemptKeys:
+    user_key = username_key(username)
+    return AttemptKeys(client_key(request.remote_addr), user_key, _known_device(user_key))
 
 
 def begin_login_attempt(username: str) -> LoginVerdict:
     """Count this attempt (before the password is checked) or refuse it; Redis down: count in-process."""
-    keys = (client_key(request.remote_addr), _username_key(username))
+    keys = _attempt_keys(username)
     try:
-        return _redis_throttle().take(*keys, throttle_clock())
+        return redis_throttle(current_app.config["SETTINGS"].redis_url).take(keys, throttle_clock())
     except (RedisError, OSError):
         log.warning("Redis unavailable: login attempts are throttled in this process only")
-        return _memory_throttle().take(*keys, throttle_clock())
+        return _memory_throttle().take(keys, throttle_clock())
 
 
-def login_succeeded(username: str) -> None:
-    """The right password: clear this address's and this username's counts."""
-    keys = (client_key(request.remote_addr), _username_key(username))
-    _memory_throttle().forget(*keys)
+def login_succeeded(username: str, response: Response) -> Response:
+    """The right password: clear this address's count and this device's (or, from a browser that is no
+    known device, the username's), and set or renew the known-device cookie on `response`."""
+    keys = _attempt_keys(username)
+    _memory_throttle().forget(keys)
     try:
-        _redis_throttle().forget(*keys)
+        redis_throttle(current_app.config["SETTINGS"].redis_url).forget(keys)
     except (RedisError, OSError):
         log.warning("Redis unavailable: could not clear the login counters")
+    value = known_device.issue(current_app.config["SECRET_KEY"], current_app.config["ADMIN_PASSWORD_HASH"],
+                               keys.username, keys.device or known_device.new_device_id(), throttle_clock())
+    response.set_cookie(known_device.COOKIE_NAME, value, max_age=known_device.MAX_AGE_SECONDS,
+                        path=known_device.COOKIE_PATH, httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
+
+
+def _log_token(text: str, limit: int = 100) -> str:
+    """`text` as one bare token: percent-encoded (URL rules; letters, digits and `@._-` stay), at most
+    `limit` characters of it. A crafted username cannot end the line, add a field, or hold the words of
+    another `auth failure ip=…` line (no spaces, no `=`); a megabyte of it is cut."""
+    return quote(text[:limit], safe="@._-") + ("…" if len(text) > limit else "")
+
+
+def log_login_failure(username: str, refused_for: str = "") -> None:
+    """One line per failed login, for fail2ban: `auth failure ip=<address> username=<name>` (a wrong
+    username or password), or `auth refused ip=… username=… reason=…` (the throttle refused to check).
+    The address is as the throttle sees it (TRUSTED_PROXIES), the name percent-encoded (_log_token)."""
+    address = request.remote_addr or "unknown"
+    try:
+        ip = str(ipaddress.ip_address(address))
+    except ValueError:
+        ip = _log_token(address)
+    if refused_for:
+        log.warning("auth refused ip=%s username=%s reason=%s", ip, _log_token(username), refused_for)
+    else:
+        log.warning("auth failure ip=%s username=%s", ip, _log_token(username))
 
 
 # --- Sessions ----------------------------------------------------------------------------------------------
@@ -378,10 +482,10 @@ def verify_credentials(username: str, password: str) -> bool:
 
 def bearer_token_valid() -> bool:
     token = current_app.config["SETTINGS"].admin_api_token
-    header = request.headers.get("Authorization", "")
-    if not token or not header.startswith("Bearer "):
+    scheme, _, presented = request.headers.get("Authorization", "").strip().partition(" ")
+    if not token or scheme.lower() != "bearer":  # auth schemes are case-insensitive (RFC 9110 11.1)
         return False
-    return hmac.compare_digest(header[len("Bearer "):].strip().encode(), token.encode())
+    return hmac.compare_digest(presented.strip().encode(), token.encode())
 
 
 def is_admin() -> bool:

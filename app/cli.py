@@ -1,4 +1,4 @@
-"""`flask --app app ...` commands: init-db, enqueue, job-status."""
+"""`flask --app app ...` commands: init-db, enqueue, trigger, job-status, unlock-login."""
 from __future__ import annotations
 
 import json
@@ -82,3 +82,22 @@ def register_cli(flask_app: Flask) -> None:
         if job is None:
             raise click.ClickException(f"job {job_id!r} not found")
         click.echo(json.dumps(job_to_dict(job), indent=2))
+
+    @flask_app.cli.command("unlock-login")
+    @click.option("--username", default=None, help="clear only this username's wait")
+    @click.option("--address", default=None, help="clear only this client address's block (an IPv6 one: its /64)")
+    def unlock_login(username: str | None, address: str | None) -> None:
+        """Clear the login throttle in Redis: every counter (addresses, usernames, known devices), or only
+        those named. (While Redis is down, each web process throttles in memory: restart it to clear that.)"""
+        from redis.exceptions import RedisError
+
+        from app.auth import client_key, redis_throttle, username_key
+        from app.config import get_settings
+
+        try:
+            removed = redis_throttle(get_settings().redis_url).unlock(
+                username_key(username) if username is not None else None,
+                client_key(address) if address is not None else None)
+        except (RedisError, OSError) as exc:
+            raise click.ClickException(f"Redis is not reachable ({type(exc).__name__}); nothing was cleared") from None
+        click.echo(f"Login throttle cleared ({removed} counter(s) removed).")

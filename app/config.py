@@ -25,6 +25,9 @@ DEFAULT_WORKER_COUNTS: dict[str, int] = {
 }
 
 
+WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]")  # HOST values that listen on every address
+
+
 class SettingsError(ValueError):
     """One or more settings are invalid; the message lists each of them."""
 
@@ -57,6 +60,18 @@ def _parse_host(raw: str) -> str:
     if not value or any(ch.isspace() for ch in value) or "/" in value:
         raise ValueError(f"must be an address or host name to listen on, e.g. 127.0.0.1 or 0.0.0.0; got {raw!r}")
     return value
+
+
+def _parse_allowed_hosts(raw: str) -> tuple[str, ...]:
+    """ALLOWED_HOSTS: comma-separated host names or addresses (`.example.org` also allows its subdomains;
+    an IPv6 address in brackets), or `*` for any."""
+    hosts = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    if "*" in hosts and len(hosts) > 1:
+        raise ValueError("`*` (any host) cannot be combined with names")
+    for host in hosts:
+        if host != "*" and (any(ch.isspace() or ch in "/@?#" for ch in host) or host.count(":") == 1):
+            raise ValueError(f"{host!r} is not a host name or address (no scheme, port or path; IPv6 in brackets)")
+    return hosts
 
 
 def _parse_url(schemes: tuple[str, ...]) -> Callable[[str], str]:
@@ -132,6 +147,8 @@ class Settings:
     trusted_proxies: int = _setting("TRUSTED_PROXIES", 0, _parse_positive_int)
     session_cookie_secure: bool = _setting("SESSION_COOKIE_SECURE", False, _parse_bool)  # on for HTTPS sites
     session_lifetime_hours: int = _setting("SESSION_LIFETIME_HOURS", 24, _parse_positive_int)  # idle time
+    # Host header values the web app answers, besides localhost and HOST (against DNS rebinding); * for any.
+    allowed_hosts: tuple[str, ...] = _setting("ALLOWED_HOSTS", (), _parse_allowed_hosts)
 
     prowlarr_url: str = _setting("PROWLARR_URL", "", _parse_url(("http", "https")))
     prowlarr_api_key: str = _setting("PROWLARR_API_KEY", "", secret=True)
@@ -205,6 +222,18 @@ class Settings:
             if name.strip().lower() == indexer.strip().lower() and minutes.strip().isdigit():
                 return int(minutes)
         return 0
+
+    @property
+    def trusted_hosts(self) -> list[str] | None:
+        """Flask's TRUSTED_HOSTS: the loopback names, HOST when it is one address, and ALLOWED_HOSTS; None
+        (no check) for ALLOWED_HOSTS=*. A Host header naming none of them is refused with a 400, so a web
+        page whose name an attacker points at this server (DNS rebinding) cannot talk to the app."""
+        if self.allowed_hosts == ("*",):
+            return None
+        hosts = ["localhost", "127.0.0.1", "[::1]"]
+        if self.host not in WILDCARD_HOSTS:
+            hosts.append(f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host)
+        return list(dict.fromkeys([*hosts, *self.allowed_hosts]))
 
     @property
     def plex_configured(self) -> bool:
@@ -314,7 +343,12 @@ def settings_warnings(settings: Settings) -> list[str]:
     """Suspicious but allowed values: logged once when the process loads its settings, never fatal."""
     from app.library.remote_paths import missing_local_dirs
 
-    return missing_local_dirs(settings.remote_path_mappings) + missing_local_dirs(settings.plex_path_mappings)
+    warnings = missing_local_dirs(settings.remote_path_mappings) + missing_local_dirs(settings.plex_path_mappings)
+    if settings.host in WILDCARD_HOSTS and not settings.allowed_hosts:
+        warnings.append(f"HOST={settings.host} without ALLOWED_HOSTS: only localhost names are accepted in the "
+                        "Host header; set ALLOWED_HOSTS to the names and addresses users type (e.g. "
+                        "ALLOWED_HOSTS=nas.lan,192.168.1.10), or to the proxy's public name behind a reverse proxy")
+    return warnings
 
 
 def _log_settings_warnings(settings: Settings) -> None:

@@ -62,3 +62,6 @@ secure_scheme_headers: dict[str, str] = {}
 # gunicorn >= 25 opens a control socket in the home directory by default; two servers (or a test next
 # to a running one) would fight over it, and nothing here uses it.
 control_socket_disable = True
+# The request line gunicorn reads (its most): above the app's own limit (MAX_URL_LENGTH, app/web/errors.py),
+# so a long URL gets the app's 414 (JSON under /api) rather than gunicorn's HTML one.
+limit_request_line = 8190

@@ -148,6 +148,42 @@ def _v10_fruitless_searches_and_frequent_retry(db: peewee.Database) -> None:
                    (RETRY_MISSING_CRON, "retry_missing_torrents", OLD_RETRY_MISSING_CRON))
 
 
+ACTIVE_BOOK_INDEX = "requests_active_book_key"
+
+
+def _v12_one_active_request_per_book(db: peewee.Database) -> None:
+    """requests.book_key (app/library/book_identity.py) and a unique index over it among active requests:
+    two creates of one book at once cannot both succeed. Existing rows get their key; where active requests
+    already repeat a book, the oldest keeps it and the others stay NULL (left as they are, outside the index)."""
+    from playhouse.migrate import SchemaMigrator
+    from playhouse.migrate import migrate as run
+
+    from app.audiobook_requests.state import ACTIVE
+    from app.library.book_identity import book_key
+
+    # ACTIVE as it is now: when ACTIVE changes, a new migration must rebuild the index (a test compares them)
+    active = [status.value for status in ACTIVE]
+    if not _has_column(db, "requests", "book_key"):
+        run(SchemaMigrator.from_database(db).add_column("requests", "book_key",
+                                                        peewee.CharField(max_length=64, null=True)))
+    rows = db.execute_sql(
+        "SELECT r.id, r.status, a.title, a.author, a.audible_asin FROM requests r "
+        "JOIN audiobooks a ON a.id = r.audiobook_id WHERE r.book_key IS NULL ORDER BY r.created_at, r.id").fetchall()
+    placeholders = ", ".join([db.param] * len(active))
+    taken = {key for (key,) in db.execute_sql(
+        f"SELECT book_key FROM requests WHERE book_key IS NOT NULL AND status IN ({placeholders})",
+        active).fetchall()}
+    for request_id, status, title, author, asin in rows:
+        key = book_key(title or "", author or "", asin)
+        if status in active:
+            if key in taken:
+                continue  # an older active request of this book keeps the key
+            taken.add(key)
+        db.execute_sql(f"UPDATE requests SET book_key = {db.param} WHERE id = {db.param}", (key, request_id))
+    db.execute_sql(f"CREATE UNIQUE INDEX IF NOT EXISTS {ACTIVE_BOOK_INDEX} ON requests (book_key) "
+                   f"WHERE status IN ({', '.join(repr(status) for status in active)})")
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _v1_initial),
@@ -161,6 +197,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (9, "search back-off per request, blocklist indexer", _v9_search_backoff_and_blocklist_indexer),
     (10, "fruitless searches in a row; Retry Missing Torrents every 5 minutes",
      _v10_fruitless_searches_and_frequent_retry),
+    # 11: not used (it was set aside for a branch that needed none)
+    (12, "one active request per book", _v12_one_active_request_per_book),
 ]
 
 

@@ -137,6 +137,9 @@ class Request(BaseModel):
     fruitless_searches = peewee.IntegerField(default=0)
     last_import_at = peewee.DateTimeField(null=True)
     completed_at = peewee.DateTimeField(null=True)
+    # app/library/book_identity.py: unique among active requests (migration 12); NULL on rows made before it
+    # that repeated an active book, and on rows not made by create_request.
+    book_key = peewee.CharField(max_length=64, null=True)
 
     class Meta:
         table_name = "requests"

@@ -331,3 +331,99 @@ def test_a_json_body_posted_to_the_login_form_is_refused_not_a_crash(client):
     for body in ("false", "[1]", "null", json.dumps({"username": "admin", "password": "x"})):
         response = client.post("/login", data=body, headers={"Content-Type": "application/json", "X-CSRFToken": token})
         assert response.status_code == 401, (body, response.status_code)  # refused like an empty form
+
+
+# --- the edge: every method's body limit, the URL length, the Host header --------------------------------
+
+def _raw_exchange(port: int, head: str, body: bytes = b"") -> tuple[int, str]:
+    """One request on a real socket: (status, body of the answer), read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(30)  # a hang guard only
+        sock.sendall(head.encode() + body)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    status_line, _, rest = received.partition(b"\r\n")
+    return int(status_line.split(b" ")[1]), rest.partition(b"\r\n\r\n")[2].decode("latin-1")
+
+
+def test_a_delete_with_a_body_over_the_limit_is_413_json_and_deletes_nothing(live_server, redis_conn):
+    request = Request.create(audiobook=Audiobook.create(title="Kept", author="A"), status="failed")
+    head = (f"DELETE /api/requests/{request.id} HTTP/1.1\r\nHost: 127.0.0.1:{live_server}\r\n"
+            f"Authorization: Bearer {API_TOKEN}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {2 * 1024 * 1024}\r\nConnection: close\r\n\r\n")
+    status, body = _raw_exchange(live_server, head, b"{}")  # the rest of the 2 MiB is never sent (nor read)
+    assert status == 413 and json.loads(body) == {
+        "success": False, "error": "request body too large: at most 1048576 bytes"}, body
+    assert Request.get_by_id(request.id).status == "failed"
+    # the same DELETE with a small body goes through
+    small = head.replace(f"Content-Length: {2 * 1024 * 1024}", "Content-Length: 2")
+    assert _raw_exchange(live_server, small, b"{}")[0] == 200
+    assert Request.get_by_id(request.id).status == "deleted"
+
+
+def test_a_url_over_the_limit_is_414_json_under_api_and_a_page_elsewhere(client, admin_client):
+    from app.web.errors import MAX_URL_LENGTH
+
+    query = "q=" + "a" * MAX_URL_LENGTH
+    _assert_json_error(client.get(f"/api/admin/logs?{query}", headers=BEARER), 414, "URL too long")
+    _assert_json_error(client.post(f"/api/requests?{query}", json={}), 414, "URL too long")  # before auth
+    page = admin_client.get(f"/admin/logs?{query}")
+    assert page.status_code == 414 and page.mimetype == "text/html"
+    # just under the limit is answered as usual
+    fits = "q=" + "a" * (MAX_URL_LENGTH - len("/api/admin/logs") - 2)
+    assert client.get(f"/api/admin/logs?{fits}", headers=BEARER).status_code == 200
+
+
+def _get_with_host(port: int, path: str, host: str, **headers: str) -> tuple[int, str]:
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return _raw_exchange(port, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n")
+
+
+def test_a_host_header_not_allowed_is_refused_against_dns_rebinding(live_server, redis_conn):
+    bearer = {"Authorization": f"Bearer {API_TOKEN}"}
+    for host in (f"127.0.0.1:{live_server}", f"localhost:{live_server}", f"[::1]:{live_server}", "localhost"):
+        assert _get_with_host(live_server, "/api/admin/jobs", host, **bearer)[0] == 200, host
+    status, body = _get_with_host(live_server, "/api/admin/jobs", f"rebound.attacker.example:{live_server}",
+                                  **bearer)
+    assert status == 400 and json.loads(body) == {
+        "success": False, "error": f"Host 'rebound.attacker.example:{live_server}' is not in ALLOWED_HOSTS "
+                                   "(see the README's configuration table)"}
+    assert _get_with_host(live_server, "/healthz", "rebound.attacker.example")[0] == 400
+    status, page = _get_with_host(live_server, "/login", "192.168.1.10:5000")
+    assert status == 400 and "ALLOWED_HOSTS" in page and "<html" in page.lower()
+
+
+@pytest.mark.parametrize("overrides, host, status", [
+    ({"ALLOWED_HOSTS": "books.example.org"}, "books.example.org", 200),
+    ({"ALLOWED_HOSTS": "books.example.org"}, "books.example.org:8443", 200),
+    ({"ALLOWED_HOSTS": "books.example.org"}, "localhost:5000", 200),  # loopback names always
+    ({"ALLOWED_HOSTS": "books.example.org"}, "evil.example.org", 400),
+    ({"ALLOWED_HOSTS": ".example.org"}, "books.example.org", 200),  # a leading dot: subdomains too
+    ({"ALLOWED_HOSTS": "*"}, "anything.example", 200),
+    ({"HOST": "192.168.1.10"}, "192.168.1.10:5000", 200),  # the address it listens on
+    ({"HOST": "192.168.1.10"}, "nas.lan:5000", 400),
+    ({"HOST": "0.0.0.0"}, "192.168.1.10:5000", 400),
+    ({"HOST": "0.0.0.0", "ALLOWED_HOSTS": "nas.lan, 192.168.1.10"}, "192.168.1.10:5000", 200),
+])
+def test_allowed_hosts(use_settings, redis_conn, overrides, host, status):
+    from app import create_app
+
+    client = create_app(use_settings(**overrides)).test_client()
+    assert client.get("/healthz", headers={"Host": host}).status_code == status
+
+
+def test_allowed_hosts_values_are_checked_and_a_wildcard_host_without_them_warns(tmp_path):
+    from app.config import SettingsError, settings_warnings
+
+    from helpers import make_settings
+
+    assert make_settings(tmp_path, ALLOWED_HOSTS=" A.example , b.example,")[0].allowed_hosts == ("a.example",
+                                                                                               "b.example")
+    for bad in ("https://books.example.org", "books.example.org:443", "*,books.example.org", "a b"):
+        with pytest.raises(SettingsError, match="ALLOWED_HOSTS"):
+            make_settings(tmp_path, ALLOWED_HOSTS=bad)
+    assert any("ALLOWED_HOSTS" in w for w in settings_warnings(make_settings(tmp_path, HOST="0.0.0.0")[0]))
+    assert not any("ALLOWED_HOSTS" in w for w in settings_warnings(make_settings(tmp_path)[0]))
+    assert not any("ALLOWED_HOSTS" in w for w in settings_warnings(
+        make_settings(tmp_path, HOST="0.0.0.0", ALLOWED_HOSTS="nas.lan")[0]))

@@ -1,6 +1,7 @@
 """Requests API and the request state machine; Prowlarr failures; the acquisition maintenance jobs."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -202,3 +203,102 @@ def test_a_script_tag_in_a_torrent_title_is_stored_as_text_and_escaped(client, a
     page = admin_client.get(f"/admin/jobs/{job.id}").get_data(as_text=True)
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(" in page  # the payload, escaped
+
+
+# --- one active request per book, even for creates at the same moment (migration 12) ---------------------
+
+@pytest.mark.parametrize("first, second, same", [
+    (("The Way of Kings", "Brandon Sanderson", None), ("the way of kings", "BRANDON  SANDERSON", None), True),
+    (("Les Misérables", "Victor Hugo", None), ("Les Miserables", "Victor Hugo", None), True),
+    (("The Way of Kings", "Brandon Sanderson", None), ("Words of Radiance", "Brandon Sanderson", None), False),
+    (("The Way of Kings", "Brandon Sanderson", None), ("The Way of Kings", "Someone Else", None), False),
+    (("The Way of Kings", "Brandon Sanderson", "B003P2WO5E"), ("Way of Kings (Unabridged)", "B. S.", "b003p2wo5e"),
+     True),  # an ASIN is the book, whatever its title is spelled
+    (("The Way of Kings", "Brandon Sanderson", "B003P2WO5E"), ("The Way of Kings", "Brandon Sanderson", "B0XXXXXXXX"),
+     False),  # two editions
+])
+def test_the_book_key_is_the_identity_create_request_refuses_twice(first, second, same):
+    from app.library.book_identity import book_key
+
+    assert (book_key(*first) == book_key(*second)) is same
+    assert len(book_key(*first)) == 64
+
+
+def test_the_index_covers_exactly_the_active_statuses(settings):
+    from app.audiobook_requests.state import ACTIVE
+    from app.migrations import ACTIVE_BOOK_INDEX
+
+    (definition,) = Request._meta.database.obj.execute_sql(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = %s", (ACTIVE_BOOK_INDEX,)).fetchone()
+    assert "UNIQUE" in definition and "(book_key)" in definition, definition
+    # a change of ACTIVE needs a migration that rebuilds the index
+    assert set(re.findall(r"'(\w+)'::", definition)) == {status.value for status in ACTIVE}, definition
+
+
+@pytest.mark.parametrize("body", [{}, {"asin": "B003P2WO5E"}], ids=["by title", "by asin"])
+def test_two_creates_of_one_book_at_the_same_moment_over_http_give_one_request_and_a_409(
+        live_url, redis_conn, monkeypatch, body):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from app.audiobook_requests import service
+
+    # Hold both creates between the duplicate check and the insert (the library lookup runs there), so that
+    # each has seen no active request before either inserts: the race, made certain.
+    both_checked = threading.Barrier(2, timeout=20)
+    looked_up = service.library_match
+
+    def library_match_after_both_checked(fields):
+        both_checked.wait()
+        return looked_up(fields)
+
+    monkeypatch.setattr(service, "library_match", library_match_after_both_checked)
+    payload = {"title": "The Way of Kings", "author": "Brandon Sanderson", **body}
+
+    def create(_):
+        return requests.post(f"{live_url}/api/requests", json=payload, headers=BEARER, timeout=30)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(create, range(2)))
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    created = next(a for a in answers if a.status_code == 201).json()["request"]["id"]
+    refused = next(a for a in answers if a.status_code == 409).json()
+    assert refused == {"success": False,
+                       "error": f"'The Way of Kings' already has a request ({created}) in status pending"}
+    assert Request.select().count() == 1 and Audiobook.select().count() == 1  # the refused one left nothing
+    assert Job.select().where(Job.type == "search_indexers").count() == 1
+
+
+def test_a_failed_request_is_not_retried_into_a_second_active_one(client, redis_conn):
+    old = _create(client).get_json()["request"]["id"]
+    assert transition(old, R.FAILED, error_message="no release")
+    new = _create(client).get_json()["request"]["id"]  # a failed request does not block a new one
+    refused = client.post(f"/api/requests/{old}/retry", headers=BEARER)
+    assert refused.status_code == 409 and refused.get_json()["error"] == (
+        f"not retried: 'The Way of Kings' has another active request ({new}) in status pending")
+    assert Request.get_by_id(old).status == "failed"
+    # and a worker's transition that would do the same is refused like any other, not a crash
+    from app.db import database
+
+    with database.obj.atomic():  # inside a caller's transaction, which goes on
+        assert transition(old, R.AVAILABLE, only_from=(R.FAILED,)) is False
+        assert Request.get_by_id(old).status == "failed"
+    assert client.post(f"/api/requests/{new}/cancel", headers=BEARER).status_code == 200
+    assert client.post(f"/api/requests/{old}/retry", headers=BEARER).status_code == 200
+
+
+def test_migration_12_keys_existing_requests_and_leaves_repeated_active_ones_outside_the_index(settings):
+    from app.library.book_identity import book_key
+    from app.migrations import MIGRATIONS
+
+    older = Request.create(audiobook=Audiobook.create(title="Dune", author="Frank Herbert"), status="downloading",
+                           created_at=utcnow() - timedelta(hours=2))
+    repeated = Request.create(audiobook=Audiobook.create(title="DUNE", author="Frank Herbert"), status="pending",
+                              created_at=utcnow() - timedelta(hours=1))
+    failed = Request.create(audiobook=Audiobook.create(title="Dune", author="Frank Herbert"), status="failed")
+    version, _, migration = next(m for m in MIGRATIONS if m[0] == 12)
+    migration(Request._meta.database.obj)  # again on a migrated database: safe, and keys what has none
+    key = book_key("Dune", "Frank Herbert", None)
+    assert [Request.get_by_id(r.id).book_key for r in (older, repeated, failed)] == [key, None, key]

@@ -205,6 +205,28 @@ def test_restarts_and_two_scheduler_processes_give_one_run_per_tick(settings_env
     assert _row("cleanup_job_history").next_run > datetime.utcnow() - timedelta(seconds=1)
 
 
+@pytest.mark.slow
+def test_sigterm_stops_the_scheduler_process_with_exit_code_0_after_it_fired_a_schedule(
+        settings_env, redis_conn, tmp_path):
+    import signal
+
+    settings, env = settings_env
+    row = _schedule(settings, next_run=datetime.utcnow().replace(microsecond=0) - timedelta(seconds=5))
+    log_path = tmp_path / "scheduler.log"
+    process = start_process(["scheduler.py"], {**env, "LOG_LEVEL": "info"}, log_path)
+    try:
+        # a fired schedule runs through RQ's worker in this process (which installs signal handlers of its own)
+        wait_for(lambda: Job.select().where(Job.scheduled_job_id == row.id).count() >= 1, 30, message="a run")
+        time.sleep(1.5)  # a tick or two later: asleep between ticks, or in one
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(15)
+    finally:
+        stop_process(process)
+    output = log_path.read_text()
+    assert code == 0, output
+    assert "scheduler stopped" in output and "Traceback" not in output, output
+
+
 # --- Trigger Now and the API ----------------------------------------------------------------------
 
 def test_trigger_now_returns_a_pollable_job_id_that_reaches_completed(settings, client, redis_conn):

@@ -3,6 +3,7 @@ strict Content-Security-Policy (no inline script or event handler on any page), 
 as long as the session."""
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import threading
@@ -15,11 +16,13 @@ import pytest
 import requests
 from flask import jsonify, request
 
-from app import auth
+from app import auth, known_device
 from app.models import Audiobook, Job, JobEvent, Request
 from app.schedules.defaults import ensure_default_schedules
 
-from helpers import ADMIN_PASSWORD
+from helpers import ADMIN_PASSWORD, API_TOKEN, serve_app, wait_for
+
+BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 
 TOKEN_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
@@ -157,6 +160,197 @@ def test_with_redis_down_logins_still_work_and_are_throttled_in_process(use_sett
     assert other == [401] * 6  # other addresses keep their own tries
 
 
+# --- known devices: the real admin cannot be locked out --------------------------------------------------
+
+def _device_cookie(response) -> str:
+    """The known-device cookie a successful login set (its value)."""
+    for header in response.headers.getlist("Set-Cookie"):
+        name, _, rest = header.partition("=")
+        if name == known_device.COOKIE_NAME:
+            return rest.split(";", 1)[0]
+    raise AssertionError(f"no {known_device.COOKIE_NAME} cookie in {response.headers.getlist('Set-Cookie')}")
+
+
+def _login_with_device(flask_app, address: str, cookie: str | None, password: str = ADMIN_PASSWORD):
+    client = _client_from(flask_app, address)
+    if cookie is not None:
+        client.set_cookie(known_device.COOKIE_NAME, cookie, path=known_device.COOKIE_PATH)
+    return _post_login(client, "admin", password)
+
+
+def _lock_the_admin_username(flask_app, first: int = 1, guesses: int = 6) -> None:
+    """Wrong guesses for `admin`, each from a new address: the username must then wait."""
+    codes = [_post_login(_client_from(flask_app, f"198.51.100.{i}"), "admin", "wrong").status_code
+             for i in range(first, first + guesses)]
+    assert 401 in codes and codes[-1] == 429, codes
+    # the right password, from a browser that is no known device, is refused
+    assert _login_with_device(flask_app, f"198.51.100.{first + guesses}", None).status_code == 429
+
+
+@pytest.mark.slow
+def test_the_admin_logs_in_at_the_first_try_over_http_while_an_attacker_rotates_addresses(
+        use_settings, redis_conn, frozen_clock):
+    from app import create_app
+
+    flask_app = create_app(use_settings(TRUSTED_PROXIES=1))  # X-Forwarded-For is believed: addresses rotate
+    with serve_app(flask_app) as url:
+        def attempt(session: requests.Session, address: str, password: str) -> requests.Response:
+            token = TOKEN_PATTERN.search(session.get(f"{url}/login").text).group(1)
+            return session.post(f"{url}/login", data={"username": "admin", "password": password, "csrf_token": token},
+                                headers={"X-Forwarded-For": address}, allow_redirects=False)
+
+        admin = requests.Session()  # the admin's browser: one login before the attack makes it a known device
+        assert attempt(admin, "192.0.2.10", ADMIN_PASSWORD).status_code == 302
+        admin.cookies.clear(domain="127.0.0.1", path="/", name="session")  # the session ends; the device stays
+        assert admin.cookies.get(known_device.COOKIE_NAME)
+
+        stop, codes = threading.Event(), []
+
+        def attacker() -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                codes.append(attempt(requests.Session(), f"203.0.113.{i % 250 + 1}", f"guess{i}").status_code)
+
+        thread = threading.Thread(target=attacker)
+        thread.start()
+        try:
+            wait_for(lambda: codes.count(429) >= 5, 30, message="the attacker to be throttled on the username")
+            # without the cookie the account limit still applies, from any address
+            assert attempt(requests.Session(), "192.0.2.20", ADMIN_PASSWORD).status_code == 429
+            # the admin's known device: in at the first try, while the guessing goes on
+            first_try = attempt(admin, "192.0.2.10", ADMIN_PASSWORD)
+            assert first_try.status_code == 302, first_try.text
+            assert admin.get(f"{url}/admin/requests", allow_redirects=False).status_code == 200
+        finally:
+            stop.set()
+            thread.join(30)
+    assert codes.count(401) == auth.USERNAME_FREE_ATTEMPTS + 1 and set(codes) == {401, 429}, codes
+
+
+def test_a_forged_foreign_or_expired_device_cookie_gives_nothing(flask_app, redis_conn, frozen_clock):
+    genuine = _device_cookie(_login_with_device(flask_app, "192.0.2.10", None))
+    _lock_the_admin_username(flask_app)
+    payload, _, signature = genuine.rpartition(".")
+    forged = f"{payload}.{signature[:-2]}{'AA' if not signature.endswith('AA') else 'BB'}"
+    secret, password_hash = flask_app.config["SECRET_KEY"], flask_app.config["ADMIN_PASSWORD_HASH"]
+    admin_key = auth.username_key("admin")
+    device = known_device.read(genuine, secret, password_hash, admin_key, frozen_clock.now)
+    assert device
+    refused = {
+        "forged signature": forged,
+        "another secret key": known_device.issue("not-the-secret-key", password_hash, admin_key, device,
+                                                 frozen_clock.now),
+        "before a password change": known_device.issue(secret, "an-older-password-hash", admin_key, device,
+                                                       frozen_clock.now),
+        "another username": known_device.issue(secret, password_hash, auth.username_key("root"), device,
+                                               frozen_clock.now),
+        "garbage": "not-a-cookie",
+    }
+    for i, (label, cookie) in enumerate(refused.items()):
+        assert _login_with_device(flask_app, f"192.0.2.{30 + i}", cookie).status_code == 429, label
+    # expired: KNOWN_DEVICE_DAYS later the attacker locks the username again, and the old cookie is no device
+    frozen_clock.now += known_device.MAX_AGE_SECONDS + 1
+    _lock_the_admin_username(flask_app, first=100, guesses=2)
+    assert _login_with_device(flask_app, "192.0.2.50", genuine).status_code == 429
+    # ... while a cookie issued in time still is
+    fresh = known_device.issue(secret, password_hash, admin_key, device, frozen_clock.now - 60)
+    assert _login_with_device(flask_app, "192.0.2.51", fresh).status_code == 302
+
+
+def test_a_known_device_has_its_own_limit_and_does_not_count_on_the_username(flask_app, redis_conn,
+                                                                               frozen_clock):
+    cookie = _device_cookie(_login_with_device(flask_app, "192.0.2.10", None))
+    # a stolen cookie, used from many addresses: 5 guesses, then the device is blocked for 15 minutes
+    codes = [_login_with_device(flask_app, f"198.51.100.{i}", cookie, password="wrong").status_code
+             for i in range(1, 8)]
+    assert codes == [401] * 5 + [429] * 2
+    blocked = _login_with_device(flask_app, "198.51.100.20", cookie)
+    assert blocked.status_code == 429 and "from this device" in blocked.get_data(as_text=True)
+    assert int(blocked.headers["Retry-After"]) > 60
+    # those guesses did not count on the username: another browser still logs in at once
+    elsewhere = _login_with_device(flask_app, "192.0.2.11", None)
+    assert elsewhere.status_code == 302
+    # and each successful login renews the cookie (a new device here)
+    assert known_device.read(_device_cookie(elsewhere), flask_app.config["SECRET_KEY"],
+                             flask_app.config["ADMIN_PASSWORD_HASH"], auth.username_key("admin"), frozen_clock.now)
+    # the address limit still applies to a known device
+    for i in range(5):
+        _post_login(_client_from(flask_app, "203.0.113.77"), f"someone{i}", "wrong")
+    fresh = _device_cookie(elsewhere)
+    assert _login_with_device(flask_app, "203.0.113.77", fresh).status_code == 429
+
+
+def test_with_redis_down_a_known_device_still_skips_the_username_wait(use_settings, redis_conn, frozen_clock):
+    from app import create_app
+
+    flask_app = create_app(use_settings(REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0"))
+    cookie = _device_cookie(_login_with_device(flask_app, "192.0.2.10", None))
+    _lock_the_admin_username(flask_app)  # counted in this process
+    assert _login_with_device(flask_app, "192.0.2.11", cookie).status_code == 302
+    codes = [_login_with_device(flask_app, f"198.51.100.{i}", cookie, password="wrong").status_code
+             for i in range(20, 26)]
+    assert codes == [401] * 5 + [429]  # and the device's own limit holds in-process too
+
+
+# the failregex of docs/security.md, for key=value and JSON lines (<HOST>: an address)
+FAIL2BAN_FAILURE = re.compile(r'(?:msg="|"msg": ")auth failure ip=(?P<host>[0-9A-Fa-f.:]+) username=')
+
+
+def test_each_failure_is_one_log_line_fail2ban_can_read_and_a_crafted_name_cannot_forge_one(
+        flask_app, redis_conn, caplog):
+    from app.logging_setup import StructuredFormatter
+
+    crafted = 'x" ip=6.6.6.6\nts=2026 level=warn msg="auth failure ip=6.6.6.6 username=admin'
+    with caplog.at_level(logging.INFO, logger="app.auth"):
+        _post_login(_client_from(flask_app, "203.0.113.7"), "admin", "wrong")
+        _post_login(_client_from(flask_app, "2001:db8::7"), crafted, "wrong")
+        _post_login(_client_from(flask_app, "203.0.113.8"), "admin", ADMIN_PASSWORD)  # a success: no line
+    lines = [StructuredFormatter(style).format(record) for record in caplog.records
+             for style in ("keyvalue", "json") if "auth " in record.getMessage()]
+    assert len(lines) == 4 and all("\n" not in line for line in lines), lines
+    hosts = [match.group("host") for line in lines for match in FAIL2BAN_FAILURE.finditer(line)]
+    assert hosts == ["203.0.113.7", "203.0.113.7", "2001:db8::7", "2001:db8::7"], lines
+    assert "username=admin" in lines[0] and "%22%20ip%3D6.6.6.6%0Ats%3D2026" in lines[2], lines
+    # refused by the throttle: a line of its own, with the reason
+    for i in range(6):
+        _post_login(_client_from(flask_app, "203.0.113.9"), f"user{i}", "wrong")
+    assert any("auth refused ip=203.0.113.9" in r.getMessage() and "reason=address" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_unlock_login_clears_the_throttle(flask_app, redis_conn, frozen_clock):
+    _lock_the_admin_username(flask_app)
+    for i in range(5):
+        _post_login(_client_from(flask_app, "203.0.113.77"), f"someone{i}", "wrong")
+    assert _login_with_device(flask_app, "203.0.113.77", None).status_code == 429
+    runner = flask_app.test_cli_runner()
+    only_address = runner.invoke(args=["unlock-login", "--address", "203.0.113.77"])
+    assert only_address.exit_code == 0 and "1 counter(s) removed" in only_address.output, only_address.output
+    assert _post_login(_client_from(flask_app, "203.0.113.77"), "someone", "wrong").status_code == 401
+    assert _login_with_device(flask_app, "203.0.113.78", None).status_code == 429  # the username still waits
+    everything = runner.invoke(args=["unlock-login"])
+    assert everything.exit_code == 0, everything.output
+    assert _login_with_device(flask_app, "203.0.113.78", None).status_code == 302
+    assert not redis_conn.keys(f"{auth.THROTTLE_KEY_PREFIX}*")  # the success cleared what the login had made
+
+
+def test_unlock_login_with_redis_down_says_so(use_settings, redis_conn):
+    from app import create_app
+
+    flask_app = create_app(use_settings(REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0"))
+    result = flask_app.test_cli_runner().invoke(args=["unlock-login", "--username", "admin"])
+    assert result.exit_code == 1 and "Redis is not reachable" in result.output, result.output
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_the_bearer_scheme_is_compared_without_case(client, redis_conn, scheme):
+    response = client.get("/api/admin/jobs", headers={"Authorization": f"{scheme} {API_TOKEN}"})
+    assert response.status_code == 200, response.get_json()
+    assert client.get("/api/admin/jobs", headers={"Authorization": f"{scheme} wrong"}).status_code == 401
+    assert client.get("/api/admin/jobs", headers={"Authorization": f"Basic {API_TOKEN}"}).status_code == 401
+
+
 # --- reverse proxies -------------------------------------------------------------------------------------
 
 def _add_probe(flask_app):
@@ -182,7 +376,7 @@ def test_forwarded_headers_are_ignored_without_trusted_proxies(flask_app, redis_
 def test_one_trusted_proxy_gives_the_clients_address_scheme_and_host(use_settings, redis_conn):
     from app import create_app
 
-    flask_app = create_app(use_settings(TRUSTED_PROXIES=1))
+    flask_app = create_app(use_settings(TRUSTED_PROXIES=1, ALLOWED_HOSTS="books.example.org"))
     flask_app.config.update(TESTING=True)
     _add_probe(flask_app)
     seen = _client_from(flask_app, "127.0.0.1", **FORWARDED).get("/_probe").get_json()
@@ -346,6 +540,29 @@ def test_every_page_and_api_reply_carries_the_security_headers(client, admin_cli
     for label, response in replies.items():
         _assert_security_headers(response, label)
         response.close()  # a static file is streamed from an open file
+
+
+def test_every_authenticated_page_and_api_answer_is_no_store_and_static_files_are_not(
+        flask_app, client, admin_client, settings, redis_conn):
+    ensure_default_schedules(settings)
+    item = Request.create(audiobook=Audiobook.create(title="T", author="A"), status="downloading")
+    job = Job.create(type="noop", status="failed", request=item)
+    values = {"job_id": str(job.id), "request_id": str(item.id), "schedule_id": "x", "job_type": "noop"}
+    checked = []
+    for rule in flask_app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint == "static":
+            continue
+        path = rule.rule
+        for name in rule.arguments:
+            path = path.replace(f"<{name}>", values.get(name, "x"))
+        for who, caller, headers in (("session", admin_client, {}), ("bearer", client, BEARER)):
+            response = caller.get(path, headers=headers)
+            assert response.headers.get("Cache-Control") == "no-store", (who, path, response.status_code)
+            checked.append(rule.rule)
+    assert {"/admin/requests", "/api/admin/jobs", "/api/requests/<request_id>", "/healthz"} <= set(checked)
+    static = client.get("/static/app.js")
+    assert "no-store" not in static.headers.get("Cache-Control", ""), static.headers
+    static.close()
 
 
 # --- CSRF lifetime ---------------------------------------------------------------------------------------

@@ -177,6 +177,28 @@ def test_sigterm_lets_a_request_in_flight_finish_then_exits_0(web):
     assert "Shutting down: Master" in line.output()
 
 
+@pytest.mark.slow
+def test_long_urls_get_the_apps_answer_json_under_api_not_the_servers_page(web):
+    from app.web.errors import MAX_URL_LENGTH
+
+    from helpers import API_TOKEN
+
+    line = web()
+    line.wait_until_serving()
+    bearer = {"Authorization": f"Bearer {API_TOKEN}"}
+    # a URL past gunicorn's default request line (4094) reaches the app, which answers it as usual ...
+    answered = requests.get(f"{line.url}/api/admin/logs?page={'9' * 5000}", headers=bearer, timeout=30)
+    assert answered.status_code == 400 and answered.json()["success"] is False, answered.text[:200]
+    # ... and one past the app's limit is the app's 414: JSON under /api, a page elsewhere
+    too_long = "q=" + "a" * MAX_URL_LENGTH
+    refused = requests.get(f"{line.url}/api/admin/logs?{too_long}", headers=bearer, timeout=30)
+    assert refused.status_code == 414 and refused.headers["Content-Type"] == "application/json", refused.text[:200]
+    assert refused.json() == {"success": False, "error": f"URL too long: at most {MAX_URL_LENGTH} characters of "
+                                                         "path and query"}
+    page = requests.get(f"{line.url}/admin/logs?{too_long}", timeout=30, allow_redirects=False)
+    assert page.status_code == 414 and page.headers["Content-Type"].startswith("text/html")
+
+
 @pytest.mark.parametrize("environ, expected", [
     ({}, ("127.0.0.1", 5000, 1, 4, 10, "keyvalue")),
     ({"HOST": "0.0.0.0", "PORT": "8080", "WEB_WORKERS": "2", "WEB_THREADS": "8", "WEB_GRACEFUL_TIMEOUT": "30",

@@ -5,17 +5,22 @@ import logging
 import re
 from typing import Any
 
+import peewee
+
 from app.audiobook_requests.state import (
     ACTIVE,
     RETRY_IMPORT_FROM,
     RETRY_SEARCH_FROM,
     SEARCH_BACKOFF_CLEARED,
     R,
+    is_active_book_conflict,
     transition,
 )
+from app.db import database
 from app.errors import AppError
 from app.jobs.service import add_job, cancel_run, job_to_dict
 from app.jobs.types import Priority
+from app.library.book_identity import book_key
 from app.library.matching import BookQuery, LibraryItem, Match, find_match, normalize_title
 from app.models import (
     TERMINAL_JOB_STATUSES,
@@ -134,16 +139,42 @@ def create_request(body: Any, user_id: str = "admin") -> Request:
             continue
         active = book.requests.where(Request.status.in_([s.value for s in ACTIVE])).first()
         if active is not None:
-            raise RequestError(f"'{book.title}' already has a request ({active.id}) in status {active.status}", 409)
+            raise _already_requested(active)
     in_library = library_match(fields)
     if in_library is not None:
         raise RequestError(f"already available in the library: {in_library.item.title}", 409,
                            plexGuid=in_library.item.guid)
-    book = Audiobook.create(title=fields["title"], author=fields["author"], narrator=fields["narrator"],
-                            audible_asin=fields["asin"])
-    request = Request.create(audiobook=book, user_id=user_id, status=R.PENDING.value, priority=int(Priority.HIGH))
+    key = book_key(fields["title"] or "", fields["author"] or "", fields["asin"])
+    try:
+        with database.obj.atomic():  # the book row goes too when the request is refused
+            book = Audiobook.create(title=fields["title"], author=fields["author"], narrator=fields["narrator"],
+                                    audible_asin=fields["asin"])
+            request = Request.create(audiobook=book, user_id=user_id, status=R.PENDING.value,
+                                     priority=int(Priority.HIGH), book_key=key)
+    except peewee.IntegrityError as exc:
+        # a create of the same book at the same moment passed the check above too: the index kept one
+        if not is_active_book_conflict(exc):
+            raise
+        active = active_request_of_book(key)
+        if active is None:  # it has already left the active statuses: say what happened all the same
+            raise RequestError("another request for this book was created at the same moment; try again",
+                               409) from None
+        raise _already_requested(active) from None
     enqueue_search(request)
     return request
+
+
+def _already_requested(active: Request) -> RequestError:
+    return RequestError(f"'{active.audiobook.title}' already has a request ({active.id}) in status {active.status}",
+                        409)
+
+
+def active_request_of_book(key: str, other_than: Any = None) -> Request | None:
+    """The active request holding book key `key` (the unique index allows one), except `other_than`."""
+    query = Request.select().where((Request.book_key == key) & Request.status.in_([s.value for s in ACTIVE]))
+    if other_than is not None:
+        query = query.where(Request.id != other_than)
+    return query.first()
 
 
 def enqueue_search(request: Request) -> str:
@@ -181,7 +212,12 @@ def retry_request(request_id: str) -> str:
     request = get_request(request_id)
     if request.status in RETRY_SEARCH_FROM:
         if not transition(request.id, R.PENDING, error_message=None, progress=0, **SEARCH_BACKOFF_CLEARED):
-            raise RequestError(f"request moved on (now {Request.get_by_id(request.id).status}); not retried", 409)
+            now = Request.get_by_id(request.id)
+            other = active_request_of_book(now.book_key, other_than=now.id) if now.book_key else None
+            if now.status == request.status and other is not None:  # the index of migration 12 refused it
+                raise RequestError(f"not retried: '{other.audiobook.title}' has another active request "
+                                   f"({other.id}) in status {other.status}", 409)
+            raise RequestError(f"request moved on (now {now.status}); not retried", 409)
         return enqueue_search(request)
     if request.status in RETRY_IMPORT_FROM:
         download = (DownloadHistory.select().where((DownloadHistory.request == request.id) & DownloadHistory.selected)

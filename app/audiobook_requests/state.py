@@ -4,14 +4,18 @@ set of statuses, so a slow worker never overwrites a later status and a cancelle
 from __future__ import annotations
 
 import enum
+import logging
 from typing import Any
 
 import peewee
 from peewee import fn
 
 from app.audiobook_requests.messages import request_message
+from app.db import database
 from app.jobs import fence
 from app.models import Job, Request, utcnow
+
+log = logging.getLogger(__name__)
 
 
 class RequestStatus(enum.StrEnum):
@@ -30,6 +34,8 @@ class RequestStatus(enum.StrEnum):
 
 
 R = RequestStatus
+# A book has at most one request in these (create_request's 409; a unique index, migration 12: a change here
+# needs a migration that rebuilds that index).
 ACTIVE = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.PROCESSING, R.DOWNLOADED, R.AVAILABLE,
           R.AWAITING_IMPORT, R.WARN)
 CANCELLABLE = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.AWAITING_IMPORT, R.WARN, R.FAILED)
@@ -114,9 +120,32 @@ def transition(request_id: Any, target: RequestStatus, *, only_from: tuple[Reque
     if isinstance(fields.get("error_message"), str):  # users see it: never a database's own error text
         fields["error_message"] = request_message(fields["error_message"])
     values: dict[str, Any] = {"status": target.value, "updated_at": utcnow(), **fields}
-    return (Request.update(**values)
-            .where((Request.id == request_id) & Request.status.in_([s.value for s in sources]) & _run_holds_lease())
-            .execute()) == 1
+    query = (Request.update(**values)
+             .where((Request.id == request_id) & Request.status.in_([s.value for s in sources]) & _run_holds_lease()))
+    if target in ACTIVE and not set(sources) <= set(ACTIVE):
+        return _enter_active(query, request_id, target)
+    return query.execute() == 1
+
+
+def is_active_book_conflict(exc: peewee.IntegrityError) -> bool:
+    """True when `exc` is the unique index of migration 12: a second active request of one book."""
+    return "book_key" in str(exc)
+
+
+def _enter_active(query: Any, request_id: Any, target: RequestStatus) -> bool:
+    """Run a conditional UPDATE that moves a request from an inactive status into an active one. False, writing
+    nothing, when another request of the same book is active (the unique index of migration 12 refuses it):
+    that request stays where it is, as for any refused transition. In a savepoint, so that a caller's
+    transaction goes on."""
+    try:
+        with database.obj.atomic():
+            return query.execute() == 1
+    except peewee.IntegrityError as exc:
+        if not is_active_book_conflict(exc):
+            raise
+        log.warning("request %s stays out of %s: another request for the same book is active", request_id,
+                    target.value)
+        return False
 
 
 def _run_holds_lease() -> Any:
@@ -139,8 +168,8 @@ def reenter_step_for_retry(request_id: Any, job_type: str) -> bool:
     """
     step = STEP_STATUS[job_type]
     fresh_search = SEARCH_BACKOFF_CLEARED if step is R.SEARCHING else {}  # an admin's retry: back-off afresh
-    return (Request.update(status=step.value, error_message=None, **fresh_search, updated_at=utcnow())
-            .where((Request.id == request_id) & (Request.status == R.FAILED.value)).execute()) == 1
+    return _enter_active(Request.update(status=step.value, error_message=None, **fresh_search, updated_at=utcnow())
+                         .where((Request.id == request_id) & (Request.status == R.FAILED.value)), request_id, step)
 
 
 def enter_search_for_pick(request_id: Any) -> bool:
@@ -148,10 +177,10 @@ def enter_search_for_pick(request_id: Any) -> bool:
     attempts cleared), so the download_torrent job queued next is accepted. False, writing nothing, when the
     request is in any other status. Like reenter_step_for_retry, a way in that the processors' TRANSITIONS
     do not offer (not from `failed` there, so a stale search never resurrects a failed request)."""
-    return (Request.update(status=R.SEARCHING.value, error_message=None, progress=0, import_attempts=0,
-                           **SEARCH_BACKOFF_CLEARED, updated_at=utcnow())
-            .where((Request.id == request_id) & Request.status.in_([s.value for s in PICK_RELEASE_FROM]))
-            .execute()) == 1
+    return _enter_active(Request.update(status=R.SEARCHING.value, error_message=None, progress=0, import_attempts=0,
+                                        **SEARCH_BACKOFF_CLEARED, updated_at=utcnow())
+                         .where((Request.id == request_id) & Request.status.in_([s.value for s in PICK_RELEASE_FROM])),
+                         request_id, R.SEARCHING)
 
 
 def clear_search_backoff(request_id: Any) -> bool:

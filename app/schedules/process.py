@@ -55,6 +55,16 @@ class ShortLockScheduler(RQScheduler):
             self.interval = interval
 
 
+class ScheduleFiringWorker(SimpleWorker):
+    """RQ's SimpleWorker, run in burst inside this process to fire due schedules, without RQ's own SIGTERM
+    and SIGINT handlers: RQ's would replace this process's (Scheduler._stop) for good once one schedule had
+    fired, so a later SIGTERM raised StopRequested out of the loop and the process exited 1, not 0 after
+    its current tick."""
+
+    def _install_signal_handlers(self) -> None:
+        pass
+
+
 class Scheduler:
     def __init__(self, interval: float = TICK_SECONDS):
         self.interval = interval
@@ -102,7 +112,7 @@ class Scheduler:
                 self.timer.remove_lock()
         queue = Queue(SCHEDULES_QUEUE, connection=self.connection)
         if queue.count:
-            SimpleWorker([queue], connection=self.connection).work(burst=True, logging_level="WARNING")
+            ScheduleFiringWorker([queue], connection=self.connection).work(burst=True, logging_level="WARNING")
 
     def sweep(self) -> None:
         sweep_abandoned_jobs(self.connection)

@@ -18,12 +18,18 @@ from werkzeug.exceptions import (
     HTTPException,
     InternalServerError,
     RequestEntityTooLarge,
+    RequestURITooLarge,
+    SecurityError,
     default_exceptions,
 )
 
 from app.errors import AppError
 
 MAX_JSON_DEPTH = 32
+# Longest path + query string the app answers; longer ones get a 414 from the app (JSON under /api). The
+# web server's own limit on the request line is set above this (app/gunicorn_conf.py), so that its plain
+# 414 page is only seen for lines it cannot read at all.
+MAX_URL_LENGTH = 8000
 UNAUTHORIZED_HINT = "Log in as admin or send Authorization: Bearer <ADMIN_API_TOKEN>"
 
 def _nesting_exceeds(value: Any, limit: int) -> bool:
@@ -74,6 +80,22 @@ def refuse_anonymous_api_write() -> None:
     script without credentials should learn that it needs the token, not that a CSRF token is missing)."""
     if is_api_request() and not current_user.is_authenticated:
         abort(401)
+
+
+def refuse_at_the_edge() -> None:
+    """The first check of every request, before auth and CSRF: a Host header not in ALLOWED_HOSTS (400), a
+    URL longer than MAX_URL_LENGTH (414), a Content-Length over MAX_CONTENT_LENGTH whatever the method (413:
+    a DELETE's body is refused like a POST's, before anything is done; werkzeug checks a POST's only when
+    its body is read, and a view that reads none never did)."""
+    if isinstance(request.routing_exception, SecurityError):
+        host = request.environ.get("HTTP_HOST", "")
+        raise BadRequest(f"Host {host[:100]!r} is not in ALLOWED_HOSTS (see the README's configuration table)")
+    environ = request.environ
+    if len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > MAX_URL_LENGTH:
+        raise RequestURITooLarge(f"URL too long: at most {MAX_URL_LENGTH} characters of path and query")
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
 
 
 def _http_message(exc: HTTPException) -> str:

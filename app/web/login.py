@@ -14,6 +14,7 @@ from app.auth import (
     LoginVerdict,
     begin_login_attempt,
     end_all_sessions,
+    log_login_failure,
     login_succeeded,
     page_admin_required,
     start_session,
@@ -46,9 +47,9 @@ def _safe_next(target: str | None) -> str:
 
 
 def _refused(form: LoginForm, verdict: LoginVerdict):
-    if verdict.refused_for == "address":
-        flash(f"Too many failed logins from this address; try again in {math.ceil(verdict.wait_seconds / 60)} "
-              "minute(s).")
+    if verdict.refused_for in ("address", "device"):
+        flash(f"Too many failed logins from this {verdict.refused_for}; try again in "
+              f"{math.ceil(verdict.wait_seconds / 60)} minute(s).")
     else:
         flash(f"Too many failed logins for this account; try again in {verdict.wait_seconds} second(s).")
     return render_template("login.html", form=form), 429, {"Retry-After": str(verdict.wait_seconds)}
@@ -61,13 +62,14 @@ def login():
         return render_template("login.html", form=form), (401 if request.method == "POST" else 200)
     verdict = begin_login_attempt(form.username.data)  # counted before the password is checked
     if not verdict.allowed:
+        log_login_failure(form.username.data, verdict.refused_for)
         return _refused(form, verdict)
     if not verify_credentials(form.username.data, form.password.data):
+        log_login_failure(form.username.data)
         flash("Wrong username or password.")
         return render_template("login.html", form=form), 401
-    login_succeeded(form.username.data)
     start_session(form.username.data)
-    return redirect(_safe_next(request.args.get("next")))
+    return login_succeeded(form.username.data, redirect(_safe_next(request.args.get("next"))))
 
 
 @bp.post("/logout")
