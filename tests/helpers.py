@@ -20,8 +20,8 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 ADMIN_PASSWORD = "correct horse battery"
 API_TOKEN = "test-api-token-0123456789"
 
-__all__ = ["ADMIN_PASSWORD", "API_TOKEN", "HOSTILE", "ROOT", "TEST_DATABASE_URL", "TEST_REDIS_URL", "drain",
-           "make_settings", "serve_app", "start_process", "stop_process", "wait_for"]
+__all__ = ["ADMIN_PASSWORD", "API_TOKEN", "HOSTILE", "ROOT", "TEST_DATABASE_URL", "TEST_REDIS_URL", "SeededLonger",
+           "drain", "make_settings", "run_cleanup", "serve_app", "start_process", "stop_process", "wait_for"]
 
 
 def make_settings(tmp_path: Path, **overrides):
@@ -92,6 +92,40 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
+
+
+# --- seeding: what a test cannot wait for ----------------------------------------------------------------
+
+class SeededLonger:
+    """A real download client reporting `extra_seconds` more seeding time and `extra_ratio` more ratio than it
+    has (a test cannot seed for an hour, nor upload to a peer); everything else (look-up, removal, deletion of
+    the files) is the daemon's. Records which torrents were looked up."""
+
+    def __init__(self, real, extra_seconds: int, extra_ratio: float = 0.0):
+        self.real, self.extra_seconds, self.extra_ratio, self.looked_up = real, extra_seconds, extra_ratio, []
+
+    def get(self, info_hash: str):
+        from dataclasses import replace
+
+        self.looked_up.append(info_hash)
+        status = self.real.get(info_hash)
+        return status and replace(status, seeding_seconds=status.seeding_seconds + self.extra_seconds,
+                                  ratio=status.ratio + self.extra_ratio)
+
+    def remove(self, info_hash: str, delete_files: bool) -> None:
+        self.real.remove(info_hash, delete_files)
+
+
+def run_cleanup() -> tuple[dict, list[str]]:
+    """Run cleanup_seeded_torrents once (in-process): its result and its events' messages."""
+    from app.jobs.queues import queue_names_for_group
+    from app.jobs.service import add_job
+    from app.models import Job, JobEvent
+
+    job_id = add_job("cleanup_seeded_torrents", {})
+    drain(queue_names_for_group("maintenance"))
+    events = [e.message for e in JobEvent.select().where(JobEvent.job == job_id).order_by(JobEvent.created_at)]
+    return Job.get_by_id(job_id).result, events
 
 
 def start_process(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
