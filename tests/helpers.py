@@ -21,7 +21,8 @@ ADMIN_PASSWORD = "correct horse battery"
 API_TOKEN = "test-api-token-0123456789"
 
 __all__ = ["ADMIN_PASSWORD", "API_TOKEN", "HOSTILE", "ROOT", "TEST_DATABASE_URL", "TEST_REDIS_URL", "SeededLonger",
-           "drain", "make_settings", "run_cleanup", "serve_app", "start_process", "stop_process", "wait_for"]
+           "book_in_client", "drain", "make_settings", "run_cleanup", "serve_app", "start_process", "stop_process",
+           "wait_for"]
 
 
 def make_settings(tmp_path: Path, **overrides):
@@ -114,6 +115,37 @@ class SeededLonger:
 
     def remove(self, info_hash: str, delete_files: bool) -> None:
         self.real.remove(info_hash, delete_files)
+
+
+def book_in_client(client, download_dir: Path, *, finished: bool, name: str = "Brandon Sanderson - Elantris"
+                   ) -> tuple[Path, str]:
+    """A two-file book added to a real download client and verified: (its folder, its info hash). Unfinished:
+    its second file is missing, so the client has half of it on disk and waits for peers (there are none)."""
+    import uuid
+
+    from app.integrations.torrentfile import make_torrent, read_torrent
+    from app.pipeline.download_state import DownloadState
+
+    folder = download_dir / f"{name} {uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    for file in ("01.m4b", "02.m4b"):
+        (folder / file).write_bytes(os.urandom(64 * 1024))
+    torrent = make_torrent(folder, piece_length=16 * 1024)
+    if not finished:
+        (folder / "02.m4b").unlink()
+    info_hash = read_torrent(torrent).info_hash
+    client.add(torrent=torrent, category="readmeabook", tags=["test"], save_path=str(download_dir))
+
+    def settled() -> bool:
+        status = client.get(info_hash)
+        if status is None:
+            return False
+        if finished:
+            return status.state is DownloadState.COMPLETE
+        return status.state is DownloadState.DOWNLOADING and 0 < status.progress < 1
+
+    wait_for(settled, 20, message=f"the {'finished' if finished else 'half'} book to be verified")
+    return folder, info_hash
 
 
 def run_cleanup() -> tuple[dict, list[str]]:

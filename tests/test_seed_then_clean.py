@@ -11,9 +11,7 @@ to report more (helpers.SeededLonger); finding, removing and deleting files is t
 from __future__ import annotations
 
 import math
-import os
 import re
-import uuid
 from datetime import datetime
 
 import pytest
@@ -22,12 +20,11 @@ from app.config import SettingsError, load_settings
 from app.integrations import qbittorrent, transmission
 from app.integrations import torrent as torrent_module
 from app.integrations.torrent import download_client
-from app.integrations.torrentfile import make_torrent, read_torrent
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request
 from app.pipeline.download_state import DownloadState
 from app.pipeline.seeding import LetGo, SeedingLimit, let_go, seeding_until
 
-from helpers import API_TOKEN, SeededLonger, run_cleanup, wait_for
+from helpers import API_TOKEN, SeededLonger, book_in_client, run_cleanup, wait_for
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 HOUR = 3600
@@ -102,37 +99,53 @@ def test_transmission_reports_the_ratio_and_its_special_values(reported, ratio):
     assert "uploadRatio" in transmission.FIELDS
 
 
+# --- the page's Remove now and its refusals (in-memory client) --------------------------------------------
+
+def test_remove_now_is_a_csrf_form_and_an_admin_only_route(admin_client, client, fake_client, use_settings):
+    use_settings(**LIMITS)
+    request = Request.create(audiobook=Audiobook.create(title="Warbreaker", author="Brandon Sanderson"),
+                             status="cancelled")
+    fake_client.put("cd" * 20, progress=1.0, state=DownloadState.COMPLETE, seeding_seconds=60)
+    DownloadHistory.create(request=request, indexer_name="Quick Tracker", torrent_name="Warbreaker [M4B]",
+                           torrent_hash="cd" * 20, download_client="qbittorrent", download_client_id="cd" * 20,
+                           download_status="seeding", selected=True, completed_at=datetime(2026, 12, 6, 7, 0))
+    page = admin_client.get("/admin/requests").get_data(as_text=True)
+    assert "Torrent Warbreaker [M4B]: seeding until 2026-12-06 08:00 UTC (Quick Tracker: 60 min)" in page
+    action = f"/admin/requests/{request.id}/remove-seeding"
+    assert action in page
+    assert client.post(f"/api/requests/{request.id}/remove-seeding").status_code == 401      # anonymous
+    assert admin_client.post(action).status_code == 400                                        # no CSRF token
+    assert "cd" * 20 in fake_client.torrents
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = admin_client.post(action, data={"csrf_token": token})
+    assert response.status_code == 302 and "cd" * 20 not in fake_client.torrents
+    assert fake_client.calls[-1] == "remove:True"
+    assert "remove-seeding" not in admin_client.get("/admin/requests").get_data(as_text=True)
+
+
+def test_a_kept_torrent_another_request_still_needs_is_not_removed_now(client, fake_client, use_settings):
+    use_settings(**LIMITS)
+    book = Audiobook.create(title="Warbreaker", author="Brandon Sanderson")
+    mine, other = (Request.create(audiobook=book, status=s) for s in ("deleted", "awaiting_import"))
+    fake_client.put("ef" * 20, progress=1.0, state=DownloadState.COMPLETE)
+    for request, status in ((mine, "seeding"), (other, "completed")):
+        DownloadHistory.create(request=request, indexer_name="Quick Tracker", torrent_hash="ef" * 20,
+                               download_client="qbittorrent", download_client_id="ef" * 20, download_status=status,
+                               selected=True)
+    body = client.post(f"/api/requests/{mine.id}/remove-seeding", headers=BEARER).get_json()
+    assert body["keptTorrents"] == ["ef" * 20] and "ef" * 20 in fake_client.torrents
+
+
 # --- against the real daemons ----------------------------------------------------------------------------
 
 @pytest.fixture
-def real(daemon, use_settings, redis_conn):
-    use_settings(DOWNLOAD_CLIENT=daemon.kind, DOWNLOAD_CLIENT_URL=daemon.url, DOWNLOAD_CLIENT_USERNAME=daemon.username,
-                 DOWNLOAD_CLIENT_PASSWORD=daemon.password, DOWNLOAD_DIR=str(daemon.download_dir), **LIMITS)
+def real(daemon, daemon_settings):
+    daemon_settings(**LIMITS)
     return daemon
 
 
 def _book(daemon, *, finished: bool) -> tuple:
-    """A book in the real client: (its folder, its info hash). Unfinished: one of its two files is missing, so
-    the client verifies half of it and waits for peers (none) with the other half on disk."""
-    folder = daemon.download_dir / f"Brandon Sanderson - Elantris {uuid.uuid4().hex[:8]}"
-    folder.mkdir()
-    for name in ("01.m4b", "02.m4b"):
-        (folder / name).write_bytes(os.urandom(64 * 1024))
-    torrent = make_torrent(folder, piece_length=16 * 1024)
-    if not finished:
-        (folder / "02.m4b").unlink()
-    info_hash = read_torrent(torrent).info_hash
-    download_client().add(torrent=torrent, category="readmeabook", tags=["test"], save_path=str(daemon.download_dir))
-
-    def settled():
-        status = download_client().get(info_hash)
-        if status is None:
-            return False
-        return status.state is DownloadState.COMPLETE if finished else \
-            (status.state is DownloadState.DOWNLOADING and 0 < status.progress < 1)
-
-    wait_for(settled, 20, message=f"the {'finished' if finished else 'half'} book to be verified")
-    return folder, info_hash
+    return book_in_client(download_client(), daemon.download_dir, finished=finished)
 
 
 def _request(daemon, info_hash: str, indexer: str, *, status: str, download_status: str) -> Request:
@@ -235,40 +248,3 @@ def test_an_admin_can_remove_a_kept_torrent_now_with_its_files(real, client):
     wait_for(lambda: not folder.exists(), 10, message="the torrent's files to be deleted")
     again = client.post(f"/api/requests/{request.id}/remove-seeding", headers=BEARER)
     assert again.status_code == 409 and "no torrent of this request is kept seeding" in again.get_json()["error"]
-
-
-# --- the page's Remove now and its refusals (in-memory client) --------------------------------------------
-
-def test_remove_now_is_a_csrf_form_and_an_admin_only_route(admin_client, client, fake_client, use_settings):
-    use_settings(**LIMITS)
-    request = Request.create(audiobook=Audiobook.create(title="Warbreaker", author="Brandon Sanderson"),
-                             status="cancelled")
-    fake_client.put("cd" * 20, progress=1.0, state=DownloadState.COMPLETE, seeding_seconds=60)
-    DownloadHistory.create(request=request, indexer_name="Quick Tracker", torrent_name="Warbreaker [M4B]",
-                           torrent_hash="cd" * 20, download_client="qbittorrent", download_client_id="cd" * 20,
-                           download_status="seeding", selected=True, completed_at=datetime(2026, 12, 6, 7, 0))
-    page = admin_client.get("/admin/requests").get_data(as_text=True)
-    assert "Torrent Warbreaker [M4B]: seeding until 2026-12-06 08:00 UTC (Quick Tracker: 60 min)" in page
-    action = f"/admin/requests/{request.id}/remove-seeding"
-    assert action in page
-    assert client.post(f"/api/requests/{request.id}/remove-seeding").status_code == 401      # anonymous
-    assert admin_client.post(action).status_code == 400                                        # no CSRF token
-    assert "cd" * 20 in fake_client.torrents
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    response = admin_client.post(action, data={"csrf_token": token})
-    assert response.status_code == 302 and "cd" * 20 not in fake_client.torrents
-    assert fake_client.calls[-1] == "remove:True"
-    assert "remove-seeding" not in admin_client.get("/admin/requests").get_data(as_text=True)
-
-
-def test_a_kept_torrent_another_request_still_needs_is_not_removed_now(client, fake_client, use_settings):
-    use_settings(**LIMITS)
-    book = Audiobook.create(title="Warbreaker", author="Brandon Sanderson")
-    mine, other = (Request.create(audiobook=book, status=s) for s in ("deleted", "awaiting_import"))
-    fake_client.put("ef" * 20, progress=1.0, state=DownloadState.COMPLETE)
-    for request, status in ((mine, "seeding"), (other, "completed")):
-        DownloadHistory.create(request=request, indexer_name="Quick Tracker", torrent_hash="ef" * 20,
-                               download_client="qbittorrent", download_client_id="ef" * 20, download_status=status,
-                               selected=True)
-    body = client.post(f"/api/requests/{mine.id}/remove-seeding", headers=BEARER).get_json()
-    assert body["keptTorrents"] == ["ef" * 20] and "ef" * 20 in fake_client.torrents
