@@ -124,18 +124,9 @@ def test_a_stale_job_never_reopens_a_cancelled_request(settings):
     assert Request.get_by_id(request.id).status == "cancelled"
 
 
-@pytest.fixture
-def dirs(tmp_path, use_settings, redis_conn):
-    downloads, media = tmp_path / "downloads", tmp_path / "media"
-    downloads.mkdir()
-    media.mkdir()
-    use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media))
-    return downloads
-
-
 @pytest.mark.parametrize("attempts_before,status,blocklisted", [(3, "awaiting_import", False), (4, "warn", True)])
 def test_an_import_that_ends_in_warn_blocklists_its_release(dirs, attempts_before, status, blocklisted):
-    empty = dirs / SLOW                      # the download holds no audio file
+    empty = dirs[0] / SLOW                   # the download holds no audio file
     empty.mkdir()
     (empty / "readme.txt").write_text("no audio here")
     request = Request.create(audiobook=Audiobook.create(title=TITLE, author=AUTHOR), status="downloading",
