@@ -1,6 +1,6 @@
 """The one module that writes request status. Every transition is a conditional UPDATE from a named
 set of statuses, so a slow worker never overwrites a later status and a cancelled request stays cancelled
-(the original's request state machine, docs/pipeline.md)."""
+until an admin re-opens it (the original's request state machine, docs/pipeline.md)."""
 from __future__ import annotations
 
 import enum
