@@ -161,8 +161,9 @@ def test_a_client_outage_never_loses_the_delete_and_a_second_delete_retries(clie
 
     fake_client.down = False
     again = client.delete(f"/api/requests/{request.id}", headers=BEARER)
-    assert again.get_json()["alreadyDeleted"] is True and again.get_json()["removedTorrents"] == ["cd" * 20]
-    assert "cd" * 20 not in fake_client.torrents and fake_client.calls[-1] == "remove:True"  # unfinished: files too
+    assert again.get_json()["alreadyDeleted"] is True and again.get_json()["seedingTorrents"] == ["cd" * 20]
+    assert "cd" * 20 in fake_client.torrents and fake_client.calls[-1] == "get"  # finished: left seeding
+    assert DownloadHistory.get(DownloadHistory.request == request.id).download_status == "seeding"
 
 
 def test_a_torrent_another_request_still_uses_stays_in_the_client(client, fake_client, redis_conn):
