@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from app.pipeline.seeding import SeedingLimit
+
 # Worker processes per worker group (a group serves one job type, or all maintenance types).
 DEFAULT_WORKER_COUNTS: dict[str, int] = {
     "search_indexers": 3,
@@ -111,6 +113,34 @@ def _parse_template(raw: str) -> str:
     return validate_template(raw.strip())
 
 
+def _parse_per_indexer(number: Callable[[str], float]) -> Callable[[str], str]:
+    """`Tracker A=1440,Tracker B=0`: each entry a name, `=`, and a number >= 0 (`number` parses it). The text is
+    kept as written (Settings.seeding_limit_for reads it); a bad entry stops the start."""
+    def parse(raw: str) -> str:
+        for part in filter(str.strip, raw.split(",")):
+            name, equals, value = part.partition("=")
+            if not equals or not name.strip():
+                raise ValueError(f"expected indexer=value entries separated by commas, got {part.strip()!r}")
+            try:
+                parsed = number(value.strip())
+            except ValueError:
+                raise ValueError(f"{name.strip()!r}: {value.strip()!r} is not a number") from None
+            if not 0 <= parsed < float("inf"):  # also refuses nan
+                raise ValueError(f"{name.strip()!r}: must be a number >= 0, got {value.strip()!r}")
+        return raw.strip()
+
+    return parse
+
+
+def _per_indexer_value(raw: str, indexer: str) -> str | None:
+    """The value written for `indexer` (names compare case-insensitively), or None."""
+    for part in raw.split(","):
+        name, _, value = part.partition("=")
+        if name.strip().lower() == indexer.strip().lower():
+            return value.strip()
+    return None
+
+
 def _parse_remote_path_mappings(raw: str) -> tuple:
     from app.library.remote_paths import parse_mappings
 
@@ -171,7 +201,10 @@ class Settings:
     tag_files: bool = _setting("TAG_FILES", True, _parse_bool)
     monitor_poll_seconds: float = _setting("MONITOR_POLL_SECONDS", 10.0, float)
     download_stall_limit_seconds: int = _setting("DOWNLOAD_STALL_LIMIT_SECONDS", 6 * 3600, _parse_positive_int)
-    indexer_seeding_minutes: str = _setting("INDEXER_SEEDING_MINUTES", "")
+    # per indexer, `Tracker A=1440,Tracker B=0`: a finished torrent seeds this long, and to this ratio (both, when
+    # both are set; 0 or unlisted: no such limit), before cleanup_seeded_torrents removes it with its files
+    indexer_seeding_minutes: str = _setting("INDEXER_SEEDING_MINUTES", "", _parse_per_indexer(int))
+    indexer_seeding_ratio: str = _setting("INDEXER_SEEDING_RATIO", "", _parse_per_indexer(float))
     # client path = local path pairs (app/library/remote_paths.py), for a client that sees other folders
     remote_path_mappings: tuple = _setting("REMOTE_PATH_MAPPINGS", (), _parse_remote_path_mappings)
     # local path = Plex path pairs (app/library/plex_paths.py), for a Plex that sees the library elsewhere
@@ -216,12 +249,16 @@ class Settings:
         return self.database_url or self.sqlite_default_url
 
     def seeding_minutes_for(self, indexer: str) -> int:
-        """INDEXER_SEEDING_MINUTES='Tracker A=1440,Tracker B=0' (0 = seed forever; unknown indexers: forever)."""
-        for part in self.indexer_seeding_minutes.split(","):
-            name, _, minutes = part.partition("=")
-            if name.strip().lower() == indexer.strip().lower() and minutes.strip().isdigit():
-                return int(minutes)
-        return 0
+        """INDEXER_SEEDING_MINUTES='Tracker A=1440,Tracker B=0' (0 = no time limit; unknown indexers: none)."""
+        return int(_per_indexer_value(self.indexer_seeding_minutes, indexer) or 0)
+
+    def seeding_ratio_for(self, indexer: str) -> float:
+        """INDEXER_SEEDING_RATIO='Tracker A=1.0,Tracker B=0' (0 = no ratio limit; unknown indexers: none)."""
+        return float(_per_indexer_value(self.indexer_seeding_ratio, indexer) or 0)
+
+    def seeding_limit_for(self, indexer: str | None) -> SeedingLimit:
+        """The indexer's seeding goal (both settings; neither set: seed forever)."""
+        return SeedingLimit(self.seeding_minutes_for(indexer or ""), self.seeding_ratio_for(indexer or ""))
 
     @property
     def trusted_hosts(self) -> list[str] | None:

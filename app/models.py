@@ -69,8 +69,11 @@ class DownloadStatus(enum.StrEnum):
     PAUSED = "paused"
     UNKNOWN = "unknown"
     COMPLETED = "completed"      # every byte is there (the client's `complete`)
+    # finished, and its request let go of it (delete, cancel, an admin's swap): it stays in the client until its
+    # indexer's seeding limit, then cleanup_seeded_torrents removes it with its files (app/pipeline/seeding.py)
+    SEEDING = "seeding"
     FAILED = "failed"
-    REMOVED = "removed"          # taken out of the client (cancel, delete, seeding cleanup)
+    REMOVED = "removed"          # taken out of the client (cancel, delete, swap, seeding cleanup)
 
     # A row in one of these has let go of its torrent and never moves again.
     ENDED: ClassVar[frozenset[DownloadStatus]]

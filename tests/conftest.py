@@ -223,6 +223,28 @@ def daemon(request, tmp_path_factory):
 
 
 @pytest.fixture
+def dirs(tmp_path, use_settings, redis_conn):
+    """DOWNLOAD_DIR and MEDIA_DIR, two empty folders under tmp_path, set for the test: (downloads, media)."""
+    downloads, media = tmp_path / "downloads", tmp_path / "media"
+    downloads.mkdir()
+    media.mkdir()
+    use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media))
+    return downloads, media
+
+
+@pytest.fixture
+def daemon_settings(daemon, use_settings, redis_conn):
+    """Settings for the real `daemon` (client, credentials, DOWNLOAD_DIR): daemon_settings(MORE=...) applies them
+    with more settings and returns them."""
+    def apply(**more):
+        return use_settings(DOWNLOAD_CLIENT=daemon.kind, DOWNLOAD_CLIENT_URL=daemon.url,
+                            DOWNLOAD_CLIENT_USERNAME=daemon.username, DOWNLOAD_CLIENT_PASSWORD=daemon.password,
+                            DOWNLOAD_DIR=str(daemon.download_dir), **more)
+
+    return apply
+
+
+@pytest.fixture
 def live_url(flask_app):
     """The test's app served over real HTTP (browser tests, parallel clients)."""
     with serve_app(flask_app) as url:

@@ -20,8 +20,9 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 ADMIN_PASSWORD = "correct horse battery"
 API_TOKEN = "test-api-token-0123456789"
 
-__all__ = ["ADMIN_PASSWORD", "API_TOKEN", "HOSTILE", "ROOT", "TEST_DATABASE_URL", "TEST_REDIS_URL", "client_labels",
-           "csrf_token", "drain", "make_settings", "serve_app", "start_process", "stop_process", "wait_for"]
+__all__ = ["ADMIN_PASSWORD", "API_TOKEN", "HOSTILE", "ROOT", "TEST_DATABASE_URL", "TEST_REDIS_URL", "SeededLonger",
+           "book_in_client", "client_labels", "csrf_token", "drain", "make_settings", "run_cleanup", "serve_app",
+           "start_process", "stop_process", "wait_for"]
 
 
 def make_settings(tmp_path: Path, **overrides):
@@ -107,6 +108,71 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
+
+
+# --- seeding: what a test cannot wait for ----------------------------------------------------------------
+
+class SeededLonger:
+    """A real download client reporting `extra_seconds` more seeding time and `extra_ratio` more ratio than it
+    has (a test cannot seed for an hour, nor upload to a peer); everything else (look-up, removal, deletion of
+    the files) is the daemon's. Records which torrents were looked up."""
+
+    def __init__(self, real, extra_seconds: int, extra_ratio: float = 0.0):
+        self.real, self.extra_seconds, self.extra_ratio, self.looked_up = real, extra_seconds, extra_ratio, []
+
+    def get(self, info_hash: str):
+        from dataclasses import replace
+
+        self.looked_up.append(info_hash)
+        status = self.real.get(info_hash)
+        return status and replace(status, seeding_seconds=status.seeding_seconds + self.extra_seconds,
+                                  ratio=status.ratio + self.extra_ratio)
+
+    def remove(self, info_hash: str, delete_files: bool) -> None:
+        self.real.remove(info_hash, delete_files)
+
+
+def book_in_client(client, download_dir: Path, *, finished: bool, name: str = "Brandon Sanderson - Elantris"
+                   ) -> tuple[Path, str]:
+    """A two-file book added to a real download client and verified: (its folder, its info hash). Unfinished:
+    its second file is missing, so the client has half of it on disk and waits for peers (there are none)."""
+    import uuid
+
+    from app.integrations.torrentfile import make_torrent, read_torrent
+    from app.pipeline.download_state import DownloadState
+
+    folder = download_dir / f"{name} {uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    for file in ("01.m4b", "02.m4b"):
+        (folder / file).write_bytes(os.urandom(64 * 1024))
+    torrent = make_torrent(folder, piece_length=16 * 1024)
+    if not finished:
+        (folder / "02.m4b").unlink()
+    info_hash = read_torrent(torrent).info_hash
+    client.add(torrent=torrent, category="readmeabook", tags=["test"], save_path=str(download_dir))
+
+    def settled() -> bool:
+        status = client.get(info_hash)
+        if status is None:
+            return False
+        if finished:
+            return status.state is DownloadState.COMPLETE
+        return status.state is DownloadState.DOWNLOADING and 0 < status.progress < 1
+
+    wait_for(settled, 20, message=f"the {'finished' if finished else 'half'} book to be verified")
+    return folder, info_hash
+
+
+def run_cleanup() -> tuple[dict, list[str]]:
+    """Run cleanup_seeded_torrents once (in-process): its result and its events' messages."""
+    from app.jobs.queues import queue_names_for_group
+    from app.jobs.service import add_job
+    from app.models import Job, JobEvent
+
+    job_id = add_job("cleanup_seeded_torrents", {})
+    drain(queue_names_for_group("maintenance"))
+    events = [e.message for e in JobEvent.select().where(JobEvent.job == job_id).order_by(JobEvent.created_at)]
+    return Job.get_by_id(job_id).result, events
 
 
 def start_process(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:

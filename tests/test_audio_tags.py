@@ -275,15 +275,6 @@ def test_hardlinks_and_shared_inodes_are_never_tagged(tmp_path):
 
 # --- organize_files through the worker ----------------------------------------------------------------------------
 
-@pytest.fixture
-def dirs(tmp_path, use_settings, redis_conn):
-    downloads, media = tmp_path / "downloads", tmp_path / "media"
-    downloads.mkdir()
-    media.mkdir()
-    use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media))
-    return downloads, media
-
-
 def _request(**book) -> Request:
     fields = {"title": "The Way of Kings", "author": "Brandon Sanderson", "narrator": "Michael Kramer", **book}
     return Request.create(audiobook=Audiobook.create(**fields), status="downloading")

@@ -174,7 +174,7 @@ def test_a_waiting_or_failed_request_moves_to_searching_and_queued_jobs_are_canc
     assert Job.get_by_id(queued.id).status == "cancelled"                  # no second, automatic pick
 
 
-@pytest.mark.parametrize("status", ["downloading", "processing", "downloaded", "available", "cancelled", "deleted"])
+@pytest.mark.parametrize("status", ["processing", "downloaded", "available", "deleted"])
 def test_a_request_past_the_search_or_finished_is_refused(client, configured, status):
     request = _request(status)
     Request.update(status="awaiting_search").where(Request.id == request.id).execute()

@@ -24,15 +24,6 @@ from app.models import Audiobook, Job, JobEvent, Request
 from helpers import drain
 
 
-@pytest.fixture
-def dirs(tmp_path, use_settings, redis_conn):
-    downloads, media = tmp_path / "downloads", tmp_path / "media"
-    downloads.mkdir()
-    media.mkdir()
-    use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media))
-    return downloads, media
-
-
 def _request(status="downloading", title="The Way of Kings", author="Brandon Sanderson", **book):
     audiobook = Audiobook.create(title=title, author=author, **book)
     return Request.create(audiobook=audiobook, status=status)

@@ -95,8 +95,10 @@ def test_a_book_already_in_the_library_shows_the_api_message_above_the_form(admi
 
 # --- deleting -----------------------------------------------------------------------------------------
 
-def test_delete_cancels_jobs_removes_the_torrent_keeps_files_and_the_row(client, qbittorrent, use_settings,
-                                                                         redis_conn):
+def test_delete_cancels_jobs_keeps_a_finished_torrent_seeding_and_keeps_the_row(client, qbittorrent, use_settings,
+                                                                                 redis_conn):
+    """The torrent's data is all there (it finished, the monitor had not seen it yet): it keeps seeding for its
+    tracker (tests/test_seed_then_clean.py follows it to the cleanup)."""
     use_settings(DOWNLOAD_CLIENT="qbittorrent", DOWNLOAD_CLIENT_URL=qbittorrent.url,
                  DOWNLOAD_CLIENT_USERNAME=qbittorrent.username, DOWNLOAD_CLIENT_PASSWORD=qbittorrent.password,
                  DOWNLOAD_DIR=str(qbittorrent.download_dir))
@@ -107,7 +109,7 @@ def test_delete_cancels_jobs_removes_the_torrent_keeps_files_and_the_row(client,
     info_hash = read_torrent(torrent).info_hash
     download_client().add(torrent=torrent, category="readmeabook", tags=["test"],
                           save_path=str(qbittorrent.download_dir))
-    wait_for(lambda: download_client().get(info_hash), 20, message="torrent added")
+    wait_for(lambda: getattr(download_client().get(info_hash), "progress", 0) >= 1, 20, message="torrent verified")
 
     request_id = client.post("/api/requests", json={"title": "Warbreaker", "author": "Brandon Sanderson"},
                              headers=BEARER).get_json()["request"]["id"]
@@ -123,11 +125,12 @@ def test_delete_cancels_jobs_removes_the_torrent_keeps_files_and_the_row(client,
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["request"] == {"id": request_id, "status": "deleted"} and body["alreadyDeleted"] is False
-    assert set(body["cancelledJobs"]) == {str(search.id), monitor} and body["removedTorrents"] == [info_hash]
+    assert set(body["cancelledJobs"]) == {str(search.id), monitor} and body["seedingTorrents"] == [info_hash]
+    assert body["removedTorrents"] == []
     assert Job.get_by_id(monitor).status == "cancelled" and Job.get_by_id(search.id).status == "cancelled"
-    assert download_client().get(info_hash) is None                                  # gone from the client
+    assert download_client().get(info_hash) is not None                              # still seeding
     assert (folder / "Warbreaker.m4b").stat().st_size == 200_000                     # files kept
-    assert DownloadHistory.get_by_id(history.id).download_status == "removed"
+    assert DownloadHistory.get_by_id(history.id).download_status == "seeding"
     shown = client.get(f"/api/requests/{request_id}", headers=BEARER).get_json()["request"]
     assert shown["status"] == "deleted" and len(shown["jobs"]) == 2                  # row and timeline kept
     events = [e.message for e in JobEvent.select().where(JobEvent.job == monitor)]
@@ -136,6 +139,7 @@ def test_delete_cancels_jobs_removes_the_torrent_keeps_files_and_the_row(client,
     again = client.delete(f"/api/requests/{request_id}", headers=BEARER)             # idempotent
     assert again.status_code == 200 and again.get_json()["alreadyDeleted"] is True
     assert again.get_json()["cancelledJobs"] == [] and again.get_json()["removedTorrents"] == []
+    assert again.get_json()["seedingTorrents"] == []                                 # let go of once
     assert client.post(f"/api/requests/{request_id}/retry", headers=BEARER).status_code == 409
     assert client.post(f"/api/requests/{request_id}/cancel", headers=BEARER).status_code == 409
 
@@ -157,8 +161,9 @@ def test_a_client_outage_never_loses_the_delete_and_a_second_delete_retries(clie
 
     fake_client.down = False
     again = client.delete(f"/api/requests/{request.id}", headers=BEARER)
-    assert again.get_json()["alreadyDeleted"] is True and again.get_json()["removedTorrents"] == ["cd" * 20]
-    assert "cd" * 20 not in fake_client.torrents and fake_client.calls[-1] == "remove:False"
+    assert again.get_json()["alreadyDeleted"] is True and again.get_json()["seedingTorrents"] == ["cd" * 20]
+    assert "cd" * 20 in fake_client.torrents and fake_client.calls[-1] == "get"  # finished: left seeding
+    assert DownloadHistory.get(DownloadHistory.request == request.id).download_status == "seeding"
 
 
 def test_a_torrent_another_request_still_uses_stays_in_the_client(client, fake_client, redis_conn):

@@ -130,7 +130,7 @@ def test_retry_and_cancel(client, prowlarr, fake_client, redis_conn):
     assert Job.get_by_id(retried.get_json()["jobId"]).type == "search_indexers"
     assert client.post(f"/api/requests/{request_id}/retry", headers=BEARER).status_code == 409  # nothing to retry
 
-    # a download being monitored: cancel stops the monitor and removes the torrent, keeping files
+    # a download being monitored: cancel stops the monitor and removes the unfinished torrent with its files
     Request.update(status="downloading").where(Request.id == request_id).execute()
     fake_client.put("ab" * 20)
     DownloadHistory.create(request=request_id, download_client="qbittorrent", download_client_id="ab" * 20,
@@ -142,7 +142,7 @@ def test_retry_and_cancel(client, prowlarr, fake_client, redis_conn):
     cancelled = client.post(f"/api/requests/{request_id}/cancel", headers=BEARER)
     assert cancelled.status_code == 200
     assert monitor in cancelled.get_json()["cancelledJobs"] and Job.get_by_id(monitor).status == "cancelled"
-    assert fake_client.calls[-1] == "remove:False" and "ab" * 20 not in fake_client.torrents
+    assert fake_client.calls[-1] == "remove:True" and "ab" * 20 not in fake_client.torrents
     assert Request.get_by_id(request_id).status == "cancelled"
     assert client.post(f"/api/requests/{request_id}/cancel", headers=BEARER).status_code == 409
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -16,14 +15,12 @@ import pytest
 from app.integrations import torrent as torrent_module
 from app.integrations.qbittorrent import QBittorrentClient
 from app.integrations.torrentfile import make_torrent, read_torrent
-from app.jobs.queues import queue_names_for_group
-from app.jobs.service import add_job
-from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request, utcnow
+from app.models import Audiobook, DownloadHistory, Request, utcnow
 from app.pipeline.download_state import DownloadState
 from app.pipeline.monitor_policy import TorrentUser, holders, still_needs_torrent
 
 from fakes.download_client import FakeDownloadClient
-from helpers import drain, wait_for
+from helpers import SeededLonger, run_cleanup, wait_for
 
 HOUR = 3600
 SETTINGS = {"INDEXER_SEEDING_MINUTES": "Quick Tracker=60,Forever Tracker=0"}  # others: seed forever
@@ -44,6 +41,10 @@ SETTINGS = {"INDEXER_SEEDING_MINUTES": "Quick Tracker=60,Forever Tracker=0"}  # 
     ("failed", "downloading", 0, 0, False),
     ("awaiting_search", "failed", 60, 0, False),        # it stalled on this torrent and moved on
     ("downloading", "removed", 60, 0, False),
+    # kept seeding after its request let go of it (deleted, cancelled): holds it until its own limit
+    ("deleted", "seeding", 60, HOUR - 1, True),
+    ("cancelled", "seeding", 60, HOUR, False),
+    ("deleted", "seeding", 0, 10**6, True),             # its indexer seeds forever
 ])
 def test_which_other_requests_still_need_a_torrent(request_status, download_status, seeding_minutes, seeded, needs):
     user = TorrentUser("r2", request_status, download_status, seeding_minutes)
@@ -52,21 +53,6 @@ def test_which_other_requests_still_need_a_torrent(request_status, download_stat
 
 
 # --- against the real qbittorrent-nox ----------------------------------------------------------------------
-
-class SeededLonger:
-    """The real client, reporting `extra_seconds` more seeding time; records which torrents were looked up."""
-
-    def __init__(self, real, extra_seconds: int):
-        self.real, self.extra_seconds, self.looked_up = real, extra_seconds, []
-
-    def get(self, info_hash: str):
-        self.looked_up.append(info_hash)
-        status = self.real.get(info_hash)
-        return status and replace(status, seeding_seconds=status.seeding_seconds + self.extra_seconds)
-
-    def remove(self, info_hash: str, delete_files: bool) -> None:
-        self.real.remove(info_hash, delete_files)
-
 
 @pytest.fixture
 def real_client(qbittorrent, use_settings, redis_conn):
@@ -112,20 +98,13 @@ def _seed_forever_rows(book, count: int) -> None:
         for n, rid in enumerate(request_ids)]).execute()
 
 
-def _run_cleanup() -> tuple[dict, list[str]]:
-    job_id = add_job("cleanup_seeded_torrents", {})
-    drain(queue_names_for_group("maintenance"))
-    events = [e.message for e in JobEvent.select().where(JobEvent.job == job_id).order_by(JobEvent.created_at)]
-    return Job.get_by_id(job_id).result, events
-
-
 def test_150_seed_forever_rows_do_not_hold_back_a_newer_torrent_that_is_due(qbittorrent, real_client):
     book = Audiobook.create(title="Elantris", author="Brandon Sanderson")
     _seed_forever_rows(book, 150)
     folder, info_hash = _seeding_book(qbittorrent, real_client)
     due = _download(Request.create(audiobook=book, status="available"), info_hash, "Quick Tracker")
 
-    result, events = _run_cleanup()
+    result, events = run_cleanup()
 
     assert result == {"success": True, "removed": 1, "kept": 150}
     assert real_client.real.get(info_hash) is None                   # gone from qbittorrent-nox …
@@ -143,7 +122,7 @@ def test_a_torrent_another_request_still_uses_is_kept_and_the_event_says_why(qbi
     importing = Request.create(audiobook=book, status="awaiting_import")  # organize will read these files again
     _download(importing, info_hash, "Quick Tracker")
 
-    result, events = _run_cleanup()
+    result, events = run_cleanup()
 
     assert result == {"success": True, "removed": 0, "kept": 1}
     assert real_client.real.get(info_hash) is not None and folder.exists()
@@ -153,7 +132,7 @@ def test_a_torrent_another_request_still_uses_is_kept_and_the_event_says_why(qbi
 
     # once the other request is done with it (available, and seeded long enough for its indexer too), it goes
     Request.update(status="available").where(Request.id == importing.id).execute()
-    result, _ = _run_cleanup()
+    result, _ = run_cleanup()
     assert result == {"success": True, "removed": 1, "kept": 0}
     assert real_client.real.get(info_hash) is None
     wait_for(lambda: not folder.exists(), 10, message="the files to be deleted")
@@ -181,7 +160,7 @@ def test_a_run_pages_through_more_than_one_batch_of_torrents_still_seeding(use_s
                                      status="available")
         _download(due_request, due_hash, "Quick Tracker")  # last by id and by completion time
 
-        result, _ = _run_cleanup()
+        result, _ = run_cleanup()
     finally:
         torrent_module.set_client_factory(None)
     assert result == {"success": True, "removed": 1, "kept": 120}

@@ -41,20 +41,20 @@ JOB_RULES = {
     J.CANCELLED: (True, False, False),
 }
 
-# status: (can_retry, can_cancel)
+# status: (can_retry, can_cancel, can_pick: an admin may pick a release by hand)
 REQUEST_RULES = {
-    R.PENDING: (False, True),
-    R.SEARCHING: (False, True),
-    R.AWAITING_SEARCH: (True, True),
-    R.DOWNLOADING: (False, True),
-    R.PROCESSING: (False, False),
-    R.DOWNLOADED: (False, False),
-    R.AVAILABLE: (False, False),
-    R.FAILED: (True, True),
-    R.CANCELLED: (False, False),
-    R.AWAITING_IMPORT: (True, True),
-    R.WARN: (True, True),
-    R.DELETED: (False, False),
+    R.PENDING: (False, True, True),
+    R.SEARCHING: (False, True, True),
+    R.AWAITING_SEARCH: (True, True, True),
+    R.DOWNLOADING: (False, True, True),      # swaps its download
+    R.PROCESSING: (False, False, False),
+    R.DOWNLOADED: (False, False, False),
+    R.AVAILABLE: (False, False, False),
+    R.FAILED: (True, True, True),
+    R.CANCELLED: (True, False, True),        # re-opened: it searches again
+    R.AWAITING_IMPORT: (True, True, True),
+    R.WARN: (True, True, True),
+    R.DELETED: (False, False, False),
 }
 
 
@@ -86,9 +86,11 @@ def test_job_sets():
 
 @pytest.mark.parametrize("status", list(RequestStatus), ids=lambda s: s.value)
 def test_request_rules(status):
-    retry, cancel = REQUEST_RULES[status]
-    assert (request_state.can_retry(status.value), request_state.can_cancel(status.value)) == (retry, cancel)
-    assert (status in request_state.RETRYABLE, status in request_state.CANCELLABLE) == (retry, cancel)
+    retry, cancel, pick = REQUEST_RULES[status]
+    assert (request_state.can_retry(status.value), request_state.can_cancel(status.value),
+            request_state.can_pick(status.value)) == (retry, cancel, pick)
+    assert (status in request_state.RETRYABLE, status in request_state.CANCELLABLE,
+            status in request_state.PICK_RELEASE_FROM) == (retry, cancel, pick)
 
 
 def test_request_retry_runs_one_step_per_status():
@@ -170,12 +172,13 @@ def test_the_job_page_of_a_retried_job_links_the_new_run(admin_client):
     assert f"/admin/jobs/{job.id}/retry" not in page and f'id="retry-run">run {new.id}' in page
 
 
-def test_the_requests_page_shows_retry_and_cancel_exactly_when_they_apply(admin_client):
+def test_the_requests_page_shows_retry_cancel_and_search_exactly_when_they_apply(admin_client):
     book = Audiobook.create(title="T", author="A")
     requests = {status: Request.create(audiobook=book, status=status.value) for status in RequestStatus}
     page = admin_client.get("/admin/requests?status=all&partial=1").get_data(as_text=True)
     for status, request in requests.items():
-        shown = (f"/admin/requests/{request.id}/retry" in page, f"/admin/requests/{request.id}/cancel" in page)
+        shown = (f"/admin/requests/{request.id}/retry" in page, f"/admin/requests/{request.id}/cancel" in page,
+                 f'data-releases-url="/api/requests/{request.id}/releases"' in page)
         assert shown == REQUEST_RULES[status], status
 
 

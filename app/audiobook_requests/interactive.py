@@ -7,6 +7,8 @@
   answer differently). The results are kept redacted; the links the pick needs are kept apart, whole.
 - `pick_release` queues download_torrent with that release alone (its rank ignored; the blocklist, read
   again at pick time, still refuses) after moving the request into `searching` (state.PICK_RELEASE_FROM).
+  A downloading request swaps: its monitor is stopped, its unfinished torrent removed with its partial files
+  and its release blocklisted; a cancelled request is re-opened (unless its book has another active request).
 
 Errors (RequestError, JSON via app/web/errors.py): Prowlarr not configured 409; Prowlarr unreachable,
 timing out or refusing 502; Redis down 503; an unknown or expired guid 404; a blocklisted release or a
@@ -20,8 +22,9 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from app.audiobook_requests.blocklist import blocklist_for
-from app.audiobook_requests.service import RequestError, get_request
-from app.audiobook_requests.state import PICK_RELEASE_FROM, R, enter_search_for_pick, transition
+from app.audiobook_requests.service import RequestError, get_request, refuse_a_second_active_request
+from app.audiobook_requests.state import PICK_RELEASE_FROM, R, can_pick, enter_search_for_pick, transition
+from app.audiobook_requests.torrents import release_torrents, timeline_job
 from app.config import get_settings
 from app.integrations.errors import ServiceError
 from app.integrations.prowlarr import ProwlarrClient
@@ -30,7 +33,7 @@ from app.jobs.queues import get_redis
 from app.jobs.redact import redact
 from app.jobs.service import add_job, cancel_run
 from app.jobs.types import Priority
-from app.models import TERMINAL_JOB_STATUSES, Job, Request
+from app.models import TERMINAL_JOB_STATUSES, DownloadHistory, DownloadStatus, Job, Request, status_values
 from app.pipeline.ranking import Ranked, Release
 from app.pipeline.release_search import (
     BLOCKLISTED,
@@ -48,6 +51,9 @@ RELEASES_TTL_SECONDS = 3600
 EVENT_CONTEXT = "InteractiveSearch"
 _GUID_LIMIT = 4000
 _LINK_FIELDS = ("downloadUrl", "magnetUrl", "guid")
+# what a pick does beyond queueing the download, said in its event
+_PICK_NOTES = {R.DOWNLOADING.value: ", swapped for the unfinished download (removed and blocklisted)",
+               R.CANCELLED.value: "; the cancelled request is re-opened"}
 
 
 def _key(request: Request) -> str:
@@ -122,21 +128,28 @@ def _guid(body: Any) -> str:
 
 
 def pick_release(request_id: str, body: Any) -> str:
-    """Queue download_torrent with the picked release; returns the job id."""
+    """Queue download_torrent with the picked release; returns the job id. A downloading request swaps: its
+    monitor is stopped and its torrent let go of and blocklisted (`_swap_out`) before the new one is queued."""
     request = get_request(request_id)
     guid = _guid(body)
-    allowed = [s.value for s in PICK_RELEASE_FROM]
-    if request.status not in allowed:
+    if not can_pick(request.status):
         raise RequestError(f"a request in status {request.status} cannot take a picked release (only "
-                           f"{', '.join(allowed)})", 409)
+                           f"{', '.join(s.value for s in PICK_RELEASE_FROM)})", 409)
     release = _stored_release(request, guid)
     if blocklist_of(request).blocks(release):
         raise RequestError(f"{release.title!r} is {BLOCKLISTED} for this request", 409)
-    if not enter_search_for_pick(request.id):
+    if request.status == R.DOWNLOADING.value and _downloading(request).blocks(release):
+        raise RequestError(f"{release.title!r} is the release this request is downloading now", 409)
+    if request.status == R.CANCELLED.value:
+        refuse_a_second_active_request(request)
+    if not enter_search_for_pick(request.id, request.status):
         raise RequestError(f"request moved on (now {Request.get_by_id(request.id).status}); nothing queued", 409)
-    # A queued (or running) search would pick a release of its own: cancelled (a running one is fenced off).
+    # A queued (or running) search would pick a release of its own, a monitor would go on watching the swapped
+    # download: cancelled (a running one is fenced off, so it writes nothing more).
     for job in Job.select().where((Job.request == request.id) & Job.status.not_in(TERMINAL_JOB_STATUSES)):
         cancel_run(job, "An admin picked a release")
+    if request.status == R.DOWNLOADING.value:
+        _swap_out(request, release)
     try:
         job_id = add_job("download_torrent", download_payload(str(request.id), book_of(request.audiobook), release,
                                                               interactive=True), priority=Priority.HIGH)
@@ -144,7 +157,27 @@ def pick_release(request_id: str, body: Any) -> str:
         transition(request.id, R.FAILED, only_from=(R.SEARCHING,), error_message=f"could not queue the download: {exc}")
         raise
     create_job_logger(job_id, EVENT_CONTEXT).info(
-        f"Release picked by an admin: {release.title!r} from {release.indexer or 'an unknown indexer'}",
+        f"Release picked by an admin: {release.title!r} from {release.indexer or 'an unknown indexer'}"
+        + _PICK_NOTES.get(request.status, ""),
         {"guid": guid, "title": release.title, "indexer": release.indexer, "seeders": release.seeders,
-         "size": release.size})
+         "size": release.size, "was": request.status})
     return job_id
+
+
+def _downloading(request: Request) -> Blocklist:
+    """The releases the request is downloading now, as a Blocklist (title or info hash), to refuse a swap for
+    the same release."""
+    return Blocklist.of(DownloadHistory.select(DownloadHistory.torrent_name, DownloadHistory.torrent_hash)
+                        .where((DownloadHistory.request == request.id)
+                               & DownloadHistory.download_status.not_in(status_values(DownloadStatus.ENDED)))
+                        .tuples())
+
+
+def _swap_out(request: Request, picked: Release) -> None:
+    """The download being swapped: an unfinished torrent is removed with its partial files (a finished one
+    keeps seeding until its indexer's limit), and its release is blocklisted for the request."""
+    events = create_job_logger(timeline_job(request.id), EVENT_CONTEXT)
+    released = release_torrents(request.id, events, block_reason=f"swapped by an admin for {picked.title!r}")
+    events.info(f"Download swapped by an admin for {picked.title!r}: {len(released.removed)} unfinished torrents "
+                f"removed with their files, {len(released.seeding)} kept seeding, releases blocklisted",
+                released.to_dict())

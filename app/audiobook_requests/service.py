@@ -16,8 +16,10 @@ from app.audiobook_requests.state import (
     is_active_book_conflict,
     transition,
 )
+from app.audiobook_requests.torrents import release_torrents, remove_seeding_now, seeding_torrents, timeline_job
 from app.db import database
 from app.errors import AppError
+from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job, cancel_run, job_to_dict
 from app.jobs.types import Priority
 from app.library.book_identity import book_key
@@ -26,11 +28,9 @@ from app.models import (
     TERMINAL_JOB_STATUSES,
     Audiobook,
     DownloadHistory,
-    DownloadStatus,
     Job,
     PlexLibrary,
     Request,
-    status_values,
 )
 from app.pipeline.ranking import normalize
 from app.validation import parse_uuid, text_problem
@@ -40,8 +40,6 @@ _LIMITS = {"title": 500, "author": 300, "narrator": 300, "asin": 20}
 _TITLE_WORD = re.compile(r"[a-z0-9]+")
 LIBRARY_CANDIDATE_LIMIT = 500
 _COMMON_WORDS = {"the", "and", "for", "from", "with", "book", "part", "volume"}
-# A cancel removes the torrent of every row of the request but these (completed, or already removed).
-_LEFT_IN_CLIENT_ON_CANCEL = status_values({DownloadStatus.COMPLETED, DownloadStatus.REMOVED})
 
 
 class RequestError(AppError):
@@ -202,16 +200,21 @@ def request_to_dict(request: Request) -> dict[str, Any]:
         "audiobook": {"id": str(book.id), "title": book.title, "author": book.author, "narrator": book.narrator,
                       "asin": book.audible_asin},
         "searchAttempts": request.search_attempts, "importAttempts": request.import_attempts,
+        "seedingTorrents": seeding_torrents([request.id]).get(str(request.id), []),
         "jobs": [{"id": str(j.id), "type": j.type, "status": j.status, "createdAt": job_to_dict(j)["createdAt"]}
                  for j in jobs],
     }
 
 
 def retry_request(request_id: str) -> str:
-    """Re-run the step that failed: the search (failed, awaiting_search) or the import (warn, awaiting_import)."""
+    """Re-run the step that failed: the search (failed, awaiting_search, and a cancelled request, re-opened) or
+    the import (warn, awaiting_import)."""
     request = get_request(request_id)
     if request.status in RETRY_SEARCH_FROM:
-        if not transition(request.id, R.PENDING, error_message=None, progress=0, **SEARCH_BACKOFF_CLEARED):
+        if request.status == R.CANCELLED.value:
+            refuse_a_second_active_request(request)
+        if not transition(request.id, R.PENDING, only_from=(R(request.status),), error_message=None, progress=0,
+                          **SEARCH_BACKOFF_CLEARED):
             now = Request.get_by_id(request.id)
             other = active_request_of_book(now.book_key, other_than=now.id) if now.book_key else None
             if now.status == request.status and other is not None:  # the index of migration 12 refused it
@@ -230,11 +233,20 @@ def retry_request(request_id: str) -> str:
     raise RequestError(f"a request in status {request.status} has nothing to retry", 409)
 
 
-def cancel_request(request_id: str) -> dict[str, Any]:
-    """Cancel queued jobs, stop monitoring, remove the torrent from the client (files are kept)."""
-    from app.integrations.errors import ServiceError
-    from app.integrations.torrent import download_client
+def refuse_a_second_active_request(request: Request) -> None:
+    """A cancelled request re-opens only while its book has no other active request (one may have been made
+    since the cancel): the book would be fetched twice."""
+    other = (Request.select(Request.id, Request.status)
+             .where((Request.audiobook == request.audiobook_id) & (Request.id != request.id)
+                    & Request.status.in_([s.value for s in ACTIVE])).first())
+    if other is not None:
+        raise RequestError(f"the book already has another request ({other.id}) in status {other.status}", 409)
 
+
+def cancel_request(request_id: str) -> dict[str, Any]:
+    """Cancel queued jobs (a running one is fenced off) and let go of the request's torrents: an unfinished one
+    is removed with its partial files, a finished one keeps seeding until its indexer's limit
+    (app/audiobook_requests/torrents.py)."""
     request = get_request(request_id)
     if not transition(request.id, R.CANCELLED, error_message="Cancelled by an admin"):
         raise RequestError(f"a request in status {request.status} cannot be cancelled", 409)
@@ -242,18 +254,21 @@ def cancel_request(request_id: str) -> dict[str, Any]:
     for job in Job.select().where((Job.request == request.id) & Job.status.not_in(TERMINAL_JOB_STATUSES)):
         if cancel_run(job, "Request cancelled"):
             cancelled.append(str(job.id))
-    removed = []
-    for download in DownloadHistory.select().where(
-            (DownloadHistory.request == request.id) & DownloadHistory.download_client_id.is_null(False)
-            & DownloadHistory.download_status.not_in(_LEFT_IN_CLIENT_ON_CANCEL)):
-        try:
-            download_client(download.download_client).remove(download.download_client_id, delete_files=False)
-            removed.append(download.download_client_id)
-            DownloadHistory.update(download_status=DownloadStatus.REMOVED.value).where(
-                DownloadHistory.id == download.id).execute()
-        except ServiceError as exc:
-            log.warning("could not remove torrent %s: %s", download.download_client_id, exc)
-    return {"cancelledJobs": cancelled, "removedTorrents": removed}
+    events = create_job_logger(timeline_job(request.id), "RequestCancelled")
+    released = release_torrents(request.id, events)
+    events.info(f"Request cancelled by an admin; {len(cancelled)} queued jobs cancelled, {len(released.removed)} "
+                f"unfinished torrents removed with their files, {len(released.seeding)} finished torrents kept "
+                f"seeding until their indexer's limit", {"cancelledJobs": cancelled, **released.to_dict()})
+    return {"cancelledJobs": cancelled, **released.to_dict()}
+
+
+def remove_seeding(request_id: str) -> dict[str, Any]:
+    """An admin's "remove now": the torrents kept seeding for this request go at once, with their files
+    (a torrent another request still uses is kept). 409 when none is kept."""
+    request = get_request(request_id)
+    if not seeding_torrents([request.id]):
+        raise RequestError("no torrent of this request is kept seeding", 409)
+    return remove_seeding_now(request.id, create_job_logger(timeline_job(request.id), "RemoveSeeding")).to_dict()
 
 
 RETRY_BATCH = 50  # requests a retry job (retry_missing_torrents, retry_failed_imports) takes per run

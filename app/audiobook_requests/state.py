@@ -1,6 +1,6 @@
 """The one module that writes request status. Every transition is a conditional UPDATE from a named
 set of statuses, so a slow worker never overwrites a later status and a cancelled request stays cancelled
-(the original's request state machine, docs/pipeline.md)."""
+until an admin re-opens it (the original's request state machine, docs/pipeline.md)."""
 from __future__ import annotations
 
 import enum
@@ -40,13 +40,14 @@ ACTIVE = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.PROCESSING
           R.AWAITING_IMPORT, R.WARN)
 CANCELLABLE = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.AWAITING_IMPORT, R.WARN, R.FAILED)
 
-# An admin's retry re-runs the step that failed: the search from these ...
-RETRY_SEARCH_FROM = (R.FAILED, R.AWAITING_SEARCH)
+# An admin's retry re-runs the step that failed: the search from these (a cancelled request is re-opened) ...
+RETRY_SEARCH_FROM = (R.FAILED, R.AWAITING_SEARCH, R.CANCELLED)
 # ... the import (organize_files, from the recorded download) from these.
 RETRY_IMPORT_FROM = (R.WARN, R.AWAITING_IMPORT)
 RETRYABLE = frozenset(RETRY_SEARCH_FROM + RETRY_IMPORT_FROM)
 
-# A request in one of these has let go of its torrent at once (a deleted one removed it, files kept) ...
+# A request in one of these has let go of its torrent (an unfinished one removed, a finished one left seeding
+# until its indexer's limit: app/audiobook_requests/torrents.py) ...
 RELEASED_TORRENT = frozenset({R.CANCELLED, R.FAILED, R.DELETED})
 # ... and in these it is finished with its torrent (an available one only once it seeded long enough).
 FINISHED_WITH_TORRENT = RELEASED_TORRENT | {R.AVAILABLE}
@@ -76,7 +77,9 @@ TRANSITIONS: dict[RequestStatus, tuple[RequestStatus, ...]] = {
     R.AWAITING_IMPORT: (R.PROCESSING,),
     R.WARN: (R.PROCESSING,),
     R.FAILED: (R.PENDING, R.SEARCHING, R.DOWNLOADING, R.PROCESSING),
-    R.PENDING: (R.FAILED, R.AWAITING_SEARCH),
+    # entered only by an admin's retry of the search (service.retry_request): no job moves a request to pending,
+    # so a stale job never re-opens a cancelled one
+    R.PENDING: (R.FAILED, R.AWAITING_SEARCH, R.CANCELLED),
     R.CANCELLED: CANCELLABLE,
     # Any request may be deleted, and nothing leaves `deleted`: no other entry lists it as a source, so the
     # reconciler, the Plex matcher, retries and stale jobs never revive it.
@@ -84,9 +87,12 @@ TRANSITIONS: dict[RequestStatus, tuple[RequestStatus, ...]] = {
 }
 
 # An admin picking a release by hand (interactive search) moves the request into `searching`, the status
-# download_torrent enters `downloading` from. From these only: a request downloading, importing, imported,
-# available, cancelled or deleted is refused (its own pipeline or the admin's decision stands).
-PICK_RELEASE_FROM = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.FAILED, R.WARN, R.AWAITING_IMPORT)
+# download_torrent enters `downloading` from. From these only: a request importing, imported, available or
+# deleted is refused (its own pipeline or the admin's decision stands). A downloading request swaps its
+# download (the unfinished torrent is removed and blocklisted, app/audiobook_requests/interactive.py); a
+# cancelled one is re-opened.
+PICK_RELEASE_FROM = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.FAILED, R.WARN, R.AWAITING_IMPORT,
+                     R.CANCELLED)
 
 
 # The search back-off starts afresh (app/pipeline/search_backoff.py): a search found a release, an admin
@@ -101,6 +107,11 @@ def allowed(current: str, target: RequestStatus) -> bool:
 def can_retry(status: str) -> bool:
     """Whether an admin's retry applies to a request in `status` (the service and the pages ask this)."""
     return status in RETRYABLE
+
+
+def can_pick(status: str) -> bool:
+    """Whether an admin may pick a release for a request in `status` (interactive search; the pages ask this)."""
+    return status in {s.value for s in PICK_RELEASE_FROM}
 
 
 def can_cancel(status: str) -> bool:
@@ -172,15 +183,19 @@ def reenter_step_for_retry(request_id: Any, job_type: str) -> bool:
                          .where((Request.id == request_id) & (Request.status == R.FAILED.value)), request_id, step)
 
 
-def enter_search_for_pick(request_id: Any) -> bool:
-    """An admin picked a release: from PICK_RELEASE_FROM into `searching` (error, progress and import
-    attempts cleared), so the download_torrent job queued next is accepted. False, writing nothing, when the
-    request is in any other status. Like reenter_step_for_retry, a way in that the processors' TRANSITIONS
-    do not offer (not from `failed` there, so a stale search never resurrects a failed request)."""
+def enter_search_for_pick(request_id: Any, current: str) -> bool:
+    """An admin picked a release: from `current` (one of PICK_RELEASE_FROM, the status the admin saw) into
+    `searching` (error, progress and import attempts cleared, the search back-off afresh), so the
+    download_torrent job queued next is accepted. False, writing nothing, when the request moved on meanwhile (a
+    download that finished is not swapped) or when a cancelled request's book has another active request (the
+    index of migration 12). Like reenter_step_for_retry, a way in that the processors' TRANSITIONS do not offer
+    (not from `failed`, `downloading` or `cancelled` there, so a stale job never resurrects or rewinds a
+    request)."""
+    if current not in {s.value for s in PICK_RELEASE_FROM}:
+        return False
     return _enter_active(Request.update(status=R.SEARCHING.value, error_message=None, progress=0, import_attempts=0,
                                         **SEARCH_BACKOFF_CLEARED, updated_at=utcnow())
-                         .where((Request.id == request_id) & Request.status.in_([s.value for s in PICK_RELEASE_FROM])),
-                         request_id, R.SEARCHING)
+                         .where((Request.id == request_id) & (Request.status == current)), request_id, R.SEARCHING)
 
 
 def clear_search_backoff(request_id: Any) -> bool:

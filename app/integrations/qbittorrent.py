@@ -145,4 +145,4 @@ def _status(item: dict) -> TorrentStatus:
         raw_state=clean_text(str(item.get("state"))), progress=progress, downloaded=int(item.get("completed") or 0),
         size=max(int(item.get("size") or 0), 0), download_speed=int(item.get("dlspeed") or 0),
         eta=int(item.get("eta") or 0), content_path=content_path, seeding_seconds=int(item.get("seeding_time") or 0),
-        error="")
+        error="", ratio=max(float(item.get("ratio") or 0), 0.0))

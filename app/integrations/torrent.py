@@ -21,6 +21,9 @@ class TorrentStatus:
     content_path: str
     seeding_seconds: int
     error: str
+    # uploaded / downloaded as the client reports it (qBittorrent `ratio`, Transmission `uploadRatio`): what an
+    # indexer's INDEXER_SEEDING_RATIO is compared with; 0 when the client cannot say
+    ratio: float = 0.0
 
 
 class DownloadClient(Protocol):

@@ -16,7 +16,10 @@ from app.validation import clean_text
 SERVICE = "Transmission"
 FIELDS = ["hashString", "name", "status", "percentDone", "totalSize", "sizeWhenDone", "leftUntilDone",
           "downloadedEver", "rateDownload", "eta", "downloadDir", "error", "errorString", "metadataPercentComplete",
-          "secondsSeeding", "labels"]
+          "secondsSeeding", "uploadRatio", "labels"]
+# uploadRatio's special values (libtransmission TR_RATIO_NA, TR_RATIO_INF): nothing transferred; uploaded
+# without having downloaded (data that was already complete on disk)
+_RATIO_NA, _RATIO_INF = -1, -2
 
 
 class TransmissionClient:
@@ -96,4 +99,12 @@ def _status(item: dict) -> TorrentStatus:
         downloaded=max(size - int(item.get("leftUntilDone") or 0), 0) if size else int(item.get("downloadedEver") or 0),
         size=size, download_speed=int(item.get("rateDownload") or 0), eta=int(item.get("eta") or 0),
         content_path=f"{directory.rstrip('/')}/{name}" if directory else name,
-        seeding_seconds=int(item.get("secondsSeeding") or 0), error=clean_text(str(item.get("errorString") or "")))
+        seeding_seconds=int(item.get("secondsSeeding") or 0), error=clean_text(str(item.get("errorString") or "")),
+        ratio=_ratio(item.get("uploadRatio")))
+
+
+def _ratio(raw: Any) -> float:
+    value = float(raw or 0)
+    if value == _RATIO_INF:
+        return float("inf")
+    return max(value, 0.0)

@@ -10,6 +10,7 @@ from typing import Any
 
 from app.audiobook_requests.state import FINISHED_WITH_TORRENT, RELEASED_TORRENT
 from app.models import DownloadStatus
+from app.pipeline.seeding import SeedingLimit
 
 BASE_DELAY = 10.0
 MAX_DELAY = 300.0
@@ -156,30 +157,37 @@ RELEASED_DOWNLOAD_STATUSES = DownloadStatus.ENDED
 
 @dataclass(frozen=True)
 class TorrentUser:
-    """Another request's download_history row for the same torrent (same client, same info hash)."""
+    """Another download_history row for the same torrent (same client, same info hash)."""
 
     request_id: str
     request_status: str
     download_status: str
-    seeding_minutes: int  # its indexer's seeding time (INDEXER_SEEDING_MINUTES); 0 = seed forever
+    seeding_minutes: int  # its indexer's seeding time (INDEXER_SEEDING_MINUTES); 0 = no time limit
+    seeding_ratio: float = 0.0  # its indexer's ratio (INDEXER_SEEDING_RATIO); 0 = no ratio limit
+
+    @property
+    def seeding_limit(self) -> SeedingLimit:
+        return SeedingLimit(self.seeding_minutes, self.seeding_ratio)
 
 
-def still_needs_torrent(user: TorrentUser, seeding_seconds: int) -> bool:
-    """Whether that other request still needs the torrent and its files:
-    - its row has let go (removed, failed) or the request is cancelled, failed or deleted: no;
-    - an available request: while the torrent must still seed for it (forever, or its time not reached);
+def still_needs_torrent(user: TorrentUser, seeding_seconds: int, ratio: float = 0.0) -> bool:
+    """Whether that other row still needs the torrent and its files:
+    - the row has let go (removed, failed): no;
+    - a row kept seeding after its request let go of it (`seeding`), or an available request's: while the
+      torrent must still seed for its indexer (forever without a limit; else until the limit is reached);
+    - a cancelled, failed or deleted request: no;
     - any other status (pending … downloaded, awaiting_import, warn): yes, it is downloading or importing them.
     """
-    if user.download_status in RELEASED_DOWNLOAD_STATUSES or user.request_status in RELEASED_REQUEST_STATUSES:
+    if user.download_status in RELEASED_DOWNLOAD_STATUSES:
         return False
-    if user.request_status == "available":
-        return user.seeding_minutes <= 0 or seeding_seconds < user.seeding_minutes * 60
-    return True
+    if user.download_status == DownloadStatus.SEEDING or user.request_status == "available":
+        return not user.seeding_limit.reached(seeding_seconds, ratio)
+    return user.request_status not in RELEASED_REQUEST_STATUSES
 
 
-def holders(users: Iterable[TorrentUser], seeding_seconds: int) -> list[TorrentUser]:
-    """The other requests that keep a torrent from being removed."""
-    return [user for user in users if still_needs_torrent(user, seeding_seconds)]
+def holders(users: Iterable[TorrentUser], seeding_seconds: int, ratio: float = 0.0) -> list[TorrentUser]:
+    """The other rows that keep a torrent from being removed."""
+    return [user for user in users if still_needs_torrent(user, seeding_seconds, ratio)]
 
 
 def describe_holders(users: Iterable[TorrentUser]) -> str:

@@ -9,6 +9,7 @@ from app.audiobook_requests import deletion as request_deletion
 from app.audiobook_requests import service as requests_service
 from app.audiobook_requests import state as request_state
 from app.audiobook_requests.state import RequestStatus
+from app.audiobook_requests.torrents import seeding_torrents
 from app.auth import page_admin_required
 from app.jobs import service as jobs_service
 from app.jobs import types
@@ -33,6 +34,7 @@ def _live_workers() -> dict[str, int]:
 # when the service would accept its action.
 bp.add_app_template_global(request_state.can_retry, "request_can_retry")
 bp.add_app_template_global(request_state.can_cancel, "request_can_cancel")
+bp.add_app_template_global(request_state.can_pick, "request_can_pick")
 
 
 @bp.app_template_global("job_terminal_statuses")
@@ -218,7 +220,7 @@ def _status_filter(value: str | None) -> str:
     return value if value in ("all", *REQUEST_STATUSES) else ""
 
 
-def _request_rows(status: str) -> tuple[list[Request], dict[str, list[Job]]]:
+def _request_rows(status: str) -> tuple[list[Request], dict[str, list[Job]], dict[str, list[dict]]]:
     query = Request.select(Request, Audiobook).join(Audiobook)
     if status == "":
         query = query.where(Request.status != RequestStatus.DELETED.value)
@@ -229,14 +231,14 @@ def _request_rows(status: str) -> tuple[list[Request], dict[str, list[Job]]]:
     if rows:
         for job in Job.select().where(Job.request.in_([r.id for r in rows])).order_by(Job.created_at):
             jobs_by_request.setdefault(str(job.request_id), []).append(job)
-    return rows, jobs_by_request
+    return rows, jobs_by_request, seeding_torrents([r.id for r in rows])
 
 
 def _render_requests(status: str = "", form: dict | None = None, errors: dict | None = None,
                      form_error: str | None = None, code: int = 200):
-    rows, jobs = _request_rows(status)
+    rows, jobs, seeding = _request_rows(status)
     template = "admin/_requests_rows.html" if request.args.get("partial") else "admin/requests.html"
-    return render_template(template, rows=rows, jobs=jobs, status_filter=status, form=form or {},
+    return render_template(template, rows=rows, jobs=jobs, seeding=seeding, status_filter=status, form=form or {},
                            errors=errors or {}, form_error=form_error), code
 
 
@@ -282,6 +284,10 @@ def request_action(request_id: str, action: str):
         elif action == "delete":
             outcome = request_deletion.delete_request(request_id)
             flash(" ".join(["Request deleted.", *outcome["warnings"]]))
+        elif action == "remove-seeding":
+            outcome = requests_service.remove_seeding(request_id)
+            flash(" ".join([f"Removed {len(outcome['removedTorrents'])} torrents with their files.",
+                            *outcome["warnings"]]))
         else:
             abort(404)
     except requests_service.RequestError as exc:

@@ -1,4 +1,5 @@
-"""Requests API (admin): create, show, retry, cancel, delete (soft), interactive search and pick.
+"""Requests API (admin): create, show, retry, cancel, delete (soft), remove kept torrents now, interactive
+search and pick.
 
 Refusals (RequestError with its status, JobSystemError) become `{success: false, error}` answers in
 app/web/errors.py. Creating a request for a book the Plex library already has is a 409 carrying its
@@ -45,6 +46,13 @@ def cancel(request_id: str):
 def delete(request_id: str):
     """Soft delete; 200 again (alreadyDeleted: true) for a deleted request, retrying what is left."""
     return jsonify(success=True, **deletion.delete_request(request_id))
+
+
+@bp.post("/<request_id>/remove-seeding")
+@api_admin_required
+def remove_seeding(request_id: str):
+    """The torrents kept seeding for a deleted, cancelled or swapped download: removed now, with their files."""
+    return jsonify(success=True, **service.remove_seeding(request_id))
 
 
 @bp.get("/<request_id>/releases")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
+from app.audiobook_requests.blocklist import block_release
 from app.audiobook_requests.service import least_recently_tried
 from app.audiobook_requests.state import R, transition
 from app.config import Settings, get_settings
@@ -171,7 +172,8 @@ def _retry_later(request_id: str, reason: str, log) -> dict:
     attempts = request.import_attempts + 1
     if attempts >= request.max_import_retries:
         message = f"{reason}. Max retries ({request.max_import_retries}) exceeded. Manual retry available."
-        transition(request_id, R.WARN, import_attempts=attempts, last_import_at=utcnow(), error_message=message)
+        if transition(request_id, R.WARN, import_attempts=attempts, last_import_at=utcnow(), error_message=message):
+            _block_selected_release(request_id, message, log)
         log.warning(message)
     else:
         message = f"{reason}. Retry {attempts}/{request.max_import_retries}"
@@ -179,6 +181,19 @@ def _retry_later(request_id: str, reason: str, log) -> dict:
                    error_message=message)
         log.warning(f"{message}; Retry Failed Imports will try again")
     return {"success": False, "message": message, "importAttempts": attempts}
+
+
+def _block_selected_release(request_id: str, reason: str, log: JobLogger) -> None:
+    """An import that ended in `warn` blocklists its release (the selected download's name, hash and indexer):
+    a search, automatic or interactive, never picks that release again for this request."""
+    download = (DownloadHistory.select().where((DownloadHistory.request == request_id) & DownloadHistory.selected)
+                .order_by(DownloadHistory.created_at.desc()).first())
+    if download is None:
+        return
+    title = download.torrent_name or download.download_client_id or "unnamed release"
+    if block_release(request_id, title=title, info_hash=download.torrent_hash or download.download_client_id,
+                     indexer=download.indexer_name, reason=f"import failed: {reason}"):
+        log.warning(f"Release {title!r} blocklisted for this request: its import failed for good")
 
 
 # --- the retry of this step: retry_failed_imports re-runs organize_files -------------------------------
