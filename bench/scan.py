@@ -7,6 +7,9 @@ thefuzz (each request scored against every library item), timed on a sample of r
 to all of them (running it in full would take minutes). Peak memory: growth of the process's peak RSS
 during scan + match (the fake Plex server runs in the same process, so its pages count too).
 
+Then the "already in the library" check of request creation (library_match, the 409 of POST
+/api/requests) against the same table: the first call (it loads the index) and the median of the next ones.
+
     python bench/scan.py [--items 50000] [--requests 1000] [--baseline-sample 10]
 """
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import random
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -85,6 +89,7 @@ def main() -> None:
             for t, a in rows)
     naive_per_request = (time.perf_counter() - naive_started) / args.baseline_sample
     plex.stop()
+    first_check, later_checks, missed_checks = time_library_checks(picks[:51])
 
     match_seconds = finished - scanned
     print(f"library {len(seen)} items, {args.requests} downloaded requests, {len(matched)} matched")
@@ -93,6 +98,22 @@ def main() -> None:
     print(f"naive all-pairs thefuzz: {naive_per_request * 1000:.0f} ms per request → "
           f"{naive_per_request * args.requests:.0f} s for {args.requests} (sampled {args.baseline_sample})")
     print(f"matching speed-up vs naive: {naive_per_request * args.requests / match_seconds:.0f}x")
+    print(f"request creation's library check: first {first_check * 1000:.0f} ms, then median "
+          f"{statistics.median(later_checks) * 1000:.1f} ms ({len(later_checks) + 1} checks, {missed_checks} missed)")
+
+
+def time_library_checks(items: list[dict]) -> tuple[float, list[float], int]:
+    """Seconds of library_match for each item's title and author (all of them are in the library), and how
+    many it missed."""
+    from app.audiobook_requests.service import library_match
+
+    seconds, missed = [], 0
+    for item in items:
+        started = time.perf_counter()
+        found = library_match({"title": item["title"], "author": item["parentTitle"], "narrator": None, "asin": None})
+        seconds.append(time.perf_counter() - started)
+        missed += found is None
+    return seconds[0], seconds[1:], missed
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ from datetime import datetime
 
 import pytest
 
-from app.audiobook_requests.service import narrowing_words
 from app.models import Audiobook, Job, PlexLibrary, Request, ScheduledJob
 from app.schedules.defaults import ensure_default_schedules, should_enable
 
@@ -65,16 +64,6 @@ def test_a_book_the_library_does_not_have_is_created(client, redis_conn, library
     response = _post(client, **body)
     assert response.status_code == 201, response.get_json()
     assert Request.select().count() == 1 and Job.select().count() == 1
-
-
-@pytest.mark.parametrize("title, words", [
-    ("The Way of Kings (Unabridged)", ["kings", "way"]),
-    ("Leviathan Wakes, Book 1", ["leviathan", "wakes"]),
-    ("The Sun", ["sun"]),
-    ("It", ["it"]),  # only short words: use them
-])
-def test_the_title_words_that_narrow_the_library_lookup(title, words):
-    assert narrowing_words(title) == words
 
 
 # --- Plex schedules follow the configuration -------------------------------------------------------
