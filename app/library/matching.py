@@ -193,7 +193,7 @@ class LibraryIndex:
 # thefuzz rounds rapidfuzz's ratio to an integer: 79.5 rounds to 80, so this cutoff keeps every form
 # whose ratio can pass TITLE_FLOOR (find_match then scores the few candidates exactly).
 _CANDIDATE_CUTOFF = TITLE_FLOOR - 0.5
-_CHUNK = 64  # title forms per cdist call: a 64 x 100,000 float32 matrix is 25 MB
+_CHUNK = 128  # title forms per cdist call: a 128 x 50,000 float32 matrix is 25 MB
 
 
 def _title_hits(queries: list[str], titles: list[str]) -> list[list[int]]:

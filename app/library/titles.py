@@ -19,8 +19,8 @@ ruin", never as "children of time" (a series is often named after its first book
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from rapidfuzz import fuzz as rf_fuzz
 
@@ -52,25 +52,28 @@ _FAST = re.compile(r"[:\(\[,#\-\u2013\u2014]")  # a title with none of these has
 SERIES_NAME_FLOOR = 85.0  # two series names are the same at this ratio ("Kingkiller Chronicle(s)")
 
 
-@dataclass(frozen=True)
-class Form:
+class Form(NamedTuple):
     """One way a book's title may be written: normalised words, and the series name the other title's
     decoration must carry for this form to count ("" = always counts)."""
     text: str
     needs_series: str = ""
 
 
-@dataclass(frozen=True)
-class TitleShape:
+class TitleShape(NamedTuple):
     forms: tuple[Form, ...]
     series: tuple[str, ...]  # the series names its decoration carries, normalised
 
 
 def normalize_title(title: str) -> str:
     """Lower-case words only, without "(Unabridged)"-style parentheticals, a trailing ": a novel" or ", book N"."""
-    text = _PARENTHETICAL.sub("", title.strip())
-    text = _SUFFIX.sub("", text)
-    return " ".join(_WORD.findall(_APOSTROPHE.sub("", text.lower()).replace("&", " and ")))
+    text = _without_edition(title).lower()
+    if "book" in text or ": a " in text:  # the guards spare most titles two regular expressions (bench/scan.py)
+        text = _SUFFIX.sub("", text)
+    return " ".join(_WORD.findall(_APOSTROPHE.sub("", text).replace("&", " and ")))
+
+
+def _without_edition(title: str) -> str:
+    return _PARENTHETICAL.sub("", title.strip()) if "(" in title or "[" in title else title.strip()
 
 
 def series_name(decoration: str) -> str:
@@ -91,7 +94,7 @@ def title_shape(title: str) -> TitleShape:
         return TitleShape((Form(whole),), ())
     forms: dict[str, str] = {whole: ""}
     series: list[str] = []
-    core = _strip_tail_decoration(_PARENTHETICAL.sub("", title.strip()).lower(), series)
+    core = _strip_tail_decoration(_without_edition(title).lower(), series)
     _add(forms, core, "")
     splits = [match for match in _MAJOR.finditer(core) if match.start() > 0 and core[match.end():].strip(" )]")]
     if splits:
