@@ -72,6 +72,10 @@ SERIES_TABLE = [
     ("Star Wars", "Star Wars: Episode 4", OTHER),
     ("A Space Odyssey", "2001: A Space Odyssey", OTHER),
     ("The Lord of the Rings", "The Fellowship of the Ring: The Lord of the Rings, Book 1", OTHER),
+    # titles in other scripts are words too (they once normalised to nothing, and nothing matched nothing)
+    ("ノルウェイの森", "海辺のカフカ", OTHER),
+    ("ノルウェイの森", "ノルウェイの森 (Unabridged)", SAME),
+    ("Les Misérables", "Les Misérables, Volume 1", SAME),
 ]
 
 

@@ -87,7 +87,7 @@ def person_score(wanted: str, held: str) -> float:
 def same_words(first: str, second: str) -> bool:
     """The same words in the same order, a long word allowed a typo ("colour"/"color"), nothing else."""
     ours, theirs = first.split(), second.split()
-    return len(ours) == len(theirs) and all(
+    return bool(ours) and len(ours) == len(theirs) and all(
         a == b or (min(len(a), len(b)) >= WORD_MIN_TYPO and rf_fuzz.ratio(a, b) >= WORD_FLOOR)
         for a, b in zip(ours, theirs, strict=True))
 

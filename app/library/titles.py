@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from rapidfuzz import fuzz as rf_fuzz
 
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script: "海辺のカフカ" is a word too
 _APOSTROPHE = re.compile(r"['\u2019]")
 _PARENTHETICAL = re.compile(
     r"\s*[\(\[](?:unabridged|abridged|full[ -]cast(?: edition)?|dramati[sz]ed|narrated by [^\)\]]*)[\)\]]",
