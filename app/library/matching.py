@@ -41,6 +41,7 @@ WORD_FLOOR = 80.0  # two words of at least WORD_MIN_TYPO letters this close are 
 WORD_MIN_TYPO = 5
 _ASIN_IN_GUID = re.compile(r"(?:audible|audnexus)://([A-Z0-9]{10})", re.IGNORECASE)
 _NAME_PART = re.compile(r"[^\W_]+")
+_ARTICLES = frozenset({"the", "a", "an"})
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,20 @@ def person_score(wanted: str, held: str) -> float:
 
 
 def same_words(first: str, second: str) -> bool:
-    """The same words in the same order, a long word allowed a typo ("colour"/"color"), nothing else."""
-    ours, theirs = first.split(), second.split()
-    return bool(ours) and len(ours) == len(theirs) and all(
+    """The same words in the same order, a long word allowed a typo ("colour"/"color"), nothing else; a
+    leading article and the spaces inside a word ("spider man"/"spiderman") do not count."""
+    ours, theirs = _without_article(first.split()), _without_article(second.split())
+    if not ours or not theirs:
+        return False
+    if "".join(ours) == "".join(theirs):
+        return True
+    return len(ours) == len(theirs) and all(
         a == b or (min(len(a), len(b)) >= WORD_MIN_TYPO and rf_fuzz.ratio(a, b) >= WORD_FLOOR)
         for a, b in zip(ours, theirs, strict=True))
+
+
+def _without_article(words: list[str]) -> list[str]:
+    return words[1:] if len(words) > 1 and words[0] in _ARTICLES else words
 
 
 def title_score(wanted: TitleShape, held: TitleShape) -> float:
