@@ -72,6 +72,11 @@ SERIES_TABLE = [
     ("Star Wars", "Star Wars: Episode 4", OTHER),
     ("A Space Odyssey", "2001: A Space Odyssey", OTHER),
     ("The Lord of the Rings", "The Fellowship of the Ring: The Lord of the Rings, Book 1", OTHER),
+    # the place in the series, however each side writes it
+    ("The Wheel of Time, Book 3", "The Wheel of Time, Book 4", OTHER),
+    ("The Expanse (Book 1)", "The Expanse #2", OTHER),
+    ("The Gunslinger: The Dark Tower, Book 1", "The Dark Tower I: The Gunslinger", SAME),
+    ("The Eye of the World (Wheel of Time #1)", "The Eye of the World: Book One of The Wheel of Time", SAME),
     # a leading article, a word written in two, as the old matcher accepted them
     ("The Hitchhiker's Guide to the Galaxy", "Hitchhiker's Guide to the Galaxy: Hitchhiker's Guide, Book 1", SAME),
     ("Spider-Man: Kraven's Last Hunt", "Spiderman - Kraven's Last Hunt", SAME),

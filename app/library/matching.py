@@ -103,7 +103,10 @@ def _without_article(words: list[str]) -> list[str]:
 
 
 def title_score(wanted: TitleShape, held: TitleShape) -> float:
-    """The best thefuzz ratio between a form of each title that have the same words; 0 when none has."""
+    """The best thefuzz ratio between a form of each title that have the same words; 0 when none has, or
+    when both name their place in a series and no place is the same."""
+    if wanted.positions and held.positions and not set(wanted.positions) & set(held.positions):
+        return 0.0
     best = 0.0
     for ours in wanted.forms:
         if ours.needs_series and not same_series(ours.needs_series, held.series):

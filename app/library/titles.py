@@ -14,7 +14,9 @@ book could be known by:
   title; such a form only counts when the other title's decoration names that series (`Form.needs_series`).
 
 The decoration itself is never a form: "Children of Ruin: Children of Time, Book 2" is known as "children of
-ruin", never as "children of time" (a series is often named after its first book).
+ruin", never as "children of time" (a series is often named after its first book). The positions a
+decoration names ("Book 3", "#4", a leading "Wheel of Time 1") are kept too: two titles that name different
+ones are different books, however alike the rest ("The Wheel of Time, Book 3" / "…, Book 4").
 """
 from __future__ import annotations
 
@@ -34,6 +36,15 @@ _SUFFIX = re.compile(r"\s*(?::\s*a (?:novel|thriller|memoir)|[,:]?\s+book\s+\d+)
 _NUMBER = (r"(?:\d+(?:\.\d+)?|[ivxl]+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|first|second"
            r"|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth)")
 _POSITION = rf"(?:(?:book|bk|volume|vol|part|no|number)\.?\s*{_NUMBER}|#\s*\d+(?:\.\d+)?)"
+# The number of a position ("Book One", "#2", "Part IV"), in group 1 or 2.
+_POSITION_NUMBER = re.compile(
+    rf"(?<![a-z0-9])(?:(?:book|bk|volume|vol|part|no|number)\.?\s*({_NUMBER})|#\s*(\d+(?:\.\d+)?))(?![a-z0-9])")
+_PREFIX_NUMBER = re.compile(r"\s(\d{1,3}|[ivx]+)$")  # the N of a leading "Wheel of Time 1"
+_NUMBER_WORDS = {word: str(value) for value, words in enumerate([
+    (), ("one", "first"), ("two", "second"), ("three", "third"), ("four", "fourth"), ("five", "fifth"),
+    ("six", "sixth"), ("seven", "seventh"), ("eight", "eighth"), ("nine", "ninth"), ("ten", "tenth"),
+    ("eleven",), ("twelve",)]) for word in words}
+_ROMAN = {"i": 1, "v": 5, "x": 10, "l": 50}
 _EDITION = r"unabridged|abridged|dramati[sz]ed|dramati[sz]ation|full[- ]cast(?: edition)?|a novel|a thriller|a memoir"
 # A part of a title that says where the book sits in a series, or which edition it is.
 _DECORATION_WORD = re.compile(
@@ -62,6 +73,7 @@ class Form(NamedTuple):
 class TitleShape(NamedTuple):
     forms: tuple[Form, ...]
     series: tuple[str, ...]  # the series names its decoration carries, normalised
+    positions: tuple[str, ...] = ()  # the places in a series its decoration names ("1", "0.5")
 
 
 def normalize_title(title: str) -> str:
@@ -82,6 +94,20 @@ def series_name(decoration: str) -> str:
     return _LEADING_FILLER.sub("", words)
 
 
+def positions_in(decoration: str) -> list[str]:
+    """The series positions a decoration names, as numbers: "Book One of …" and "(… #1)" both → ["1"]."""
+    return [_number(word or digits) for word, digits in _POSITION_NUMBER.findall(decoration.lower())]
+
+
+def _number(token: str) -> str:
+    if token in _NUMBER_WORDS:
+        return _NUMBER_WORDS[token]
+    if token[0].isdigit():
+        return format(float(token), "g")  # "01" and "1.0" are 1
+    values = [_ROMAN[letter] for letter in token]  # "iv" is 4: a smaller numeral before a larger subtracts
+    return str(sum(-v if i + 1 < len(values) and v < values[i + 1] else v for i, v in enumerate(values)))
+
+
 def same_series(name: str, names: tuple[str, ...]) -> bool:
     return bool(name) and any(rf_fuzz.ratio(name, other) >= SERIES_NAME_FLOOR for other in names)
 
@@ -94,13 +120,17 @@ def title_shape(title: str) -> TitleShape:
         return TitleShape((Form(whole),), ())
     forms: dict[str, str] = {whole: ""}
     series: list[str] = []
-    core = _strip_tail_decoration(_without_edition(title).lower(), series)
+    positions: list[str] = []
+    core = _strip_tail_decoration(_without_edition(title).lower(), series, positions)
     _add(forms, core, "")
     splits = [match for match in _MAJOR.finditer(core) if match.start() > 0 and core[match.end():].strip(" )]")]
     if splits:
         first, rest = core[:splits[0].start()], core[splits[0].end():]
-        if _SERIES_PREFIX.match(" ".join(_WORD.findall(first))) or "#" in first:  # "Wheel of Time 1: …"
+        first_words = " ".join(_WORD.findall(first))
+        if _SERIES_PREFIX.match(first_words) or "#" in first:  # "Wheel of Time 1: …"
             series.append(series_name(first))
+            number = _PREFIX_NUMBER.search(first_words)
+            positions.extend(positions_in(first) or ([_number(number.group(1))] if number else []))
             _add(forms, rest, "")
             splits = splits[1:]
         else:  # "Mistborn: The Final Empire": the first part may be the series, or part of the title
@@ -109,16 +139,18 @@ def title_shape(title: str) -> TitleShape:
         head, last = core[:splits[-1].start()], core[splits[-1].end():]
         _add(forms, head, series_name(last) or last)
     return TitleShape(tuple(Form(text, needs) for text, needs in forms.items()),
-                      tuple(dict.fromkeys(name for name in series if name)))
+                      tuple(dict.fromkeys(name for name in series if name)), tuple(dict.fromkeys(positions)))
 
 
-def _strip_tail_decoration(text: str, series: list[str]) -> str:
-    """`text` without its decorating tails, last first; the series names they carry go into `series`."""
+def _strip_tail_decoration(text: str, series: list[str], positions: list[str]) -> str:
+    """`text` without its decorating tails, last first; the series names and positions they carry go into
+    `series` and `positions`."""
     while True:
         cut = _decoration_start(text)
         if cut is None:
             return text
         series.append(series_name(text[cut:]))
+        positions.extend(positions_in(text[cut:]))
         text = text[:cut]
 
 
