@@ -62,7 +62,7 @@ def main() -> None:
     from app.db import database
     from app.integrations.plex import PlexClient
     from app.jobs.logger import create_job_logger
-    from app.library.matching import normalize_title
+    from app.library.titles import normalize_title
     from app.models import Audiobook, PlexLibrary, Request
     from workers.processors.library import _upsert, match_downloaded
 

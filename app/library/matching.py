@@ -23,7 +23,7 @@ from rapidfuzz import fuzz as rf_fuzz
 from rapidfuzz import process
 from thefuzz import fuzz
 
-from app.library.titles import TitleShape, normalize_title, same_series, title_shape
+from app.library.titles import TitleShape, same_series, title_shape
 
 numpy: Any
 try:  # cdist (both cores, 5x faster at 50k items) returns a numpy array (numpy is in install_requires;
@@ -31,9 +31,6 @@ try:  # cdist (both cores, 5x faster at 50k items) returns a numpy array (numpy 
     import numpy
 except ImportError:  # pragma: no cover - depends on the environment
     numpy = None
-
-__all__ = ["BookQuery", "LibraryIndex", "LibraryItem", "Match", "find_match", "normalize_person", "normalize_title",
-           "person_score", "score", "title_score"]
 
 THRESHOLD = 70.0
 TITLE_FLOOR = 80.0
