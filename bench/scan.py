@@ -116,8 +116,9 @@ def time_library_checks(items: list[dict]) -> tuple[float, list[float], int]:
     from app.audiobook_requests.service import library_match
 
     try:  # the first check in a fresh web process loads the index: start from nothing
-        from app.library import plex_index
+        from app.library import plex_index, titles
         plex_index._cached = None
+        titles.title_shape.cache_clear()
     except ImportError:  # the code before the per-process index
         pass
     seconds, missed = [], 0
