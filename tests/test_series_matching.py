@@ -37,6 +37,7 @@ SERIES_TABLE = [
     ("Dragonflight", "Dragonflight: Dragonriders of Pern, Volume 1", SAME),
     ("The Magician's Nephew", "The Magician's Nephew (The Chronicles of Narnia)", SAME),
     ("Storm Front", "Storm Front: The Dresden Files, Book 1 (Unabridged)", SAME),
+    ("The Stand", "The Stand: The Complete and Uncut Edition", SAME),
     # the request carries it
     ("The Name of the Wind: The Kingkiller Chronicle, Book 1", "The Name of the Wind", SAME),
     ("Leviathan Wakes (Expanse #1)", "Leviathan Wakes", SAME),

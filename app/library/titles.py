@@ -7,8 +7,9 @@ book could be known by:
 
 - the whole title, normalised (`normalize_title`);
 - the title without its decoration: a tail after ":", " - ", "(" or "[" that names a position or an
-  edition (Book/Volume/Part N, #N, "Book One of …", Series/Saga/Chronicle(s)/Trilogy/Cycle, Unabridged,
-  Dramatized, Full Cast, "A Novel"), a last ", Book 1"-style segment, and a leading "Series N:" prefix;
+  edition (Book/Volume/Part N, #N, "Book One of …", Series/Saga/Chronicle(s)/Trilogy/Cycle, Edition,
+  Unabridged, Dramatized, Full Cast, "A Novel"), a last ", Book 1"-style segment, and a leading "Series N:"
+  prefix;
 - *conditional* forms: the title without a first or last part that names no position ("Mistborn: The Final
   Empire", "Leviathan Wakes: The Expanse"). That part may be the series name or part of the book's own
   title; such a form only counts when the other title's decoration names that series (`Form.needs_series`).
@@ -48,7 +49,7 @@ _ROMAN = {"i": 1, "v": 5, "x": 10, "l": 50}
 _EDITION = r"unabridged|abridged|dramati[sz]ed|dramati[sz]ation|full[- ]cast(?: edition)?|a novel|a thriller|a memoir"
 # A part of a title that says where the book sits in a series, or which edition it is.
 _DECORATION_WORD = re.compile(
-    rf"(?<![a-z0-9]){_POSITION}(?![a-z0-9])|\b(?:series|saga|chronicles?|trilogy|cycle|{_EDITION})\b")
+    rf"(?<![a-z0-9]){_POSITION}(?![a-z0-9])|\b(?:series|saga|chronicles?|trilogy|cycle|edition|{_EDITION})\b")
 # A part that is only a position or an edition, e.g. the ", Book 1" of "Mistborn, Book 1".
 _ONLY_DECORATION = re.compile(rf"^(?:{_POSITION}|{_EDITION})$")
 # "Wheel of Time 1", "The Expanse Book 2", "Discworld #3": a leading "Series N" part.
