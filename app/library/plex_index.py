@@ -6,6 +6,8 @@ title shape per row (about a second for 50,000 rows); each later call costs one 
 fingerprint (row count, newest `updated_at`): every write to the table changes it, since scans set
 `updated_at` on each row they insert or update and a removal lowers the count. A scan that commits while
 the index loads leaves it with a stale fingerprint, so the next call loads again: never an old answer.
+(It assumes the hosts that run scans keep their clocks in step: a scan on a host whose clock runs behind
+the last writer's, renaming a row without adding or removing any, would go unseen until the next change.)
 """
 from __future__ import annotations
 
