@@ -8,7 +8,8 @@ from app.integrations.errors import PermanentServiceError
 from app.integrations.plex import PlexClient
 from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
-from app.library.matching import BookQuery, LibraryIndex, LibraryItem, find_match, normalize_title
+from app.library.matching import BookQuery, LibraryIndex, LibraryItem, find_match
+from app.library.titles import normalize_title
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, PlexLibrary, Request, utcnow
 
 from fakes.download_client import FakeDownloadClient

@@ -45,13 +45,23 @@ def test_the_index_answers_exactly_as_all_pairs_matching(with_numpy, monkeypatch
         monkeypatch.setattr(matching, "numpy", None)
     rng = random.Random(3)
     words = ["star", "wars", "night", "river", "storm", "crown", "glass", "iron", "wolf", "sea", "the", "of"]
-    items = [LibraryItem(f"g{i}", " ".join(rng.sample(words, rng.randint(1, 4))) + rng.choice(["", f" {i % 9}"]),
-                         rng.choice(["Ann Reed", "Ben Hale", "Cara Voss"])) for i in range(3000)]
-    books = [BookQuery(" ".join(rng.sample(words, rng.randint(1, 4))), rng.choice(["Ann Reed", "Ben Hale", "X"]))
-             for _ in range(150)]
+    # series and edition decoration on either side, so the title forms the index searches are checked too
+    decorations = ["", "", "", ": Wolf Saga, Book {n}", " (Sea Cycle #{n})", "Crown {n}: ", ": The Iron Sea",
+                   ": Book One of the Star Wars"]
+
+    def decorated(title: str, n: int) -> str:
+        decoration = rng.choice(decorations).format(n=n)
+        return decoration + title if decoration.endswith(": ") else title + decoration
+
+    items = [LibraryItem(f"g{i}", decorated(" ".join(rng.sample(words, rng.randint(1, 4))) + rng.choice(
+        ["", f" {i % 9}"]), i % 5), rng.choice(["Ann Reed", "Ben Hale", "Cara Voss"])) for i in range(2000)]
+    books = [BookQuery(decorated(" ".join(rng.sample(words, rng.randint(1, 4))), 1),
+                       rng.choice(["Ann Reed", "Ben Hale", "X"])) for _ in range(150)]
     index = LibraryIndex(items)
     expected = [find_match(book, items) for book in books]
     assert sum(match is not None for match in expected) > 50  # the comparison covers many real matches
+    assert sum(match is not None and match.item.title != book.title
+               for match, book in zip(expected, books, strict=True)) > 20  # many through decoration
     assert [(m.item.guid, m.score) if m else None for m in index.match_all(books)] == \
            [(m.item.guid, m.score) if m else None for m in expected]
 
@@ -146,3 +156,28 @@ def test_statuses_the_state_machine_refuses_are_not_matched(plex, monkeypatch):
     assert Request.get_by_id(waiting.id).status == "awaiting_search"
     assert Job.get_by_id(monitor).status == "delayed"
     assert Request.get_by_id(done.id).status == "available"
+
+
+@pytest.mark.parametrize("job_type", ["scan_plex", "plex_recently_added_check"])
+def test_scans_match_series_titles_and_leave_sequels_alone(plex, job_type):
+    """Issue 17 item 1 through the scan jobs: Plex albums tagged with their series complete the requests for
+    their books (whichever side carries the series, and a book added by hand to a waiting request), never
+    the request for the book a sequel's series is named after."""
+    plex.items = [plex.album(title, author, added_at=1_700_000_000 + i) for i, (title, author) in enumerate([
+        ("The Name of the Wind: The Kingkiller Chronicle, Book 1", "Patrick Rothfuss"),
+        ("The Wise Man's Fear: The Kingkiller Chronicle, Book 2", "Patrick Rothfuss"),
+        ("Leviathan Wakes", "James S. A. Corey"),
+        ("Children of Ruin: Children of Time, Book 2", "Adrian Tchaikovsky"),
+        ("The Eye of the World: Book One of The Wheel of Time", "Robert Jordan"),
+    ])]
+    wind = _request("The Name of the Wind", "downloaded", "Patrick Rothfuss")
+    wakes = _request("Leviathan Wakes (Expanse #1)", "downloaded", "James S.A. Corey")
+    eye = _request("The Eye of the World: The Wheel of Time", "awaiting_search", "Robert Jordan")  # added by hand
+    time_ = _request("Children of Time", "downloaded", "Adrian Tchaikovsky")
+    job_id = add_job(job_type, {})
+    drain(queue_names_for_group(job_type))
+    assert Job.get_by_id(job_id).result["matchedDownloads"] == 3
+    for request, item in [(wind, plex.items[0]), (wakes, plex.items[2]), (eye, plex.items[4])]:
+        assert Request.get_by_id(request.id).status == "available"
+        assert Audiobook.get_by_id(request.audiobook_id).plex_guid == item["guid"]
+    assert Request.get_by_id(time_.id).status == "downloaded"

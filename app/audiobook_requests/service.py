@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import peewee
@@ -23,13 +22,13 @@ from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job, cancel_run, job_to_dict
 from app.jobs.types import Priority
 from app.library.book_identity import book_key
-from app.library.matching import BookQuery, LibraryItem, Match, find_match, normalize_title
+from app.library.matching import BookQuery, Match
+from app.library.plex_index import library_index
 from app.models import (
     TERMINAL_JOB_STATUSES,
     Audiobook,
     DownloadHistory,
     Job,
-    PlexLibrary,
     Request,
 )
 from app.pipeline.ranking import normalize
@@ -37,9 +36,6 @@ from app.validation import parse_uuid, text_problem
 
 log = logging.getLogger(__name__)
 _LIMITS = {"title": 500, "author": 300, "narrator": 300, "asin": 20}
-_TITLE_WORD = re.compile(r"[a-z0-9]+")
-LIBRARY_CANDIDATE_LIMIT = 500
-_COMMON_WORDS = {"the", "and", "for", "from", "with", "book", "part", "volume"}
 
 
 class RequestError(AppError):
@@ -94,35 +90,10 @@ def _same_book(book: Audiobook, fields: dict[str, str | None]) -> bool:
         normalize(book.author) == normalize(fields["author"] or "")
 
 
-def narrowing_words(title: str, count: int = 2) -> list[str]:
-    """The longest words of the normalised title (no "(Unabridged)", no ", Book 1"), longest first, short
-    and common words only when there is nothing else: a library title the matcher accepts (title score
-    80+) almost always contains them, so a LIKE on them narrows the candidates to a handful of rows."""
-    unique = sorted(set(_TITLE_WORD.findall(normalize_title(title))), key=lambda word: (-len(word), word))
-    telling = [word for word in unique if len(word) >= 3 and word not in _COMMON_WORDS]
-    return (telling or unique)[:count]
-
-
-def library_candidates(fields: dict[str, str | None]) -> list[LibraryItem]:
-    """plex_library rows that could be this book: those with its ASIN (indexed), and up to
-    LIBRARY_CANDIDATE_LIMIT whose title contains one of its longest words (the fuzzy score decides)."""
-    columns = (PlexLibrary.plex_guid, PlexLibrary.title, PlexLibrary.author, PlexLibrary.asin)
-    rows: list[PlexLibrary] = []
-    if fields["asin"]:
-        rows.extend(PlexLibrary.select(*columns).where(PlexLibrary.asin == fields["asin"].upper()))
-    words = narrowing_words(fields["title"] or "")
-    if words:
-        condition = PlexLibrary.title.contains(words[0])  # ILIKE '%word%'; words are letters and digits
-        for word in words[1:]:
-            condition |= PlexLibrary.title.contains(word)
-        rows.extend(PlexLibrary.select(*columns).where(condition).limit(LIBRARY_CANDIDATE_LIMIT))
-    return [LibraryItem(row.plex_guid, row.title, row.author or "", row.asin) for row in rows]
-
-
 def library_match(fields: dict[str, str | None]) -> Match | None:
-    """The plex_library item this book already is (the scan_plex matcher: ASIN first, then fuzzy), or None."""
+    """The plex_library item this book already is (the scans' matcher and complete index), or None."""
     book = BookQuery(fields["title"] or "", fields["author"] or "", fields["narrator"], fields["asin"])
-    return find_match(book, library_candidates(fields))
+    return library_index().match(book)
 
 
 def create_request(body: Any, user_id: str = "admin") -> Request:

@@ -13,6 +13,7 @@ from app.jobs.logger import JobLogger, create_job_logger
 from app.jobs.queues import get_redis
 from app.jobs.service import cancel_run
 from app.library.matching import BookQuery, LibraryIndex, LibraryItem, Match, item_asin
+from app.library.plex_index import library_index
 from app.library.plex_rows import item_problem
 from app.models import TERMINAL_JOB_STATUSES, Audiobook, Job, PlexLibrary, Request, utcnow
 from workers.processors import register
@@ -96,7 +97,7 @@ def match_downloaded(log: JobLogger) -> list[dict]:
     pending = _waiting_requests(statuses)
     if not pending:
         return []
-    hits = _matches(pending, _library_index())
+    hits = _matches(pending, library_index())
     matched = _apply_matches(hits, statuses, log)
     _cancel_unfinished_jobs([m["requestId"] for m in matched], log)
     return matched
@@ -105,13 +106,6 @@ def match_downloaded(log: JobLogger) -> list[dict]:
 def _waiting_requests(statuses: tuple[R, ...]) -> list[Request]:
     return list(Request.select(Request, Audiobook).join(Audiobook)
                 .where(Request.status.in_([s.value for s in statuses])))
-
-
-def _library_index() -> LibraryIndex:
-    return LibraryIndex(LibraryItem(guid, title, author or "", asin)
-                        for guid, title, author, asin in PlexLibrary.select(
-                            PlexLibrary.plex_guid, PlexLibrary.title, PlexLibrary.author, PlexLibrary.asin)
-                        .tuples().iterator())
 
 
 def _matches(pending: list[Request], index: LibraryIndex) -> list[tuple[Request, Match]]:
