@@ -83,7 +83,8 @@ def main() -> None:
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    seen = _upsert(PlexClient(plex.url, plex.token).albums(plex.section), plex.section)
+    seen = _upsert(PlexClient(plex.url, plex.token).albums(plex.section), plex.section,
+                   log)
     scanned = time.perf_counter()
     matched = match_downloaded(log)
     finished = time.perf_counter()

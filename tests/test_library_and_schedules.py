@@ -82,10 +82,12 @@ def test_the_library_check_sees_every_change_a_scan_writes(client, redis_conn):
     """The index is cached in the web process: a scan in another process that adds, renames or removes an item
     is seen by the next request (the table's fingerprint changed)."""
     from app.integrations.plex import PlexItem
+    from app.jobs.logger import create_job_logger
     from workers.processors.library import _upsert
 
     def scanned(guid: str, title: str) -> None:  # what scan_plex writes, from another process
-        _upsert([PlexItem(guid, guid, title, "Brandon Sanderson", 2010, 1, 1, "", "")], "1")
+        _upsert([PlexItem(guid, guid, title, "Brandon Sanderson", 2010, 1, 1, "", "")], "1",
+                create_job_logger(None, "ScanPlex"))
 
     scanned("plex://album/a", "Elantris")
     assert _post(client, title="The Way of Kings").status_code == 201  # the index is loaded now
