@@ -314,6 +314,25 @@ def test_a_body_over_max_content_length_is_refused_by_the_server_before_it_is_re
     assert at_the_limit.status_code == 400 and "not valid JSON" in at_the_limit.json()["error"]  # read, parsed
 
 
+@pytest.mark.slow
+def test_the_server_passes_x_forwarded_for_to_the_app_which_believes_trusted_proxies(web):
+    """The server leaves X-Forwarded-* to the app (TRUSTED_PROXIES, ProxyFix): seen here by the per-address
+    login limit, which counts the address the proxy wrote (waitress alone would drop the header)."""
+    line = web(TRUSTED_PROXIES="1")
+    line.wait_until_serving()
+    session = requests.Session()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                      session.get(f"{line.url}/login", timeout=10).text).group(1)
+
+    def wrong_login(username: str, forwarded_for: str) -> int:
+        return session.post(f"{line.url}/login", data={"username": username, "password": "wrong", "csrf_token": token},
+                            headers={"X-Forwarded-For": forwarded_for}, timeout=10).status_code
+
+    assert [wrong_login(f"u{i}", "203.0.113.9") for i in range(5)] == [401] * 5
+    assert wrong_login("u5", "203.0.113.9") == 429  # that address is blocked...
+    assert wrong_login("u6", "203.0.113.10") == 401  # ...not the proxy's other clients
+
+
 @pytest.mark.parametrize("wanted, soft, hard, expected", [
     (1000, 20000, 20000, (20000, 1000)),  # enough already: untouched
     (1000, 1024, 4096, (1128, 1000)),  # raised as far as needed
