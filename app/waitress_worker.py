@@ -28,7 +28,7 @@ from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 from waitress.task import ErrorTask
-from waitress.utilities import RequestEntityTooLarge
+from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 
 from app.config import get_settings
 from app.web.errors import body_too_large_message, is_api_path
@@ -62,7 +62,7 @@ class AppShapedErrorTask(ErrorTask):
 
     def execute(self) -> None:
         error = self.request.error
-        if not is_api_path(getattr(self.request, "path", "") or ""):
+        if not is_api_path(self._path()):
             super().execute()
             return
         if isinstance(error, RequestEntityTooLarge):
@@ -75,6 +75,15 @@ class AppShapedErrorTask(ErrorTask):
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
+
+    def _path(self) -> str:
+        """The request's path; for a head over the limit (which waitress leaves unparsed, as `/`), the target
+        of its first line when that has arrived."""
+        if isinstance(self.request.error, RequestHeaderFieldsTooLarge):
+            # "METHOD /target HTTP/1.1", possibly cut short inside a long target
+            first_line = self.request.header_plus.split(b"\r\n", 1)[0].split(b" ")
+            return first_line[1].decode("latin-1").split("?", 1)[0] if len(first_line) >= 2 else ""
+        return getattr(self.request, "path", "") or ""
 
 
 class AppChannel(HTTPChannel):

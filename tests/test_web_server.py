@@ -183,11 +183,16 @@ def test_sigterm_lets_a_request_in_flight_finish_then_exits_0(web):
 SLOW_CLIENTS = 50
 
 
+def login_form_token(session: requests.Session, url: str) -> str:
+    """The CSRF token of the login form, for this session."""
+    page = session.get(f"{url}/login", timeout=10).text
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+
 def logged_in_session(url: str) -> requests.Session:
     """A requests session logged in through the real login form (CSRF token included)."""
     session = requests.Session()
-    page = session.get(f"{url}/login", timeout=10).text
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    token = login_form_token(session, url)
     reply = session.post(f"{url}/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token},
                          allow_redirects=False, timeout=10)
     assert reply.status_code == 302, reply.text
@@ -295,7 +300,7 @@ def test_connections_over_web_max_connections_wait_in_the_backlog(web):
 
 
 @pytest.mark.slow
-def test_a_body_over_max_content_length_is_refused_by_the_server_before_it_is_read(web):
+def test_a_body_over_max_content_length_or_a_head_over_64_kib_is_refused_by_the_server(web):
     line = web(MAX_CONTENT_LENGTH="4096")
     line.wait_until_serving()
     for path in ("/api/requests", "/login"):
@@ -309,6 +314,14 @@ def test_a_body_over_max_content_length_is_refused_by_the_server_before_it_is_re
         if path.startswith("/api/"):  # the shape of every other API error (app/web/errors.py)
             assert b"Content-Type: application/json" in head, head
             assert json.loads(body) == {"success": False, "error": "request body too large: at most 4096 bytes"}
+    too_long = "x" * (70 * 1024)  # the head is over 64 KiB: refused before the app, JSON under /api
+    for path, content_type in ((f"/api/requests?q={too_long}", "application/json"), (f"/admin/logs?q={too_long}",
+                                                                                      "text/plain; charset=utf-8")):
+        reply = requests.get(f"{line.url}{path}", timeout=10)
+        assert (reply.status_code, reply.headers["Content-Type"]) == (431, content_type), reply.text[:200]
+    padded = requests.get(f"{line.url}/api/requests", headers={"X-Padding": too_long}, timeout=10)
+    assert padded.status_code == 431 and padded.json() == {
+        "success": False, "error": "Request Header Fields Too Large: exceeds max_header of 65536"}
     at_the_limit = requests.post(f"{line.url}/api/requests", data=b" " * 4096, timeout=5,
                                  headers={"Content-Type": "application/json", "Authorization": f"Bearer {API_TOKEN}"})
     assert at_the_limit.status_code == 400 and "not valid JSON" in at_the_limit.json()["error"]  # read, parsed
@@ -321,8 +334,7 @@ def test_the_server_passes_x_forwarded_for_to_the_app_which_believes_trusted_pro
     line = web(TRUSTED_PROXIES="1")
     line.wait_until_serving()
     session = requests.Session()
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
-                      session.get(f"{line.url}/login", timeout=10).text).group(1)
+    token = login_form_token(session, line.url)
 
     def wrong_login(username: str, forwarded_for: str) -> int:
         return session.post(f"{line.url}/login", data={"username": username, "password": "wrong", "csrf_token": token},
