@@ -229,13 +229,16 @@ class Settings:
     log_level: str = _setting("LOG_LEVEL", "INFO", _parse_choice(("debug", "info", "warning", "error")))
     # One line per record: `key=value` pairs, or one JSON object (app/logging_setup.py).
     log_format: str = _setting("LOG_FORMAT", "keyvalue", _parse_choice(("keyvalue", "json")))
-    # The web server (gunicorn, app/gunicorn_conf.py): address, processes, threads per process, and how
-    # long a stop (SIGTERM) waits for requests in flight.
+    # The web server (gunicorn with waitress workers, app/gunicorn_conf.py): address, processes, threads per
+    # process, how long a stop (SIGTERM) waits for requests in flight, how long a connection may stay silent
+    # and how many may be open per process (app/waitress_worker.py).
     host: str = _setting("HOST", "127.0.0.1", _parse_host)
     port: int = _setting("PORT", 5000, _parse_port)
     web_workers: int = _setting("WEB_WORKERS", 1, _parse_positive_int)
     web_threads: int = _setting("WEB_THREADS", 4, _parse_positive_int)
     web_graceful_timeout: int = _setting("WEB_GRACEFUL_TIMEOUT", 10, _parse_positive_int)
+    web_client_timeout: int = _setting("WEB_CLIENT_TIMEOUT", 30, _parse_positive_int)
+    web_max_connections: int = _setting("WEB_MAX_CONNECTIONS", 1000, _parse_positive_int)
     # Largest request body in bytes; a larger one is answered 413 before it is read.
     max_content_length: int = _setting("MAX_CONTENT_LENGTH", 1024 * 1024, _parse_positive_int)
     worker_counts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_WORKER_COUNTS))
@@ -351,6 +354,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         problems.append("JOB_HEARTBEAT_TTL must be at least 5 seconds")
     if values.get("web_workers", 1) < 1 or values.get("web_threads", 1) < 1:
         problems.append("WEB_WORKERS and WEB_THREADS must be at least 1")
+    if values.get("web_client_timeout", 30) < 1 or values.get("web_max_connections", 1000) < 1:
+        problems.append("WEB_CLIENT_TIMEOUT and WEB_MAX_CONNECTIONS must be at least 1")
     if values.get("session_lifetime_hours", 24) < 1:
         problems.append("SESSION_LIFETIME_HOURS must be at least 1")
     if values.get("max_content_length", 1024) < 1024:

@@ -5,9 +5,11 @@
 Everything comes from the app's settings (environment and `.env`, app/config.py), so the web server
 is configured like the rest: HOST and PORT (default 127.0.0.1:5000), WEB_WORKERS processes (1) of
 WEB_THREADS threads (4) each, and WEB_GRACEFUL_TIMEOUT (10 s): on SIGTERM gunicorn stops accepting,
-lets requests in flight finish for up to that long, and exits 0. Its own log lines go through the
-app's formatter (key=value or JSON, LOG_LEVEL), and no access log is written (the dashboard's live
-parts poll every few seconds; a reverse proxy in front keeps one if wanted).
+lets requests in flight finish for up to that long, and exits 0. The worker processes serve HTTP with
+waitress (app/waitress_worker.py: slow or idle clients cannot take the threads; WEB_CLIENT_TIMEOUT,
+WEB_MAX_CONNECTIONS). Its own log lines go through the app's formatter (key=value or JSON, LOG_LEVEL), and
+no access log is written (the dashboard's live parts poll every few seconds; a reverse proxy in front keeps
+one if wanted).
 """
 from __future__ import annotations
 
@@ -37,10 +39,11 @@ class StructuredLogger(glogging.Logger):
 def when_ready(server) -> None:
     """One start-up line with what is really running (gunicorn's parsed configuration)."""
     cfg = server.cfg
+    engine = getattr(cfg.worker_class, "engine", cfg.worker_class_str)
     server.log.info("web server ready on %s: %d worker process(es) × %d threads (%s), graceful stop %d s",
-                    ", ".join(cfg.bind), cfg.workers, cfg.threads, cfg.worker_class_str, cfg.graceful_timeout,
+                    ", ".join(cfg.bind), cfg.workers, cfg.threads, engine, cfg.graceful_timeout,
                     extra={"bind": ",".join(cfg.bind), "workers": cfg.workers, "threads": cfg.threads,
-                           "worker_class": cfg.worker_class_str, "graceful_timeout": cfg.graceful_timeout})
+                           "worker_class": engine, "graceful_timeout": cfg.graceful_timeout})
 
 
 _settings = get_settings()
@@ -48,7 +51,8 @@ _settings = get_settings()
 wsgi_app = "app:create_app()"
 # Explicit, so gunicorn never falls back to its own default of 0.0.0.0:$PORT (honcho sets PORT).
 bind = [bind_address(_settings.host, _settings.port)]
-worker_class = "gthread"
+# gunicorn's master with waitress inside each worker: gthread let WEB_THREADS slow clients freeze the web
+worker_class = "app.waitress_worker.WaitressWorker"
 workers = _settings.web_workers
 threads = _settings.web_threads
 graceful_timeout = _settings.web_graceful_timeout
@@ -62,6 +66,3 @@ secure_scheme_headers: dict[str, str] = {}
 # gunicorn >= 25 opens a control socket in the home directory by default; two servers (or a test next
 # to a running one) would fight over it, and nothing here uses it.
 control_socket_disable = True
-# The request line gunicorn reads (its most): above the app's own limit (MAX_URL_LENGTH, app/web/errors.py),
-# so a long URL gets the app's 414 (JSON under /api) rather than gunicorn's HTML one.
-limit_request_line = 8190

@@ -34,6 +34,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import requests  # noqa: E402
 
+from common import free_port, wait_until  # noqa: E402
+
 GOAL_IDLE_MB = 400.0
 GOAL_LOADED_MB = 450.0
 MARKER_ENV = "RMAB_BENCH_MEMORY"
@@ -207,14 +209,6 @@ def print_table(title: str, samples: list[Sample], before: dict[int, Sample] | N
 
 # --- services ---------------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
     import redis
 
@@ -261,19 +255,6 @@ def _admin_database(url: str, *, create: bool) -> None:
                 cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     finally:
         connection.close()
-
-
-def wait_until(check, timeout: float, what: str, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except Exception:
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 # --- the stack --------------------------------------------------------------------------------------------

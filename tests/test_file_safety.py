@@ -15,7 +15,16 @@ from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
 from app.library import organizer
 from app.library.organizer import TEMP_PREFIX, organize
-from app.library.paths import MAX_NAME_BYTES, UnsafePathError, cut_to_bytes, render_template, sanitize, with_counter
+from app.library.paths import (
+    MAX_NAME_BYTES,
+    UnsafePathError,
+    cut_to_bytes,
+    inside,
+    render_template,
+    resolved,
+    sanitize,
+    with_counter,
+)
 from app.models import Audiobook, Job, JobEvent, Request
 
 from helpers import drain
@@ -261,6 +270,58 @@ def test_a_special_file_named_like_audio_is_refused_not_copied(dirs):
     assert job.status == "completed", job.error_message
     assert sorted(p.name for p in (media / "Brandon Sanderson" / "The Way of Kings").iterdir()) == ["01.mp3"]
     assert any("02.mp3: not a regular file" in m for m in _events(job, "error"))
+
+
+# --- symlink loops: libtorrent turns a symlink that points out of its torrent into a link to itself ----------
+
+def _loops(download: Path) -> None:
+    """03.mp3 and cover.jpg point at themselves; 04.mp3 and 05.mp3 at each other."""
+    (download / "03.mp3").symlink_to("03.mp3")
+    (download / "cover.jpg").symlink_to("cover.jpg")
+    (download / "04.mp3").symlink_to("05.mp3")
+    (download / "05.mp3").symlink_to("04.mp3")
+
+
+@pytest.mark.parametrize("confined", [True, False], ids=["DOWNLOAD_DIR set", "DOWNLOAD_DIR unset"])
+def test_symlink_loops_in_a_download_are_refused_and_the_rest_is_imported(dirs, use_settings, confined):
+    downloads, media = dirs
+    if not confined:
+        use_settings(MEDIA_DIR=str(media), JOB_MAX_ATTEMPTS=1)
+    download = _book(downloads / "book", {"01.mp3": b"a", "02.mp3": b"b"})
+    _loops(download)
+    request = _request()
+    job = _organize(request, download)
+    assert job.status == "completed", job.error_message
+    assert Request.get_by_id(request.id).status == "downloaded"
+    assert sorted(p.name for p in (media / "Brandon Sanderson" / "The Way of Kings").iterdir()) == ["01.mp3", "02.mp3"]
+    errors = _events(job, "error")
+    for name in ("03.mp3", "04.mp3", "05.mp3", "cover.jpg"):
+        assert any(name in m and "cannot be resolved (a symlink loop)" in m for m in errors), (name, errors)
+
+
+@pytest.mark.parametrize("confined", [True, False], ids=["DOWNLOAD_DIR set", "DOWNLOAD_DIR unset"])
+def test_a_download_path_that_is_a_symlink_loop_is_refused_at_once(dirs, use_settings, confined):
+    downloads, media = dirs
+    if not confined:
+        use_settings(MEDIA_DIR=str(media), JOB_MAX_ATTEMPTS=1)
+    (downloads / "book.mp3").symlink_to("book.mp3")  # a single-file torrent whose file was such a link
+    request = _request()
+    job = _organize(request, downloads / "book.mp3")
+    assert job.status == "failed" and "cannot be resolved (a symlink loop)" in job.error_message, job.error_message
+    assert "REMOTE_PATH_MAPPINGS" not in job.error_message  # not blamed on the mappings
+    assert Request.get_by_id(request.id).status == "failed"
+    assert not (media / "Brandon Sanderson").exists()
+
+
+def test_a_path_that_cannot_be_resolved_is_outside(tmp_path):
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "real").mkdir()
+    assert resolved(tmp_path / "loop") is None
+    assert resolved(tmp_path / "real" / "missing") == tmp_path.resolve() / "real" / "missing"  # missing is fine
+    assert not inside(tmp_path, tmp_path / "loop")
+    assert not inside(tmp_path / "loop", tmp_path / "loop")
+    assert not inside(tmp_path / "loop", tmp_path / "real")
+    assert inside(tmp_path, tmp_path / "real")
 
 
 # --- leftover temporary files --------------------------------------------------------------------------------

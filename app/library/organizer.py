@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.library.paths import UnsafePathError, inside, sanitize, with_counter
+from app.library.paths import UNRESOLVABLE, UnsafePathError, inside, resolved, sanitize, with_counter
 from app.library.tags import TagError, TagSet, for_file_count, is_taggable, write_tags
 
 AUDIO_EXTENSIONS = {".m4b", ".m4a", ".mp3", ".mp4", ".aa", ".aax", ".flac", ".ogg"}
@@ -70,7 +70,8 @@ def discover(download_path: Path) -> tuple[list[Path], Path | None, list[str]]:
             path = base / name
             is_cover = path.stem.lower() in COVER_NAMES and path.suffix.lower() in COVER_EXTENSIONS
             if path.is_symlink() and not inside(root, path):
-                refused.append(f"{path.relative_to(root)}: symlink pointing outside the download")
+                why = UNRESOLVABLE if resolved(path) is None else "pointing outside the download"
+                refused.append(f"{path.relative_to(root)}: symlink {why}")
             elif not (_is_audio(path) or is_cover):
                 continue
             elif not path.is_file():  # a pipe would block the copy, a device would never end
@@ -212,6 +213,8 @@ def organize(download_path: Path, target: Path, media_dir: Path, mode: str = "co
     if not inside(media_dir, target):
         raise UnsafePathError(f"target {target} is outside MEDIA_DIR")
     download_path = Path(download_path)
+    if resolved(download_path) is None:
+        raise UnsafePathError(f"download path {download_path} {UNRESOLVABLE}")
     if read_root is not None and not inside(read_root, download_path):
         raise UnsafePathError(f"download path {download_path} is outside DOWNLOAD_DIR")
     if not download_path.exists():

@@ -119,9 +119,25 @@ def render_template(template: str, values: dict[str, object]) -> list[str]:
     return components
 
 
+UNRESOLVABLE = "cannot be resolved (a symlink loop)"
+
+
+def resolved(path: Path) -> Path | None:
+    """`path` with every symlink followed (a missing tail is fine), or None when that is impossible: a
+    symlink loop, such as libtorrent makes of a symlink that points out of its torrent (Python raises
+    RuntimeError for it, newer versions OSError)."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError):
+        return None
+
+
 def inside(root: Path, candidate: Path) -> bool:
-    """True when `candidate` (resolved, symlinks followed) is `root` or below it."""
-    root_real, candidate_real = Path(root).resolve(), Path(candidate).resolve()
+    """True when `candidate` (resolved, symlinks followed) is `root` or below it; a path that cannot be
+    resolved is never inside."""
+    root_real, candidate_real = resolved(root), resolved(candidate)
+    if root_real is None or candidate_real is None:
+        return False
     return candidate_real == root_real or root_real in candidate_real.parents
 
 

@@ -71,8 +71,17 @@ def json_body() -> Any:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
 
 
+def is_api_path(path: str) -> bool:
+    """Whether a path is under /api, where every error is JSON (the web server's own refusals too)."""
+    return path == "/api" or path.startswith("/api/")
+
+
 def is_api_request() -> bool:
-    return request.path == "/api" or request.path.startswith("/api/")
+    return is_api_path(request.path)
+
+
+def body_too_large_message(limit: int) -> str:
+    return f"request body too large: at most {limit} bytes"
 
 
 def refuse_anonymous_api_write() -> None:
@@ -100,7 +109,7 @@ def refuse_at_the_edge() -> None:
 
 def _http_message(exc: HTTPException) -> str:
     if isinstance(exc, RequestEntityTooLarge):
-        return f"request body too large: at most {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+        return body_too_large_message(current_app.config["MAX_CONTENT_LENGTH"])
     if exc.code == 401:
         return "Unauthorized"
     if exc.description and exc.description != type(exc).description:

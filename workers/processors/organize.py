@@ -22,7 +22,7 @@ from app.jobs.logger import JobLogger, create_job_logger
 from app.jobs.service import add_job
 from app.jobs.types import Priority
 from app.library.organizer import NoAudioFiles, cover_candidates, organize
-from app.library.paths import PathTemplateError, UnsafePathError, inside, target_dir
+from app.library.paths import UNRESOLVABLE, PathTemplateError, UnsafePathError, inside, resolved, target_dir
 from app.library.plex_paths import SETTING as PLEX_MAPPINGS_SETTING
 from app.library.plex_paths import plan_refresh
 from app.library.remote_paths import SETTING as MAPPINGS_SETTING
@@ -125,8 +125,10 @@ def _local_path(reported: str, settings: Settings, log: JobLogger) -> Path:
 
 def _outside_message(reported: str, local: Path, read_root: Path) -> str:
     """Why a path outside DOWNLOAD_DIR is refused, with the setting that fixes the usual cause (a seedbox
-    or container client whose folders have other names here)."""
+    or container client whose folders have other names here); a symlink loop is said to be one."""
     shown = str(local) if str(local) == reported else f"{local} (the client reports {reported})"
+    if resolved(local) is None:
+        return f"download path {shown} {UNRESOLVABLE}"
     return (f"download path {shown} is outside DOWNLOAD_DIR ({read_root}). If the download client sees its "
             f"folders under other paths, map them with {MAPPINGS_SETTING}=client_path=local_path, e.g. "
             f"/downloads={read_root}")
