@@ -314,6 +314,18 @@ def prowlarr():
 
 
 @pytest.fixture
+def plex(use_settings, redis_conn):
+    """The fake Plex on a free port, configured as this test's Plex (PLEX_URL, PLEX_TOKEN, PLEX_LIBRARY_ID);
+    modules that need an unconfigured one define their own `plex`."""
+    from fakes.plex import FakePlex
+
+    fake = FakePlex().start()
+    use_settings(PLEX_URL=fake.url, PLEX_TOKEN=fake.token, PLEX_LIBRARY_ID=fake.section)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
 def qbt5(tmp_path):
     """The fake qBittorrent 5.2 (tests/fakes/qbittorrent5.py), its default save path a fresh folder."""
     from fakes.qbittorrent5 import FakeQBittorrent5

@@ -13,7 +13,6 @@ from app.library.titles import normalize_title
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, PlexLibrary, Request, utcnow
 
 from fakes.download_client import FakeDownloadClient
-from fakes.plex import FakePlex
 from helpers import drain
 
 ASIN = "B003P2WO5E"
@@ -66,14 +65,6 @@ def test_the_index_narrows_candidates():
 
 
 # --- the Plex client against the fake server ----------------------------------------------------------
-
-@pytest.fixture
-def plex(use_settings, redis_conn):
-    fake = FakePlex().start()
-    use_settings(PLEX_URL=fake.url, PLEX_TOKEN=fake.token, PLEX_LIBRARY_ID=fake.section)
-    yield fake
-    fake.stop()
-
 
 def test_the_client_pages_through_a_large_library(plex):
     plex.items = [plex.album(f"Book {i}", "Author") for i in range(1234)]

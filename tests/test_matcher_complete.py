@@ -14,7 +14,6 @@ from app.library import matching
 from app.library.matching import BookQuery, LibraryIndex, LibraryItem, find_match
 from app.models import Audiobook, Job, Request
 
-from fakes.plex import FakePlex
 from helpers import drain
 
 SERIES = 70
@@ -77,14 +76,6 @@ def test_the_asin_decides_through_the_index():
 
 
 # --- through the scan jobs against the fake Plex -------------------------------------------------------------
-
-@pytest.fixture
-def plex(use_settings, redis_conn):
-    fake = FakePlex().start()
-    use_settings(PLEX_URL=fake.url, PLEX_TOKEN=fake.token, PLEX_LIBRARY_ID=fake.section)
-    yield fake
-    fake.stop()
-
 
 @pytest.fixture
 def available_from_waiting(monkeypatch):

@@ -30,7 +30,6 @@ from app.pipeline.release_search import storage_problem
 from app.validation import clean_text
 
 from fakes.http import Recorder
-from fakes.plex import FakePlex
 from fakes.prowlarr import FakeRelease
 from helpers import API_TOKEN, drain
 
@@ -194,14 +193,6 @@ def test_an_interactive_pick_of_a_dirty_result_is_queued_not_a_500(client, pipel
     picked = client.post(f"/api/requests/{request.id}/releases", json={"guid": rows[0]["guid"]}, headers=BEARER)
     assert picked.status_code == 202, picked.get_data(as_text=True)
     assert Job.get_by_id(picked.get_json()["jobId"]).payload["torrent"]["title"] == rows[0]["title"]
-
-
-@pytest.fixture
-def plex(use_settings, redis_conn):
-    fake = FakePlex().start()
-    use_settings(PLEX_URL=fake.url, PLEX_TOKEN=fake.token, PLEX_LIBRARY_ID=fake.section)
-    yield fake
-    fake.stop()
 
 
 def test_a_plex_title_with_nul_and_surrogates_no_longer_fails_the_library_scan(plex):
