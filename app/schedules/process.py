@@ -23,6 +23,7 @@ from rq.scheduler import RQScheduler
 from app.audiobook_requests.reconciler import reconcile_requests
 from app.config import get_settings
 from app.integrations.health import CHECK_INTERVAL_SECONDS, run_periodic_checks
+from app.reports import system_health
 from app.jobs import types
 from app.jobs.queues import get_redis, queue_names_for_type
 from app.jobs.recovery import requeue_lost_jobs, sweep_abandoned_jobs, sweep_expired_leases
@@ -146,6 +147,10 @@ class Scheduler:
             run_periodic_checks(get_settings(), self.connection)
         except Exception as exc:  # the thread's own failure boundary: log it, the next run tries again
             log.warning("scheduler: integration checks failed (%s: %s); continuing", type(exc).__name__, exc)
+        try:  # the system's own checks (free space, Redis persistence, workers): their own failure boundary
+            system_health.check_and_store(get_settings(), self.connection)
+        except Exception as exc:
+            log.warning("scheduler: system checks failed (%s: %s); continuing", type(exc).__name__, exc)
 
     def tick(self) -> None:
         """One pass; each duty has its own failure boundary, so one failing (Redis or PostgreSQL
