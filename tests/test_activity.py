@@ -14,7 +14,7 @@ from app.integrations import qbittorrent as qbittorrent_module
 from app.integrations import transmission as transmission_module
 from app.integrations.torrent import download_client
 from app.models import Audiobook, BlockedRelease, DownloadHistory, Job, Request
-from app.pipeline.activity_rules import Actions, actions, duration_text, eta_seconds
+from app.pipeline.activity_rules import Actions, actions, duration_text, eta_seconds, finished
 from app.pipeline.download_state import DownloadState
 
 from helpers import API_TOKEN, HOSTILE, book_in_client, csrf_token
@@ -38,14 +38,16 @@ REFUSED_FINISHED = ("the download finished: it seeds until its indexer's limit, 
     ("downloading", "cancelled", 0.2, Actions(False, False, "its request is cancelled, not downloading")),
 ])
 def test_which_actions_a_download_offers(download_status, request_status, progress, expected):
-    assert actions(download_status, request_status, progress) == expected
+    done = finished(download_status in ("completed", "seeding"), progress)
+    assert actions(kept_seeding=download_status == "seeding", finished_now=done,
+                   request_status=request_status) == expected
 
 
-@pytest.mark.parametrize("raw,finished,eta", [
+@pytest.mark.parametrize("raw,done,eta", [
     (120, False, 120), (0, False, 0), (8_640_000, False, None), (-1, False, None), (-2, False, None),
     (None, False, None), (120, True, None)])
-def test_the_eta_shown(raw, finished, eta):
-    assert eta_seconds(raw, finished) == eta
+def test_the_eta_shown(raw, done, eta):
+    assert eta_seconds(raw, done) == eta
 
 
 @pytest.mark.parametrize("seconds,text", [
@@ -91,13 +93,13 @@ def in_flight(daemon, daemon_settings, flask_app):
     flask_app.config["SETTINGS"] = daemon_settings(**LIMITS)
     client = download_client(daemon.kind)
     rows = {}
-    for key, title, finished, request_status, status in (
+    for key, title, done, request_status, status in (
             ("unfinished", HOSTILE + " Elantris", False, "downloading", "downloading"),
             ("other", "Warbreaker", False, "downloading", "downloading"),
             ("available", "Mistborn", True, "available", "completed"),
             ("kept", "Skyward", True, "cancelled", "seeding")):
-        folder, info_hash = book_in_client(client, daemon.download_dir, finished=finished, name=title[-8:])
-        completed = datetime(2026, 12, 6, 7, 0) if finished else None
+        folder, info_hash = book_in_client(client, daemon.download_dir, finished=done, name=title[-8:])
+        completed = datetime(2026, 12, 6, 7, 0) if done else None
         rows[key] = (_row(_request(title, request_status), info_hash, daemon.kind, status, completed_at=completed),
                      folder)
     return rows

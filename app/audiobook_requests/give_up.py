@@ -19,11 +19,13 @@ from app.audiobook_requests.torrents import release_torrents, remove_seeding_now
 from app.errors import AppError
 from app.jobs.logger import create_job_logger
 from app.jobs.service import cancel_run
-from app.models import TERMINAL_JOB_STATUSES, DownloadHistory, Job, utcnow
+from app.models import TERMINAL_JOB_STATUSES, DownloadHistory, DownloadStatus, Job, status_values, utcnow
 from app.pipeline import activity_rules
 from app.validation import parse_uuid
 
 EVENT_CONTEXT = "Activity"
+# a row that says its download finished: the monitor saw it complete, or its request let go of it seeding
+FINISHED = status_values({DownloadStatus.COMPLETED, DownloadStatus.SEEDING})
 
 
 class ActivityError(AppError):
@@ -44,15 +46,16 @@ def give_up(download_id: str, *, search_again: bool) -> dict[str, Any]:
     download = _download(download_id)
     request_id = download.request_id
     status = download.request.status
-    allowed = activity_rules.actions(download.download_status, status, None)
+    allowed = activity_rules.actions(kept_seeding=download.download_status == DownloadStatus.SEEDING.value,
+                                     finished_now=download.download_status in FINISHED, request_status=status)
     wanted = allowed.search_again if search_again else allowed.remove
-    if download.download_status in ("failed", "removed"):
+    if download.download_status in status_values(DownloadStatus.ENDED):
         raise ActivityError(f"the download already ended ({download.download_status})", 409)
     if not wanted:
         raise ActivityError(allowed.refusal or "a kept torrent can only be removed, not searched again", 409)
     events = create_job_logger(timeline_job(request_id), EVENT_CONTEXT)
     name = download.torrent_name or download.download_client_id
-    if download.download_status == "seeding":
+    if download.download_status == DownloadStatus.SEEDING.value:
         released = remove_seeding_now(request_id, events, download_id=download.id)
         return {"searchJobId": None, **released.to_dict()}
     what = "removed, blocklisted and searched again" if search_again else "removed"

@@ -22,15 +22,18 @@ class Actions:
     refusal: str | None = None  # why neither applies (the API's 409)
 
 
-def finished(download_status: str, progress: float | None) -> bool:
-    return download_status in ("completed", "seeding") or (progress is not None and progress >= 1)
+def finished(stored_finished: bool, progress: float | None) -> bool:
+    """Finished: its row says so (completed, or kept seeding), or the client has every byte (`progress`: the
+    client's, None when it is not in it)."""
+    return stored_finished or (progress is not None and progress >= 1)
 
 
-def actions(download_status: str, request_status: str, progress: float | None) -> Actions:
-    """Which actions a download in flight offers (`progress`: the client's, None when it is not in it)."""
-    if download_status == "seeding":
+def actions(*, kept_seeding: bool, finished_now: bool, request_status: str) -> Actions:
+    """Which actions a download in flight offers: `kept_seeding` when its request let go of it (`seeding`),
+    `finished_now` as `finished` says."""
+    if kept_seeding:
         return Actions(remove=True, search_again=False)
-    if finished(download_status, progress):
+    if finished_now:
         return Actions(False, False, "the download finished: it seeds until its indexer's limit, then "
                                      "cleanup_seeded_torrents removes it")
     if request_status != "downloading":

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from app.audiobook_requests.give_up import FINISHED
 from app.config import get_settings
 from app.integrations.errors import ServiceError
 from app.integrations.torrent import TorrentStatus, download_client
@@ -62,8 +63,9 @@ def row_to_dict(row: DownloadHistory, status: TorrentStatus | None, client_error
 
     request, book = row.request, row.request.audiobook
     progress = status.progress if status else None
-    done = activity_rules.finished(row.download_status, progress)
-    allowed = activity_rules.actions(row.download_status, request.status, progress)
+    done = activity_rules.finished(row.download_status in FINISHED, progress)
+    allowed = activity_rules.actions(kept_seeding=row.download_status == DownloadStatus.SEEDING.value,
+                                     finished_now=done, request_status=request.status)
     since = row.started_at or row.created_at
     if status is not None:
         state = status.state.value
