@@ -311,3 +311,12 @@ def test_a_qbittorrent_category_save_path_is_the_one_checked(qbittorrent, use_se
     result = health.check("download_client", use_settings(
         REMOTE_PATH_MAPPINGS=f"{seedbox}={qbittorrent.download_dir}", **base))
     assert result.warning is None
+
+
+def test_a_failing_extra_question_is_a_warning_not_an_outage(app_with_prowlarr, prowlarr):
+    """Prowlarr answers its version but not /api/v1/indexerstatus (an older one, a hiccup): still reachable."""
+    prowlarr.indexer_status_code = 500
+    reply = app_with_prowlarr.post("/api/admin/integrations/prowlarr/test", headers=BEARER).get_json()
+    assert reply["integration"]["ok"] is True
+    assert reply["integration"]["warning"].startswith("It answered, but not which indexers are failing: ")
+    assert "500" in reply["integration"]["warning"] and prowlarr.api_key not in str(reply)

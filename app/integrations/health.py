@@ -114,7 +114,8 @@ def _prowlarr_version(settings, timeout: float) -> Answer:
 
     client = ProwlarrClient(settings.prowlarr_url, settings.prowlarr_api_key, timeout=timeout)
     version = client.version()
-    return Answer.of(version, [health_rules.failing_indexers(client.failing_indexers())])
+    return Answer.of(version, [_extra_check(lambda: health_rules.failing_indexers(client.failing_indexers()),
+                                            "which indexers are failing")])
 
 
 def _download_client_version(settings, timeout: float) -> Answer:
@@ -131,7 +132,16 @@ def _download_client_version(settings, timeout: float) -> Answer:
         client = QBittorrentClient(settings.download_client_url, settings.download_client_username,
                                    settings.download_client_password, timeout=timeout)
     version = client.version()
-    return Answer.of(version, [_save_path_finding(client, settings)])
+    return Answer.of(version, [_extra_check(lambda: _save_path_finding(client, settings), "where it saves")])
+
+
+def _extra_check(finding: Callable[[], Finding], what: str) -> Finding:
+    """A question asked after the version answered: its failure (an older service without that endpoint, a
+    hiccup) is a warning of its own, not the integration being down."""
+    try:
+        return finding()
+    except ServiceError as exc:
+        return Finding(health_rules.WARNING, f"It answered, but not {what}: {error_text(exc)}")
 
 
 def _save_path_finding(client: Any, settings) -> health_rules.Finding:

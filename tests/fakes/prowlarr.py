@@ -57,6 +57,7 @@ class FakeProwlarr:
     status_delay: float = 0.0
     indexers: dict[int, str] = field(default_factory=lambda: {4: "MyAudioTracker"})
     failing: dict[int, str] = field(default_factory=dict)   # indexer id → disabledTill
+    indexer_status_code: int = 200                          # another: /api/v1/indexerstatus fails so
     requested: list[str] = field(default_factory=list)      # every authorised path, in order
 
     def start(self) -> FakeProwlarr:
@@ -106,6 +107,9 @@ class FakeProwlarr:
                 self._send(200, json.dumps(body).encode(), "application/json")
 
             def _indexer_status(self) -> None:
+                if fake.indexer_status_code != 200:
+                    body = json.dumps({"message": "Internal Server Error"}).encode()
+                    return self._send(fake.indexer_status_code, body, "application/json")
                 body = [{"id": row, "indexerId": number, "disabledTill": until,
                          "mostRecentFailure": "2026-12-06T07:00:00Z", "initialFailure": "2026-12-06T06:00:00Z"}
                         for row, (number, until) in enumerate(sorted(fake.failing.items()), start=1)]
