@@ -4,9 +4,11 @@
   (CHECK_TIMEOUT_SECONDS). An integration whose settings are unset is `configured: false, ok: null`
   and costs no network call. Errors are the clients' classified messages, redacted: never a key,
   token or password.
-- A check that passes may still carry a warning: a setting that makes the service work badly (Plex's
-  library folders that the workers' MEDIA_DIR, mapped by PLEX_PATH_MAPPINGS, does not lie in). The System
-  page and the banner show it beside the failures.
+- A check that passes may still carry a warning, with its one-line fix: a setting that makes the service
+  work badly (Plex's library folders that the workers' MEDIA_DIR, mapped by PLEX_PATH_MAPPINGS, does not
+  lie in; the download client's save path, mapped by REMOTE_PATH_MAPPINGS, not a folder here) or indexers
+  Prowlarr reports failing. The rules are app/pipeline/health_rules.py's; a follow-up question the service
+  cannot answer is a warning, never an outage. The System page and the banner show them beside the failures.
 - Results live in Redis only (ephemeral state): one hash, RESULTS_KEY, one JSON field per integration,
   whose TTL every write renews. No result (the scheduler is not running), or one older than
   STALE_SECONDS, means "not checked yet" (no banner).
