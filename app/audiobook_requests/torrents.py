@@ -157,12 +157,15 @@ def seeding_torrents(request_ids: list[Any]) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def remove_seeding_now(request_id: Any, events: JobLogger) -> Released:
-    """An admin's "remove now": the request's kept torrents go at once with their files, limit or not. A
-    torrent another request still needs is kept (its files are that request's too)."""
+def remove_seeding_now(request_id: Any, events: JobLogger, download_id: Any = None) -> Released:
+    """An admin's "remove now": the request's kept torrents (or only the row `download_id`, the Activity
+    page's Remove) go at once with their files, limit or not. A torrent another request still needs is kept
+    (its files are that request's too)."""
     released = Released()
     rows = DownloadHistory.select().where((DownloadHistory.request == request_id)
                                           & (DownloadHistory.download_status == DownloadStatus.SEEDING.value))
+    if download_id is not None:
+        rows = rows.where(DownloadHistory.id == download_id)
     for download in rows:
         info_hash = download.download_client_id
         try:

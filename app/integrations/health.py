@@ -4,9 +4,11 @@
   (CHECK_TIMEOUT_SECONDS). An integration whose settings are unset is `configured: false, ok: null`
   and costs no network call. Errors are the clients' classified messages, redacted: never a key,
   token or password.
-- A check that passes may still carry a warning: a setting that makes the service work badly (Plex's
-  library folders that the workers' MEDIA_DIR, mapped by PLEX_PATH_MAPPINGS, does not lie in). The System
-  page and the banner show it beside the failures.
+- A check that passes may still carry a warning, with its one-line fix: a setting that makes the service
+  work badly (Plex's library folders that the workers' MEDIA_DIR, mapped by PLEX_PATH_MAPPINGS, does not
+  lie in; the download client's save path, mapped by REMOTE_PATH_MAPPINGS, not a folder here) or indexers
+  Prowlarr reports failing. The rules are app/pipeline/health_rules.py's; a follow-up question the service
+  cannot answer is a warning, never an outage. The System page and the banner show them beside the failures.
 - Results live in Redis only (ephemeral state): one hash, RESULTS_KEY, one JSON field per integration,
   whose TTL every write renews. No result (the scheduler is not running), or one older than
   STALE_SECONDS, means "not checked yet" (no banner).
@@ -25,6 +27,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.integrations.errors import ServiceError
+from app.pipeline import health_rules
+from app.pipeline.health_rules import Finding
 
 NAMES = ("prowlarr", "download_client", "plex")
 CHECK_TIMEOUT_SECONDS = 5.0
@@ -50,6 +54,7 @@ class CheckResult:
     checked_at: float = 0.0     # epoch seconds
     refused: bool = False       # the service refused our credentials (401/403)
     warning: str | None = None  # it answers, but a setting makes it work badly (shown in the banner)
+    fix: str | None = None      # one line: what mends the warning or the error
 
     def to_dict(self) -> dict[str, Any]:
         """The API shape (camelCase, checkedAt as ISO 8601 UTC)."""
@@ -58,7 +63,7 @@ class CheckResult:
             checked = datetime.fromtimestamp(self.checked_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {"name": self.name, "label": self.label, "configured": self.configured, "ok": self.ok,
                 "version": self.version, "latencyMs": self.latency_ms, "error": self.error, "warning": self.warning,
-                "checkedAt": checked}
+                "fix": self.fix, "checkedAt": checked}
 
     def dumps(self) -> str:
         return json.dumps(asdict(self))
@@ -93,18 +98,29 @@ def is_configured(name: str, settings) -> bool:
 
 @dataclass(frozen=True)
 class Answer:
-    """What a probe found when the service answered: its version, and a warning about our settings."""
+    """What a probe found when the service answered: its version, and a warning about our settings (with the
+    fix for it); several problems are joined into one warning, their fixes into one line."""
     version: str
     warning: str | None = None
+    fix: str | None = None
+
+    @classmethod
+    def of(cls, version: str, findings: Iterable[Finding]) -> Answer:
+        problems = [f for f in findings if not f.ok]
+        return cls(version, " ".join(f.message for f in problems) or None,
+                   " · ".join(f.fix for f in problems if f.fix) or None)
 
 
-def _prowlarr_version(settings, timeout: float) -> str:
+def _prowlarr_version(settings, timeout: float) -> Answer:
     from app.integrations.prowlarr import ProwlarrClient
 
-    return ProwlarrClient(settings.prowlarr_url, settings.prowlarr_api_key, timeout=timeout).version()
+    client = ProwlarrClient(settings.prowlarr_url, settings.prowlarr_api_key, timeout=timeout)
+    version = client.version()
+    return Answer.of(version, [_extra_check(lambda: health_rules.failing_indexers(client.failing_indexers()),
+                                            "which indexers are failing")])
 
 
-def _download_client_version(settings, timeout: float) -> str:
+def _download_client_version(settings, timeout: float) -> Answer:
     # A fresh client with the short timeout (the pipeline's shared one waits 15 s); a login is part
     # of what is checked.
     if settings.download_client == "transmission":
@@ -117,23 +133,53 @@ def _download_client_version(settings, timeout: float) -> str:
 
         client = QBittorrentClient(settings.download_client_url, settings.download_client_username,
                                    settings.download_client_password, timeout=timeout)
-    return client.version()
+    version = client.version()
+    return Answer.of(version, [_extra_check(lambda: _save_path_finding(client, settings), "where it saves")])
+
+
+def _extra_check(finding: Callable[[], Finding], what: str) -> Finding:
+    """A question asked after the version answered: its failure (an older service without that endpoint, a
+    hiccup) is a warning of its own, not the integration being down."""
+    try:
+        return finding()
+    except ServiceError as exc:
+        return Finding(health_rules.WARNING, f"It answered, but not {what}: {error_text(exc)}")
+
+
+def _save_path_finding(client: Any, settings) -> health_rules.Finding:
+    """Is the folder the client saves into visible here (REMOTE_PATH_MAPPINGS)? The category is only read,
+    never created, by a check."""
+    from pathlib import Path
+
+    from app.library.remote_paths import to_client, to_local
+    from app.pipeline.torrent_placement import save_folder
+
+    categories = client.categories() if hasattr(client, "categories") else None
+    category_path = (categories or {}).get(settings.download_client_category, "")
+    download_dir = to_client(settings.download_dir, settings.remote_path_mappings) if settings.download_dir else None
+    default = client.default_save_path() if category_path or not download_dir else ""
+    folder, where = save_folder(settings.download_client_category, category_path, download_dir, default)
+    local = to_local(folder, settings.remote_path_mappings)
+    return health_rules.save_path_visible(label("download_client", settings), folder, where, local,
+                                          local.startswith("/") and Path(local).is_dir(), local != folder)
 
 
 def _plex_version(settings, timeout: float) -> Answer:
     from app.integrations.plex import PlexClient
-    from app.library.plex_paths import library_warning
+    from app.library.plex_paths import library_fix, library_warning
 
     client = PlexClient(settings.plex_url, settings.plex_token, timeout=timeout)
     version = str(client.identity().get("version") or "")
-    warning = None
+    warning = fix = None
     # /identity needs no token: one item of the section proves the token (and PLEX_LIBRARY_ID) work.
     if settings.plex_library_id:
         client.recently_added(settings.plex_library_id, count=1)
         if settings.media_dir:  # do imports land where Plex's section looks (PLEX_PATH_MAPPINGS)?
+            locations = client.section_locations(settings.plex_library_id)
             warning = library_warning(settings.media_dir, settings.plex_path_mappings,
-                                      client.section_locations(settings.plex_library_id))
-    return Answer(version, warning)
+                                      locations)
+            fix = library_fix(settings.media_dir, locations) if warning else None
+    return Answer(version, warning, fix)
 
 
 PROBES: dict[str, Callable[[Any, float], str | Answer]] = {
@@ -173,13 +219,14 @@ def check(name: str, settings, timeout: float | None = None, clock: Callable[[],
     if isinstance(answer, str):
         answer = Answer(answer)
     version = answer.version.strip()[:MAX_VERSION_CHARS]
-    warning = None
+    warning = fix = None
     if answer.warning:
         from app.jobs.redact import redact_text
 
         warning = _bounded(redact_text(answer.warning, settings.secret_values()), MAX_WARNING_CHARS)
+        fix = _bounded(redact_text(answer.fix, settings.secret_values()), MAX_WARNING_CHARS) if answer.fix else None
     return CheckResult(name, shown, configured=True, ok=True, version=version or None, latency_ms=_ms(started),
-                       checked_at=clock(), warning=warning)
+                       checked_at=clock(), warning=warning, fix=fix)
 
 
 def _ms(started: float) -> int:

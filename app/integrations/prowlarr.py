@@ -116,6 +116,21 @@ class ProwlarrClient:
         body = self._get_json("/api/v1/system/status", "system status")
         return str(body.get("version") or "") if isinstance(body, dict) else ""
 
+    def failing_indexers(self) -> list[tuple[str, str | None]]:
+        """(name, disabled until) of each indexer Prowlarr reports failing: GET /api/v1/indexerstatus lists the
+        blocked ones by indexerId only, so GET /api/v1/indexer names them (only when one is failing)."""
+        statuses = self._get_json("/api/v1/indexerstatus", "indexer status")
+        if not isinstance(statuses, list):
+            raise TransientServiceError(SERVICE, "indexer status returned JSON that is not a list")
+        failing = [s for s in statuses if isinstance(s, dict)]
+        if not failing:
+            return []
+        indexers = self._get_json("/api/v1/indexer", "indexers")
+        names = {_int(i.get("id")): _text(i.get("name")) for i in indexers if isinstance(i, dict)} \
+            if isinstance(indexers, list) else {}
+        return [(names.get(_int(s.get("indexerId"))) or f"indexer {_int(s.get('indexerId'))}",
+                 _text(s.get("disabledTill")) or None) for s in failing]
+
     def _get_json(self, path: str, what: str, params: list[tuple[str, str]] | None = None) -> Any:
         response = request_at_origin(self.session, SERVICE, "PROWLARR_URL", "GET", f"{self.url}{path}",
                                      params=params, headers=self._key_header, timeout=self.timeout)

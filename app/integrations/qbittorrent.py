@@ -120,11 +120,28 @@ class QBittorrentClient:
         raise classify_status(SERVICE, response.status_code, "add torrent")
 
     def get(self, info_hash: str) -> TorrentStatus | None:
-        items = self._get_json("torrents/info", "torrent info", params={"hashes": info_hash})
+        return self.statuses([info_hash]).get(info_hash.lower())
+
+    def statuses(self, info_hashes: list[str]) -> dict[str, TorrentStatus]:
+        """Every listed torrent still in the client, by lower-case info hash: one torrents/info call for all
+        (`hashes` joined by `|`); none for an empty list."""
+        wanted = {h.lower() for h in info_hashes if h}
+        if not wanted:
+            return {}
+        items = self._get_json("torrents/info", "torrent info", params={"hashes": "|".join(sorted(wanted))})
+        found = {}
         for item in items if isinstance(items, list) else []:
-            if isinstance(item, dict) and str(item.get("hash", "")).lower() == info_hash.lower():
-                return _status(item)
-        return None
+            if isinstance(item, dict) and str(item.get("hash", "")).lower() in wanted:
+                status = _status(item)
+                found[status.info_hash] = status
+        return found
+
+    def default_save_path(self) -> str:
+        """The client's default save path (app/defaultSavePath): where a torrent without a save path lands."""
+        response = self._call("GET", "app/defaultSavePath")
+        if response.status_code != 200:
+            raise classify_status(SERVICE, response.status_code, "default save path")
+        return clean_text(response.text.strip())
 
     def remove(self, info_hash: str, delete_files: bool) -> None:
         response = self._call("POST", "torrents/delete",
@@ -145,4 +162,4 @@ def _status(item: dict) -> TorrentStatus:
         raw_state=clean_text(str(item.get("state"))), progress=progress, downloaded=int(item.get("completed") or 0),
         size=max(int(item.get("size") or 0), 0), download_speed=int(item.get("dlspeed") or 0),
         eta=int(item.get("eta") or 0), content_path=content_path, seeding_seconds=int(item.get("seeding_time") or 0),
-        error="", ratio=max(float(item.get("ratio") or 0), 0.0))
+        error="", ratio=max(float(item.get("ratio") or 0), 0.0), seeders=max(int(item.get("num_seeds") or 0), 0))

@@ -24,6 +24,7 @@ class TorrentStatus:
     # uploaded / downloaded as the client reports it (qBittorrent `ratio`, Transmission `uploadRatio`): what an
     # indexer's INDEXER_SEEDING_RATIO is compared with; 0 when the client cannot say
     ratio: float = 0.0
+    seeders: int = 0         # seeds connected now (qBittorrent `num_seeds`, Transmission `peersSendingToUs`)
 
 
 class DownloadClient(Protocol):
@@ -33,6 +34,12 @@ class DownloadClient(Protocol):
         `save_path` (a qBittorrent category's own save path), else None."""
 
     def get(self, info_hash: str) -> TorrentStatus | None: ...
+
+    def statuses(self, info_hashes: list[str]) -> dict[str, TorrentStatus]:
+        """Every listed torrent still in the client, by lower-case info hash, in one call (the Activity page)."""
+
+    def default_save_path(self) -> str:
+        """Where the client saves a torrent added without a save path (the health check's question)."""
 
     def remove(self, info_hash: str, delete_files: bool) -> None: ...
 

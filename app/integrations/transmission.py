@@ -16,7 +16,7 @@ from app.validation import clean_text
 SERVICE = "Transmission"
 FIELDS = ["hashString", "name", "status", "percentDone", "totalSize", "sizeWhenDone", "leftUntilDone",
           "downloadedEver", "rateDownload", "eta", "downloadDir", "error", "errorString", "metadataPercentComplete",
-          "secondsSeeding", "uploadRatio", "labels"]
+          "secondsSeeding", "uploadRatio", "labels", "peersSendingToUs"]
 # uploadRatio's special values (libtransmission TR_RATIO_NA, TR_RATIO_INF): nothing transferred; uploaded
 # without having downloaded (data that was already complete on disk)
 _RATIO_NA, _RATIO_INF = -1, -2
@@ -77,11 +77,25 @@ class TransmissionClient:
         return None  # download-dir is always ours: Transmission has no folders of its own per label
 
     def get(self, info_hash: str) -> TorrentStatus | None:
-        torrents = self.call("torrent-get", {"ids": [info_hash], "fields": FIELDS}).get("torrents") or []
+        return self.statuses([info_hash]).get(info_hash.lower())
+
+    def statuses(self, info_hashes: list[str]) -> dict[str, TorrentStatus]:
+        """Every listed torrent still in the client, by lower-case info hash: one torrent-get with all the
+        ids; none for an empty list."""
+        wanted = {h.lower() for h in info_hashes if h}
+        if not wanted:
+            return {}
+        torrents = self.call("torrent-get", {"ids": sorted(wanted), "fields": FIELDS}).get("torrents") or []
+        found = {}
         for item in torrents:
-            if str(item.get("hashString", "")).lower() == info_hash.lower():
-                return _status(item)
-        return None
+            if str(item.get("hashString", "")).lower() in wanted:
+                status = _status(item)
+                found[status.info_hash] = status
+        return found
+
+    def default_save_path(self) -> str:
+        """The daemon's download-dir (session-get): where a torrent added without one lands."""
+        return clean_text(str(self.call("session-get").get("download-dir") or ""))
 
     def remove(self, info_hash: str, delete_files: bool) -> None:
         self.call("torrent-remove", {"ids": [info_hash], "delete-local-data": delete_files})
@@ -100,7 +114,7 @@ def _status(item: dict) -> TorrentStatus:
         size=size, download_speed=int(item.get("rateDownload") or 0), eta=int(item.get("eta") or 0),
         content_path=f"{directory.rstrip('/')}/{name}" if directory else name,
         seeding_seconds=int(item.get("secondsSeeding") or 0), error=clean_text(str(item.get("errorString") or "")),
-        ratio=_ratio(item.get("uploadRatio")))
+        ratio=_ratio(item.get("uploadRatio")), seeders=max(int(item.get("peersSendingToUs") or 0), 0))
 
 
 def _ratio(raw: Any) -> float:

@@ -52,11 +52,20 @@ def library_warning(media_dir: str, mappings: Mappings, locations: Sequence[str]
     return plan_refresh(media_dir, mappings, locations, media_dir).warning
 
 
+def library_fix(media_dir: str, locations: Sequence[str]) -> str:
+    """The health check's one-line fix for library_warning: the mapping to add, with the section's folder
+    when it has just one."""
+    return f"Set {SETTING}={_example(media_dir, locations)} (local=plex: MEDIA_DIR here = the folder Plex sees)"
+
+
+def _example(media_dir: str, locations: Sequence[str]) -> str:
+    return f"{media_dir or '/mnt/media'}={locations[0] if len(locations) == 1 else '/data/audiobooks'}"
+
+
 def outside_warning(local: str, plex_folder: str, locations: Sequence[str], media_dir: str = "") -> str:
     """`local` (Plex name `plex_folder`) is in none of the section's folders: what happens, and the fix."""
     seen_as = "" if plex_folder == local else f" (mapped by {SETTING} to {plex_folder})"
     folders = ", ".join(locations) if locations else "none"
-    example = f"{media_dir or '/mnt/media'}={locations[0] if len(locations) == 1 else '/data/audiobooks'}"
     return (f"{local}{seen_as} is outside the Plex library section's folders ({folders}): Plex would scan "
             f"nothing there, so imports refresh the whole section instead of the book's folder. Map the "
-            f"folder as Plex sees it with {SETTING} (local=plex), e.g. {SETTING}={example}")
+            f"folder as Plex sees it with {SETTING} (local=plex), e.g. {SETTING}={_example(media_dir, locations)}")

@@ -54,3 +54,18 @@ def qbittorrent_location(category_save_path: str, save_path: str | None) -> dict
     if save_path:
         return {"savepath": save_path, "autoTMM": "false"}
     return {}
+
+
+def save_folder(category: str, category_save_path: str, download_dir: str | None, default_save_path: str
+                ) -> tuple[str, str]:
+    """Where the client saves a new torrent, as it names the folder, and what decided it (for the health check):
+    the category's own save path (a relative one lies under the default save path), else DOWNLOAD_DIR as the
+    client names it, else the client's default save path."""
+    own = category_save_path.strip()
+    if own:
+        absolute = own.startswith("/") or bool(re.match(r"^[A-Za-z]:[\\/]", own))
+        path = own if absolute else f"{default_save_path.rstrip('/')}/{own}"
+        return path, f"the save path of category {category!r}"
+    if download_dir:
+        return download_dir, "DOWNLOAD_DIR"
+    return default_save_path, "the client's default save path"

@@ -27,6 +27,7 @@ from app.jobs import types
 from app.jobs.queues import get_redis, queue_names_for_type
 from app.jobs.recovery import requeue_lost_jobs, sweep_abandoned_jobs, sweep_expired_leases
 from app.migrations import schema_is_current
+from app.reports import system_health
 from app.schedules.defaults import ensure_default_schedules
 from app.schedules.service import SCHEDULER_HEARTBEAT_KEY
 from app.schedules.timer import SCHEDULES_QUEUE, sync_timer
@@ -146,6 +147,10 @@ class Scheduler:
             run_periodic_checks(get_settings(), self.connection)
         except Exception as exc:  # the thread's own failure boundary: log it, the next run tries again
             log.warning("scheduler: integration checks failed (%s: %s); continuing", type(exc).__name__, exc)
+        try:  # the system's own checks (free space, Redis persistence, workers): their own failure boundary
+            system_health.check_and_store(get_settings(), self.connection)
+        except Exception as exc:
+            log.warning("scheduler: system checks failed (%s: %s); continuing", type(exc).__name__, exc)
 
     def tick(self) -> None:
         """One pass; each duty has its own failure boundary, so one failing (Redis or PostgreSQL

@@ -11,6 +11,7 @@ from flask_login import current_user
 from app.auth import api_admin_required, page_admin_required
 from app.integrations import health as integrations
 from app.jobs.queues import get_redis
+from app.reports import system_health
 from app.reports.workers import live_workers_by_group
 
 bp = Blueprint("system", __name__)
@@ -43,7 +44,16 @@ def _health_banner() -> dict:
             return []
         return integrations.banner(_integration_rows() or [])
 
-    return {"integration_problems": integration_problems}
+    def system_problems() -> list[dict]:
+        if not current_user.is_authenticated:
+            return []
+        try:
+            return system_health.problems(system_health.load(_connection()))
+        except Exception as exc:  # noqa: BLE001 - a page must render without Redis
+            log.debug("system checks unreadable: %s", type(exc).__name__)
+            return []
+
+    return {"integration_problems": integration_problems, "system_problems": system_problems}
 
 
 # --- API ----------------------------------------------------------------------------------------------
@@ -89,7 +99,29 @@ def system_page():
         rows = list(ScheduledJob.select().order_by(ScheduledJob.name))
         schedules = schedule_report(rows, live, report["scheduler"] == "ok")
     return render_template("admin/system.html", integrations=_integration_rows(), report=report,
-                           schedules=schedules, check_interval=integrations.CHECK_INTERVAL_SECONDS)
+                           schedules=schedules, check_interval=integrations.CHECK_INTERVAL_SECONDS,
+                           checks=_system_checks())
+
+
+def _system_checks() -> list[dict] | None:
+    """The system checks run now (and stored for the banner); None when Redis or the database cannot be read."""
+    try:
+        return system_health.check_and_store(_settings(), _connection())
+    except Exception as exc:  # noqa: BLE001 - a page must render without Redis
+        log.warning("system checks failed: %s", type(exc).__name__)
+        return None
+
+
+@bp.get("/api/admin/health")
+@api_admin_required
+def api_health_checks():
+    """Every health check with its fix: `{integrations: [...], checks: [{name, label, level, message, fix}]}`
+    (the system checks run now)."""
+    checks = _system_checks()
+    rows = _integration_rows()
+    if checks is None or rows is None:
+        return jsonify(success=False, error="Redis is not reachable: the checks cannot run"), 503
+    return jsonify(success=True, integrations=rows, checks=checks)
 
 
 @bp.post("/admin/system/integrations/<name>/test")

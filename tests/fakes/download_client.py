@@ -45,6 +45,14 @@ class FakeDownloadClient:
         self._check("get")
         return self.torrents.get(info_hash)
 
+    def statuses(self, info_hashes: list[str]) -> dict:
+        self._check("statuses")
+        return {h: self.torrents[h] for h in info_hashes if h in self.torrents}
+
+    def default_save_path(self) -> str:
+        self._check("default_save_path")
+        return "/downloads"
+
     def remove(self, info_hash: str, delete_files: bool) -> None:
         self._check(f"remove:{delete_files}")
         self.torrents.pop(info_hash, None)

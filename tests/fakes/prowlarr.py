@@ -7,6 +7,10 @@ proxy download links).
   `unauthorized_count`;
 - /api/v1/search takes repeated `categories`, answers a JSON array whose null fields are omitted, with
   downloadUrl/magnetUrl as Prowlarr proxy links `/<indexerId>/download?apikey=…&link=…&file=…`;
+- /api/v1/indexer lists `indexers` ({id, name, protocol, priority, enable, …}); /api/v1/indexerstatus lists
+  only the blocked ones of `failing` (indexer id → disabled till, ISO 8601), as Prowlarr's
+  IndexerStatusController (GetBlockedProviders) does: {id, indexerId, disabledTill, mostRecentFailure,
+  initialFailure}, by indexerId only;
 - /api/v1/system/status (the health check) answers `{appName, instanceName, version, …}` after
   `status_delay` seconds (a slow server, for timeouts);
 - text goes out as JSON escapes: a NUL or a lone surrogate that a hostile indexer put in a title arrives as
@@ -51,6 +55,10 @@ class FakeProwlarr:
     unauthorized_count: int = 0
     version: str = "1.24.3.4754"
     status_delay: float = 0.0
+    indexers: dict[int, str] = field(default_factory=lambda: {4: "MyAudioTracker"})
+    failing: dict[int, str] = field(default_factory=dict)   # indexer id → disabledTill
+    indexer_status_code: int = 200                          # another: /api/v1/indexerstatus fails so
+    requested: list[str] = field(default_factory=list)      # every authorised path, in order
 
     def start(self) -> FakeProwlarr:
         fake = self
@@ -62,6 +70,11 @@ class FakeProwlarr:
                 if self._presented_key(query) != fake.api_key:
                     fake.unauthorized_count += 1
                     return self._send(401, b"", "text/plain")
+                fake.requested.append(parsed.path)
+                if parsed.path == "/api/v1/indexer":
+                    return self._indexers()
+                if parsed.path == "/api/v1/indexerstatus":
+                    return self._indexer_status()
                 if parsed.path == "/api/v1/search":
                     return self._search(query)
                 if parsed.path == "/api/v1/system/status":
@@ -85,6 +98,21 @@ class FakeProwlarr:
                         "startupPath": "/app/prowlarr/bin", "appData": "/config", "osName": "debian",
                         "isDocker": True, "isLinux": True, "isOsx": False, "isWindows": False,
                         "branch": "master", "authentication": "forms", "urlBase": "", "runtimeVersion": "6.0.29"}
+                self._send(200, json.dumps(body).encode(), "application/json")
+
+            def _indexers(self) -> None:
+                body = [{"id": number, "name": name, "protocol": "torrent", "priority": 25, "enable": True,
+                         "implementation": "Cardigann", "appProfileId": 1, "privacy": "private", "tags": []}
+                        for number, name in sorted(fake.indexers.items())]
+                self._send(200, json.dumps(body).encode(), "application/json")
+
+            def _indexer_status(self) -> None:
+                if fake.indexer_status_code != 200:
+                    body = json.dumps({"message": "Internal Server Error"}).encode()
+                    return self._send(fake.indexer_status_code, body, "application/json")
+                body = [{"id": row, "indexerId": number, "disabledTill": until,
+                         "mostRecentFailure": "2026-12-06T07:00:00Z", "initialFailure": "2026-12-06T06:00:00Z"}
+                        for row, (number, until) in enumerate(sorted(fake.failing.items()), start=1)]
                 self._send(200, json.dumps(body).encode(), "application/json")
 
             def _search(self, query: dict) -> None:
