@@ -7,11 +7,12 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from app.models import Audiobook, Job, JobEvent, Request, utcnow
 from app.reports.durations import Durations, RowTimes, durations, human
 
-from helpers import HOSTILE
+from helpers import HOSTILE, login
 
 T0 = datetime(2026, 12, 1, 10, 0, 0)
 
@@ -26,11 +27,13 @@ def event(job: Job, seconds: float, message: str, level: str = "info", metadata=
 
 
 def timeline(html: str) -> list[tuple[str, str, str]]:
-    """(time, job type, message) of each timeline row, top to bottom."""
+    """(time, job type, message) of each timeline row, top to bottom; each row's link leads to its job."""
     table = html.split('<table id="timeline">', 1)[1].split("</table>", 1)[0]
-    rows = re.findall(r'<tr class="event[^"]*"[^>]*>\s*<td>([^<]*)</td>\s*<td><a [^>]*>([^<]+)</a></td>\s*'
-                      r'<td>[^<]*</td>\s*<td class="event-message">([^<]*?)\s*(?:<details|</td>)', table)
-    return [(t, kind, message.strip()) for t, kind, message in rows]
+    rows = re.findall(r'<tr class="event[^"]*" data-job-id="([^"]+)">\s*<td>([^<]*)</td>\s*<td><a href="([^"]+)">'
+                      r'([^<]+)</a></td>\s*<td>[^<]*</td>\s*<td class="event-message">([^<]*?)\s*(?:<details|</td>)',
+                      table)
+    assert all(href == f"/admin/jobs/{job_id}" and Job.get_or_none(Job.id == job_id) for job_id, _, href, _, _ in rows)
+    return [(t, kind, message.strip()) for _, t, _, kind, message in rows]
 
 
 @pytest.fixture
@@ -177,3 +180,25 @@ def test_a_polled_or_retried_job_shows_its_whole_duration_next_to_the_last_runs(
     assert cells == {str(polled.id): "1.0 s (whole: 10.0 min)", str(retried.id): "12.0 s (whole: 3.5 min)",
                      str(middle.id): "1.0 s (whole: 99.0 s)", str(failed.id): "5.0 s (whole: 33.0 s)",
                      str(single.id): "3.0 s"}
+
+
+def test_in_the_browser_a_title_opens_its_story_and_a_job_its_durations(page, live_url, book_request):
+    search = Job.create(request=book_request, type="search_indexers", status="completed", created_at=at(0))
+    monitor = Job.create(request=book_request, type="monitor_download", status="completed", polls=60,
+                         started_at=at(600), completed_at=at(601), created_at=at(20))
+    event(search, 5, "Found 3 releases")
+    event(monitor, 30, "Downloading: 0% (metaDL)")
+    event(monitor, 590, "Downloading: 100% (uploading)")
+    login(page, live_url)
+    expect(page.locator(".page-of")).to_have_text("page 1 of 1 (2 jobs)")
+    page.goto(f"{live_url}/admin/requests")
+    page.locator(f'tr[data-request="{book_request.id}"] a.book-title').click()
+    page.wait_for_url(f"{live_url}/admin/requests/{book_request.id}")
+    rows = page.locator("#timeline tbody tr.event")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("Found 3 releases")
+    expect(rows.last).to_contain_text("Downloading: 100% (uploading)")
+    assert page.evaluate("window.__pwned === undefined")  # the hostile title stayed text
+    rows.last.locator("a").click()
+    page.wait_for_url(f"{live_url}/admin/jobs/{monitor.id}")
+    expect(page.locator("#job-duration")).to_have_text("1.0 s (whole: 9.5 min)")  # from its first event

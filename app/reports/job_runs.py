@@ -1,30 +1,44 @@
 """The durations of the jobs on a page (app/reports/durations.py decides), read in a few queries for the
-whole page: the rows an admin retry replaced (one query per retry generation, usually none or one) and each
-row's first event (one grouped query)."""
+whole page: the rows an admin retry replaced (per retry generation, usually none or one: one query by
+request, one for system jobs) and each row's first event (one grouped query)."""
 from __future__ import annotations
 
 from typing import Any
 
 from peewee import fn
 
-from app.models import Job, JobEvent
+from app.models import Job, JobEvent, JobStatus
 from app.reports.durations import Durations, RowTimes, durations
 
 MAX_RETRY_GENERATIONS = 50  # a chain is as long as the admin's retries of one job; this bounds a cycle too
 
 
+def _retried_rows_of(jobs: list[Job]) -> list[Job]:
+    """The rows whose retry started one of these jobs. A retried row is `failed` and has its retry's request
+    (found by the request index) or, for a system job, its type (the type/status index): retry_job_id has
+    no index of its own."""
+    columns = (Job.id, Job.type, Job.request, Job.retry_job_id, Job.started_at, Job.completed_at, Job.attempts,
+               Job.polls)
+    retried = Job.retry_job_id.in_([job.id for job in jobs]) & (Job.status == JobStatus.FAILED.value)
+    request_ids = sorted({job.request_id for job in jobs if job.request_id}, key=str)
+    system_types = sorted({job.type for job in jobs if not job.request_id})
+    rows: list[Job] = []
+    if request_ids:
+        rows.extend(Job.select(*columns).where(retried & Job.request.in_(request_ids)))
+    if system_types:
+        rows.extend(Job.select(*columns).where(retried & Job.request.is_null() & Job.type.in_(system_types)))
+    return rows
+
+
 def _earlier_rows(jobs: list[Job]) -> dict[str, Job]:
     """Each retried row that leads to a job of the list (directly or through other retries), by its id."""
     found: dict[str, Job] = {}
-    wanted = [job.id for job in jobs]
+    wanted = jobs
     for _ in range(MAX_RETRY_GENERATIONS):
         if not wanted:
             break
-        rows = [row for row in Job.select(Job.id, Job.retry_job_id, Job.started_at, Job.completed_at, Job.attempts,
-                                          Job.polls).where(Job.retry_job_id.in_(wanted))
-                if str(row.id) not in found]
-        found.update((str(row.id), row) for row in rows)
-        wanted = [row.id for row in rows]
+        wanted = [row for row in _retried_rows_of(wanted) if str(row.id) not in found]
+        found.update((str(row.id), row) for row in wanted)
     return found
 
 

@@ -28,14 +28,14 @@ class TimelineEntry:
 
 
 def _entry(event: JobEvent) -> TimelineEntry:
-    return TimelineEntry(at=event.created_at, job_id=str(event.job_id), job_type=event.job.type, level=event.level,
+    return TimelineEntry(at=event.created_at, job_id=str(event.job.id), job_type=event.job.type, level=event.level,
                          context=event.context, message=event.message, metadata=event.metadata)
 
 
 def _plex_events(request: Request) -> list[JobEvent]:
     """The Plex jobs' events about this request (the book found in the library), while it was open."""
     until = request.completed_at or utcnow()  # the run that made it available started before this
-    query = (JobEvent.select(JobEvent, Job.type).join(Job)
+    query = (JobEvent.select(JobEvent, Job.id, Job.type).join(Job)
              .where(Job.request.is_null() & Job.type.in_(PLEX_JOB_TYPES)
                     & Job.created_at.between(request.created_at, until) & JobEvent.metadata.is_null(False))
              .order_by(JobEvent.created_at))
@@ -44,7 +44,7 @@ def _plex_events(request: Request) -> list[JobEvent]:
 
 
 def request_timeline(request: Request) -> list[TimelineEntry]:
-    own = (JobEvent.select(JobEvent, Job.type).join(Job).where(Job.request == request.id)
+    own = (JobEvent.select(JobEvent, Job.id, Job.type).join(Job).where(Job.request == request.id)
            .order_by(JobEvent.created_at))
     entries = [_entry(event) for event in own] + [_entry(event) for event in _plex_events(request)]
     return sorted(entries, key=lambda e: e.at)  # stable: ties keep the queries' order
