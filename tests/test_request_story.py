@@ -80,6 +80,8 @@ def test_the_request_page_tells_every_event_of_every_job_oldest_first(admin_clie
         ("2026-12-01 10:05:10", "Organize Files", "Copied 2 files into the library"),
         ("2026-12-01 10:06:41", "Plex Recently Added Check", "&#39;Elantris&#39; is in Plex: available"),
     ]
+    partial = admin_client.get(f"/admin/requests/{book_request.id}?partial=1").get_data(as_text=True)
+    assert timeline(partial) == timeline(html) and "<html" not in partial  # what the page's refresh fetches
     # the jobs table lists the request's own jobs, in the order they were created
     jobs = html.split('<table id="request-jobs">', 1)[1].split("</table>", 1)[0]
     assert re.findall(r'data-job-id="([^"]+)"', jobs) == [str(j.id) for j in (search, grab, monitor, organize)]
