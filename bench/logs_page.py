@@ -9,6 +9,7 @@ table of only 1,000 jobs, so the ratio shows what the long history costs.
 from __future__ import annotations
 
 import argparse
+import re
 import time
 
 from common import percentile, quiet_logs, setup
@@ -20,8 +21,8 @@ SELECT md5('book' || g)::uuid, now(), now(),
        'Author ' || (g % 500), 'requested'
 FROM generate_series(1, {books}) g;
 INSERT INTO requests (id, created_at, updated_at, user_id, audiobook_id, status, progress, priority, search_attempts,
-                      download_attempts, import_attempts, max_import_retries)
-SELECT md5('req' || g)::uuid, now(), now(), 'admin', md5('book' || g)::uuid, 'available', 100, 10, 1, 0, 0, 5
+                      download_attempts, import_attempts, max_import_retries, fruitless_searches)
+SELECT md5('req' || g)::uuid, now(), now(), 'admin', md5('book' || g)::uuid, 'available', 100, 10, 1, 0, 0, 5, 0
 FROM generate_series(1, {books}) g;
 INSERT INTO jobs (id, created_at, updated_at, request_id, rq_job_id, type, status, priority, attempts, max_attempts,
                   payload, error_message, started_at, completed_at, polls, polling)
@@ -71,11 +72,12 @@ def main() -> None:
     from app.config import get_settings
 
     app = create_app(get_settings())
-    app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
+    app.config.update(TESTING=True)
     client = app.test_client()
-    with client.session_transaction() as session:
-        session["_user_id"] = "admin"
-        session["_fresh"] = True
+    form = client.get("/login").get_data(as_text=True)  # log in through the real form, with its CSRF token
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+    login = client.post("/login", data={"username": "admin", "password": "bench-password", "csrf_token": token})
+    assert login.status_code == 302 and client.get("/admin/logs").status_code == 200, "the bench could not log in"
     pages = {"first page": "/admin/logs", "filtered (status=failed)": "/admin/logs?status=failed",
              "text search (q=refused)": "/admin/logs?q=refused",
              "text search in events (q=chunk 4242)": "/admin/logs?q=chunk+4242",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -14,6 +15,12 @@ from fakes.prowlarr import FakeProwlarr, FakeRelease
 from helpers import API_TOKEN, start_process, stop_process, wait_for
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+def timeline_jobs(html: str) -> list[str]:
+    """The job type of each row of a request page's timeline, top to bottom."""
+    table = html.split('<table id="timeline">', 1)[1].split("</table>", 1)[0]
+    return re.findall(r'<tr class="event[^"]*"[^>]*>\s*<td>[^<]*</td>\s*<td><a [^>]*>([^<]+)</a>', table)
 GROUPS = ["search_indexers", "download_torrent", "monitor_download", "organize_files", "plex_recently_added_check"]
 
 
@@ -42,7 +49,7 @@ def stack(tmp_path, settings_env, use_settings, redis_conn, qbittorrent):
 
 
 @pytest.mark.slow
-def test_a_request_travels_from_pending_to_available(stack, client):
+def test_a_request_travels_from_pending_to_available(stack, client, admin_client):
     downloads, media, prowlarr, plex = stack
     folder = downloads / "Brandon Sanderson - The Way of Kings [M4B]"
     folder.mkdir()
@@ -95,3 +102,12 @@ def test_a_request_travels_from_pending_to_available(stack, client):
     contexts = {e.context for e in JobEvent.select().join(Job).where(Job.request == request_id)}
     assert {"SearchIndexers", "DownloadTorrent", "MonitorDownload", "OrganizeFiles"} <= contexts
     assert Request.get_by_id(request_id).completed_at is not None
+
+    # the request's page tells the whole story on one timeline, oldest first: search, grab, the download's
+    # polls (here complete at once; milestones: tests/test_request_story.py), import, and the Plex check that
+    # found the book (a system job, not the request's)
+    page = admin_client.get(f"/admin/requests/{request_id}")
+    assert page.status_code == 200
+    story = timeline_jobs(page.get_data(as_text=True))
+    assert [kind for i, kind in enumerate(story) if i == 0 or story[i - 1] != kind] == [
+        "Search Indexers", "Download Torrent", "Monitor Download", "Organize Files", "Plex Recently Added Check"]

@@ -144,6 +144,12 @@ def search_jobs(f: LogsFilter) -> tuple[list[Job], bool]:
     return fetch_page(_query(f).order_by(Job.created_at.desc(), Job.id.desc()), f.page, f.per_page)
 
 
+def count_jobs(f: LogsFilter) -> int:
+    """How many jobs match (the logs page's "page x of y (n jobs)"): one COUNT of the same query, which
+    PostgreSQL answers from the jobs indexes (bench/logs_page.py keeps it within the page's goal)."""
+    return _query(f).count()
+
+
 def related_items(jobs: list[Job]) -> dict[str, dict[str, str]]:
     """Audiobook title/author per request id, in one query for the whole page."""
     ids = {job.request_id for job in jobs if job.request_id}
@@ -163,6 +169,7 @@ def events_for(job_ids: list[Any]) -> dict[str, list[JobEvent]]:
 
 
 def duration_seconds(job: Job) -> float | None:
+    """The latest run's duration (the whole job's: app/reports/job_runs.py)."""
     if job.started_at and job.completed_at:
         return round((job.completed_at - job.started_at).total_seconds(), 3)
     return None

@@ -36,6 +36,11 @@ def fetch_page(query: peewee.SelectQuery, page: int, per_page: int) -> tuple[lis
     return rows[:per_page], len(rows) > per_page
 
 
+def page_count(total: int, per_page: int) -> int:
+    """How many pages `total` rows fill (at least one: an empty list is shown as page 1 of 1)."""
+    return max(1, -(-total // per_page))
+
+
 def pagination(page: int, per_page: int, has_next: bool) -> dict[str, Any]:
     """The `pagination` object of a list API's answer."""
     return {"page": page, "perPage": per_page, "hasNext": has_next, "hasPrevious": page > 1}

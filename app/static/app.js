@@ -11,12 +11,24 @@
     return true;
   }
 
+  // A table wider than its container scrolls inside itself (app.css); keyboard users reach that scroll
+  // only when the table can take focus, so a table that overflows gets tabindex=0 (and loses it again).
+  function focusableWhenScrolling() {
+    document.querySelectorAll('main table').forEach(function (table) {
+      if (table.scrollWidth > table.clientWidth + 1) {
+        table.tabIndex = 0;
+      } else if (table.hasAttribute('tabindex')) {
+        table.removeAttribute('tabindex');
+      }
+    });
+  }
+
   // A <details data-details-url> fetches its body when opened.
   async function fill(details) {
     const body = details.querySelector('.details-body');
     const response = await fetch(details.dataset.detailsUrl, {credentials: 'same-origin'});
     if (sessionEnded(response)) { return; }
-    if (response.ok) { body.innerHTML = await response.text(); }
+    if (response.ok) { body.innerHTML = await response.text(); focusableWhenScrolling(); }
   }
 
   document.addEventListener('toggle', function (event) {
@@ -33,6 +45,7 @@
       const response = await fetch(region.dataset.refreshUrl, {credentials: 'same-origin'});
       if (sessionEnded(response) || !response.ok) { return; }
       region.innerHTML = await response.text();
+      focusableWhenScrolling();
       open.forEach(function (key) {
         const details = region.querySelector('details[data-key="' + CSS.escape(key) + '"]');
         if (details) { details.open = true; fill(details); }
@@ -120,6 +133,7 @@
     if (!response.ok) { setStatus(panel, 'Search failed: ' + await errorText(response), 'level-error'); return; }
     const releases = (await response.json()).releases;
     releases.forEach(function (release) { body.appendChild(releaseRow(panel, url, release)); });
+    focusableWhenScrolling();
     setStatus(panel, releases.length + (releases.length === 1 ? ' release' : ' releases') + ', best first.');
   }
 
@@ -153,6 +167,8 @@
   });
 
   function start() {
+    focusableWhenScrolling();
+    window.addEventListener('resize', focusableWhenScrolling);
     document.querySelectorAll('[data-refresh-url]').forEach(refreshEvery);
     document.querySelectorAll('[data-job-status-url]').forEach(followJobStatus);
   }

@@ -18,7 +18,11 @@ from app.jobs.queues import get_redis
 from app.jobs.service import JobActionError, cancel_job, get_job, retry_job
 from app.models import Audiobook, Job, JobStatus, Request, ScheduledJob, status_values
 from app.reports import logs as logs_query
+from app.reports.durations import human as human_duration
+from app.reports.job_runs import durations_for
+from app.reports.pagination import page_count
 from app.reports.queue_stats import queue_stats, requeue_message, requeueable_failed_counts
+from app.reports.timeline import request_timeline
 from app.reports.workers import live_workers_by_group
 from app.schedules import service as schedules
 
@@ -62,10 +66,11 @@ def _pretty_json(value: object) -> str:
 
 @bp.app_template_filter("duration")
 def _duration(job: Job) -> str:
-    seconds = logs_query.duration_seconds(job)
-    if seconds is None:
-        return "–"
-    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+    """The latest run's duration (templates/admin/_durations.html adds the whole job's)."""
+    return human_duration(logs_query.duration_seconds(job))
+
+
+bp.add_app_template_filter(human_duration, "seconds")
 
 
 # --- logs -------------------------------------------------------------------------------------------
@@ -79,7 +84,9 @@ def logs():
         flash(str(exc))
         filters = logs_query.LogsFilter()
     jobs, has_next = logs_query.search_jobs(filters)
+    total = logs_query.count_jobs(filters)
     context = dict(jobs=jobs, has_next=has_next, f=filters, related=logs_query.related_items(jobs),
+                   total=total, pages=page_count(total, filters.per_page), durations=durations_for(jobs),
                    statuses=[s.value for s in JobStatus], types=[t.name for t in types.all_types()],
                    levels=logs_query.EVENT_LEVELS, sizes=logs_query.PAGE_SIZES)
     template = "admin/_log_rows.html" if request.args.get("partial") else "admin/logs.html"
@@ -118,7 +125,8 @@ def log_details(job_id: str):
 def job_detail(job_id: str):
     job, events = _job_with_events(job_id)
     template = "admin/_job_details.html" if request.args.get("partial") else "admin/job_detail.html"
-    return render_template(template, job=job, events=events, related=logs_query.related_items([job]))
+    return render_template(template, job=job, events=events, related=logs_query.related_items([job]),
+                           durations=durations_for([job]))
 
 
 @bp.post("/jobs/<job_id>/retry")
@@ -269,6 +277,21 @@ def request_create():
         return _render_requests(form=form, form_error=f"Not queued: {exc}", code=503)
     flash(f"Request created for '{created.audiobook.title}'.")
     return redirect(url_for("dashboard.requests_page"))
+
+
+@bp.get("/requests/<request_id>")
+@page_admin_required
+def request_detail(request_id: str):
+    """One request's whole story: its jobs (with their last and whole durations) and one timeline of every
+    event of every job, oldest first."""
+    try:
+        row = requests_service.get_request(request_id)
+    except requests_service.RequestError:
+        abort(404)
+    jobs = list(Job.select().where(Job.request == row.id).order_by(Job.created_at))
+    template = "admin/_request_story.html" if request.args.get("partial") else "admin/request_detail.html"
+    return render_template(template, r=row, jobs=jobs, durations=durations_for(jobs), timeline=request_timeline(row),
+                           seeding=seeding_torrents([row.id]))
 
 
 @bp.post("/requests/<request_id>/<action>")
