@@ -5,8 +5,9 @@ Usage in a processor::
     log = create_job_logger(payload["jobId"], "OrganizeFiles")
     log.info("Processing request", {"requestId": request_id})
 
-A logger never raises into the job: when the insert fails (database down, bad connection) the
-event is reported on stderr and the job goes on.
+A logger never raises into the job because of its own failures: when the insert fails (database
+down, bad connection) the event is reported on stderr and the job goes on. Every call of a running
+job's logger is a checkpoint, though: once an admin stopped the run it raises fence.RunStopped.
 """
 from __future__ import annotations
 
@@ -55,6 +56,10 @@ class JobLogger:
         return JobLogger(self.job_id, context)
 
     def _write(self, level: str, message: str, metadata: Any) -> None:
+        from app.jobs import fence
+
+        if self.job_id and fence.current_for(self.job_id) is not None:
+            fence.checkpoint()
         secrets = _known_secrets()
         text = redact_text(str(message), secrets)[:_MAX_MESSAGE]
         safe_metadata = redact(metadata, secrets) if metadata is not None else None
