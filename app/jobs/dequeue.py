@@ -28,8 +28,9 @@ from app.jobs.pausing import MIRROR_LOADED, PAUSED_KEY
 PAUSED_RECHECK_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
-# KEYS[1]: the paused set; KEYS[2..n]: the queues in order; ARGV[i]: the job type of KEYS[i + 1]; the last ARGV: the
-# loaded marker ('' when the set is read as it is: the table could not be read). Returns {1, key, job id} for a pop, {0, paused types…} for nothing to pop, {-1} when the paused set is not loaded.
+# KEYS[1]: the paused set; KEYS[2..n]: the queues in order; ARGV[i]: the job type of KEYS[i + 1]; the last ARGV:
+# the loaded marker ('' when the set is read as it is: the table could not be read).
+# Returns {1, key, job id} for a pop, {0, paused types…} for nothing to pop, {-1} when the set is not loaded.
 _POP_FIRST_OPEN = """
 if ARGV[#ARGV] ~= '' and redis.call('SISMEMBER', KEYS[1], ARGV[#ARGV]) == 0 then return {-1} end
 local paused = {}

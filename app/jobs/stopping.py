@@ -32,7 +32,7 @@ def stop_job(job_id: Any, by: str, connection: Any) -> dict:
         raise JobActionError(f"only active jobs can be stopped (this one is {job.status})")
     if not state.mark_stopped(job.id, f"Stopped by {by} while running"):
         raise JobActionError("the job ended meanwhile")
-    create_job_logger(str(job.id), "JobQueue").warning(
+    create_job_logger(str(job.id), "JobQueue", outside_run=True).warning(
         f"Stopped by {by} while running: the run is fenced off and stops at its next checkpoint; a worker that "
         f"has not stopped it within {STOP_GRACE_SECONDS:.0f} s is restarted")
     return {"jobId": str(job.id), "stoppedBy": by, "workerSignalled": _signal_worker(connection, job.rq_job_id)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from peewee import JOIN
 from rq import Worker
 
 from app.jobs.service import db_id_from_rq_id
@@ -57,8 +58,8 @@ def _attach_jobs(workers: list[dict]) -> None:
         return
     now = utcnow()
     query = (Job.select(Job.id, Job.type, Job.status, Job.request, Job.started_at, Audiobook.title)
-             .join(Request, on=(Job.request == Request.id), join_type="LEFT OUTER")
-             .join(Audiobook, on=(Request.audiobook == Audiobook.id), join_type="LEFT OUTER")
+             .join(Request, on=(Job.request == Request.id), join_type=JOIN.LEFT_OUTER)
+             .join(Audiobook, on=(Request.audiobook == Audiobook.id), join_type=JOIN.LEFT_OUTER)
              .where(Job.id.in_(ids)).objects())
     jobs = {str(row.id): row for row in query}
     for worker in workers:
