@@ -112,6 +112,12 @@ def test_a_paused_type_is_shown_in_healthz_and_its_schedule_is_not_late(client, 
     assert [(s["type"], s["late"], s["paused"]) for s in schedules] == [("noop", False, True)]
     queues = {row["type"]: row for row in client.get("/api/admin/queues", headers=BEARER).get_json()["queues"]}
     assert queues["noop"]["paused"]["pausedBy"] == "API token" and queues["search_indexers"]["paused"] is None
+    from prometheus_client.parser import text_string_to_metric_families
+
+    scraped = client.get("/metrics", headers=BEARER).get_data(as_text=True)
+    family = next(f for f in text_string_to_metric_families(scraped) if f.name == "rmab_queue_paused")
+    values = {sample.labels["type"]: sample.value for sample in family.samples}
+    assert values["noop"] == 1 and values["search_indexers"] == 0
 
 
 # --- stop: the mechanism in one process ----------------------------------------------------------------------------
