@@ -24,7 +24,7 @@ from app.jobs.service import add_job
 from app.models import Audiobook, Job, JobEvent, PausedQueue, Request, ScheduledJob, utcnow
 
 import jobtypes  # noqa: F401  (test_record, test_sleep, test_checkpoints: the testing group)
-from helpers import API_TOKEN, HOSTILE, csrf_token, drain, start_process, stop_process, wait_for
+from helpers import API_TOKEN, HOSTILE, csrf_token, drain, login, screenshot, start_process, stop_process, wait_for
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 TESTING = queue_names_for_group("testing")
@@ -325,3 +325,32 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"  # a zombie is dead, only not yet reaped
     except FileNotFoundError:
         return False
+
+
+def test_in_the_browser_pause_stop_and_resume_from_the_queues_page(page, live_url, settings_env, redis_conn, tmp_path):
+    from playwright.sync_api import expect
+
+    pool = _start_supervised_pool(settings_env[1], tmp_path, "browser")
+    try:
+        _testing_worker(redis_conn)
+        login(page, live_url)
+        page.goto(f"{live_url}/admin/queues")
+        page.click('tr[data-type="test_record"] button.pause')
+        expect(page.locator('tr[data-type="test_record"] .status-paused')).to_have_text("paused")
+        waiting = add_job("test_record", {"tag": "browser"})
+        running = add_job("test_checkpoints", {})
+        wait_for(lambda: redis_conn.get(f"test:rounds:{running}"), 30, message="the job to run")
+        page.goto(f"{live_url}/admin/queues")
+        worker_row = page.locator('#live-workers tr[data-group="testing"]')
+        expect(worker_row).to_contain_text("Test Checkpoints")
+        screenshot(page, "queues-paused-and-running")
+        worker_row.locator("button.stop").click()
+        expect(page.locator("body")).to_contain_text("Job stopped")
+        wait_for(lambda: _status(running) == "cancelled", 10, message="the stopped job")
+        time.sleep(1)
+        assert _status(waiting) == "pending"
+        page.click('tr[data-type="test_record"] button.resume')
+        expect(page.locator('tr[data-type="test_record"] button.pause')).to_be_visible()
+        wait_for(lambda: _status(waiting) == "completed", 10, message="the resumed job")
+    finally:
+        stop_process(pool)
