@@ -120,6 +120,30 @@ def test_a_paused_type_is_shown_in_healthz_and_its_schedule_is_not_late(client, 
     assert values["noop"] == 1 and values["search_indexers"] == 0
 
 
+@pytest.mark.parametrize("paused, late", [
+    ((), True),                       # overdue an hour: late
+    (("noop",), False),               # its type paused: waits on purpose, not late
+    (("scan_plex", "test_record"), True),  # other types paused: still late
+])
+def test_late_reason_leaves_out_a_paused_type(paused, late):
+    from app.schedules.service import late_reason
+
+    now = utcnow()
+    row = ScheduledJob(name="Noop", type="noop", schedule="* * * * *", enabled=True, next_run=now - timedelta(hours=1))
+    assert (late_reason(row, None, {"maintenance": 1}, True, now, paused) is not None) is late
+
+
+@pytest.mark.parametrize("key, job_type", [
+    ("rq:queue:organize_files.high", "organize_files"),
+    ("rq:queue:noop.low", "noop"),
+    ("rq:queue:plex_recently_added_check.medium", "plex_recently_added_check"),
+])
+def test_the_dequeue_reads_the_job_type_from_a_queue_key(key, job_type):
+    from app.jobs.dequeue import job_type_of_key
+
+    assert job_type_of_key(key) == job_type
+
+
 # --- stop: the mechanism in one process ----------------------------------------------------------------------------
 
 def test_a_stop_fences_the_run_at_once_and_its_next_checkpoint_raises(settings, redis_conn):
