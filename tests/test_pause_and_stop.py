@@ -97,7 +97,7 @@ def test_the_queues_page_pauses_and_resumes_with_csrf_forms(admin_client, redis_
     assert not PausedQueue.select().exists() and redis_conn.smembers(PAUSED_KEY) == {MIRROR_LOADED.encode()}
 
 
-def test_a_paused_type_is_shown_in_healthz_and_its_schedule_is_not_late(client, settings, redis_conn):
+def test_a_paused_type_is_shown_in_healthz_and_its_schedule_is_not_late(client, admin_client, settings, redis_conn):
     from app.schedules.service import SCHEDULER_HEARTBEAT_KEY
 
     redis_conn.set(SCHEDULER_HEARTBEAT_KEY, "1")
@@ -118,6 +118,10 @@ def test_a_paused_type_is_shown_in_healthz_and_its_schedule_is_not_late(client, 
     family = next(f for f in text_string_to_metric_families(scraped) if f.name == "rmab_queue_paused")
     values = {sample.labels["type"]: sample.value for sample in family.samples}
     assert values["noop"] == 1 and values["search_indexers"] == 0
+    system = admin_client.get("/admin/system").get_data(as_text=True)
+    assert re.search(r'id="paused-queues">Paused queues: noop\s', system) and "Late:" not in system
+    scheduled = admin_client.get("/admin/scheduled").get_data(as_text=True)
+    assert "Paused: its queue is paused" in scheduled and "Late:" not in scheduled
 
 
 @pytest.mark.parametrize("paused, late", [
@@ -220,6 +224,8 @@ def test_the_queues_page_lists_each_live_worker_with_its_job_and_a_stop_button(a
         assert (mine["group"], mine["pid"], mine["job"]["id"], mine["job"]["requestId"]) == (
             "testing", os.getpid(), job_id, str(request.id))
 
+        job_page = admin_client.get(f"/admin/jobs/{job_id}").get_data(as_text=True)
+        assert f'action="/admin/jobs/{job_id}/stop"' in job_page and ">Stop</button>" in job_page
         token = csrf_token(admin_client, "/admin/queues")
         done = admin_client.post(f"/admin/jobs/{job_id}/stop", data={"csrf_token": token, "next": "queues"})
         assert done.status_code == 302 and done.headers["Location"].endswith("/admin/queues")
