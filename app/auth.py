@@ -515,3 +515,10 @@ def page_admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def acting_admin() -> str:
+    """Who an admin action is recorded as: `admin <username>` for a session, `API token` for the bearer token."""
+    if current_user.is_authenticated:
+        return f"admin {current_user.id}"
+    return "API token"

@@ -291,6 +291,19 @@ class BlockedRelease(BaseModel):
         indexes = ((("request", "title"), True),)
 
 
+class PausedQueue(peewee.Model):
+    """A job type whose queues workers skip (migration 15). The record of truth for Pause/Resume; Redis holds a
+    mirror the workers read in their dequeue (app/jobs/pausing.py). Written only by app/jobs/pausing.py."""
+
+    job_type = peewee.CharField(primary_key=True)
+    paused_by = peewee.CharField()
+    paused_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        database = database
+        table_name = "paused_queues"
+
+
 class SchemaMigration(peewee.Model):
     version = peewee.IntegerField(primary_key=True)
     name = peewee.CharField()
@@ -301,4 +314,5 @@ class SchemaMigration(peewee.Model):
         table_name = "schema_migrations"
 
 
-ALL_MODELS = [Audiobook, Request, Job, JobEvent, ScheduledJob, DownloadHistory, PlexLibrary, BlockedRelease]
+ALL_MODELS: list[type[peewee.Model]] = [Audiobook, Request, Job, JobEvent, ScheduledJob, DownloadHistory, PlexLibrary,
+                                        BlockedRelease, PausedQueue]

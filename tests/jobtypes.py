@@ -12,7 +12,7 @@ from app.jobs.types import JobType, Priority
 from workers.processors import register
 
 for _name, _timeout in (("test_record", 30), ("test_fail", 30), ("test_permanent", 30), ("test_sleep", 120),
-                        ("test_sleep_then_chain", 120)):
+                        ("test_sleep_then_chain", 120), ("test_checkpoints", 120)):
     types.register(JobType(_name, "testing", (), _timeout, Priority.MEDIUM))
 
 
@@ -64,3 +64,18 @@ def sleep_then_chain(payload: dict) -> dict:
 
     add_job("test_record", {"tag": f"chained-by-run-{run}"})
     return {"run": run}
+
+
+@register("test_checkpoints")
+def checkpoints(payload: dict) -> dict:
+    """A cooperative long job: a loop that counts its rounds in Redis and logs each one (every JobLogger call is
+    a checkpoint), until `rounds` (default: 10 minutes' worth)."""
+    connection = get_redis()
+    log = create_job_logger(payload["jobId"], "TestCheckpoints")
+    connection.set(f"test:pid:{payload['jobId']}", os.getpid())
+    connection.set(f"test:sleeping:{payload['jobId']}", "1")
+    for round_number in range(int(payload.get("rounds", 6000))):
+        connection.incr(f"test:rounds:{payload['jobId']}")
+        log.info(f"round {round_number}")
+        time.sleep(0.1)
+    return {"rounds": payload.get("rounds", 6000)}

@@ -30,7 +30,10 @@ class _Statements(logging.Handler):
 
 
 def test_a_no_op_job_costs_two_statements_and_keeps_its_events(settings, redis_conn):
+    from app.jobs.pausing import load_mirror
+
     ids = [add_job("noop", {}) for _ in range(3)]
+    load_mirror(get_redis())  # the paused types' mirror: read from the table once per Redis lifetime, not per job
     handler, peewee_log = _Statements(), logging.getLogger("peewee")
     old_level = peewee_log.level
     peewee_log.setLevel(logging.DEBUG)

@@ -167,3 +167,22 @@ def test_an_idle_worker_keeps_its_key_when_the_job_lease_is_shorter_than_its_wai
     finally:
         process.terminate()
         process.join(10)
+
+
+def test_the_dequeue_stays_one_round_trip_with_a_type_of_the_group_paused(settings, redis_conn, monkeypatch):
+    """The paused set is read inside the dequeue's script: a pop costs one round trip, blocking or not, and the
+    paused type's job is left where it is."""
+    from app.jobs.dequeue import JobQueue
+    from app.jobs.pausing import pause
+
+    pause("cleanup_job_history", "test", get_redis())
+    keys = [f"rq:queue:{name}" for name in queue_names_for_group("maintenance")]
+    paused_job = add_job("cleanup_job_history", {}, priority="high")  # first in the worker's order
+    trips = _RoundTrips(monkeypatch)
+    for timeout in (None, 5):
+        job_id = add_job("noop", {})
+        trips.count = 0
+        key, value = JobQueue.lpop(keys, timeout, connection=get_redis())
+        assert trips.count == 1, (timeout, trips.count)
+        assert (key, value) == ("rq:queue:noop.low", f"job-{job_id}".encode())
+    assert redis_conn.lrange("rq:queue:cleanup_job_history.high", 0, -1) == [f"job-{paused_job}".encode()]

@@ -126,8 +126,11 @@ def preload() -> None:
     import workers.worker  # noqa: F401  (RQ and the worker classes)
 
 
-def run_worker(group: str, index: int, burst: bool = False, parent_pid: int | None = None) -> None:
-    """Body of one worker process: bind the database, preload processors, work the group's queues."""
+def run_worker(group: str, index: int, burst: bool = False, parent_pid: int | None = None,
+               kill_deadline: Any = None) -> None:
+    """Body of one worker process: bind the database, preload processors, work the group's queues.
+
+    `kill_deadline`: the supervisor's shared number for this slot (a stopped job's deadline, see JobWorker)."""
     # The fork copied the pool's stop handler, which would swallow a SIGTERM meant for this worker
     # (and forward it to the others). The pool forked with the stop signals blocked: one that came
     # meanwhile is pending and, with the default action now, ends this worker before it starts.
@@ -150,7 +153,8 @@ def run_worker(group: str, index: int, burst: bool = False, parent_pid: int | No
     configure_logging(settings.log_level)
     bind_database(settings.effective_database_url, synchronous_commit=settings.worker_synchronous_commit)
     queues = queue_names_for_group(group)
-    worker = worker_class()(queues, connection=get_redis(settings.redis_url), name=worker_name(group, index))
+    worker = worker_class()(queues, connection=get_redis(settings.redis_url), name=worker_name(group, index),
+                            kill_deadline=kill_deadline)
     _stop_when_orphaned(worker)
     # No RQ scheduler process per worker: scheduler.py promotes delayed jobs and retries of every queue.
     worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level.upper())

@@ -16,6 +16,10 @@ Crash loops: a worker slot whose process dies within CRASH_WINDOW_SECONDS of its
 after a back-off (1 s, doubling up to 60 s), reset once a process of that slot has run
 CRASH_WINDOW_SECONDS; each death is logged once with its exit code or signal and the delay chosen.
 
+Stopped jobs: each slot has a number in shared memory (`kill_deadline`) that its worker sets when an admin
+stops its running job (workers/worker.py JobWorker); a worker still running that job once the deadline has
+passed is killed (SIGKILL) and, like any dead worker, started again.
+
 Stopping: SIGTERM or SIGINT sends each worker exactly one SIGTERM (RQ's warm shutdown: the running
 job finishes); pending restarts are dropped; the supervisor exits once every worker has.
 """
@@ -199,6 +203,7 @@ class Slot:
     started_at: float = 0.0
     delay: float = 0.0                # back-off that preceded the current process (0: none)
     restart_at: float | None = None   # when the slot waits for a restart
+    kill_deadline: Any = None         # shared RawValue('d'): monotonic time to kill the worker at (0: none)
 
     @property
     def label(self) -> str:
@@ -213,9 +218,10 @@ class Supervisor:
             raise ValueError(f"every worker group needs at least one process, got {sizes}")
         self.sizes = dict(sizes)
         self.burst = burst
-        self.slots = [Slot(group, index) for group, count in sizes.items() for index in range(count)]
-        self.stopping = False
         self._context = multiprocessing.get_context("fork")
+        self.slots = [Slot(group, index, kill_deadline=self._context.RawValue("d", 0.0))
+                      for group, count in sizes.items() for index in range(count)]
+        self.stopping = False
 
     # signals
 
@@ -239,8 +245,9 @@ class Supervisor:
         # the new worker is in its slot, so a stop requested meanwhile reaches it too.
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            process = self._context.Process(target=run_worker, args=(slot.group, slot.index, self.burst, os.getpid()),
-                                            name=slot.label, daemon=False)
+            slot.kill_deadline.value = 0.0
+            process = self._context.Process(target=run_worker, name=slot.label, daemon=False,
+                                            args=(slot.group, slot.index, self.burst, os.getpid(), slot.kill_deadline))
             process.start()
             slot.process, slot.started_at, slot.restart_at = process, time.monotonic(), None
         finally:
@@ -267,8 +274,26 @@ class Supervisor:
             return POLL_SECONDS
         return min(POLL_SECONDS, max(0.0, min(due) - time.monotonic()))
 
+    def _kill_overdue(self, slot: Slot) -> None:
+        """Kill the slot's worker when a job an admin stopped is still running past its deadline."""
+        deadline = slot.kill_deadline.value
+        process = slot.process
+        if not deadline or time.monotonic() < deadline or process is None or not process.is_alive():
+            return
+        slot.kill_deadline.value = 0.0
+        log.warning("worker %s (pid %s): a job stopped by an admin is still running past its deadline; "
+                    "killing the worker", slot.label, process.pid)
+        try:
+            os.kill(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.join(5)
+
     def _step(self) -> bool:
-        """Reap dead workers, start due restarts; False once nothing runs or waits to run."""
+        """Kill workers whose stopped job overran, reap dead workers, start due restarts; False once nothing runs
+        or waits to run."""
+        for slot in self.slots:
+            self._kill_overdue(slot)
         for slot in self.slots:
             if slot.process is not None and not slot.process.is_alive():
                 self._reap(slot)

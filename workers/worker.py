@@ -25,6 +25,7 @@ from app.jobs.callbacks import on_work_horse_killed
 from app.jobs.dequeue import JobQueue
 from app.jobs.queues import type_of_queue
 from app.jobs.service import db_id_from_rq_id
+from app.jobs.stopping import STOP_GRACE_SECONDS
 
 log = logging.getLogger(__name__)
 # One line per finished job (and per failed attempt) at info; RQ's own per-job lines are debug
@@ -179,12 +180,47 @@ def _worker_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 class JobWorker(FewerRoundTrips, JobEndLine, SimpleWorker):
-    def __init__(self, queues: Any, *args: Any, **kwargs: Any):
+    """The default worker: runs jobs in its own process (no fork per job).
+
+    Stop (app/jobs/stopping.py): RQ's stop-job command arrives on the worker's command thread, which marks the
+    run stopped (it raises fence.RunStopped at its next checkpoint) and, under the supervisor, arms
+    `kill_deadline`: a number in memory shared with the supervisor, which kills this process once the
+    deadline passes with the job still running (a run stuck in a sleep or a C call never reaches a checkpoint).
+    """
+
+    def __init__(self, queues: Any, *args: Any, kill_deadline: Any = None, **kwargs: Any):
         super().__init__(queues, *args, **_worker_defaults(kwargs))
         self.job_heartbeat_ttl = get_settings().job_heartbeat_ttl
+        self.kill_deadline = kill_deadline  # multiprocessing RawValue('d') of the supervisor's slot, or None
         self._running_job: Any = None
+        self._stop_lock = threading.Lock()
         self._heartbeat_wakeup = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
+
+    def handle_payload(self, message: Any) -> None:
+        from rq.command import parse_payload
+
+        payload = parse_payload(message)
+        if payload.get("command") != "stop-job":
+            super().handle_payload(message)
+            return
+        self.stop_running_job(str(payload.get("job_id") or ""))
+
+    def stop_running_job(self, rq_job_id: str) -> bool:
+        """Stop the run of `rq_job_id` if this worker runs it: flag it for its next checkpoint and arm the kill
+        deadline. False when this worker is not running it (the command is ignored)."""
+        with self._stop_lock:
+            job = self._running_job
+            db_id = db_id_from_rq_id(rq_job_id)
+            if job is None or job.id != rq_job_id or db_id is None or not fence.request_stop(db_id):
+                log.info("worker %s: not running job %s; stop ignored", self.name, rq_job_id)
+                return False
+            self._stopped_job_id = rq_job_id  # RQ then records the run as stopped, with no retry
+            if self.kill_deadline is not None:
+                self.kill_deadline.value = time.monotonic() + STOP_GRACE_SECONDS
+        log.warning("worker %s: job %s stopped by an admin; it ends at its next checkpoint, or this worker is "
+                    "restarted in %.0f s", self.name, db_id, STOP_GRACE_SECONDS)
+        return True
 
     def get_heartbeat_ttl(self, job: Any) -> int:
         return self.job_heartbeat_ttl
@@ -199,7 +235,10 @@ class JobWorker(FewerRoundTrips, JobEndLine, SimpleWorker):
         try:
             super().execute_job(job, queue)
         finally:
-            self._running_job = None
+            with self._stop_lock:
+                self._running_job = None
+                if self.kill_deadline is not None:
+                    self.kill_deadline.value = 0.0  # the job ended: nothing for the supervisor to kill
             fence.end()  # whatever happened in RQ's bookkeeping, this run's lease is no longer renewed
 
     def _beat_forever(self) -> None:
@@ -216,10 +255,11 @@ class JobWorker(FewerRoundTrips, JobEndLine, SimpleWorker):
 
 
 class ForkJobWorker(FewerRoundTrips, JobEndLine, Worker):
-    def __init__(self, queues: Any, *args: Any, **kwargs: Any):
+    def __init__(self, queues: Any, *args: Any, kill_deadline: Any = None, **kwargs: Any):
+        # kill_deadline is not used: RQ's stop-job kills the work-horse at once
         kwargs.setdefault("job_monitoring_interval", 10)
         super().__init__(queues, *args, **_worker_defaults(kwargs))
 
 
-def worker_class() -> type[Worker] | type[SimpleWorker]:
+def worker_class() -> type[JobWorker] | type[ForkJobWorker]:
     return ForkJobWorker if get_settings().worker_class == "fork" else JobWorker

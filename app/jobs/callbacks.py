@@ -65,8 +65,9 @@ def on_failure(job: RQJob, connection: Any, exc_type: Any, exc_value: Any, tb: A
     if db_id is None:
         return
     ensure_bound()
-    if isinstance(exc_value, fence.LeaseLost):
-        # A stale run noticed it was fenced out: the row is another run's; write nothing, retry nothing.
+    if isinstance(exc_value, (fence.LeaseLost, fence.RunStopped)):
+        # A stale run noticed it was fenced out, or a stopped run reached a checkpoint: the row is another
+        # run's or already cancelled (app/jobs/stopping.py); write nothing, retry nothing.
         fence.end()
         job.retries_left = 0
         log.warning("%s", exc_value)
@@ -96,8 +97,9 @@ def on_stopped(job: RQJob, connection: Any, *args: Any, **kwargs: Any) -> None:
     if db_id is None:
         return
     ensure_bound()
-    state.mark_cancelled(db_id, "Stopped by an admin while running")
-    create_job_logger(db_id, "JobQueue").warning("Job stopped by an admin while running")
+    # Already cancelled when the stop came through app/jobs/stopping.py, which said who stopped it.
+    if state.mark_cancelled(db_id, "Stopped by an admin while running"):
+        create_job_logger(db_id, "JobQueue").warning("Job stopped by an admin while running")
 
 
 def on_work_horse_killed(job: RQJob, retpid: int, ret_val: int, rusage: Any) -> None:

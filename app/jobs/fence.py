@@ -31,11 +31,20 @@ class LeaseLost(Exception):
     """This run's token is no longer the row's: another run owns the job now; stop writing."""
 
 
+class RunStopped(BaseException):
+    """An admin stopped this run (app/jobs/stopping.py): raised at the run's next checkpoint.
+
+    A BaseException, like KeyboardInterrupt, so a processor's `except Exception` around a step does not
+    swallow it; RQ still records it as the run's failure, and the callbacks write nothing for it (the row
+    is already cancelled and its token cleared)."""
+
+
 @dataclass
 class Run:
     job_id: str
     token: str
     lost: bool = False
+    stopped: bool = False  # an admin's Stop reached this process: the next checkpoint raises RunStopped
     started: float = field(default_factory=time.monotonic)
     # info events held back to be written with the run's completion (app/jobs/logger.py); the lock
     # serialises their writers (the run's thread and the lease thread, which writes them once the run
@@ -86,6 +95,24 @@ def current_for(job_id: Any) -> Run | None:
     """The current run if it is a run of `job_id`."""
     run = _current
     return run if run is not None and run.job_id == str(job_id) else None
+
+
+def request_stop(job_id: Any) -> bool:
+    """Mark the current run of `job_id` stopped (called from the worker's command thread). False when this
+    process is not running that job."""
+    run = current_for(job_id)
+    if run is None:
+        return False
+    run.stopped = True
+    return True
+
+
+def checkpoint() -> None:
+    """Raise RunStopped when an admin stopped the current run (no I/O: a flag the worker's command thread
+    sets). Processors call it in their loops; every JobLogger call of a run is one too."""
+    run = _current
+    if run is not None and run.stopped:
+        raise RunStopped(f"job {run.job_id}: stopped by an admin")
 
 
 def ensure_current() -> None:

@@ -5,8 +5,9 @@ Usage in a processor::
     log = create_job_logger(payload["jobId"], "OrganizeFiles")
     log.info("Processing request", {"requestId": request_id})
 
-A logger never raises into the job: when the insert fails (database down, bad connection) the
-event is reported on stderr and the job goes on.
+A logger never raises into the job because of its own failures: when the insert fails (database
+down, bad connection) the event is reported on stderr and the job goes on. Every call of a running
+job's logger is a checkpoint, though: once an admin stopped the run it raises fence.RunStopped.
 """
 from __future__ import annotations
 
@@ -35,8 +36,11 @@ def _known_secrets() -> tuple[str, ...]:
 
 
 class JobLogger:
-    def __init__(self, job_id: str | None, context: str):
+    def __init__(self, job_id: str | None, context: str, outside_run: bool = False):
         self.job_id = str(job_id) if job_id else None
+        # outside_run: events about the job written by someone else than its run (an admin's Stop), even in a
+        # process whose current run is that job's: never fenced, never a checkpoint
+        self.outside_run = outside_run
         self.context = context
         self._log = logging.getLogger(f"jobs.{context}")
 
@@ -55,6 +59,10 @@ class JobLogger:
         return JobLogger(self.job_id, context)
 
     def _write(self, level: str, message: str, metadata: Any) -> None:
+        from app.jobs import fence
+
+        if self.job_id and not self.outside_run and fence.current_for(self.job_id) is not None:
+            fence.checkpoint()
         secrets = _known_secrets()
         text = redact_text(str(message), secrets)[:_MAX_MESSAGE]
         safe_metadata = redact(metadata, secrets) if metadata is not None else None
@@ -65,7 +73,7 @@ class JobLogger:
         if not self.job_id:
             return
         try:
-            _insert_event(self.job_id, level, self.context, text, safe_metadata)
+            _insert_event(self.job_id, level, self.context, text, safe_metadata, fenced=not self.outside_run)
         except Exception as exc:  # never fail the job because its log could not be stored
             print(f"JobLogger: could not store event for job {self.job_id} ({type(exc).__name__}: "
                   f"{redact_text(str(exc), secrets)[:300]}): [{level}] [{self.context}] {text}", file=sys.stderr)
@@ -99,7 +107,7 @@ def fenced_events_sql(count: int, postgres: bool) -> str:
     return _EVENT_COLUMNS + f"SELECT * FROM ({rows}) WHERE " + _FENCE.format(p="?")
 
 
-def _insert_event(job_id: str, level: str, context: str, message: str, metadata: Any) -> None:
+def _insert_event(job_id: str, level: str, context: str, message: str, metadata: Any, fenced: bool = True) -> None:
     """One job_events row (pre-built SQL: this runs for every event of every job)."""
     from app.db import ensure_bound
     from app.jobs import fence
@@ -109,7 +117,7 @@ def _insert_event(job_id: str, level: str, context: str, message: str, metadata:
     encoded = json.dumps(metadata, allow_nan=False) if metadata is not None else None
     job_hex = uuid.UUID(job_id).hex
     params = (uuid.uuid4().hex, now, now, job_hex, level, context, message, encoded)
-    run = fence.current_for(job_id)
+    run = fence.current_for(job_id) if fenced else None
     if run is None:
         db = ensure_bound()
         db.execute_sql(_INSERT_EVENT.format(p=db.param), params)
@@ -138,6 +146,6 @@ def write_held_events(run: Any) -> None:
                                             run.job_id, len(held))
 
 
-def create_job_logger(job_id: str | None, context: str) -> JobLogger:
+def create_job_logger(job_id: str | None, context: str, outside_run: bool = False) -> JobLogger:
     """A JobLogger for `job_id` (None gives a logger that only mirrors to Python logging)."""
-    return JobLogger(job_id, context)
+    return JobLogger(job_id, context, outside_run)

@@ -174,6 +174,16 @@ def mark_cancelled(job_id: Any, reason: str) -> bool:
             .execute()) == 1
 
 
+def mark_stopped(job_id: Any, reason: str) -> bool:
+    """An admin stops a running job: active → cancelled, and its token cleared, so nothing the run writes
+    afterwards lands (app/jobs/fence.py). False when the row is not active."""
+    now = utcnow()
+    return (Job.update(status=S.CANCELLED.value, error_message=reason, completed_at=now, updated_at=now,
+                       run_token=None)
+            .where((Job.id == job_id) & (Job.status == S.ACTIVE.value))
+            .execute()) == 1
+
+
 def reset_for_requeue(job_id: Any) -> bool:
     """A pending/delayed/stuck row whose Redis job was lost is enqueued again (see reconcile)."""
     return (Job.update(status=S.PENDING.value, updated_at=utcnow())

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.jobs import fence
 from app.library.paths import UNRESOLVABLE, UnsafePathError, inside, resolved, sanitize, with_counter
 from app.library.tags import TagError, TagSet, for_file_count, is_taggable, write_tags
 
@@ -229,6 +230,7 @@ def organize(download_path: Path, target: Path, media_dir: Path, mode: str = "co
     root = download_path if download_path.is_dir() else download_path.parent
     file_tags = for_file_count(tags, len(audio)) if tags is not None and mode != "hardlink" else None
     for source, name in _target_names(audio, root).items():
+        fence.checkpoint()  # an admin's Stop ends the import between two files (app/jobs/stopping.py)
         destination = target / name
         if not inside(media_dir, destination):  # belt and braces: names are sanitised already
             result.refused.append(f"{name}: would be written outside MEDIA_DIR")

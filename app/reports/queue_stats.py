@@ -17,6 +17,11 @@ from app.models import Job
 
 
 def queue_stats(connection: Any, live_workers: dict[str, int], configured: dict[str, int]) -> list[dict]:
+    """Per job type: counts in Redis, the oldest waiting job's age, live and configured workers, and whether an
+    admin paused it (`paused`: {pausedBy, pausedAt} from the table, or None)."""
+    from app.jobs.pausing import paused_types
+
+    paused = paused_types()
     rows = []
     now = time.time()
     for job_type in types.all_types():
@@ -43,7 +48,7 @@ def queue_stats(connection: Any, live_workers: dict[str, int], configured: dict[
                      "delayed": delayed, "failed": failed,
                      "oldestWaitingSeconds": round(oldest, 1) if oldest is not None else None,
                      "liveWorkers": live_workers.get(job_type.group, 0),
-                     "configuredWorkers": configured.get(job_type.group, 1)})
+                     "configuredWorkers": configured.get(job_type.group, 1), "paused": paused.get(job_type.name)})
     return rows
 
 

@@ -1,6 +1,7 @@
 """Schedule operations for the API and CLI: Trigger Now, edits, and the status report (with late detection)."""
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -144,9 +145,10 @@ def update_schedule(id_or_name: str, body: Any, now: datetime | None = None) -> 
 
 
 def late_reason(row: ScheduledJob, last_job: Job | None, live_workers: dict[str, int], scheduler_alive: bool,
-                now: datetime) -> str | None:
-    """Why a schedule's run has not started within LATE_GRACE of when it was due; None when it is on time."""
-    if not row.enabled:
+                now: datetime, paused: Collection[str] = ()) -> str | None:
+    """Why a schedule's run has not started within LATE_GRACE of when it was due; None when it is on time, and
+    for a disabled schedule or one whose job type an admin paused (its run waits on purpose)."""
+    if not row.enabled or row.type in paused:
         return None
     if row.next_run is not None and row.next_run < now - LATE_GRACE:
         overdue = int((now - row.next_run).total_seconds())
@@ -165,8 +167,13 @@ def late_reason(row: ScheduledJob, last_job: Job | None, live_workers: dict[str,
 
 
 def schedule_report(rows: list[ScheduledJob], live_workers: dict[str, int], scheduler_alive: bool,
-                    now: datetime | None = None) -> list[dict]:
+                    now: datetime | None = None, paused: Collection[str] | None = None) -> list[dict]:
+    """Each schedule for the pages and the API. `paused`: the paused job types (read from the table when None);
+    a paused type's schedule is never late and says `paused: true`."""
+    from app.jobs.pausing import paused_types
+
     now = now or utcnow()
+    paused = set(paused_types()) if paused is None else set(paused)
     tz = get_settings().scheduler_timezone
     last_ids = [row.last_run_job_id for row in rows if row.last_run_job_id]
     last_jobs = {job.id: job for job in Job.select().where(Job.id.in_(last_ids))} if last_ids else {}
@@ -176,13 +183,14 @@ def schedule_report(rows: list[ScheduledJob], live_workers: dict[str, int], sche
         duration = None
         if last_job and last_job.started_at and last_job.completed_at:
             duration = round((last_job.completed_at - last_job.started_at).total_seconds(), 3)
-        reason = late_reason(row, last_job, live_workers, scheduler_alive, now)
+        reason = late_reason(row, last_job, live_workers, scheduler_alive, now, paused)
         report.append({
             "id": str(row.id), "name": row.name, "type": row.type, "schedule": row.schedule,
             "scheduleHuman": describe(row.schedule, tz), "enabled": row.enabled, "payload": row.payload,
             "lastRun": _iso(row.last_run), "lastRunJobId": str(row.last_run_job_id) if row.last_run_job_id else None,
             "nextRun": _iso(row.next_run), "lastRunStatus": last_job.status if last_job else None,
             "lastRunDuration": duration, "late": reason is not None, "lateReason": reason,
+            "paused": row.type in paused,
         })
     return report
 

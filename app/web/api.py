@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from app.auth import api_admin_required
+from app.auth import acting_admin, api_admin_required
+from app.jobs import pausing, stopping, types
 from app.jobs import service as jobs_service
-from app.jobs import types
 from app.jobs.queues import get_redis
 from app.jobs.service import get_job, job_to_dict
 from app.models import ScheduledJob
 from app.reports import logs as logs_query
 from app.reports.pagination import pagination
-from app.reports.queue_stats import requeue_message
-from app.reports.workers import live_workers_by_group
+from app.reports.queue_stats import queue_stats, requeue_message
+from app.reports.workers import live_workers, live_workers_by_group
 from app.schedules import service as schedules
 from app.validation import parse_uuid
 from app.web.errors import json_body
@@ -72,6 +72,41 @@ def requeue_failed(job_type: str):
     return jsonify(success=outcome.stopped is None, requeued=len(outcome.started), jobIds=outcome.started,
                    refused=[{"jobId": job_id, "error": reason} for job_id, reason in outcome.refused],
                    stopped=outcome.stopped, message=requeue_message(job_type, outcome))
+
+
+@bp.get("/admin/queues")
+@api_admin_required
+def list_queues():
+    """Each job type's queue (counts, workers, `paused`) and each live worker with the job it runs."""
+    settings = current_app.config["SETTINGS"]
+    connection = get_redis(settings.redis_url)
+    live = dict(live_workers_by_group(connection))
+    return jsonify(success=True, queues=queue_stats(connection, live, settings.worker_counts),
+                   workers=live_workers(connection))
+
+
+@bp.post("/admin/queues/<job_type>/<action>")
+@api_admin_required
+def pause_or_resume_queue(job_type: str, action: str):
+    """Pause (workers skip the type's queues; a running job finishes) or Resume a job type; 404 for an unknown
+    type or action. `changed`: false when it already was paused / was not paused."""
+    connection = get_redis(current_app.config["SETTINGS"].redis_url)
+    if action == "pause":
+        changed = pausing.pause(job_type, acting_admin(), connection)
+    elif action == "resume":
+        changed = pausing.resume(job_type, connection)
+    else:
+        return jsonify(success=False, error=f"unknown queue action {action!r}; use pause or resume"), 404
+    return jsonify(success=True, type=job_type, paused=action == "pause", changed=changed,
+                   pausedTypes=sorted(pausing.paused_types()))
+
+
+@bp.post("/admin/job-stop/<job_id>")
+@api_admin_required
+def stop_job(job_id: str):
+    """Stop an active job (409 when it is not active, 404 unknown): cancelled at once, its run fenced off."""
+    outcome = stopping.stop_job(job_id, acting_admin(), get_redis(current_app.config["SETTINGS"].redis_url))
+    return jsonify(success=True, **outcome)
 
 
 @bp.put("/admin/jobs/<schedule_id>")

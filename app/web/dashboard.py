@@ -10,9 +10,9 @@ from app.audiobook_requests import service as requests_service
 from app.audiobook_requests import state as request_state
 from app.audiobook_requests.state import RequestStatus
 from app.audiobook_requests.torrents import seeding_torrents
-from app.auth import page_admin_required
+from app.auth import acting_admin, page_admin_required
+from app.jobs import pausing, stopping, types
 from app.jobs import service as jobs_service
-from app.jobs import types
 from app.jobs.errors import JobSystemError
 from app.jobs.queues import get_redis
 from app.jobs.service import JobActionError, cancel_job, get_job, retry_job
@@ -23,7 +23,7 @@ from app.reports.job_runs import durations_for
 from app.reports.pagination import page_count
 from app.reports.queue_stats import queue_stats, requeue_message, requeueable_failed_counts
 from app.reports.timeline import request_timeline
-from app.reports.workers import live_workers_by_group
+from app.reports.workers import live_workers, live_workers_by_group
 from app.schedules import service as schedules
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin")
@@ -205,7 +205,38 @@ def queues():
     requeueable = requeueable_failed_counts()
     for row in rows:
         row["requeueable"] = requeueable.get(row["type"], 0)
-    return render_template("admin/queues.html", rows=rows)
+    return render_template("admin/queues.html", rows=rows, workers=live_workers(get_redis(settings.redis_url)))
+
+
+@bp.post("/queues/<job_type>/<action>")
+@page_admin_required
+def queue_pause_or_resume(job_type: str, action: str):
+    if types.get(job_type) is None or action not in ("pause", "resume"):
+        abort(404)
+    connection = get_redis(current_app.config["SETTINGS"].redis_url)
+    if action == "pause":
+        pausing.pause(job_type, acting_admin(), connection)
+        flash(f"Paused {job_type}: its workers take no new job (a running one finishes).")
+    else:
+        pausing.resume(job_type, connection)
+        flash(f"Resumed {job_type}.")
+    return redirect(url_for("dashboard.queues"))
+
+
+@bp.post("/jobs/<job_id>/stop")
+@page_admin_required
+def job_stop(job_id: str):
+    try:
+        stopping.stop_job(job_id, acting_admin(), get_redis(current_app.config["SETTINGS"].redis_url))
+        flash("Job stopped: it is cancelled, and its worker ends the run at its next checkpoint.")
+    except JobActionError as exc:
+        if exc.status == 404:
+            abort(404)
+        flash(f"Not stopped: {exc}")
+    target = request.form.get("next")
+    if target == "queues":
+        return redirect(url_for("dashboard.queues"))
+    return redirect(url_for("dashboard.job_detail", job_id=job_id))
 
 
 @bp.post("/queues/<job_type>/requeue-failed")

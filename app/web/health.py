@@ -1,4 +1,5 @@
-"""GET /healthz: Redis and the database reachable, live workers per group against the configured count."""
+"""GET /healthz: Redis and the database reachable, live workers per group against the configured count, late
+schedules, and the job types an admin paused (`pausedQueues`: shown, not a fault; their schedules are not late)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -45,9 +46,13 @@ def health_report() -> tuple[dict, int]:
 
         scheduler_alive = bool(connection.exists(SCHEDULER_HEARTBEAT_KEY))
         report["scheduler"] = "ok" if scheduler_alive else "not running"
+        from app.jobs.pausing import paused_types
+
+        paused = paused_types()
+        report["pausedQueues"] = sorted(paused)
         rows = list(ScheduledJob.select().where(ScheduledJob.enabled == True))  # noqa: E712
         late = [{"name": s["name"], "reason": s["lateReason"]}
-                for s in schedule_report(rows, dict(live), scheduler_alive) if s["late"]]
+                for s in schedule_report(rows, dict(live), scheduler_alive, paused=paused) if s["late"]]
         if late:
             report["lateSchedules"] = late
     healthy = redis_ok and db_ok

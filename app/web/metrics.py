@@ -3,8 +3,8 @@ admin route).
 
 A collector reads, at scrape time, what every process recorded in Redis (app/jobs/metrics.py): run
 counters per type and outcome and the run-duration histogram, both covering every run and surviving
-cleanup_job_history; plus gauges for queue depth per type and state, live workers per group, and jobs
-in the database per type and status.
+cleanup_job_history; plus gauges for queue depth per type and state, paused job types, live workers per
+group, and jobs in the database per type and status.
 """
 from __future__ import annotations
 
@@ -62,10 +62,14 @@ class JobSystemCollector:
         live = dict(live_workers_by_group(self.connection))
         depth = GaugeMetricFamily("rmab_queue_depth", "Jobs waiting, active, delayed and failed in Redis per "
                                   "job type.", labels=["type", "state"])
+        paused = GaugeMetricFamily("rmab_queue_paused", "1 while an admin has paused the job type's queues.",
+                                   labels=["type"])
         for row in queue_stats(self.connection, live, self.worker_counts):
             for state in ("waiting", "active", "delayed", "failed"):
                 depth.add_metric([row["type"], state], row[state])
+            paused.add_metric([row["type"]], 1 if row["paused"] else 0)
         yield depth
+        yield paused
 
         workers = GaugeMetricFamily("rmab_live_workers", "Live worker processes per group (and the configured "
                                     "number).", labels=["group", "kind"])

@@ -10,6 +10,7 @@ from app.audiobook_requests.state import R, transition, update_progress
 from app.config import get_settings
 from app.integrations.errors import PermanentServiceError, ServiceError, TransientServiceError
 from app.integrations.torrent import TorrentStatus, download_client
+from app.jobs import fence
 from app.jobs.errors import EnqueueFailed
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
@@ -46,6 +47,7 @@ def _lookup(client, info_hash: str, log) -> TorrentStatus | None:
         except TransientServiceError as exc:
             last_error = exc
         if wait is not None:
+            fence.checkpoint()  # a stopped run does not wait for the next try
             log.warning(f"Torrent {info_hash} {'unreachable' if last_error else 'not found'}; "
                      f"retrying in {wait:g} s (try {attempt + 1}/{len(LOOKUP_WAITS) + 1})")
             time.sleep(wait)
@@ -96,6 +98,7 @@ def process_monitor(payload: dict) -> dict | Reschedule:
     except PermanentServiceError as exc:
         _fail(request_id, payload, str(exc))
         raise
+    fence.checkpoint()  # stopped while the client answered: apply nothing
     percent = int(status.progress * 100)
     update_progress(request_id, percent)
     DownloadHistory.update(download_status=DownloadStatus.of(status.state).value).where(
