@@ -19,12 +19,13 @@ from typing import Any
 
 from rq import SimpleWorker, Worker
 
-from app.config import get_settings
+from app.config import bound_settings, get_settings
 from app.jobs import fence
 from app.jobs.callbacks import on_work_horse_killed
 from app.jobs.dequeue import JobQueue
 from app.jobs.queues import type_of_queue
 from app.jobs.service import db_id_from_rq_id
+from app.settings_store import refresh_settings
 
 log = logging.getLogger(__name__)
 # One line per finished job (and per failed attempt) at info; RQ's own per-job lines are debug
@@ -169,6 +170,15 @@ class FewerRoundTrips:
         job.last_heartbeat = job.ended_at  # saved with the job's hash by the success/failure/retry handling
 
 
+class SettingsPerJob:
+    """Worker mixin: before each job, apply the settings an admin saved since (app/settings_store.py), and bind
+    them for the whole run: a job keeps the settings it started with (a forked work-horse inherits them)."""
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        with bound_settings(refresh_settings()):
+            super().execute_job(job, queue)  # type: ignore[misc]
+
+
 def _worker_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
     settings = get_settings()
     kwargs.setdefault("worker_ttl", settings.worker_ttl)
@@ -178,7 +188,7 @@ def _worker_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-class JobWorker(FewerRoundTrips, JobEndLine, SimpleWorker):
+class JobWorker(SettingsPerJob, FewerRoundTrips, JobEndLine, SimpleWorker):
     def __init__(self, queues: Any, *args: Any, **kwargs: Any):
         super().__init__(queues, *args, **_worker_defaults(kwargs))
         self.job_heartbeat_ttl = get_settings().job_heartbeat_ttl
@@ -215,7 +225,7 @@ class JobWorker(FewerRoundTrips, JobEndLine, SimpleWorker):
                 log.exception("heartbeat for job %s failed", job.id)
 
 
-class ForkJobWorker(FewerRoundTrips, JobEndLine, Worker):
+class ForkJobWorker(SettingsPerJob, FewerRoundTrips, JobEndLine, Worker):
     def __init__(self, queues: Any, *args: Any, **kwargs: Any):
         kwargs.setdefault("job_monitoring_interval", 10)
         super().__init__(queues, *args, **_worker_defaults(kwargs))

@@ -7,6 +7,7 @@ proxy download links).
   `unauthorized_count`;
 - /api/v1/search takes repeated `categories`, answers a JSON array whose null fields are omitted, with
   downloadUrl/magnetUrl as Prowlarr proxy links `/<indexerId>/download?apikey=…&link=…&file=…`;
+- /api/v1/indexer lists the indexers (`indexers`, else those of the releases);
 - /api/v1/system/status (the health check) answers `{appName, instanceName, version, …}` after
   `status_delay` seconds (a slow server, for timeouts);
 - text goes out as JSON escapes: a NUL or a lone surrogate that a hostile indexer put in a title arrives as
@@ -51,6 +52,7 @@ class FakeProwlarr:
     unauthorized_count: int = 0
     version: str = "1.24.3.4754"
     status_delay: float = 0.0
+    indexers: list[str] = field(default_factory=list)  # /api/v1/indexer names (default: the releases' indexers)
 
     def start(self) -> FakeProwlarr:
         fake = self
@@ -66,6 +68,8 @@ class FakeProwlarr:
                     return self._search(query)
                 if parsed.path == "/api/v1/system/status":
                     return self._status()
+                if parsed.path == "/api/v1/indexer":
+                    return self._indexers()
                 parts = parsed.path.strip("/").split("/")
                 if len(parts) == 2 and parts[1] == "download":
                     return self._download(query)
@@ -85,6 +89,15 @@ class FakeProwlarr:
                         "startupPath": "/app/prowlarr/bin", "appData": "/config", "osName": "debian",
                         "isDocker": True, "isLinux": True, "isOsx": False, "isWindows": False,
                         "branch": "master", "authentication": "forms", "urlBase": "", "runtimeVersion": "6.0.29"}
+                self._send(200, json.dumps(body).encode(), "application/json")
+
+            def _indexers(self) -> None:
+                """IndexerResource objects (services.md), one per indexer of the releases (or `indexers`)."""
+                names = fake.indexers or sorted({release.indexer for release in fake.releases}) or ["MyAudioTracker"]
+                body = [{"id": n, "name": name, "enable": True, "protocol": "torrent", "privacy": "private",
+                         "priority": 25, "supportsSearch": True, "supportsRss": True, "redirect": False,
+                         "appProfileId": 1, "implementation": "Cardigann", "tags": []}
+                        for n, name in enumerate(names, start=1)]
                 self._send(200, json.dumps(body).encode(), "application/json")
 
             def _search(self, query: dict) -> None:
