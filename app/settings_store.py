@@ -195,8 +195,8 @@ def validate(base: Settings, stored: Mapping[str, str], changes: Mapping[str, st
             if problem:
                 problems[name] = problem
     after = {**{k: v for k, v in stored.items() if k not in changes}, **written}
-    effective = config.with_stored(base, {k: v for k, v in after.items() if k not in problems})
-    merged = {f: getattr(effective, f) for f in Settings.__dataclass_fields__}
+    values, _ = config.parse_values({k: v for k, v in after.items() if k not in problems and k not in base.environment})
+    merged = {**{f: getattr(base, f) for f in Settings.__dataclass_fields__}, **values}
     for name, problem in config.combination_problems(merged).items():
         if name in ADMIN_SETTING_NAMES and name not in problems:
             problems[name] = problem
