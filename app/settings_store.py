@@ -4,9 +4,10 @@
   transaction (every value, one history row per name, the version + 1), so nothing is ever half-saved.
 - Effective settings: defaults < database < environment (app/config.with_stored). A name the environment
   sets is read-only here (`EnvironmentSetsIt`, 409 in the API).
-- Live reload: every process calls refresh_settings() at most once a second (web: before a request;
-  scheduler: each tick; workers: before each job, whose settings then stay bound for its whole run). One
-  SELECT of the version row; the values are read again only when the version moved.
+- Live reload: every process calls refresh_settings() (web: before a request; scheduler: each tick;
+  workers: before each job, whose settings then stay bound for its whole run), which reads the version row
+  at most once a second; the values only when the version moved. A save also announces its version in
+  Redis (VERSION_KEY), which workers compare before each job (no SQL per job): the next job sees the save.
 - Validation is the start's parser (app/config.parse_values, combination_problems), plus the folders:
   DOWNLOAD_DIR and MEDIA_DIR must exist and be readable, MEDIA_DIR writable.
 - Secrets are write-only: `describe` says whether one is set, never its value; a blank value keeps it.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import peewee
+from redis.exceptions import RedisError
 
 from app import config
 from app.config import ADMIN_SETTING_NAMES, Settings, is_secret, setting_field
@@ -29,6 +31,7 @@ from app.errors import AppError
 
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 1.0  # a process looks at the settings version at most this often
+VERSION_KEY = "rmab:settings:version"  # the last saved version, announced to the workers (a mirror)
 STATE_ID = 1
 FOLDER_NAMES = ("DOWNLOAD_DIR", "MEDIA_DIR")
 
@@ -83,17 +86,23 @@ def snapshot() -> Snapshot:
     return _snapshot
 
 
-def refresh_settings(force: bool = False) -> Settings:
-    """Apply the database's settings to this process when their version moved (looked at most once per
-    REFRESH_SECONDS unless `force`); returns the process-wide settings. A database that cannot be read
-    keeps the settings in force (logged at debug: the process's other duties report the outage)."""
+def refresh_settings(force: bool = False, connection: Any = None) -> Settings:
+    """Apply the database's settings to this process when their version moved; returns the process-wide
+    settings. The version row is read at most once per REFRESH_SECONDS (unless `force`); a worker passes its
+    Redis `connection`, whose VERSION_KEY (set by each save) is compared before each job, so the next job
+    sees a save at once. A database that cannot be read keeps the settings in force (logged at debug: the
+    process's other duties report the outage)."""
     global _snapshot, _checked_at
     from app.db import database
 
+    if database.obj is None:
+        return config.get_settings()
+    if connection is not None and not force:
+        force = _announced_version(connection) not in (None, _snapshot.version)
     with _lock:
         now = time.monotonic()
         stale = config.stored_version() is None or config.stored_version() != _snapshot.version
-        if database.obj is None or (not force and not stale and now - _checked_at < REFRESH_SECONDS):
+        if not force and not stale and now - _checked_at < REFRESH_SECONDS:
             return config.get_settings()
         _checked_at = now
         try:
@@ -108,6 +117,27 @@ def refresh_settings(force: bool = False) -> Settings:
         if config.stored_version() != _snapshot.version:
             config.use_stored(_snapshot.values, _snapshot.version)
         return config.get_settings()
+
+
+def _announced_version(connection: Any) -> int | None:
+    """The version the last save announced in Redis (None: unknown, e.g. Redis was flushed or is down)."""
+    try:
+        raw = connection.get(VERSION_KEY)
+        return int(raw) if raw is not None else None
+    except (RedisError, OSError, ValueError):
+        return None
+
+
+def _announce(version: int) -> None:
+    """Tell the workers (before their next job) that the settings moved; the database stays the truth, so a
+    Redis that is down only delays them to their once-a-second look."""
+    from app.jobs.queues import get_redis
+
+    try:
+        get_redis().set(VERSION_KEY, version)
+    except (RedisError, OSError) as exc:
+        log.warning("settings saved; Redis did not take the version (%s): workers apply it within a second",
+                    type(exc).__name__)
 
 
 def source(base: Settings, stored: Mapping[str, str], name: str) -> str:
@@ -248,6 +278,7 @@ def save(changes: Mapping[str, Any], changed_by: str, base: Settings | None = No
     log.info("settings changed by %s: %s", changed_by,
              ", ".join(f"{name}={shown_value(name, texts[name])}" for name in changed))
     refresh_settings(force=True)
+    _announce(_snapshot.version)
     return changed
 
 
@@ -274,6 +305,7 @@ def finish_setup(finished_by: str) -> None:
     _bump_version(setup_finished_at=utcnow(), setup_finished_by=finished_by)
     log.info("first-run setup finished by %s", finished_by)
     refresh_settings(force=True)
+    _announce(_snapshot.version)
 
 
 def needs_setup(base: Settings) -> bool:

@@ -175,7 +175,7 @@ class SettingsPerJob:
     them for the whole run: a job keeps the settings it started with (a forked work-horse inherits them)."""
 
     def execute_job(self, job: Any, queue: Any) -> None:
-        with bound_settings(refresh_settings()):
+        with bound_settings(refresh_settings(connection=self.connection)):  # type: ignore[attr-defined]
             super().execute_job(job, queue)  # type: ignore[misc]
 
 
