@@ -266,6 +266,7 @@ def test_an_install_with_admin_password_in_the_environment_is_not_sent_to_setup(
     assert admin_client.get("/admin/logs").status_code == 200
 
 
+@pytest.mark.slow  # hashes a new password (scrypt) and logs in three times
 def test_the_setup_changes_the_generated_password(fresh_install):
     client, password = fresh_install
     _login(client, password)
@@ -280,3 +281,29 @@ def test_the_setup_changes_the_generated_password(fresh_install):
     client.post("/logout", data={"csrf_token": csrf_token(client, "/admin/setup")})
     assert _login(client, password).status_code == 401  # the generated one no longer works
     assert _login(client, "a brand new passphrase").status_code == 302
+
+
+def test_plex_may_be_skipped_and_finalize_then_runs_no_scan(fresh_install):
+    from app.models import Job, SettingsState
+
+    client, password = fresh_install
+    _login(client, password)
+    token = csrf_token(client, "/admin/setup?step=plex")
+    skipped = client.post("/admin/setup/step/plex", data={"csrf_token": token, "action": "skip"})
+    assert skipped.status_code == 302 and skipped.headers["Location"].endswith("step=finalize")
+    assert not StoredSetting.select().exists()
+    done = client.post("/admin/setup/finalize", data={"csrf_token": token})
+    assert done.status_code == 200 and "Plex was skipped" in done.get_data(as_text=True)
+    assert not Job.select().where(Job.type == "scan_plex").exists()
+    assert SettingsState.get_by_id(1).setup_finished_by == "admin"
+    assert client.get("/admin/logs").status_code == 200
+
+
+def test_a_wizard_step_with_a_bad_value_saves_nothing_and_stays(fresh_install):
+    client, password = fresh_install
+    _login(client, password)
+    token = csrf_token(client, "/admin/setup?step=prowlarr")
+    response = client.post("/admin/setup/step/prowlarr", data={
+        "csrf_token": token, "action": "save", "PROWLARR_URL": "prowlarr.lan", "PROWLARR_API_KEY": "k-123456"})
+    assert response.status_code == 400 and "scheme must be one of http, https" in response.get_data(as_text=True)
+    assert not StoredSetting.select().exists()

@@ -1,5 +1,6 @@
 // The setup wizard's Finalize: follow the first Library Scan (GET /api/admin/job-status/<id> every 2 s) until it
 // is completed or failed; a stuck job or the wait limit (5 minutes) ends the wait with a clear message.
+// (data-scan-status-url, not data-job-status-url: app.js follows those badges its own way.)
 "use strict";
 (function () {
   const box = document.getElementById("library-scan");
@@ -14,7 +15,7 @@
     if (message) { outcome.textContent = message; box.dataset.done = state; }
   }
   function poll() {
-    fetch(box.dataset.jobStatusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+    fetch(box.dataset.scanStatusUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (body) {
         const job = body.job || {};
