@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,25 +168,26 @@ def describe(base: Settings, effective: Settings, stored: Mapping[str, str]) -> 
         if is_secret(name):
             described[name] = {"secret": True, "set": bool(value), "source": where}
         else:
-            shown = base.environment[name] if where == "environment" else stored.get(name, _text(value))
-            described[name] = {"value": shown.strip() if where != "default" else _text(value), "source": where}
+            written = {"environment": base.environment, "database": stored}.get(where, {})
+            described[name] = {"value": written[name].strip() if name in written else _text(value),
+                               "source": where}
     return described
 
 
 # --- validating ------------------------------------------------------------------------------------------
 
-def folder_problem(name: str, path: str) -> str | None:
+def folder_problem(name: str, path: str, access: Callable[[str, int], bool] = os.access) -> str | None:
     """DOWNLOAD_DIR and MEDIA_DIR must be existing, readable folders; MEDIA_DIR also writable (imports land
-    there). None when fine or unset."""
+    there). None when fine or unset. `access` answers for this process (os.access; tests give a table)."""
     if not path:
         return None
     if not os.path.isabs(path):
         return f"must be an absolute path, got {path!r}"
     if not os.path.isdir(path):
         return f"{path} does not exist or is not a folder"
-    if not os.access(path, os.R_OK | os.X_OK):
+    if not access(path, os.R_OK | os.X_OK):
         return f"{path} is not readable by this process"
-    if name == "MEDIA_DIR" and not os.access(path, os.W_OK):
+    if name == "MEDIA_DIR" and not access(path, os.W_OK):
         return f"{path} is not writable by this process (imports are written there)"
     return None
 

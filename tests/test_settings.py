@@ -69,22 +69,26 @@ def test_move_without_download_dir_is_refused_as_at_start(client):
     assert "requires DOWNLOAD_DIR" in response.get_json()["errors"]["ORGANIZE_MODE"]
 
 
-def test_media_dir_must_be_writable(client, tmp_path):
-    media = tmp_path / "read-only"
-    media.mkdir()
-    media.chmod(0o555)
-    try:
-        response = _put(client, {"MEDIA_DIR": str(media)})
-    finally:
-        media.chmod(0o755)
+@pytest.mark.parametrize("name, path, refused, problem", [
+    ("MEDIA_DIR", "{tmp}", set(), None),
+    ("MEDIA_DIR", "{tmp}", {"write"}, "is not writable by this process"),
+    ("DOWNLOAD_DIR", "{tmp}", {"write"}, None),  # downloads are only read
+    ("DOWNLOAD_DIR", "{tmp}", {"read"}, "is not readable by this process"),
+    ("MEDIA_DIR", "{tmp}/missing", set(), "does not exist or is not a folder"),
+    ("MEDIA_DIR", "{tmp}/a-file", set(), "does not exist or is not a folder"),
+    ("DOWNLOAD_DIR", "relative/path", set(), "must be an absolute path"),
+    ("MEDIA_DIR", "", set(), None),  # unset
+])
+def test_folder_rules(tmp_path, name, path, refused, problem):
     import os
 
-    if os.geteuid() == 0:  # root writes anywhere: the check is os.access, which says so
-        assert response.status_code == 200
-    else:
-        assert response.status_code == 400 and "not writable" in response.get_json()["errors"]["MEDIA_DIR"]
-    assert _put(client, {"DOWNLOAD_DIR": "relative/path"}).get_json()["errors"]["DOWNLOAD_DIR"].startswith(
-        "must be an absolute path")
+    (tmp_path / "a-file").write_text("x")
+
+    def access(_path: str, mode: int) -> bool:  # what access(2) would answer for a user without these rights
+        return not (("write" in refused and mode & os.W_OK) or ("read" in refused and mode & os.R_OK))
+
+    found = settings_store.folder_problem(name, path.format(tmp=tmp_path), access)
+    assert (found is None) if problem is None else (problem in found)
 
 
 def test_the_environment_wins_and_its_names_are_409(use_settings, client):
@@ -307,3 +311,14 @@ def test_a_wizard_step_with_a_bad_value_saves_nothing_and_stays(fresh_install):
         "csrf_token": token, "action": "save", "PROWLARR_URL": "prowlarr.lan", "PROWLARR_API_KEY": "k-123456"})
     assert response.status_code == 400 and "scheme must be one of http, https" in response.get_data(as_text=True)
     assert not StoredSetting.select().exists()
+
+
+def test_after_the_setup_a_password_change_needs_the_current_password(fresh_install):
+    client, password = fresh_install
+    _login(client, password)
+    settings_store.finish_setup("admin")
+    token = csrf_token(client, "/admin/setup")
+    new = {"csrf_token": token, "password": "a brand new passphrase", "password_again": "a brand new passphrase"}
+    refused = client.post("/admin/setup/password", data=new)
+    assert refused.status_code == 400 and "current password is wrong" in refused.get_data(as_text=True)
+    assert client.post("/admin/setup/password", data={**new, "current_password": password}).status_code == 302

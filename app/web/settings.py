@@ -33,15 +33,20 @@ def _fresh_settings():
         return None
     base = environment_settings()
     settings_store.refresh_settings()
-    snap = settings_store.snapshot()
-    if current_app.config.get("SETTINGS_VERSION") != snap.version:
-        current_app.config["SETTINGS"] = with_stored(base, snap.values)
-        current_app.config["SETTINGS_VERSION"] = snap.version
+    _apply_snapshot(base)
     auth.reload_password_hash(current_app, base)
     if (request.method == "GET" and (request.endpoint or "").startswith(SETUP_GUARDED)
             and settings_store.needs_setup(base)):
         return redirect(url_for("setup.setup"))
     return None
+
+
+def _apply_snapshot(base: Settings) -> None:
+    """This app's settings: its environment's, with the stored values this process last read."""
+    snap = settings_store.snapshot()
+    if current_app.config.get("SETTINGS_VERSION") != snap.version:
+        current_app.config["SETTINGS"] = with_stored(base, snap.values)
+        current_app.config["SETTINGS_VERSION"] = snap.version
 
 
 def changed_by() -> str:
@@ -76,8 +81,7 @@ def api_save_settings():
 
 
 def _after_save(changed: list[str]) -> None:
-    current_app.config["SETTINGS_VERSION"] = None  # applied at once, not a second later
-    _fresh_settings()
+    _apply_snapshot(environment_settings())  # the save refreshed this process: this request shows it
     if any(name.startswith("PLEX_") for name in changed):
         from app.schedules.defaults import ensure_default_schedules
 

@@ -29,6 +29,7 @@ def _next(step: str) -> str:
 def _render(step: str, state: SectionState | None = None, status: int = 200, **extra):
     return render_template("admin/setup.html", step=step, steps=STEPS, titles=STEP_TITLES,
                            password_from_environment=bool(environment_settings().admin_password),
+                           setup_finished=settings_store.snapshot().setup_finished,
                            min_password=auth.MIN_PASSWORD_CHARS, poll_every=POLL_EVERY_MS,
                            wait_limit=WAIT_LIMIT_SECONDS, **section_context({step: state} if state else None),
                            **extra), status
@@ -47,6 +48,10 @@ def setup():
 @page_admin_required
 def password():
     new, again = request.form.get("password", ""), request.form.get("password_again", "")
+    if settings_store.snapshot().setup_finished and not auth.verify_credentials(
+            current_user.get_id() or "", request.form.get("current_password", "")):
+        # once set up, a session alone (a browser left open) must not be enough to take the account
+        return _render("password", error="The current password is wrong.", status=400)
     if new != again:
         return _render("password", error="The two passwords differ.", status=400)
     try:
