@@ -23,6 +23,9 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
                         "REMOTE_PATH_MAPPINGS", "TAG_FILES")),
     "plex": ("Plex", ("PLEX_URL", "PLEX_TOKEN", "PLEX_LIBRARY_ID", "PLEX_PATH_MAPPINGS")),
 }
+# The per-indexer fields the Prowlarr section shows after a Test (one pair per indexer Prowlarr lists), folded
+# into the setting's `Name=value,…` text on Save: form field prefix → setting.
+PER_INDEXER_FIELDS = {"seeding_minutes:": "INDEXER_SEEDING_MINUTES", "seeding_ratio:": "INDEXER_SEEDING_RATIO"}
 # Which integrations health check a section's Test runs.
 HEALTH_CHECKS = {"prowlarr": "prowlarr", "download_client": "download_client", "plex": "plex"}
 
@@ -71,3 +74,26 @@ def run_test(section: str, candidate: Settings) -> TestOutcome:
     except ServiceError as exc:
         return TestOutcome(False, f"{result.label}: {health.error_text(exc, candidate.secret_values())}")
     return outcome
+
+
+def per_indexer_entries(text: str) -> dict[str, str]:
+    """`Tracker A=1440,Tracker B=0` → {"Tracker A": "1440", "Tracker B": "0"} (entries without `=` are left to
+    the setting's parser, which names them)."""
+    entries = {}
+    for part in text.split(","):
+        name, equals, value = part.partition("=")
+        if equals and name.strip():
+            entries[name.strip()] = value.strip()
+    return entries
+
+
+def merge_per_indexer(text: str, edits: dict[str, str]) -> str:
+    """The setting's text with the per-indexer fields applied: a value sets (or replaces, names compared
+    case-insensitively) that indexer's entry, a blank one removes it; other entries stay as written."""
+    entries = per_indexer_entries(text)
+    for name, value in edits.items():
+        for existing in [e for e in entries if e.lower() == name.strip().lower()]:
+            del entries[existing]
+        if value.strip():
+            entries[name.strip()] = value.strip()
+    return ",".join(f"{name}={value}" for name, value in entries.items())

@@ -57,8 +57,8 @@ def test_the_setup_wizard_runs_from_a_fresh_database_to_a_finished_library_scan(
 
             _fill_section(page, "prowlarr", {"PROWLARR_URL": prowlarr.url, "PROWLARR_API_KEY": prowlarr.api_key})
             _test_then_save(page, "prowlarr", "AudioBookBay, MyAnonamouse")
-            _fill_section(page, "prowlarr", {"PROWLARR_API_KEY": prowlarr.api_key,  # the form is shown afresh
-                                             "INDEXER_SEEDING_MINUTES": "AudioBookBay=1440"})
+            _fill_section(page, "prowlarr", {"PROWLARR_API_KEY": prowlarr.api_key})  # a secret is never shown again
+            page.fill('#section-prowlarr [name="seeding_minutes:AudioBookBay"]', "1440")  # the indexers it listed
             page.click("#section-prowlarr button[value=save]")
             page.wait_for_url("**step=download_client")
 
@@ -97,7 +97,8 @@ def test_the_setup_wizard_runs_from_a_fresh_database_to_a_finished_library_scan(
         plex.stop()
     stored = {row.key: row.value for row in StoredSetting.select()}
     assert stored["PROWLARR_URL"] == prowlarr.url and stored["PLEX_LIBRARY_ID"] == plex.section
-    assert stored["DOWNLOAD_DIR"] == str(qbittorrent.download_dir) and stored["INDEXER_SEEDING_MINUTES"]
+    assert stored["DOWNLOAD_DIR"] == str(qbittorrent.download_dir)
+    assert stored["INDEXER_SEEDING_MINUTES"] == "AudioBookBay=1440"
     scan = Job.get(Job.type == "scan_plex")
     assert scan.status == "completed"
     assert all(qbittorrent.password not in change.shown for change in SettingsChange.select())

@@ -189,6 +189,40 @@ def test_the_plex_test_lists_the_sections_to_pick_from(admin_client, tmp_path):
     assert f'<option value="{plex.section}"' in html and "Audiobooks" in html
 
 
+@pytest.mark.parametrize("text, edits, merged", [
+    ("", {"AudioBookBay": "1440"}, "AudioBookBay=1440"),
+    ("AudioBookBay=60,Other=5", {"audiobookbay": "1440"}, "Other=5,audiobookbay=1440"),
+    ("AudioBookBay=60,Other=5", {"AudioBookBay": ""}, "Other=5"),
+    ("Other=5", {"A": " 1.5 ", "B": ""}, "Other=5,A=1.5"),
+])
+def test_per_indexer_fields_fold_into_the_setting(text, edits, merged):
+    from app.settings_sections import merge_per_indexer
+
+    assert merge_per_indexer(text, edits) == merged
+
+
+def test_the_seeding_limits_are_set_per_indexer_prowlarr_lists(admin_client, prowlarr):
+    prowlarr.indexers = ["AudioBookBay", "MyAnonamouse"]
+    token = csrf_token(admin_client, "/admin/settings")
+    form = {"csrf_token": token, "PROWLARR_URL": prowlarr.url, "PROWLARR_API_KEY": prowlarr.api_key,
+            "INDEXER_SEEDING_MINUTES": "Gone=5"}
+    html = admin_client.post("/admin/settings/prowlarr", data={**form, "action": "test"}).get_data(as_text=True)
+    assert 'name="seeding_minutes:AudioBookBay"' in html and 'name="seeding_ratio:MyAnonamouse"' in html
+    saved = admin_client.post("/admin/settings/prowlarr", data={
+        **form, "action": "save", "seeding_minutes:AudioBookBay": "1440", "seeding_minutes:MyAnonamouse": "",
+        "seeding_ratio:MyAnonamouse": "1.5"})
+    assert saved.status_code == 200
+    settings = settings_store.refresh_settings(force=True)
+    assert settings.indexer_seeding_minutes == "Gone=5,AudioBookBay=1440"
+    assert settings.seeding_limit_for("MyAnonamouse").ratio == 1.5
+    bad = admin_client.post("/admin/settings/prowlarr", data={**form, "action": "save",
+                                                              "seeding_ratio:AudioBookBay": "lots"})
+    import html as markup
+
+    assert bad.status_code == 400
+    assert "'AudioBookBay': 'lots' is not a number" in markup.unescape(bad.get_data(as_text=True))
+
+
 # --- live reload -----------------------------------------------------------------------------------------
 
 def test_the_next_search_uses_a_prowlarr_url_changed_through_the_api(client, redis_conn):

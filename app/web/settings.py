@@ -12,7 +12,14 @@ from app import auth, settings_store
 from app.auth import api_admin_required, page_admin_required
 from app.config import Settings, is_secret, with_stored
 from app.errors import AppError
-from app.settings_sections import SECTIONS, TestOutcome, run_test
+from app.settings_sections import (
+    PER_INDEXER_FIELDS,
+    SECTIONS,
+    TestOutcome,
+    merge_per_indexer,
+    per_indexer_entries,
+    run_test,
+)
 from app.web.errors import json_body
 
 bp = Blueprint("settings", __name__)
@@ -106,6 +113,11 @@ def form_values(section: str) -> dict[str, str]:
     values = {name: request.form.get(name, "") for name in names if name in request.form}
     if "TAG_FILES" in names and "TAG_FILES_PRESENT" in request.form:
         values["TAG_FILES"] = "true" if request.form.get("TAG_FILES") else "false"
+    for prefix, name in PER_INDEXER_FIELDS.items():
+        edits = {key[len(prefix):]: value for key, value in request.form.items() if key.startswith(prefix)}
+        if edits and name in names:
+            current = values.get(name, settings_store.snapshot().values.get(name, ""))
+            values[name] = merge_per_indexer(current, edits)
     return values
 
 
@@ -135,7 +147,8 @@ def handle_section(section: str, action: str) -> SectionState:
 
 
 def section_context(states: dict[str, SectionState] | None = None) -> dict[str, Any]:
-    return {"sections": SECTIONS, "described": _described(), "states": states or {}, "is_secret": is_secret}
+    return {"sections": SECTIONS, "described": _described(), "states": states or {}, "is_secret": is_secret,
+            "per_indexer_entries": per_indexer_entries}
 
 
 @bp.get("/admin/settings")
