@@ -123,7 +123,11 @@ def reload_password_hash(app: Any, settings: Settings) -> None:
     except OSError:
         return
     if app.extensions.get("rmab_password_hash_mtime") not in (None, mtime):
-        app.config["ADMIN_PASSWORD_HASH"] = path.read_text().strip()
+        try:
+            app.config["ADMIN_PASSWORD_HASH"] = path.read_text().strip()
+        except OSError as exc:  # keep the hash in use; the next request tries again
+            log.warning("could not read the new admin password hash under %s (%s)", path, exc)
+            return
     app.extensions["rmab_password_hash_mtime"] = mtime
 
 

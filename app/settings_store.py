@@ -98,7 +98,9 @@ def refresh_settings(force: bool = False, connection: Any = None) -> Settings:
     if database.obj is None:
         return config.get_settings()
     if connection is not None and not force:
-        force = _announced_version(connection) not in (None, _snapshot.version)
+        announced = _announced_version(connection)
+        # only a newer one: a Redis that kept a version from before a database restore must not cost a read per job
+        force = announced is not None and announced > _snapshot.version
     with _lock:
         now = time.monotonic()
         stale = config.stored_version() is None or config.stored_version() != _snapshot.version

@@ -356,3 +356,19 @@ def test_after_the_setup_a_password_change_needs_the_current_password(fresh_inst
     refused = client.post("/admin/setup/password", data=new)
     assert refused.status_code == 400 and "current password is wrong" in refused.get_data(as_text=True)
     assert client.post("/admin/setup/password", data={**new, "current_password": password}).status_code == 302
+
+
+@pytest.mark.slow  # two apps, scrypt for the new password
+def test_another_web_process_takes_the_new_password_at_its_next_request(fresh_install, use_settings):
+    from app import create_app
+
+    client, password = fresh_install
+    other = create_app(use_settings(ADMIN_PASSWORD="")).test_client()  # a second web process, same instance dir
+    assert other.get("/login").status_code == 200
+    _login(client, password)
+    new = "a brand new passphrase"
+    changed = client.post("/admin/setup/password", data={"csrf_token": csrf_token(client, "/admin/setup"),
+                                                         "password": new, "password_again": new})
+    assert changed.status_code == 302
+    assert _login(other, password).status_code == 401
+    assert _login(other, new).status_code == 302
