@@ -23,6 +23,8 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
                         "REMOTE_PATH_MAPPINGS", "TAG_FILES")),
     "plex": ("Plex", ("PLEX_URL", "PLEX_TOKEN", "PLEX_LIBRARY_ID", "PLEX_PATH_MAPPINGS")),
 }
+# Settings picked from a list on the page (their parsers accept exactly these).
+CHOICES = {"DOWNLOAD_CLIENT": ("qbittorrent", "transmission"), "ORGANIZE_MODE": ("copy", "hardlink", "move")}
 # The per-indexer fields the Prowlarr section shows after a Test (one pair per indexer Prowlarr lists), folded
 # into the setting's `Name=value,…` text on Save: form field prefix → setting.
 PER_INDEXER_FIELDS = {"seeding_minutes:": "INDEXER_SEEDING_MINUTES", "seeding_ratio:": "INDEXER_SEEDING_RATIO"}
@@ -60,9 +62,11 @@ def run_test(section: str, candidate: Settings) -> TestOutcome:
         if section == "prowlarr":
             from app.integrations.prowlarr import ProwlarrClient
 
-            outcome.indexers = ProwlarrClient(candidate.prowlarr_url, candidate.prowlarr_api_key,
-                                              timeout=health.CHECK_TIMEOUT_SECONDS).indexers()
-            outcome.message += f" Indexers: {', '.join(outcome.indexers) or 'none'}."
+            names = ProwlarrClient(candidate.prowlarr_url, candidate.prowlarr_api_key,
+                                   timeout=health.CHECK_TIMEOUT_SECONDS).indexers()
+            # `Name=value,…` cannot hold a name with `,` or `=`: such an indexer gets no fields
+            outcome.indexers = [name for name in names if "," not in name and "=" not in name]
+            outcome.message += f" Indexers: {', '.join(names) or 'none'}."
         elif section == "download_client":
             outcome.message += f" Category: {candidate.download_client_category}."
         elif section == "plex":

@@ -372,3 +372,17 @@ def test_another_web_process_takes_the_new_password_at_its_next_request(fresh_in
     assert changed.status_code == 302
     assert _login(other, password).status_code == 401
     assert _login(other, new).status_code == 302
+
+
+def test_values_and_indexer_names_from_outside_stay_text(admin_client, client, prowlarr):
+    from helpers import HOSTILE
+
+    assert _put(client, {"DOWNLOAD_CLIENT_USERNAME": HOSTILE}).status_code == 200
+    prowlarr.indexers = [f"Tracker {HOSTILE}"]
+    token = csrf_token(admin_client, "/admin/settings")
+    pages = [admin_client.get("/admin/settings").get_data(as_text=True),
+             admin_client.post("/admin/settings/prowlarr", data={
+                 "csrf_token": token, "action": "test", "PROWLARR_URL": prowlarr.url,
+                 "PROWLARR_API_KEY": prowlarr.api_key}).get_data(as_text=True)]
+    for html in pages:
+        assert "<script>window.__pwned" not in html and "&lt;script&gt;window.__pwned" in html

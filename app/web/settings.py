@@ -13,6 +13,7 @@ from app.auth import api_admin_required, page_admin_required
 from app.config import Settings, is_secret, with_stored
 from app.errors import AppError
 from app.settings_sections import (
+    CHOICES,
     PER_INDEXER_FIELDS,
     SECTIONS,
     TestOutcome,
@@ -148,7 +149,7 @@ def handle_section(section: str, action: str) -> SectionState:
 
 def section_context(states: dict[str, SectionState] | None = None) -> dict[str, Any]:
     return {"sections": SECTIONS, "described": _described(), "states": states or {}, "is_secret": is_secret,
-            "per_indexer_entries": per_indexer_entries}
+            "per_indexer_entries": per_indexer_entries, "choices": CHOICES}
 
 
 @bp.get("/admin/settings")
