@@ -386,3 +386,16 @@ def test_values_and_indexer_names_from_outside_stay_text(admin_client, client, p
                  "PROWLARR_API_KEY": prowlarr.api_key}).get_data(as_text=True)]
     for html in pages:
         assert "<script>window.__pwned" not in html and "&lt;script&gt;window.__pwned" in html
+
+
+def test_the_scheduler_applies_a_save_on_its_next_tick(settings, redis_conn):
+    from app.schedules.process import Scheduler
+
+    scheduler = Scheduler()
+    scheduler.tick()
+    assert get_settings().download_stall_limit_seconds == 6 * 3600
+    StoredSetting.create(key="DOWNLOAD_STALL_LIMIT_SECONDS", value="600", updated_by="web")  # saved by the web
+    settings_store._bump_version()
+    settings_store._checked_at = 0.0  # a second has passed since the last look
+    scheduler.tick()
+    assert get_settings().download_stall_limit_seconds == 600
