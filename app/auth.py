@@ -97,6 +97,40 @@ def load_or_create_password_hash(settings: Settings) -> str:
     return password_hash
 
 
+MIN_PASSWORD_CHARS = 12
+
+
+def change_generated_password(settings: Settings, password: str) -> str:
+    """The first-run setup's new admin password (only without ADMIN_PASSWORD, which wins): its hash replaces
+    the generated one under instance/ (every session of the old one ends); returns the hash."""
+    if settings.admin_password:
+        raise ValueError("ADMIN_PASSWORD is set in the environment: change it there")
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise ValueError(f"the password must have at least {MIN_PASSWORD_CHARS} characters")
+    password_hash = generate_password_hash(password)
+    _write_private(settings.instance_dir / PASSWORD_HASH_FILE, password_hash)
+    log.warning("the admin password of %r was changed in the first-run setup", settings.admin_username)
+    return password_hash
+
+
+def reload_password_hash(app: Any, settings: Settings) -> None:
+    """Another web process changed the generated password: read the new hash (one stat per request)."""
+    if settings.admin_password:
+        return
+    path = settings.instance_dir / PASSWORD_HASH_FILE
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return
+    if app.extensions.get("rmab_password_hash_mtime") not in (None, mtime):
+        try:
+            app.config["ADMIN_PASSWORD_HASH"] = path.read_text().strip()
+        except OSError as exc:  # keep the hash in use; the next request tries again
+            log.warning("could not read the new admin password hash under %s (%s)", path, exc)
+            return
+    app.extensions["rmab_password_hash_mtime"] = mtime
+
+
 def _configured_password_hash(settings: Settings) -> str:
     """The hash of ADMIN_PASSWORD, reused from instance/ while the password stays the same.
 

@@ -6,8 +6,10 @@ misconfigured deployment fails loudly at start with the full list, not at the fi
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -242,6 +244,9 @@ class Settings:
     # Largest request body in bytes; a larger one is answered 413 before it is read.
     max_content_length: int = _setting("MAX_CONTENT_LENGTH", 1024 * 1024, _parse_positive_int)
     worker_counts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_WORKER_COUNTS))
+    # The text of each admin-changeable setting (ADMIN_SETTING_NAMES) that the environment or .env set: those
+    # win over the database and are read-only on /admin/settings (app/settings_store.py).
+    environment: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def sqlite_default_url(self) -> str:
@@ -316,6 +321,67 @@ def _read_dotenv(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
+# What an admin may change on /admin/settings and PUT /api/admin/settings (stored in the database; a value
+# the environment sets wins). Process-level settings (database, Redis, ports, workers, keys) stay environment-only.
+ADMIN_SETTING_NAMES: tuple[str, ...] = (
+    "PROWLARR_URL", "PROWLARR_API_KEY", "INDEXER_SEEDING_MINUTES", "INDEXER_SEEDING_RATIO",
+    "DOWNLOAD_CLIENT", "DOWNLOAD_CLIENT_URL", "DOWNLOAD_CLIENT_USERNAME", "DOWNLOAD_CLIENT_PASSWORD",
+    "DOWNLOAD_CLIENT_CATEGORY", "MONITOR_POLL_SECONDS", "DOWNLOAD_STALL_LIMIT_SECONDS",
+    "DOWNLOAD_DIR", "MEDIA_DIR", "ORGANIZE_MODE", "ORGANIZE_PATH_TEMPLATE", "REMOTE_PATH_MAPPINGS", "TAG_FILES",
+    "PLEX_URL", "PLEX_TOKEN", "PLEX_LIBRARY_ID", "PLEX_PATH_MAPPINGS",
+)
+
+
+def setting_field(env: str) -> Any:
+    """The Settings field read from environment variable `env` (KeyError for an unknown name)."""
+    for f in fields(Settings):
+        if f.metadata.get("env") == env:
+            return f
+    raise KeyError(env)
+
+
+def is_secret(env: str) -> bool:
+    return bool(setting_field(env).metadata.get("secret"))
+
+
+def parse_values(source: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Parse every setting `source` names: (field values, {variable name: problem}). The one parser of
+    settings: at start (load_settings) and for an admin's change (app/settings_store.py)."""
+    values: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for f in fields(Settings):
+        env = f.metadata.get("env")
+        if env is None or env not in source:
+            continue
+        try:
+            values[f.name] = f.metadata["parse"](source[env])
+        except (ValueError, TypeError, KeyError, Exception) as exc:  # ZoneInfo raises its own errors
+            problems[env] = str(exc) or type(exc).__name__
+    return values, problems
+
+
+def combination_problems(values: Mapping[str, Any]) -> dict[str, str]:
+    """Rules across settings, over parsed field values (missing ones take their defaults): {name: problem}."""
+    problems = {}
+    if values.get("job_max_attempts", 3) < 1:
+        problems["JOB_MAX_ATTEMPTS"] = "JOB_MAX_ATTEMPTS must be at least 1"
+    if values.get("job_heartbeat_ttl", 30) < 5:
+        problems["JOB_HEARTBEAT_TTL"] = "JOB_HEARTBEAT_TTL must be at least 5 seconds"
+    if values.get("web_workers", 1) < 1 or values.get("web_threads", 1) < 1:
+        problems["WEB_WORKERS"] = "WEB_WORKERS and WEB_THREADS must be at least 1"
+    if values.get("web_client_timeout", 30) < 1 or values.get("web_max_connections", 1000) < 1:
+        problems["WEB_CLIENT_TIMEOUT"] = "WEB_CLIENT_TIMEOUT and WEB_MAX_CONNECTIONS must be at least 1"
+    if values.get("session_lifetime_hours", 24) < 1:
+        problems["SESSION_LIFETIME_HOURS"] = "SESSION_LIFETIME_HOURS must be at least 1"
+    if values.get("max_content_length", 1024) < 1024:
+        problems["MAX_CONTENT_LENGTH"] = "MAX_CONTENT_LENGTH must be at least 1024 bytes (the login form must fit)"
+    if values.get("organize_mode") == "move" and not values.get("download_dir", "").strip():
+        # move deletes what it imports: only files confined to DOWNLOAD_DIR may be deleted
+        problems["ORGANIZE_MODE"] = ("ORGANIZE_MODE=move requires DOWNLOAD_DIR (the import deletes the files it "
+                                     "moves, and only files under DOWNLOAD_DIR may be read or deleted)")
+    return problems
+
+
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = ".env") -> Settings:
     """Build Settings from `environ` (default: os.environ) over the `.env` file.
 
@@ -326,17 +392,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         source.update(_read_dotenv(Path(env_file)))
     source.update(os.environ if environ is None else environ)
 
-    values: dict[str, Any] = {}
-    problems: list[str] = []
-    for f in fields(Settings):
-        env = f.metadata.get("env")
-        if env is None or env not in source:
-            continue
-        try:
-            values[f.name] = f.metadata["parse"](source[env])
-        except (ValueError, TypeError, KeyError, Exception) as exc:  # ZoneInfo raises its own errors
-            shown = "<hidden>" if f.metadata.get("secret") else repr(source[env])
-            problems.append(f"{env}={shown}: {exc}")
+    values, parse_problems = parse_values(source)
+    problems = [f"{env}={'<hidden>' if is_secret(env) else repr(source[env])}: {problem}"
+                for env, problem in parse_problems.items()]
 
     counts = dict(DEFAULT_WORKER_COUNTS)
     for group in DEFAULT_WORKER_COUNTS:
@@ -347,38 +405,77 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
             except ValueError as exc:
                 problems.append(f"{env}={source[env]!r}: {exc}")
     values["worker_counts"] = counts
+    values["environment"] = {name: source[name] for name in ADMIN_SETTING_NAMES if name in source}
 
-    if values.get("job_max_attempts", 3) < 1:
-        problems.append("JOB_MAX_ATTEMPTS must be at least 1")
-    if values.get("job_heartbeat_ttl", 30) < 5:
-        problems.append("JOB_HEARTBEAT_TTL must be at least 5 seconds")
-    if values.get("web_workers", 1) < 1 or values.get("web_threads", 1) < 1:
-        problems.append("WEB_WORKERS and WEB_THREADS must be at least 1")
-    if values.get("web_client_timeout", 30) < 1 or values.get("web_max_connections", 1000) < 1:
-        problems.append("WEB_CLIENT_TIMEOUT and WEB_MAX_CONNECTIONS must be at least 1")
-    if values.get("session_lifetime_hours", 24) < 1:
-        problems.append("SESSION_LIFETIME_HOURS must be at least 1")
-    if values.get("max_content_length", 1024) < 1024:
-        problems.append("MAX_CONTENT_LENGTH must be at least 1024 bytes (the login form must fit)")
-    if values.get("organize_mode") == "move" and not values.get("download_dir", "").strip():
-        # move deletes what it imports: only files confined to DOWNLOAD_DIR may be deleted
-        problems.append("ORGANIZE_MODE=move requires DOWNLOAD_DIR (the import deletes the files it moves, "
-                        "and only files under DOWNLOAD_DIR may be read or deleted)")
+    problems += combination_problems(values).values()
     if problems:
         raise SettingsError("Invalid configuration:\n  - " + "\n  - ".join(problems))
     return Settings(**values)
 
 
-_current: Settings | None = None
+_current: Settings | None = None  # _base with the database's stored values applied (with_stored)
+_base: Settings | None = None     # what the environment (and .env) says
+_stored_version: int | None = None  # the settings version _current was built from (None: not read yet)
+_bound: ContextVar[Settings | None] = ContextVar("rmab_bound_settings", default=None)
 
 
 def get_settings() -> Settings:
-    """The process-wide settings, loaded on first use."""
-    global _current
+    """The settings in force here: those bound to the running job (bound_settings), else the process-wide
+    ones (loaded on first use; app/settings_store.refresh_settings applies the database's)."""
+    bound = _bound.get()
+    if bound is not None:
+        return bound
+    global _current, _base
     if _current is None:
-        _current = load_settings()
+        _current = _base = load_settings()
         _log_settings_warnings(_current)
     return _current
+
+
+def base_settings() -> Settings:
+    """The environment's settings, without the database's values."""
+    get_settings()
+    return _base or get_settings()
+
+
+def with_stored(base: Settings, stored: Mapping[str, str]) -> Settings:
+    """`base` with the admin's stored values of ADMIN_SETTING_NAMES applied, except those the environment sets
+    (defaults < database < environment). A stored value that no longer parses, or breaks a rule across
+    settings, is left out with a warning (it was valid when saved; a later release may be stricter)."""
+    import logging
+
+    wanted = {name: value for name, value in stored.items()
+              if name in ADMIN_SETTING_NAMES and name not in base.environment}
+    values, problems = parse_values(wanted)
+    merged = {**{f.name: getattr(base, f.name) for f in fields(Settings)}, **values}
+    problems.update({name: problem for name, problem in combination_problems(merged).items() if name in wanted})
+    for name, problem in problems.items():
+        logging.getLogger("app.config").warning("stored setting %s is not used: %s", name, problem)
+        values.pop(setting_field(name).name, None)
+    return replace(base, **values) if values else base
+
+
+def stored_version() -> int | None:
+    return _stored_version
+
+
+def use_stored(stored: Mapping[str, str], version: int) -> Settings:
+    """Make the process-wide settings the environment's with `stored` (settings version `version`) applied."""
+    global _current, _stored_version
+    _current = with_stored(base_settings(), stored)
+    _stored_version = version
+    return _current
+
+
+@contextmanager
+def bound_settings(settings: Settings) -> Iterator[Settings]:
+    """Within the block, get_settings() in this thread answers `settings`: a job keeps the settings it started
+    with while the process applies a newer version."""
+    token = _bound.set(settings)
+    try:
+        yield settings
+    finally:
+        _bound.reset(token)
 
 
 def settings_warnings(settings: Settings) -> list[str]:
@@ -401,6 +498,8 @@ def _log_settings_warnings(settings: Settings) -> None:
 
 
 def set_settings(settings: Settings | None) -> None:
-    """Replace the process-wide settings (tests, and create_app(settings=...))."""
-    global _current
-    _current = settings
+    """Replace the process-wide settings (tests, and create_app(settings=...)); the database's stored values
+    are applied over them again at the next refresh."""
+    global _current, _base, _stored_version
+    _current = _base = settings
+    _stored_version = None

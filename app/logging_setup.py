@@ -88,25 +88,32 @@ class RedactSecrets(logging.Filter):
     traceback and its text extras. Third-party debug lines carry what they were given: urllib3 logs each
     request's path and query (a tracker link's passkey), RQ a job's arguments (a download payload)."""
 
-    def __init__(self, known_secrets: tuple[str, ...] = ()):
+    def __init__(self, known_secrets: tuple[str, ...] | None = None):
         super().__init__()
-        self.known_secrets = known_secrets
+        self._known_secrets = known_secrets
+
+    @property
+    def known_secrets(self) -> tuple[str, ...]:
+        """The given secrets, or (None given) those of the settings in force: an admin may store a new one in
+        the database while the process runs (app/settings_store.py)."""
+        return _configured_secrets() if self._known_secrets is None else self._known_secrets
 
     def filter(self, record: logging.LogRecord) -> bool:
         from app.jobs.redact import redact_text
 
+        known = self.known_secrets
         message = record.getMessage()
-        redacted = redact_text(message, self.known_secrets)
+        redacted = redact_text(message, known)
         if redacted != message:
             record.msg, record.args = redacted, None
         if record.exc_info:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
         if record.exc_text:
-            record.exc_text = redact_text(record.exc_text, self.known_secrets)
+            record.exc_text = redact_text(record.exc_text, known)
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRIBUTES and isinstance(value, str):
-                setattr(record, key, redact_text(value, self.known_secrets))
+                setattr(record, key, redact_text(value, known))
         return True
 
 
@@ -197,7 +204,7 @@ def configure_logging(level: str = "info", fmt: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(StructuredFormatter(fmt or _configured_format()))
     handler.addFilter(QuietChatter(threshold))
-    handler.addFilter(RedactSecrets(_configured_secrets()))
+    handler.addFilter(RedactSecrets())
     setattr(handler, _MARK, True)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _MARK, False)]:

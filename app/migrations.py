@@ -10,9 +10,10 @@ from collections.abc import Callable
 import peewee
 
 from app.db import database
-from app.models import ALL_MODELS, SchemaMigration
+from app.models import ALL_MODELS, SETTINGS_MODELS, SchemaMigration
 
-V1_MODELS = [m for m in ALL_MODELS if m._meta.table_name not in ("blocked_releases", "paused_queues")]
+V1_MODELS = [m for m in ALL_MODELS
+             if m._meta.table_name not in ("blocked_releases", "paused_queues") and m not in SETTINGS_MODELS]
 
 
 def _v1_initial(db: peewee.Database) -> None:
@@ -184,6 +185,11 @@ def _v12_one_active_request_per_book(db: peewee.Database) -> None:
                    f"WHERE status IN ({', '.join(repr(status) for status in active)})")
 
 
+def _v13_settings(db: peewee.Database) -> None:
+    """Settings an admin changes in the browser, their version and the first-run setup flag, their history."""
+    db.create_tables(SETTINGS_MODELS, safe=True)
+
+
 def _v15_paused_queues(db: peewee.Database) -> None:
     """paused_queues: the job types an admin paused (their workers skip their queues); app/jobs/pausing.py."""
     from app.models import PausedQueue
@@ -206,6 +212,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
      _v10_fruitless_searches_and_frequent_retry),
     # 11: not used (it was set aside for a branch that needed none)
     (12, "one active request per book", _v12_one_active_request_per_book),
+    (13, "settings stored in the database, first-run setup", _v13_settings),
     (15, "paused job types", _v15_paused_queues),
 ]
 

@@ -304,6 +304,47 @@ class PausedQueue(peewee.Model):
         table_name = "paused_queues"
 
 
+class StoredSetting(peewee.Model):
+    """An admin's value for one setting of app.config.ADMIN_SETTING_NAMES, as typed (migration 13). Written only
+    by app/settings_store.py; the environment still wins over it."""
+
+    key = peewee.CharField(primary_key=True)  # the environment variable's name, e.g. PROWLARR_URL
+    value = peewee.TextField()
+    updated_at = peewee.DateTimeField(default=utcnow)
+    updated_by = peewee.CharField()
+
+    class Meta:
+        database = database
+        table_name = "settings"
+
+
+class SettingsState(peewee.Model):
+    """One row (id 1): the settings version every process compares with the one it applied (each save adds
+    one), and whether the first-run setup (/admin/setup) was finished (migration 13)."""
+
+    id = peewee.IntegerField(primary_key=True)
+    version = peewee.IntegerField(default=0)
+    setup_finished_at = peewee.DateTimeField(null=True)
+    setup_finished_by = peewee.CharField(null=True)
+
+    class Meta:
+        database = database
+        table_name = "settings_state"
+
+
+class SettingsChange(BaseModel):
+    """The history of settings changes: who, which setting, when, and the new value (never a secret's:
+    `shown` says only that it was set or cleared)."""
+
+    changed_by = peewee.CharField()
+    name = peewee.CharField()
+    shown = peewee.TextField()
+
+    class Meta:
+        table_name = "settings_changes"
+        indexes = ((("created_at",), False),)
+
+
 class SchemaMigration(peewee.Model):
     version = peewee.IntegerField(primary_key=True)
     name = peewee.CharField()
@@ -314,5 +355,7 @@ class SchemaMigration(peewee.Model):
         table_name = "schema_migrations"
 
 
-ALL_MODELS: list[type[peewee.Model]] = [Audiobook, Request, Job, JobEvent, ScheduledJob, DownloadHistory, PlexLibrary,
-                                        BlockedRelease, PausedQueue]
+ALL_MODELS: list[type[peewee.Model]] = [
+    Audiobook, Request, Job, JobEvent, ScheduledJob, DownloadHistory, PlexLibrary, BlockedRelease, PausedQueue,
+    StoredSetting, SettingsState, SettingsChange]
+SETTINGS_MODELS: list[type[peewee.Model]] = [StoredSetting, SettingsState, SettingsChange]  # migration 13

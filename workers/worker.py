@@ -19,13 +19,14 @@ from typing import Any
 
 from rq import SimpleWorker, Worker
 
-from app.config import get_settings
+from app.config import bound_settings, get_settings
 from app.jobs import fence
 from app.jobs.callbacks import on_work_horse_killed
 from app.jobs.dequeue import JobQueue
 from app.jobs.queues import type_of_queue
 from app.jobs.service import db_id_from_rq_id
 from app.jobs.stopping import STOP_GRACE_SECONDS
+from app.settings_store import refresh_settings
 
 log = logging.getLogger(__name__)
 # One line per finished job (and per failed attempt) at info; RQ's own per-job lines are debug
@@ -170,6 +171,15 @@ class FewerRoundTrips:
         job.last_heartbeat = job.ended_at  # saved with the job's hash by the success/failure/retry handling
 
 
+class SettingsPerJob:
+    """Worker mixin: before each job, apply the settings an admin saved since (app/settings_store.py), and bind
+    them for the whole run: a job keeps the settings it started with (a forked work-horse inherits them)."""
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        with bound_settings(refresh_settings(connection=self.connection)):  # type: ignore[attr-defined]
+            super().execute_job(job, queue)  # type: ignore[misc]
+
+
 def _worker_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
     settings = get_settings()
     kwargs.setdefault("worker_ttl", settings.worker_ttl)
@@ -179,7 +189,7 @@ def _worker_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-class JobWorker(FewerRoundTrips, JobEndLine, SimpleWorker):
+class JobWorker(SettingsPerJob, FewerRoundTrips, JobEndLine, SimpleWorker):
     """The default worker: runs jobs in its own process (no fork per job).
 
     Stop (app/jobs/stopping.py): RQ's stop-job command arrives on the worker's command thread, which marks the
@@ -254,7 +264,7 @@ class JobWorker(FewerRoundTrips, JobEndLine, SimpleWorker):
                 log.exception("heartbeat for job %s failed", job.id)
 
 
-class ForkJobWorker(FewerRoundTrips, JobEndLine, Worker):
+class ForkJobWorker(SettingsPerJob, FewerRoundTrips, JobEndLine, Worker):
     def __init__(self, queues: Any, *args: Any, kill_deadline: Any = None, **kwargs: Any):
         # kill_deadline is not used: RQ's stop-job kills the work-horse at once
         kwargs.setdefault("job_monitoring_interval", 10)

@@ -84,6 +84,12 @@ class PlexClient:
     def identity(self) -> dict:
         return self._get("/identity", what="identity")
 
+    def sections(self) -> list[tuple[str, str]]:
+        """The library sections Plex lists: (key, title) pairs, for picking PLEX_LIBRARY_ID."""
+        container = self._get("/library/sections", what="library sections")
+        return [(str(d.get("key")), str(d.get("title") or d.get("key"))) for d in container.get("Directory") or []
+                if isinstance(d, dict) and d.get("key") is not None]
+
     def section_locations(self, section: str) -> list[str]:
         """The section's folders as Plex sees them (`Location` paths of its `Directory` in /library/sections).
 

@@ -142,6 +142,14 @@ class ProwlarrClient:
             raise TransientServiceError(SERVICE, f"{what} returned a body that is not JSON (is PROWLARR_URL "
                                                  f"Prowlarr?)") from None
 
+    def indexers(self) -> list[str]:
+        """GET /api/v1/indexer → the names of the enabled indexers (the seeding limits are set per name)."""
+        items = self._get_json("/api/v1/indexer", "indexer list")
+        if not isinstance(items, list):
+            raise TransientServiceError(SERVICE, "indexer list returned JSON that is not a list")
+        return sorted({_text(item.get("name")) for item in items
+                       if isinstance(item, dict) and item.get("enable", True) and _text(item.get("name"))})
+
     def search(self, query: str, categories: tuple[int, ...] = (AUDIOBOOK_CATEGORY,)) -> list[Release]:
         params = [("query", query), ("type", "search"), ("limit", "100")]
         params += [("categories", str(c)) for c in categories]

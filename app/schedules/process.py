@@ -16,6 +16,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from rq import Queue, SimpleWorker
 from rq.scheduler import RQScheduler
@@ -31,6 +32,7 @@ from app.reports import system_health
 from app.schedules.defaults import ensure_default_schedules
 from app.schedules.service import SCHEDULER_HEARTBEAT_KEY
 from app.schedules.timer import SCHEDULES_QUEUE, sync_timer
+from app.settings_store import refresh_settings
 
 log = logging.getLogger("scheduler")
 TICK_SECONDS = 1.0
@@ -155,7 +157,8 @@ class Scheduler:
     def tick(self) -> None:
         """One pass; each duty has its own failure boundary, so one failing (Redis or PostgreSQL
         briefly away) never skips the others."""
-        duties = [self.heartbeat, self.fire_due_schedules, self.promote_due_jobs]
+        duties: list[Callable[[], object]] = [self.heartbeat, refresh_settings, self.fire_due_schedules,
+                                              self.promote_due_jobs]
         if self.ticks % SWEEP_EVERY_TICKS == 0:
             duties.append(self.sweep)
         if self.ticks % LOST_JOBS_EVERY_TICKS == 0:
