@@ -12,7 +12,7 @@ import peewee
 from app.db import database
 from app.models import ALL_MODELS, SchemaMigration
 
-V1_MODELS = [m for m in ALL_MODELS if m._meta.table_name != "blocked_releases"]
+V1_MODELS = [m for m in ALL_MODELS if m._meta.table_name not in ("blocked_releases", "notification_targets")]
 
 
 def _v1_initial(db: peewee.Database) -> None:
@@ -184,6 +184,13 @@ def _v12_one_active_request_per_book(db: peewee.Database) -> None:
                    f"WHERE status IN ({', '.join(repr(status) for status in active)})")
 
 
+def _v14_notification_targets(db: peewee.Database) -> None:
+    """notification_targets: the Apprise URLs managed on /admin/notifications, each with its events."""
+    from app.models import NotificationTarget
+
+    db.create_tables([NotificationTarget], safe=True)
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (1, "initial schema", _v1_initial),
@@ -199,6 +206,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
      _v10_fruitless_searches_and_frequent_retry),
     # 11: not used (it was set aside for a branch that needed none)
     (12, "one active request per book", _v12_one_active_request_per_book),
+    (14, "notification targets", _v14_notification_targets),
 ]
 
 

@@ -301,4 +301,15 @@ class SchemaMigration(peewee.Model):
         table_name = "schema_migrations"
 
 
-ALL_MODELS = [Audiobook, Request, Job, JobEvent, ScheduledJob, DownloadHistory, PlexLibrary, BlockedRelease]
+class NotificationTarget(BaseModel):
+    """An Apprise URL and the events it is sent (migration 14; app/notifications/). The URL carries tokens:
+    pages and answers show it redacted (app/notifications/targets.py)."""
+    url = peewee.TextField()
+    events = JSONField(default=list)  # event names (app/notifications/targets.py EVENTS)
+
+    class Meta:
+        table_name = "notification_targets"
+
+
+ALL_MODELS = [Audiobook, Request, Job, JobEvent, ScheduledJob, DownloadHistory, PlexLibrary, BlockedRelease,
+              NotificationTarget]

@@ -134,8 +134,23 @@ def transition(request_id: Any, target: RequestStatus, *, only_from: tuple[Reque
     query = (Request.update(**values)
              .where((Request.id == request_id) & Request.status.in_([s.value for s in sources]) & _run_holds_lease()))
     if target in ACTIVE and not set(sources) <= set(ACTIVE):
-        return _enter_active(query, request_id, target)
-    return query.execute() == 1
+        entered = _enter_active(query, request_id, target)
+    else:
+        entered = query.execute() == 1
+    if entered and target in ANNOUNCED:
+        _announce(request_id, target, values.get("error_message"))
+    return entered
+
+
+# Entering one of these queues a notification (app/notifications/events.py): each conditional UPDATE that
+# moved the request is the one writer of that entry, so a request's failure is announced exactly once.
+ANNOUNCED = (R.AVAILABLE, R.FAILED, R.WARN)
+
+
+def _announce(request_id: Any, target: RequestStatus, reason: str | None) -> None:
+    from app.notifications.events import request_entered
+
+    request_entered(request_id, target.value, reason)
 
 
 def is_active_book_conflict(exc: peewee.IntegrityError) -> bool:
