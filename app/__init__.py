@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.cli import register_cli
     from app.db import bind_database, database
     from app.logging_setup import configure_logging
-    from app.web import api, blocklist, dashboard, errors, health, login, metrics, requests_api, system
+    from app.web import api, blocklist, dashboard, errors, health, login, metrics, notifications, requests_api, system
 
     if settings is not None:
         set_settings(settings)
@@ -94,5 +94,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     flask_app.register_blueprint(metrics.bp)
     flask_app.register_blueprint(system.bp)
     flask_app.register_blueprint(blocklist.bp)
+    flask_app.register_blueprint(notifications.bp)
     register_cli(flask_app)
     return flask_app

@@ -31,7 +31,7 @@ def send(url: str, title: str, body: str, kind: str) -> None:
     sender = apprise.Apprise()
     if not sender.add(url):
         raise PermanentServiceError(SERVICE, "Apprise cannot use this URL (unknown scheme or malformed)")
-    with apprise.LogCapture(level=logging.WARNING) as captured:
+    with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
         delivered = sender.notify(title=title, body=body, notify_type=kind)
         said = captured.getvalue().strip()
     if not delivered:

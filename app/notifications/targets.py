@@ -143,11 +143,17 @@ def _host(hostport: str) -> str:
     return name if colon and port.isdigit() else hostport  # `123456:ABC-DEF` (a bot token) is no host:port
 
 
+def _token_like(part: str) -> bool:
+    """A path segment or query value that is a key, not a word (`hook`, `my-alerts`): 20 characters or more, or
+    8 or more mixing letters and digits."""
+    return len(part) >= 20 or (len(part) >= 8 and any(c.isdigit() for c in part) and any(c.isalpha() for c in part))
+
+
 def url_secrets(url: str) -> tuple[str, ...]:
     """The parts of `url` that may be secrets, as written and percent-decoded: the user and password, a host
     that is no host name (a bot token, a webhook id, a topic), path segments and query values that look like
-    credentials (or whose query name says key, token, pass, secret). Redacting them leaves the URL's harmless
-    rest readable (the scheme, a host name, a path word)."""
+    keys (`_token_like`, or a query name that says key, token, pass, secret). Redacting them leaves the URL's
+    harmless rest readable (the scheme, a host name, a path word, a chat id)."""
     scheme, _, rest = url.partition("://")
     authority, _, tail = rest.partition("/")
     authority, _, query_in_authority = authority.partition("?")
@@ -159,9 +165,9 @@ def url_secrets(url: str) -> tuple[str, ...]:
     host = _host(hostport)
     if host and scheme.lower() not in _HOST_SCHEMES and not _is_host_name(host.lower()):
         parts += [hostport, host]
-    parts += [segment for segment in path.split("/") if looks_like_credential(unquote(segment))]
+    parts += [segment for segment in path.split("/") if _token_like(unquote(segment))]
     for name, value in parse_qsl(query or query_in_authority):
-        if looks_like_credential(value) or any(word in name.lower() for word in ("key", "token", "pass", "secret")):
+        if _token_like(value) or any(word in name.lower() for word in ("key", "token", "pass", "secret")):
             parts.append(value)
     return tuple(dict.fromkeys(part for part in parts + [unquote(p) for p in parts] if len(part) >= 2))
 
