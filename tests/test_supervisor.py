@@ -349,7 +349,7 @@ def test_match_plex_runs_in_the_maintenance_group(settings_env):
     assert not any(line.startswith("match_plex") for line in lines)
     maintenance = next(line for line in lines if line.startswith("maintenance (1 process): "))
     assert "match_plex.high" in maintenance and "noop.low" in maintenance
-    assert lines[-1] == "`python -m workers --all` runs 16 worker processes under one supervisor."
+    assert lines[-1] == "`python -m workers --all` runs 17 worker processes under one supervisor."
     retired = subprocess.run([sys.executable, "-m", "workers", "match_plex"], cwd=ROOT, capture_output=True,
                              text=True, timeout=30, env={**os.environ, **env})
     assert retired.returncode == 2
