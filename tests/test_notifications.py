@@ -279,13 +279,10 @@ def test_tokens_never_reach_the_process_log(settings, redis_conn, receiver, proc
     down = receiver(answers=(500,) * 10)
     _target(down.url(), "failed")
     assert transition(_request().id, R.FAILED, error_message="x")
-    from app.jobs.service import add_job  # a run whose delivery fails logs Apprise's words
-
-    drain(NOTIFY_QUEUES, until=lambda: len(down.messages()) >= 1)
-    add_job("noop")
-    text = process_log.getvalue()
-    assert "Notification" in text or "send_notification" in text
-    assert TOKEN not in text and PASSWORD not in text
+    drain(NOTIFY_QUEUES, until=lambda: len(down.messages()) >= 1)  # the first delivery, refused
+    logged = process_log.getvalue()
+    assert "Attempt failed: TransientServiceError: Notification: delivery failed" in logged
+    assert TOKEN not in logged and PASSWORD not in logged
 
 
 # --- schedules late, integrations down and back up (the scheduler) -----------------------------------
@@ -476,3 +473,21 @@ def test_the_page_lists_adds_edits_tests_and_removes_with_csrf(admin_client, red
     assert admin_client.post(f"/admin/notifications/{row.id}/remove", data={"csrf_token": token}).status_code == 302
     assert NotificationTarget.select().count() == 0
     assert admin_client.post(f"/admin/notifications/{row.id}/remove", data={"csrf_token": token}).status_code == 404
+
+
+def test_a_stored_targets_tokens_are_redacted_in_events_once_the_process_has_read_it(settings, redis_conn,
+                                                                                     process_log):
+    from app.jobs.logger import create_job_logger
+    from app.jobs.service import add_job
+    from app.notifications.store import all_targets
+
+    url = f"ntfy://my0private0topic/x?token={TOKEN}&password={PASSWORD}"
+    _target(url)
+    assert [t.display for t in all_targets()] == ["ntfy://[REDACTED]/x?token=[REDACTED]&password=[REDACTED]"]
+    job_id = add_job("noop")
+    create_job_logger(job_id, "Notification").warning(f"could not reach {url} (topic my0private0topic)")
+    message = JobEvent.get(JobEvent.job == job_id).message
+    assert "my0private0topic" not in message and TOKEN not in message and message.startswith("could not reach ntfy://")
+    logged = process_log.getvalue()
+    assert "could not reach ntfy://" in logged and "my0private0topic" not in logged and TOKEN not in logged
+    _no_token_stored()
