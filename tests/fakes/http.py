@@ -45,7 +45,7 @@ class Recorder:
         class Handler(QuietHandler):
             def _any(self) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                body = self.rfile.read(int(headers.get("content-length") or 0))
+                body = self.rfile.read(int(headers.get("content-length") or 0)).decode("utf-8", "replace")
                 recorder.requests.append({"method": self.command, "path": self.path, "headers": headers,
                                           "body": body})
                 status, body, content_type, extra = answer(self.path, headers)
