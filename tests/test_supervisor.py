@@ -38,7 +38,7 @@ from daemons import free_port
 from helpers import ROOT, start_process, stop_process, wait_for
 
 GROUPS = ["search_indexers", "download_torrent", "monitor_download", "organize_files", "scan_plex",
-          "plex_recently_added_check", "maintenance"]
+          "plex_recently_added_check", "maintenance", "send_notification"]
 SMALL_COUNTS = {f"WORKERS_{group.upper()}": "1" for group in GROUPS} | {"WORKERS_SEARCH_INDEXERS": "2"}
 
 
