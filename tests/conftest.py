@@ -314,6 +314,22 @@ def prowlarr():
 
 
 @pytest.fixture
+def notify_receiver():
+    """Make notification receivers (tests/fakes/notify_receiver.py): notify_receiver(answers=(500,)) on free ports."""
+    from fakes.notify_receiver import Receiver
+
+    made: list[Receiver] = []
+
+    def make(answers: tuple[int, ...] = ()) -> Receiver:
+        made.append(Receiver(answers))
+        return made[-1]
+
+    yield make
+    for receiver in made:
+        receiver.stop()
+
+
+@pytest.fixture
 def qbt5(tmp_path):
     """The fake qBittorrent 5.2 (tests/fakes/qbittorrent5.py), its default save path a fresh folder."""
     from fakes.qbittorrent5 import FakeQBittorrent5

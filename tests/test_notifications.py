@@ -13,12 +13,10 @@ from app.jobs.queues import queue_names_for_group
 from app.models import Audiobook, Job, JobEvent, NotificationTarget, Request, utcnow
 from app.notifications.targets import EVENTS, TargetError, parse_notify_urls, redacted_url, url_secrets
 
-from fakes.http import Recorder
+from fakes.notify_receiver import PASSWORD, TOKEN
 from helpers import API_TOKEN, csrf_token, drain
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
-TOKEN = "Tok3nABCDEF1234567890"       # a webhook token in the path
-PASSWORD = "S3cretPassw0rdXY"          # a password in the authority
 NOTIFY_QUEUES = queue_names_for_group("send_notification")
 
 
@@ -31,39 +29,6 @@ def _load_apprise_plugins() -> None:
 
 
 _load_apprise_plugins()
-
-
-class Receiver:
-    """A loopback HTTP server taking Apprise's json:// POSTs; `answers` are the statuses of the next replies
-    (then 200)."""
-
-    def __init__(self, answers: tuple[int, ...] = ()):
-        self.answers = list(answers)
-        self.server = Recorder(lambda path, headers: (self.answers.pop(0) if self.answers else 200, b"ok",
-                                                      "text/plain", {}))
-        self.port = self.server.url.rsplit(":", 1)[1]
-
-    def url(self, path: str = "hook") -> str:
-        return f"json://user:{PASSWORD}@127.0.0.1:{self.port}/{path}/{TOKEN}"
-
-    def messages(self) -> list[dict]:
-        return [json.loads(r["body"]) for r in self.server.requests if r["method"] == "POST"]
-
-    def stop(self) -> None:
-        self.server.stop()
-
-
-@pytest.fixture
-def receiver():
-    made: list[Receiver] = []
-
-    def make(answers: tuple[int, ...] = ()) -> Receiver:
-        made.append(Receiver(answers))
-        return made[-1]
-
-    yield make
-    for r in made:
-        r.stop()
 
 
 def _target(url: str, *events: str) -> NotificationTarget:
@@ -155,10 +120,11 @@ def test_notify_urls_tokens_are_configured_secrets(tmp_path):
 
 # --- one message per event, at a real receiver ----------------------------------------------------------
 
-def test_each_request_event_sends_exactly_one_message_to_the_targets_that_want_it(settings, redis_conn, receiver):
+def test_each_request_event_sends_exactly_one_message_to_the_targets_that_want_it(settings, redis_conn,
+                                                                                   notify_receiver):
     from app.audiobook_requests.state import R, transition
 
-    everything, failures_only = receiver(), receiver()
+    everything, failures_only = notify_receiver(), notify_receiver()
     _target(everything.url())
     _target(failures_only.url(), "failed")
     failing, warned, found = _request(), _request("processing", "Warbreaker"), _request("failed", "Mistborn")
@@ -183,10 +149,10 @@ def test_each_request_event_sends_exactly_one_message_to_the_targets_that_want_i
     _no_token_stored()
 
 
-def test_notify_urls_targets_receive_their_events(use_settings, redis_conn, receiver):
+def test_notify_urls_targets_receive_their_events(use_settings, redis_conn, notify_receiver):
     from app.audiobook_requests.state import R, transition
 
-    target = receiver()
+    target = notify_receiver()
     use_settings(NOTIFY_URLS=f"{target.url()}|warn; {target.url('other')}|available")
     request = _request("processing")
     assert transition(request.id, R.WARN, error_message="nothing to import")
@@ -203,13 +169,14 @@ def test_no_target_no_job(settings, redis_conn):
     assert _notification_jobs() == []
 
 
-def test_a_job_failing_its_last_attempt_sends_one_message_not_one_per_attempt(use_settings, redis_conn, receiver):
+def test_a_job_failing_its_last_attempt_sends_one_message_not_one_per_attempt(use_settings, redis_conn,
+                                                                               notify_receiver):
     from app.jobs.service import add_job
 
     import jobtypes  # noqa: F401
 
     use_settings(JOB_BACKOFF_SECONDS=0)
-    target = receiver()
+    target = notify_receiver()
     _target(target.url(), "job_failed")
     job_id = add_job("test_fail", {"tag": f"token={TOKEN}"}, max_attempts=3)
     drain(queue_names_for_group("testing"))
@@ -223,11 +190,11 @@ def test_a_job_failing_its_last_attempt_sends_one_message_not_one_per_attempt(us
 
 @pytest.mark.slow
 def test_a_failing_target_is_retried_with_back_off_and_never_holds_up_the_pipeline(use_settings, redis_conn,
-                                                                                     receiver):
+                                                                                     notify_receiver):
     from app.audiobook_requests.state import R, transition
 
     use_settings(JOB_BACKOFF_SECONDS=1)
-    flaky, down = receiver(answers=(500, 503)), receiver(answers=(500,) * 10)
+    flaky, down = notify_receiver(answers=(500, 503)), notify_receiver(answers=(500,) * 10)
     _target(flaky.url(), "failed", "job_failed")
     _target(down.url(), "failed", "job_failed")
     request = _request()
@@ -247,10 +214,10 @@ def test_a_failing_target_is_retried_with_back_off_and_never_holds_up_the_pipeli
     _no_token_stored()
 
 
-def test_a_target_removed_before_its_job_runs_is_skipped(settings, redis_conn, receiver):
+def test_a_target_removed_before_its_job_runs_is_skipped(settings, redis_conn, notify_receiver):
     from app.audiobook_requests.state import R, transition
 
-    target = receiver()
+    target = notify_receiver()
     row = _target(target.url())
     assert transition(_request().id, R.FAILED, error_message="x")
     row.delete_instance()
@@ -258,11 +225,11 @@ def test_a_target_removed_before_its_job_runs_is_skipped(settings, redis_conn, r
     assert target.messages() == [] and _notification_jobs()[0].result["skipped"] is True
 
 
-def test_queueing_never_raises_into_the_pipeline(settings, redis_conn, receiver, monkeypatch):
+def test_queueing_never_raises_into_the_pipeline(settings, redis_conn, notify_receiver, monkeypatch):
     from app.audiobook_requests.state import R, transition
     from app.jobs import service
 
-    _target(receiver().url())
+    _target(notify_receiver().url())
 
     def refused(*args, **kwargs):
         raise service.EnqueueFailed("Redis refused the job")
@@ -273,10 +240,10 @@ def test_queueing_never_raises_into_the_pipeline(settings, redis_conn, receiver,
     assert Request.get_by_id(request.id).status == "failed"
 
 
-def test_tokens_never_reach_the_process_log(settings, redis_conn, receiver, process_log):
+def test_tokens_never_reach_the_process_log(settings, redis_conn, notify_receiver, process_log):
     from app.audiobook_requests.state import R, transition
 
-    down = receiver(answers=(500,) * 10)
+    down = notify_receiver(answers=(500,) * 10)
     _target(down.url(), "failed")
     assert transition(_request().id, R.FAILED, error_message="x")
     drain(NOTIFY_QUEUES, until=lambda: len(down.messages()) >= 1)  # the first delivery, refused
@@ -287,12 +254,12 @@ def test_tokens_never_reach_the_process_log(settings, redis_conn, receiver, proc
 
 # --- schedules late, integrations down and back up (the scheduler) -----------------------------------
 
-def test_a_late_schedule_is_announced_once_and_again_after_it_caught_up(settings, redis_conn, receiver):
+def test_a_late_schedule_is_announced_once_and_again_after_it_caught_up(settings, redis_conn, notify_receiver):
     from app.models import ScheduledJob
     from app.notifications.watch import announce_late_schedules
     from app.schedules.defaults import ensure_default_schedules
 
-    target = receiver()
+    target = notify_receiver()
     _target(target.url(), "schedule_late")
     ensure_default_schedules(settings)
     ScheduledJob.update(enabled=False).execute()
@@ -312,11 +279,11 @@ def test_a_late_schedule_is_announced_once_and_again_after_it_caught_up(settings
     assert "has not started: the scheduler is behind" in sent[0]["message"]
 
 
-def test_the_scheduler_announces_an_integration_down_then_back_up_once_each(use_settings, redis_conn, receiver,
+def test_the_scheduler_announces_an_integration_down_then_back_up_once_each(use_settings, redis_conn, notify_receiver,
                                                                            prowlarr):
     from app.schedules.process import Scheduler
 
-    target = receiver()
+    target = notify_receiver()
     _target(target.url(), "integration_down", "integration_up")
     use_settings(PROWLARR_URL="http://127.0.0.1:1", PROWLARR_API_KEY=prowlarr.api_key)
     process = Scheduler()
@@ -350,7 +317,8 @@ def test_integration_changes_table():
 # --- the grab, through a real download client ------------------------------------------------------------
 
 @pytest.mark.slow
-def test_a_grab_sends_one_message_naming_the_release(daemon, prowlarr, use_settings, redis_conn, receiver, client):
+def test_a_grab_sends_one_message_naming_the_release(daemon, prowlarr, use_settings, redis_conn, notify_receiver,
+                                                     client):
     import os
 
     from app.integrations.torrentfile import make_torrent
@@ -360,7 +328,7 @@ def test_a_grab_sends_one_message_naming_the_release(daemon, prowlarr, use_setti
     use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key, DOWNLOAD_CLIENT=daemon.kind,
                  DOWNLOAD_CLIENT_URL=daemon.url, DOWNLOAD_CLIENT_USERNAME=daemon.username,
                  DOWNLOAD_CLIENT_PASSWORD=daemon.password, DOWNLOAD_DIR=str(daemon.download_dir))
-    target = receiver()
+    target = notify_receiver()
     _target(target.url(), "grabbed")
     title = f"Elantris {uuid.uuid4().hex[:6]}"
     folder = daemon.download_dir / f"Brandon Sanderson - {title} [M4B]"
@@ -381,8 +349,8 @@ def test_a_grab_sends_one_message_naming_the_release(daemon, prowlarr, use_setti
 
 # --- the page and the API ----------------------------------------------------------------------------
 
-def test_the_api_adds_lists_changes_and_removes_targets_redacted(client, redis_conn, receiver):
-    target = receiver()
+def test_the_api_adds_lists_changes_and_removes_targets_redacted(client, redis_conn, notify_receiver):
+    target = notify_receiver()
     added = client.post("/api/admin/notifications", json={"url": target.url(), "events": ["failed", "warn"]},
                         headers=BEARER)
     assert added.status_code == 201, added.get_json()
@@ -435,8 +403,8 @@ def test_anonymous_callers_are_refused(client, redis_conn):
     assert page.status_code == 302 and "/login" in page.headers["Location"]
 
 
-def test_the_page_lists_adds_edits_tests_and_removes_with_csrf(admin_client, redis_conn, receiver, use_settings):
-    target = receiver()
+def test_the_page_lists_adds_edits_tests_and_removes_with_csrf(admin_client, redis_conn, notify_receiver, use_settings):
+    target = notify_receiver()
     env_url = f"json://127.0.0.1:{target.port}/from-env/Env0Token0123456789"
     use_settings(NOTIFY_URLS=f"{env_url}|failed")
     token = csrf_token(admin_client, "/admin/notifications")
