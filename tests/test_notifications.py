@@ -149,6 +149,46 @@ def test_each_request_event_sends_exactly_one_message_to_the_targets_that_want_i
     _no_token_stored()
 
 
+def test_messages_of_a_transaction_are_queued_once_it_committed_and_not_at_all_when_it_failed(settings, redis_conn,
+                                                                                            notify_receiver):
+    from app.audiobook_requests.state import R, transition
+    from app.db import database
+    from app.notifications.events import held_until_commit
+
+    _target(notify_receiver().url())
+    kept, rolled_back = _request("failed"), _request("failed", "Warbreaker")
+    with held_until_commit(), database.obj.atomic():
+        assert transition(kept.id, R.AVAILABLE)
+        assert _notification_jobs() == []  # not inside: a worker could run it before the commit and find no row
+    assert len(_notification_jobs()) == 1
+    with pytest.raises(RuntimeError), held_until_commit(), database.obj.atomic():
+        assert transition(rolled_back.id, R.AVAILABLE)
+        raise RuntimeError("the batch failed")
+    assert Request.get_by_id(rolled_back.id).status == "failed" and len(_notification_jobs()) == 1
+
+
+def test_a_book_found_in_plex_sends_one_available_message(use_settings, redis_conn, notify_receiver):
+    from app.jobs.service import add_job
+
+    from fakes.plex import FakePlex
+
+    target = notify_receiver()
+    _target(target.url(), "available")
+    plex = FakePlex().start()
+    try:
+        use_settings(PLEX_URL=plex.url, PLEX_TOKEN=plex.token, PLEX_LIBRARY_ID=plex.section)
+        plex.items = [plex.album("Elantris", "Brandon Sanderson"), plex.album("Warbreaker", "Brandon Sanderson")]
+        for title in ("Elantris", "Warbreaker"):
+            _request("downloaded", title)
+        add_job("scan_plex", {})
+        drain(queue_names_for_group("scan_plex"))
+    finally:
+        plex.stop()
+    _send_all()
+    assert sorted(m["title"] for m in target.messages()) == ["Available in Plex: Elantris by Brandon Sanderson",
+                                                             "Available in Plex: Warbreaker by Brandon Sanderson"]
+
+
 def test_notify_urls_targets_receive_their_events(use_settings, redis_conn, notify_receiver):
     from app.audiobook_requests.state import R, transition
 

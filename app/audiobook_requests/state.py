@@ -123,7 +123,9 @@ def transition(request_id: Any, target: RequestStatus, *, only_from: tuple[Reque
                **fields: Any) -> bool:
     """Move a request to `target` if it is in one of the allowed statuses (or `only_from`, a subset).
 
-    Returns False, writing nothing, when the request is elsewhere (cancelled, or moved on).
+    Returns False, writing nothing, when the request is elsewhere (cancelled, or moved on). Entering one of
+    ANNOUNCED queues a notification: a caller that transitions inside its own transaction wraps it in
+    app/notifications/events.py's held_until_commit, so that the message is queued once the write is committed.
     """
     sources = only_from or TRANSITIONS[target]
     if not set(sources) <= set(TRANSITIONS[target]):

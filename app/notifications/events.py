@@ -10,6 +10,9 @@ logged and the pipeline goes on).
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from app.config import get_settings
@@ -25,8 +28,35 @@ MAX_TITLE_CHARS = 250
 MAX_BODY_CHARS = 2000
 
 
+_held = threading.local()
+
+
+@contextmanager
+def held_until_commit() -> Iterator[None]:
+    """Around a transaction whose writes announce events (`with held_until_commit(), database.atomic():`): the
+    messages are queued once it has committed, not inside it. Queued inside, a send_notification job could
+    reach its worker before its row is committed, and a worker that finds no row skips the job. A transaction
+    that fails announces nothing: what it would have announced did not happen."""
+    if getattr(_held, "messages", None) is not None:  # nested: the outermost queues them
+        yield
+        return
+    _held.messages = []
+    try:
+        yield
+        messages = _held.messages
+    finally:
+        _held.messages = None
+    for event, title, body in messages:
+        notify(event, title, body)
+
+
 def notify(event: str, title: str, body: str) -> list[str]:
-    """Queue `event`'s message for every target that wants it; the ids of the jobs queued."""
+    """Queue `event`'s message for every target that wants it; the ids of the jobs queued (none yet while
+    held_until_commit holds them)."""
+    held = getattr(_held, "messages", None)
+    if held is not None:
+        held.append((event, title, body))
+        return []
     from app.jobs.service import add_job
     from app.notifications.store import all_targets
 
