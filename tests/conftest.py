@@ -315,13 +315,14 @@ def prowlarr():
 
 @pytest.fixture
 def notify_receiver():
-    """Make notification receivers (tests/fakes/notify_receiver.py): notify_receiver(answers=(500,)) on free ports."""
+    """Make notification receivers (tests/fakes/notify_receiver.py) on free ports: notify_receiver(answers=(500,),
+    delay=2)."""
     from fakes.notify_receiver import Receiver
 
     made: list[Receiver] = []
 
-    def make(answers: tuple[int, ...] = ()) -> Receiver:
-        made.append(Receiver(answers))
+    def make(answers: tuple[int, ...] = (), delay: float = 0.0) -> Receiver:
+        made.append(Receiver(answers, delay))
         return made[-1]
 
     yield make

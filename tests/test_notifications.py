@@ -14,7 +14,7 @@ from app.models import Audiobook, Job, JobEvent, NotificationTarget, Request, ut
 from app.notifications.targets import EVENTS, TargetError, parse_notify_urls, redacted_url, url_secrets
 
 from fakes.notify_receiver import PASSWORD, TOKEN
-from helpers import API_TOKEN, csrf_token, drain
+from helpers import API_TOKEN, csrf_token, drain, start_process, stop_process, wait_for
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 NOTIFY_QUEUES = queue_names_for_group("send_notification")
@@ -252,6 +252,32 @@ def test_a_failing_target_is_retried_with_back_off_and_never_holds_up_the_pipeli
     assert any("Retrying in 1 s" in m for m in events) and any("Retrying in 8 s" in m for m in events)
     assert len(down.messages()) == 5  # a failed notification sends no "job failed" message about itself
     _no_token_stored()
+
+
+@pytest.mark.slow
+def test_the_notification_worker_sends_from_a_forked_work_horse(settings_env, redis_conn, notify_receiver, tmp_path):
+    """Apprise's plugins (about 30 MB) live in a work-horse that exits after its message, not in the worker."""
+    from rq import Worker
+    from test_orphans import children
+
+    from app.audiobook_requests.state import R, transition
+    from workers.worker import ForkJobWorker, JobWorker, worker_class
+
+    assert worker_class("send_notification") is ForkJobWorker and worker_class("search_indexers") is JobWorker
+    target = notify_receiver(delay=2)
+    _target(target.url())
+    pool = start_process(["tests/run_pool.py", "send_notification", "--size", "1"], settings_env[1],
+                         tmp_path / "pool.log")
+    try:
+        worker = wait_for(lambda: Worker.all(connection=redis_conn), 30, message="the worker to register")[0]
+        assert transition(_request().id, R.FAILED, error_message="no release")
+        horse = wait_for(lambda: children(worker.pid), 30, message="a work-horse sending the message")
+        assert len(horse) == 1
+        wait_for(lambda: [j.status for j in _notification_jobs()] == ["completed"], 30, message="the job to end")
+        assert len(target.messages()) == 1
+        wait_for(lambda: children(worker.pid) == [], 10, message="the work-horse to exit")
+    finally:
+        stop_process(pool)
 
 
 def test_a_target_removed_before_its_job_runs_is_skipped(settings, redis_conn, notify_receiver):
