@@ -31,7 +31,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.cli import register_cli
     from app.db import bind_database, database
     from app.logging_setup import configure_logging
-    from app.web import activity, api, blocklist, dashboard, errors, health, login, metrics, requests_api, setup, system
+    from app.web import (
+        activity,
+        api,
+        blocklist,
+        dashboard,
+        errors,
+        health,
+        login,
+        metrics,
+        notifications,
+        requests_api,
+        setup,
+        system,
+    )
     from app.web import settings as settings_pages
 
     if settings is not None:
@@ -98,5 +111,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     flask_app.register_blueprint(activity.bp)
     flask_app.register_blueprint(settings_pages.bp)
     flask_app.register_blueprint(setup.bp)
+    flask_app.register_blueprint(notifications.bp)
     register_cli(flask_app)
     return flask_app

@@ -26,6 +26,7 @@ DEFAULT_WORKER_COUNTS: dict[str, int] = {
     "scan_plex": 1,
     "plex_recently_added_check": 1,
     "maintenance": 1,
+    "send_notification": 1,
 }
 
 
@@ -161,6 +162,12 @@ def _parse_download_client_category(raw: str) -> str:
     return parse_category(raw)
 
 
+def _parse_notify_urls(raw: str) -> tuple:
+    from app.notifications.targets import parse_notify_urls
+
+    return parse_notify_urls(raw)
+
+
 def _setting(env: str, default: Any, parse: Callable[[str], Any] = str, secret: bool = False) -> Any:
     return field(default=default, metadata={"env": env, "parse": parse, "secret": secret})
 
@@ -213,6 +220,9 @@ class Settings:
     plex_path_mappings: tuple = _setting("PLEX_PATH_MAPPINGS", (), _parse_plex_path_mappings)
     # after an import refreshes the book's folder in Plex, the Recently Added Check runs this much later
     plex_refresh_check_delay_seconds: int = _setting("PLEX_REFRESH_CHECK_DELAY_SECONDS", 60, _parse_positive_int)
+
+    # Apprise URLs and their events, `json://host/path|grabbed,failed;ntfys://ntfy.sh/topic` (app/notifications/)
+    notify_urls: tuple = _setting("NOTIFY_URLS", (), _parse_notify_urls, secret=True)
 
     # Job system tuning (see README "Design notes" for why these values).
     worker_class: str = _setting("WORKER_CLASS", "simple", _parse_choice(("simple", "fork")))
@@ -310,6 +320,10 @@ class Settings:
                 values += dict.fromkeys((password, unquote(password)))
             if not value.startswith(("sqlite", "redis://127")):
                 values.append(value)
+        from app.notifications.targets import url_secrets
+
+        for url, _events in self.notify_urls:  # their tokens, wherever they appear (the whole URL included)
+            values += [url, *url_secrets(url)]
         return values
 
 

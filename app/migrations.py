@@ -13,7 +13,8 @@ from app.db import database
 from app.models import ALL_MODELS, SETTINGS_MODELS, SchemaMigration
 
 V1_MODELS = [m for m in ALL_MODELS
-             if m._meta.table_name not in ("blocked_releases", "paused_queues") and m not in SETTINGS_MODELS]
+             if m._meta.table_name not in ("blocked_releases", "paused_queues", "notification_targets")
+             and m not in SETTINGS_MODELS]
 
 
 def _v1_initial(db: peewee.Database) -> None:
@@ -190,6 +191,13 @@ def _v13_settings(db: peewee.Database) -> None:
     db.create_tables(SETTINGS_MODELS, safe=True)
 
 
+def _v14_notification_targets(db: peewee.Database) -> None:
+    """notification_targets: the Apprise URLs managed on /admin/notifications, each with its events."""
+    from app.models import NotificationTarget
+
+    db.create_tables([NotificationTarget], safe=True)
+
+
 def _v15_paused_queues(db: peewee.Database) -> None:
     """paused_queues: the job types an admin paused (their workers skip their queues); app/jobs/pausing.py."""
     from app.models import PausedQueue
@@ -213,6 +221,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     # 11: not used (it was set aside for a branch that needed none)
     (12, "one active request per book", _v12_one_active_request_per_book),
     (13, "settings stored in the database, first-run setup", _v13_settings),
+    (14, "notification targets", _v14_notification_targets),
     (15, "paused job types", _v15_paused_queues),
 ]
 

@@ -355,7 +355,17 @@ class SchemaMigration(peewee.Model):
         table_name = "schema_migrations"
 
 
+class NotificationTarget(BaseModel):
+    """An Apprise URL and the events it is sent (migration 14; app/notifications/). The URL carries tokens:
+    pages and answers show it redacted (app/notifications/targets.py)."""
+    url = peewee.TextField()
+    events = JSONField(default=list)  # event names (app/notifications/targets.py EVENTS)
+
+    class Meta:
+        table_name = "notification_targets"
+
+
 ALL_MODELS: list[type[peewee.Model]] = [
     Audiobook, Request, Job, JobEvent, ScheduledJob, DownloadHistory, PlexLibrary, BlockedRelease, PausedQueue,
-    StoredSetting, SettingsState, SettingsChange]
+    StoredSetting, SettingsState, SettingsChange, NotificationTarget]
 SETTINGS_MODELS: list[type[peewee.Model]] = [StoredSetting, SettingsState, SettingsChange]  # migration 13

@@ -326,6 +326,23 @@ def plex(use_settings, redis_conn):
 
 
 @pytest.fixture
+def notify_receiver():
+    """Make notification receivers (tests/fakes/notify_receiver.py) on free ports: notify_receiver(answers=(500,),
+    delay=2)."""
+    from fakes.notify_receiver import Receiver
+
+    made: list[Receiver] = []
+
+    def make(answers: tuple[int, ...] = (), delay: float = 0.0) -> Receiver:
+        made.append(Receiver(answers, delay))
+        return made[-1]
+
+    yield make
+    for receiver in made:
+        receiver.stop()
+
+
+@pytest.fixture
 def qbt5(tmp_path):
     """The fake qBittorrent 5.2 (tests/fakes/qbittorrent5.py), its default save path a fresh folder."""
     from fakes.qbittorrent5 import FakeQBittorrent5

@@ -38,7 +38,7 @@ from daemons import free_port
 from helpers import ROOT, start_process, stop_process, wait_for
 
 GROUPS = ["search_indexers", "download_torrent", "monitor_download", "organize_files", "scan_plex",
-          "plex_recently_added_check", "maintenance"]
+          "plex_recently_added_check", "maintenance", "send_notification"]
 SMALL_COUNTS = {f"WORKERS_{group.upper()}": "1" for group in GROUPS} | {"WORKERS_SEARCH_INDEXERS": "2"}
 
 
@@ -349,7 +349,7 @@ def test_match_plex_runs_in_the_maintenance_group(settings_env):
     assert not any(line.startswith("match_plex") for line in lines)
     maintenance = next(line for line in lines if line.startswith("maintenance (1 process): "))
     assert "match_plex.high" in maintenance and "noop.low" in maintenance
-    assert lines[-1] == "`python -m workers --all` runs 16 worker processes under one supervisor."
+    assert lines[-1] == "`python -m workers --all` runs 17 worker processes under one supervisor."
     retired = subprocess.run([sys.executable, "-m", "workers", "match_plex"], cwd=ROOT, capture_output=True,
                              text=True, timeout=30, env={**os.environ, **env})
     assert retired.returncode == 2

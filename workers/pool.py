@@ -153,8 +153,8 @@ def run_worker(group: str, index: int, burst: bool = False, parent_pid: int | No
     configure_logging(settings.log_level)
     bind_database(settings.effective_database_url, synchronous_commit=settings.worker_synchronous_commit)
     queues = queue_names_for_group(group)
-    worker = worker_class()(queues, connection=get_redis(settings.redis_url), name=worker_name(group, index),
-                            kill_deadline=kill_deadline)
+    worker = worker_class(group)(queues, connection=get_redis(settings.redis_url), name=worker_name(group, index),
+                                 kill_deadline=kill_deadline)
     _stop_when_orphaned(worker)
     # No RQ scheduler process per worker: scheduler.py promotes delayed jobs and retries of every queue.
     worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level.upper())

@@ -271,5 +271,13 @@ class ForkJobWorker(SettingsPerJob, FewerRoundTrips, JobEndLine, Worker):
         super().__init__(queues, *args, **_worker_defaults(kwargs))
 
 
-def worker_class() -> type[JobWorker] | type[ForkJobWorker]:
-    return ForkJobWorker if get_settings().worker_class == "fork" else JobWorker
+# Groups whose jobs always run in a forked work-horse, whatever WORKER_CLASS says: a send_notification job
+# imports Apprise and its 100+ plugins (about 30 MB), which a horse gives back when it exits and a long-lived
+# worker would keep for good. Notifications are few, so the fork and the import per message cost little.
+FORKED_GROUPS = frozenset({"send_notification"})
+
+
+def worker_class(group: str | None = None) -> type[JobWorker] | type[ForkJobWorker]:
+    if get_settings().worker_class == "fork" or group in FORKED_GROUPS:
+        return ForkJobWorker
+    return JobWorker

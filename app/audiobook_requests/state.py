@@ -123,7 +123,9 @@ def transition(request_id: Any, target: RequestStatus, *, only_from: tuple[Reque
                **fields: Any) -> bool:
     """Move a request to `target` if it is in one of the allowed statuses (or `only_from`, a subset).
 
-    Returns False, writing nothing, when the request is elsewhere (cancelled, or moved on).
+    Returns False, writing nothing, when the request is elsewhere (cancelled, or moved on). Entering one of
+    ANNOUNCED queues a notification: a caller that transitions inside its own transaction wraps it in
+    app/notifications/events.py's held_until_commit, so that the message is queued once the write is committed.
     """
     sources = only_from or TRANSITIONS[target]
     if not set(sources) <= set(TRANSITIONS[target]):
@@ -134,8 +136,23 @@ def transition(request_id: Any, target: RequestStatus, *, only_from: tuple[Reque
     query = (Request.update(**values)
              .where((Request.id == request_id) & Request.status.in_([s.value for s in sources]) & _run_holds_lease()))
     if target in ACTIVE and not set(sources) <= set(ACTIVE):
-        return _enter_active(query, request_id, target)
-    return query.execute() == 1
+        entered = _enter_active(query, request_id, target)
+    else:
+        entered = query.execute() == 1
+    if entered and target in ANNOUNCED:
+        _announce(request_id, target, values.get("error_message"))
+    return entered
+
+
+# Entering one of these queues a notification (app/notifications/events.py): each conditional UPDATE that
+# moved the request is the one writer of that entry, so a request's failure is announced exactly once.
+ANNOUNCED = (R.AVAILABLE, R.FAILED, R.WARN)
+
+
+def _announce(request_id: Any, target: RequestStatus, reason: str | None) -> None:
+    from app.notifications.events import request_entered
+
+    request_entered(request_id, target.value, reason)
 
 
 def is_active_book_conflict(exc: peewee.IntegrityError) -> bool:

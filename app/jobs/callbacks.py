@@ -26,6 +26,7 @@ from app.jobs.logger import create_job_logger, write_held_events
 from app.jobs.queues import type_of_queue
 from app.jobs.service import db_id_from_rq_id
 from app.models import Job, utcnow
+from app.notifications import events as notifications
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ def record_failed_attempt(job: RQJob, db_id: str, error: str, trace: str | None,
         retention.trim_redis(job.connection, type_of_queue(job.origin), job.id, finished=False, outcome="failed",
                              seconds=seconds)
         fail_request_of_job(db_id, error)
+        notifications.job_failed(db_id, type_of_queue(job.origin), error)
     else:
         metrics.record_run(job.connection, type_of_queue(job.origin), "retried", seconds)
         logger.warning(f"Attempt failed: {error}. Retrying in {retry_in} s ({job.retries_left} retr"

@@ -5,8 +5,9 @@ What is redacted (the secret's *name* is kept, its value becomes [REDACTED]):
 - in text: `name=value` and `name: value` pairs for secret names (`_PAIR`), the same pairs URL-encoded
   inside another URL (`apikey%3D…`, `_ENCODED_PAIR`), `Authorization:` and `Cookie:` headers,
   standalone `Bearer`/`Basic` credentials and the password of `scheme://user:password@host` URLs;
-- configured secret values (Settings.secret_values()), wherever they appear; `_redact_known` has the
-  rule that keeps very short values from eating ordinary words.
+- configured secret values (Settings.secret_values()), and those a process registered with
+  `add_known_secrets` (the tokens of notification targets kept in the database), wherever they appear;
+  `_redact_known` has the rule that keeps very short values from eating ordinary words.
 
 What is not: ordinary prose. A title such as "The Secret: A Novel" or "Token of Love" keeps its words:
 the bare words `token`, `secret` and `sid` only count as names when written like one (`token=…`,
@@ -119,6 +120,11 @@ def _looks_like_credential(word: str) -> bool:
     return _CREDENTIAL.search(word) is not None
 
 
+def looks_like_credential(word: str) -> bool:
+    """Whether `word` (in its real case) looks like a key or token rather than a word (see _CREDENTIAL)."""
+    return _looks_like_credential(word)
+
+
 # Configured secrets at least this long are redacted wherever they occur, even inside a word.
 _SUBSTRING_MIN_LENGTH = 6
 _ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
@@ -147,9 +153,26 @@ def _whole_token_pattern(secrets: list[str]) -> re.Pattern:
     return re.compile("|".join(rf"{re.escape(s)}(?<![^\W_]{re.escape(s)})(?![^\W_])" for s in secrets))
 
 
+# Secrets this process learnt outside the settings (the tokens of notification targets stored in the database,
+# app/notifications/): redacted by value in every text, like the configured ones.
+_registered: tuple[str, ...] = ()
+
+
+def add_known_secrets(values: Iterable[str]) -> None:
+    """Redact `values` from now on in every text and value this process redacts (logs, events, job rows)."""
+    global _registered
+    fresh = tuple(v for v in values if isinstance(v, str) and v and v not in _registered)
+    if fresh:
+        _registered = _registered + fresh
+
+
+def _known(known_secrets: Iterable[str]) -> _KnownSecrets:
+    return _prepare(tuple(known_secrets) + _registered)
+
+
 def redact_text(text: str, known_secrets: Iterable[str] = ()) -> str:
     """`text` with every secret replaced by [REDACTED] (see the module docstring for what counts)."""
-    return _redact_string(text, _prepare(tuple(known_secrets)))
+    return _redact_string(text, _known(known_secrets))
 
 
 def _redact_string(text: str, known: _KnownSecrets) -> str:
@@ -278,7 +301,7 @@ def _drop_partial_word_at_start(tail: str) -> str:
 
 def redact(value: Any, known_secrets: Iterable[str] = ()) -> Any:
     """A JSON-safe deep copy of `value` with secrets replaced by [REDACTED]."""
-    return _redact(_json_safe(value), _prepare(tuple(known_secrets)))
+    return _redact(_json_safe(value), _known(known_secrets))
 
 
 def _redact(value: Any, known: _KnownSecrets) -> Any:

@@ -100,6 +100,8 @@ for _t in (
             description="Remove torrents that seeded long enough"),
     JobType("cleanup_job_history", MAINTENANCE_GROUP, (), 1800, Priority.LOW,
             description="Trim job history and events older than JOB_HISTORY_DAYS"),
+    JobType("send_notification", "send_notification", ("event", "target"), 120, Priority.MEDIUM,
+            description="Send one notification to one Apprise target (retried with back-off)"),
     JobType("noop", MAINTENANCE_GROUP, (), 60, Priority.LOW,
             description="Diagnostic: does nothing, logs two events (smoke tests and benchmarks)"),
 ):

@@ -7,7 +7,8 @@ workers run). Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuc
 retried) and runs whose lease in the database expired; every 10 s it re-enqueues jobs Redis lost;
 every minute the reconciler repairs requests left in an in-progress status with no job, and the
 integrations (Prowlarr, download client, Plex) are checked in a background thread (their results feed
-/admin/system and the health banner; app/integrations/health.py). Each duty has its own failure
+/admin/system and the health banner; app/integrations/health.py), and an integration down or back up, or
+a schedule turned late, queues a notification (app/notifications/watch.py). Each duty has its own failure
 boundary (Scheduler.tick): one failing never skips the others.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from app.jobs import types
 from app.jobs.queues import get_redis, queue_names_for_type
 from app.jobs.recovery import requeue_lost_jobs, sweep_abandoned_jobs, sweep_expired_leases
 from app.migrations import schema_is_current
+from app.notifications.watch import announce_integrations, announce_late_schedules
 from app.reports import system_health
 from app.schedules.defaults import ensure_default_schedules
 from app.schedules.service import SCHEDULER_HEARTBEAT_KEY
@@ -41,6 +43,7 @@ SWEEP_EVERY_TICKS = 5
 LOST_JOBS_EVERY_TICKS = 10
 RECONCILE_EVERY_TICKS = 60
 INTEGRATIONS_EVERY_TICKS = int(CHECK_INTERVAL_SECONDS / TICK_SECONDS)
+LATE_SCHEDULES_EVERY_TICKS = 60
 
 
 class ShortLockScheduler(RQScheduler):
@@ -146,13 +149,18 @@ class Scheduler:
         """One round (synchronous; tests call it directly). Its results are shown, not logged: a down
         service is reported by the jobs that need it."""
         try:
-            run_periodic_checks(get_settings(), self.connection)
+            results = run_periodic_checks(get_settings(), self.connection)
+            announce_integrations(self.connection, results)  # down and back up: one notification each
         except Exception as exc:  # the thread's own failure boundary: log it, the next run tries again
             log.warning("scheduler: integration checks failed (%s: %s); continuing", type(exc).__name__, exc)
         try:  # the system's own checks (free space, Redis persistence, workers): their own failure boundary
             system_health.check_and_store(get_settings(), self.connection)
         except Exception as exc:
             log.warning("scheduler: system checks failed (%s: %s); continuing", type(exc).__name__, exc)
+
+    def watch_schedules(self) -> None:
+        """A schedule that turned late queues one notification (app/notifications/watch.py)."""
+        announce_late_schedules(self.connection)
 
     def tick(self) -> None:
         """One pass; each duty has its own failure boundary, so one failing (Redis or PostgreSQL
@@ -165,6 +173,8 @@ class Scheduler:
             duties.append(self.requeue_lost)
         if self.ticks % RECONCILE_EVERY_TICKS == RECONCILE_EVERY_TICKS - 1:
             duties.append(self.reconcile)
+        if self.ticks % LATE_SCHEDULES_EVERY_TICKS == LATE_SCHEDULES_EVERY_TICKS // 2:
+            duties.append(self.watch_schedules)
         if self.ticks % INTEGRATIONS_EVERY_TICKS == 0:  # also at start: the banner knows within seconds
             duties.append(self.check_integrations)
         for duty in duties:

@@ -34,9 +34,9 @@ Answer = tuple[int, bytes, str, dict]
 
 
 class Recorder:
-    """A loopback server on its own port that records every request ({method, path, headers}, header names
+    """A loopback server on its own port that records every request ({method, path, headers, body}, header names
     lower case) and answers each with `answer(path, headers)`: an indexer, a collector a redirect points at,
-    a redirecting proxy."""
+    a redirecting proxy, a notification receiver."""
 
     def __init__(self, answer: Callable[[str, dict], Answer]):
         self.requests: list[dict] = []
@@ -45,7 +45,9 @@ class Recorder:
         class Handler(QuietHandler):
             def _any(self) -> None:
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                recorder.requests.append({"method": self.command, "path": self.path, "headers": headers})
+                body = self.rfile.read(int(headers.get("content-length") or 0)).decode("utf-8", "replace")
+                recorder.requests.append({"method": self.command, "path": self.path, "headers": headers,
+                                          "body": body})
                 status, body, content_type, extra = answer(self.path, headers)
                 self._send(status, body, content_type, extra)
 

@@ -36,6 +36,7 @@ from workers.processors import (  # noqa: E402,F401
     library,
     maintenance,
     monitor,
+    notify,
     organize,
     search,
 )

@@ -24,6 +24,7 @@ from app.jobs.service import add_job
 from app.library.paths import inside
 from app.library.remote_paths import to_client, to_local
 from app.models import DownloadHistory, DownloadStatus, Request, utcnow
+from app.notifications import events as notifications
 from app.pipeline.ranking import Release
 from app.pipeline.torrent_placement import request_tags
 from workers.context import fail_request_if_final
@@ -131,6 +132,7 @@ def process_download(payload: dict) -> dict:
             monitor_id = add_job("monitor_download", {
                 "requestId": request_id, "downloadHistoryId": str(history.id), "downloadClientId": info_hash,
                 "downloadClient": settings.download_client}, delay=MONITOR_FIRST_DELAY)
+            notifications.request_grabbed(request_id, name, release.indexer, settings.download_client)
             return {"success": True, "infoHash": info_hash, "torrent": name, "monitorJobId": monitor_id}
         raise no_release_usable(failures)
     except ServiceError as exc:

@@ -16,6 +16,7 @@ from app.library.matching import BookQuery, LibraryIndex, LibraryItem, Match, it
 from app.library.plex_index import library_index
 from app.library.plex_rows import item_problem
 from app.models import TERMINAL_JOB_STATUSES, Audiobook, Job, PlexLibrary, Request, utcnow
+from app.notifications import events as notifications
 from workers.processors import register
 
 SCAN_LOCK = "rmab:lock:scan_plex"
@@ -120,7 +121,8 @@ def _apply_matches(hits: list[tuple[Request, Match]], statuses: tuple[R, ...], l
     """Make the matched requests available, one transaction per batch; returns those that were."""
     matched: list[dict] = []
     for start in range(0, len(hits), WRITE_BATCH):
-        with database.obj.atomic():  # one commit per batch, not two per request
+        # one commit per batch, not two per request; the batch's "available" messages are queued after it
+        with notifications.held_until_commit(), database.obj.atomic():
             made = [(request, found) for request, found in hits[start:start + WRITE_BATCH]
                     if _make_available(request, found, statuses)]
         for request, found in made:

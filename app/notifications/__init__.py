@@ -1,0 +1,1 @@
+"""Notifications: targets (Apprise URLs), the events that queue send_notification jobs, what watches for them."""
