@@ -399,3 +399,9 @@ def test_the_scheduler_applies_a_save_on_its_next_tick(settings, redis_conn):
     settings_store._checked_at = 0.0  # a second has passed since the last look
     scheduler.tick()
     assert get_settings().download_stall_limit_seconds == 600
+
+
+def test_the_settings_page_has_a_notifications_section_that_leads_to_the_targets(admin_client):
+    page = admin_client.get("/admin/settings").get_data(as_text=True)
+    assert 'id="notifications"' in page and 'href="/admin/notifications"' in page
+    assert admin_client.get("/admin/notifications").status_code == 200
