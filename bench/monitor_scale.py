@@ -116,7 +116,7 @@ def run_full(n: int, seconds: float) -> tuple[list[float], float]:
 
     reset()
     torrent_module.set_client_factory(lambda kind: MovingClient())
-    processors.register("monitor_download")(_measuring(process_monitor))
+    processors.replace("monitor_download", _measuring(process_monitor))
     book = Audiobook.create(title="Bench", author="Bench")
     for i in range(n):
         request = Request.create(audiobook=book, status=R.DOWNLOADING.value)

@@ -1,6 +1,7 @@
 """The download-client interface shared by qBittorrent, Transmission and the test fakes."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,6 +34,10 @@ class DownloadClient(Protocol):
         `save_path` (a qBittorrent category's own save path), else None."""
 
     def get(self, info_hash: str) -> TorrentStatus | None: ...
+
+    def snapshot(self, category: str, info_hashes: Sequence[str]) -> dict[str, TorrentStatus]:
+        """Every download the project monitors, in one call, by lower-case info hash: qBittorrent answers for its
+        `category` (the project's torrents), Transmission for `info_hashes` (it has no categories)."""
 
     def remove(self, info_hash: str, delete_files: bool) -> None: ...
 
