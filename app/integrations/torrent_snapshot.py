@@ -54,7 +54,7 @@ def decode(raw: str | bytes) -> TorrentStatus:
 
 
 def read(connection: Any, kind: str, info_hash: str, *, client: Callable[[], DownloadClient], category: str,
-         monitored: Callable[[], Sequence[str]], max_age: float, wait_limit: float = 15.0) -> Reading:
+         monitored: Callable[[], Sequence[str]], max_age: float, wait_limit: float = 5.0) -> Reading:
     """`info_hash`'s status from a snapshot at most `max_age` s old, fetching a new one when none is (one poll
     at a time per client kind). TransientServiceError of the fetch gives UNKNOWN (the caller asks on its own,
     with its own retries); a PermanentServiceError is raised."""
