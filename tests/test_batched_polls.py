@@ -69,6 +69,17 @@ def test_a_poll_waits_for_the_answer_another_poll_is_fetching(settings_env, fake
     assert fake_client.calls == ["snapshot"]  # the other poll's call only
 
 
+def test_while_another_poll_fetches_the_previous_answer_is_read_without_waiting(settings_env, fake_client):
+    fake_client.put("aa" * 20, progress=0.25)
+    assert _read(fake_client, "aa" * 20, max_age=0.3).status.progress == 0.25
+    time.sleep(0.35)  # no longer fresh, still kept
+    key = torrent_snapshot.KEY.format(kind="qbittorrent")
+    get_redis().set(f"{key}:lock", "another-poll", px=2000)
+    started = time.monotonic()
+    assert _read(fake_client, "aa" * 20, max_age=0.3).status.progress == 0.25
+    assert time.monotonic() - started < 0.2 and fake_client.calls == ["snapshot"]
+
+
 def _monitored(info_hash: str, kind: str, title: str) -> str:
     book = Audiobook.create(title=title, author="Brandon Sanderson")
     request = Request.create(audiobook=book, status=R.DOWNLOADING.value)

@@ -4,8 +4,9 @@ monitor_download keeps one job (and one jobs row) per download, but instead of a
 torrent each poll reads it from a snapshot of all of them: a Redis hash (info hash → status as JSON) that
 expires `max_age` seconds after it was fetched. The first poll that finds it expired takes a short lock,
 asks the client once (qBittorrent: `torrents/info` for the project's category; Transmission: one `torrent-get`
-with every monitored hash), stores the answer and releases the lock; polls that arrive meanwhile wait for it.
-Freshness is the key's own expiry in Redis, so worker hosts whose clocks differ agree on it.
+with every monitored hash), stores the answer and releases the lock; polls that arrive meanwhile read the
+previous answer (kept for twice `max_age`), or wait for the new one when there is none. Freshness is the
+expiry of keys in Redis, so worker hosts whose clocks differ agree on it.
 
 A torrent missing from the snapshot is not "not found" yet: the monitor looks it up on its own first (a torrent
 added after the snapshot was taken, or one that sits in another category). When no snapshot can be had (the
@@ -62,8 +63,11 @@ def read(connection: Any, kind: str, info_hash: str, *, client: Callable[[], Dow
     info_hash = info_hash.lower()
     deadline = time.monotonic() + wait_limit
     while True:
-        mark, raw = connection.hmget(key, [_MARK, info_hash])
-        if mark is not None:
+        pipe = connection.pipeline(transaction=False)
+        pipe.hmget(key, [_MARK, info_hash])
+        pipe.exists(f"{key}:fresh")
+        (mark, raw), fresh = pipe.execute()
+        if mark is not None and fresh:
             return Reading(True, decode(raw) if raw is not None else None)
         token = uuid.uuid4().hex
         if connection.set(f"{key}:lock", token, nx=True, px=int(LOCK_SECONDS * 1000)):
@@ -75,17 +79,22 @@ def read(connection: Any, kind: str, info_hash: str, *, client: Callable[[], Dow
             finally:
                 connection.eval(_RELEASE, 1, f"{key}:lock", token)
             return Reading(True, statuses.get(info_hash))
+        if mark is not None:  # another poll is fetching: the previous answer (under 2 × max_age old) meanwhile
+            return Reading(True, decode(raw) if raw is not None else None)
         if time.monotonic() >= deadline:
             return UNKNOWN
         time.sleep(WAIT_STEP)
 
 
 def store(connection: Any, key: str, statuses: dict[str, TorrentStatus], max_age: float) -> None:
-    """Replace the snapshot at once (RENAME of a fully written key), expiring after `max_age` seconds."""
+    """Replace the snapshot at once (RENAME of a fully written key): fresh for `max_age` seconds, kept twice as
+    long for the polls that come while the next one is being fetched."""
     staging = f"{key}:staging:{uuid.uuid4().hex}"
     mapping = {_MARK: "1", **{info_hash.lower(): encode(status) for info_hash, status in statuses.items()}}
+    fresh_ms = max(1, int(max_age * 1000))
     pipe = connection.pipeline(transaction=True)
     pipe.hset(staging, mapping=mapping)
-    pipe.pexpire(staging, max(1, int(max_age * 1000)))
+    pipe.pexpire(staging, 2 * fresh_ms)
     pipe.rename(staging, key)
+    pipe.set(f"{key}:fresh", "1", px=fresh_ms)
     pipe.execute()
