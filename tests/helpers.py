@@ -22,7 +22,7 @@ API_TOKEN = "test-api-token-0123456789"
 
 __all__ = ["ADMIN_PASSWORD", "API_TOKEN", "HOSTILE", "ROOT", "TEST_DATABASE_URL", "TEST_REDIS_URL", "SeededLonger",
            "book_in_client", "client_labels", "csrf_token", "drain", "make_settings", "run_cleanup", "serve_app",
-           "start_process", "stop_process", "wait_for"]
+           "start_process", "start_scheduler", "stop_process", "wait_for"]
 
 
 def make_settings(tmp_path: Path, **overrides):
@@ -184,6 +184,12 @@ def start_process(args: list[str], env: dict[str, str], log_path: Path) -> subpr
     with open(log_path, "wb") as handle:  # the child keeps its own copy of the descriptor
         return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=full_env, stdout=handle,
                                 stderr=subprocess.STDOUT)
+
+
+def start_scheduler(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """scheduler.py (lease sweep, recovery, timers) as a subprocess that knows the test job types."""
+    return start_process(["-c", "import jobtypes, runpy; runpy.run_path('scheduler.py', run_name='__main__')"],
+                         env, log_path)
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:

@@ -6,11 +6,13 @@ An admin can take a release off again (the blocklist page, DELETE /api/blocklist
 """
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from app.errors import AppError
+from app.jobs import fence
 from app.jobs.logger import create_job_logger
-from app.models import BlockedRelease, Job
+from app.models import BlockedRelease, Job, utcnow
 from app.pipeline.release_search import Blocklist
 from app.validation import parse_uuid
 
@@ -22,11 +24,13 @@ def blocklist_for(request_id: Any) -> Blocklist:
 
 
 def block_release(request_id: Any, *, title: str, info_hash: str | None, indexer: str | None, reason: str) -> bool:
-    """Blocklist a release for a request; False when it already was (the first reason stays)."""
-    inserted = (BlockedRelease.insert(request=request_id, title=title, info_hash=(info_hash or None),
-                                      indexer=indexer or None, reason=reason)
-                .on_conflict_ignore().execute())
-    return bool(inserted)
+    """Blocklist a release for a request; False when it already was (the first reason stays), or when the job
+    run that asks no longer holds its job: the insert is fenced in its own statement (app/jobs/fence.py), so a
+    run resumed after its lease ran out never blocklists next to its successor."""
+    now = utcnow()
+    return fence.insert_if_holding(BlockedRelease, {
+        "id": uuid.uuid4(), "created_at": now, "updated_at": now, "request": request_id, "title": title,
+        "info_hash": info_hash or None, "indexer": indexer or None, "reason": reason}, ignore_conflict=True)
 
 
 class BlocklistError(AppError):

@@ -8,12 +8,11 @@ import logging
 from typing import Any
 
 import peewee
-from peewee import fn
 
 from app.audiobook_requests.messages import request_message
 from app.db import database
 from app.jobs import fence
-from app.models import Job, Request, utcnow
+from app.models import Request, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -179,11 +178,7 @@ def _enter_active(query: Any, request_id: Any, target: RequestStatus) -> bool:
 def _run_holds_lease() -> Any:
     """Inside a job's run, a request write also requires that the run still holds its job (fencing,
     app/jobs/fence.py): a stale run never moves a request after its successor. Outside a run: true."""
-    run = fence.current()
-    if run is None:
-        return peewee.SQL("1 = 1")
-    return fn.EXISTS(Job.select(peewee.SQL("1")).where((Job.id == run.job_id) & (Job.run_token == run.token)
-                                                       & (Job.status == "active")))
+    return fence.holds_lease()
 
 
 def reenter_step_for_retry(request_id: Any, job_type: str) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from app.audiobook_requests import downloads
 from app.audiobook_requests.blocklist import block_release
 from app.config import get_settings
 from app.integrations.errors import ServiceError
@@ -125,14 +126,12 @@ def _let_go_one(download: DownloadHistory, events: JobLogger, released: Released
 def _mark_seeding(download: DownloadHistory, status: TorrentStatus) -> None:
     # the time it finished, when the monitor never saw it: from the client's own seeding clock
     completed_at = download.completed_at or utcnow() - timedelta(seconds=status.seeding_seconds)
-    DownloadHistory.update(download_status=DownloadStatus.SEEDING.value, completed_at=completed_at,
-                           download_path=download.download_path or status.content_path, updated_at=utcnow()).where(
-        DownloadHistory.id == download.id).execute()
+    downloads.mark_seeding(download.id, completed_at=completed_at,
+                           download_path=download.download_path or status.content_path)
 
 
 def mark_removed(download: DownloadHistory) -> None:
-    DownloadHistory.update(download_status=DownloadStatus.REMOVED.value, updated_at=utcnow()).where(
-        DownloadHistory.id == download.id).execute()
+    downloads.mark_removed(download.id)
 
 
 def describe_seeding(download: DownloadHistory) -> str:

@@ -1,6 +1,7 @@
 """qBittorrent Web API v2 (4.1-5.2): login with one re-login on 403, categories, add, info, delete."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import requests
@@ -142,6 +143,15 @@ class QBittorrentClient:
         if response.status_code != 200:
             raise classify_status(SERVICE, response.status_code, "default save path")
         return clean_text(response.text.strip())
+
+    def snapshot(self, category: str, info_hashes: Sequence[str] = ()) -> dict[str, TorrentStatus]:
+        """Every torrent of `category` in one `torrents/info` call (monitor_download's shared poll); a monitored
+        torrent outside it (already in the client under another category) is looked up on its own."""
+        items = self._get_json("torrents/info", "torrent info", params={"category": category})
+        if not isinstance(items, list):
+            raise TransientServiceError(SERVICE, "the torrent list is not a JSON list")
+        statuses = (_status(item) for item in items if isinstance(item, dict) and item.get("hash"))
+        return {status.info_hash: status for status in statuses}
 
     def remove(self, info_hash: str, delete_files: bool) -> None:
         response = self._call("POST", "torrents/delete",

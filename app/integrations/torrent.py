@@ -1,6 +1,7 @@
 """The download-client interface shared by qBittorrent, Transmission and the test fakes."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +41,10 @@ class DownloadClient(Protocol):
 
     def default_save_path(self) -> str:
         """Where the client saves a torrent added without a save path (the health check's question)."""
+
+    def snapshot(self, category: str, info_hashes: Sequence[str]) -> dict[str, TorrentStatus]:
+        """Every download the project monitors, in one call, by lower-case info hash: qBittorrent answers for its
+        `category` (the project's torrents), Transmission for `info_hashes` (it has no categories)."""
 
     def remove(self, info_hash: str, delete_files: bool) -> None: ...
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 import requests
@@ -96,6 +97,15 @@ class TransmissionClient:
     def default_save_path(self) -> str:
         """The daemon's download-dir (session-get): where a torrent added without one lands."""
         return clean_text(str(self.call("session-get").get("download-dir") or ""))
+
+    def snapshot(self, category: str, info_hashes: Sequence[str]) -> dict[str, TorrentStatus]:
+        """The monitored torrents in one `torrent-get` with their hashes as ids (monitor_download's shared poll);
+        `category` is not asked (labels cannot be filtered on in RPC)."""
+        if not info_hashes:
+            return {}
+        torrents = self.call("torrent-get", {"ids": list(info_hashes), "fields": FIELDS}).get("torrents") or []
+        statuses = (_status(item) for item in torrents if isinstance(item, dict) and item.get("hashString"))
+        return {status.info_hash: status for status in statuses}
 
     def remove(self, info_hash: str, delete_files: bool) -> None:
         self.call("torrent-remove", {"ids": [info_hash], "delete-local-data": delete_files})

@@ -129,6 +129,51 @@ def ensure_current() -> None:
         raise LeaseLost(f"job {run.job_id}: this run lost its lease; another run owns the job")
 
 
+def holds_lease() -> Any:
+    """The fence as a SQL condition, for the WHERE of the write it guards (checked in the same statement):
+    inside a run, the run's job row is still active with this run's token; outside a run, true."""
+    import peewee
+
+    from app.models import Job
+
+    run = _current
+    if run is None:
+        return peewee.SQL("1 = 1")
+    return peewee.fn.EXISTS(Job.select(peewee.SQL("1")).where(
+        (Job.id == run.job_id) & (Job.run_token == run.token) & (Job.status == "active")))
+
+
+def insert_if_holding(model: Any, values: dict[str, Any], *, ignore_conflict: bool = False) -> bool:
+    """INSERT one `model` row from `values` (every column it needs, defaults included), fenced: inside a run,
+    an INSERT ... SELECT from the run's own job row, so the row lands only while the run holds its lease, in
+    the same statement. False when nothing was inserted (fenced out, or a conflict ignored)."""
+    import peewee
+
+    from app.models import Job
+
+    run = _current
+    if run is None:
+        query = model.insert(**values)
+    else:
+        fields = [model._meta.fields[name] for name in values]
+        constants = [peewee.Value(value, converter=field.db_value) for field, value in zip(fields, values.values(),
+                                                                                          strict=True)]
+        query = model.insert_from(Job.select(*constants).where(
+            (Job.id == run.job_id) & (Job.run_token == run.token) & (Job.status == "active")), fields)
+    if ignore_conflict:
+        query = query.on_conflict_ignore()
+    cursor = query.execute()
+    return _inserted(cursor)
+
+
+def _inserted(result: Any) -> bool:
+    """Whether an insert query's execute() inserted a row (Peewee returns the new key, a row count or a cursor,
+    by database and query shape)."""
+    if hasattr(result, "rowcount"):
+        return bool(result.rowcount)
+    return bool(result)
+
+
 def _ensure_lease_thread() -> None:
     global _lease_thread
     if _lease_thread is None or not _lease_thread.is_alive():  # threads do not survive a fork

@@ -17,6 +17,14 @@ MAX_DELAY = 300.0
 LOG_STEP = 5
 MAX_CONNECTION_FAILURES = 30
 RECONNECT_CAP_POLLS = 30  # an unreachable client is asked again after at most 30 poll intervals
+SNAPSHOT_MAX_AGE = 5.0  # seconds: how stale the shared answer of the client may be (torrent_snapshot.py)
+
+
+def snapshot_max_age(base_delay: float = BASE_DELAY) -> float:
+    """How long one answer of the client serves every poll: half the poll interval, at most 5 s. Polls of a
+    download come `base_delay` apart, so each reads a newer answer than the last, and the client is asked at
+    most about twice per interval whatever the number of downloads."""
+    return max(0.1, min(SNAPSHOT_MAX_AGE, base_delay / 2))
 
 
 def next_delay(stall_count: int, base: float = BASE_DELAY, cap: float = MAX_DELAY) -> float:

@@ -53,6 +53,11 @@ class FakeDownloadClient:
         self._check("default_save_path")
         return "/downloads"
 
+    def snapshot(self, category: str, info_hashes) -> dict:
+        self._check("snapshot")
+        with self._lock:
+            return dict(self.torrents)
+
     def remove(self, info_hash: str, delete_files: bool) -> None:
         self._check(f"remove:{delete_files}")
         self.torrents.pop(info_hash, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 
+from app.audiobook_requests import downloads
 from app.audiobook_requests.state import RELEASED_TORRENT as LET_GO
 from app.audiobook_requests.state import R, transition
 from app.config import get_settings
@@ -23,7 +24,7 @@ from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
 from app.library.paths import inside
 from app.library.remote_paths import to_client, to_local
-from app.models import DownloadHistory, DownloadStatus, Request, utcnow
+from app.models import DownloadStatus, Request, utcnow
 from app.notifications import events as notifications
 from app.pipeline.ranking import Release
 from app.pipeline.torrent_placement import request_tags
@@ -122,15 +123,16 @@ def process_download(payload: dict) -> dict:
                 _warn_if_imports_cannot_read(chosen, settings, log)
             else:
                 log.info(f"{name!r} ({info_hash}) is already in {settings.download_client}; not added twice")
-            history = DownloadHistory.create(
-                request=request_id, indexer_name=release.indexer, torrent_name=release.title, torrent_hash=info_hash,
+            # fenced in the same statement: a run that lost its lease while it added writes no record
+            history_id = downloads.record_download(
+                request_id, indexer_name=release.indexer, torrent_name=release.title, torrent_hash=info_hash,
                 torrent_size_bytes=release.size, magnet_link=fetched.file.magnet, torrent_url=release.download_url,
                 seeders=release.seeders, leechers=release.leechers, selected=True,
                 download_client=settings.download_client, download_client_id=info_hash,
                 download_status=DownloadStatus.DOWNLOADING.value, started_at=utcnow())
-            _take_back_if_let_go(request_id, history, client, added=existing is None, log=log)
+            _take_back_if_let_go(request_id, history_id, info_hash, client, added=existing is None, log=log)
             monitor_id = add_job("monitor_download", {
-                "requestId": request_id, "downloadHistoryId": str(history.id), "downloadClientId": info_hash,
+                "requestId": request_id, "downloadHistoryId": str(history_id), "downloadClientId": info_hash,
                 "downloadClient": settings.download_client}, delay=MONITOR_FIRST_DELAY)
             notifications.request_grabbed(request_id, name, release.indexer, settings.download_client)
             return {"success": True, "infoHash": info_hash, "torrent": name, "monitorJobId": monitor_id}
@@ -140,19 +142,22 @@ def process_download(payload: dict) -> dict:
         raise
 
 
-def _take_back_if_let_go(request_id: str, history: DownloadHistory, client, *, added: bool, log) -> None:
+def _take_back_if_let_go(request_id: str, history_id, info_hash: str, client, *, added: bool, log) -> None:
     """The request was deleted or cancelled while this run added its torrent (after the fence check, before
     the row existed, so the delete found nothing to remove): this run takes the torrent back out (files kept)
-    and raises LeaseLost. A run that lost its lease to a successor leaves the torrent to the successor."""
+    and raises LeaseLost. A run that lost its lease to a successor leaves the torrent to the successor.
+    `history_id` is None when the fenced record was refused (the run had lost its job already)."""
     try:
+        if history_id is None:
+            raise fence.LeaseLost(f"request {request_id}: the download record was refused (the run lost its job)")
         fence.ensure_current()
     except fence.LeaseLost:
         request = Request.get_or_none(Request.id == request_id)
         if request is not None and request.status in LET_GO:
             if added:
-                client.remove(history.download_client_id, delete_files=False)
-            DownloadHistory.update(download_status=DownloadStatus.REMOVED.value, updated_at=utcnow()).where(
-                DownloadHistory.id == history.id).execute()
+                client.remove(info_hash, delete_files=False)
+            if history_id is not None:
+                downloads.mark_removed(history_id)
             log.warning(f"The request was {request.status} while its torrent was added: torrent removed "
                         f"again (files kept)")
         raise

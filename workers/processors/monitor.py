@@ -4,15 +4,18 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from app.audiobook_requests import downloads
 from app.audiobook_requests.blocklist import block_release
 from app.audiobook_requests.service import enqueue_search
 from app.audiobook_requests.state import R, transition, update_progress
 from app.config import get_settings
+from app.integrations import torrent_snapshot
 from app.integrations.errors import PermanentServiceError, ServiceError, TransientServiceError
 from app.integrations.torrent import TorrentStatus, download_client
 from app.jobs import fence
 from app.jobs.errors import EnqueueFailed
 from app.jobs.logger import create_job_logger
+from app.jobs.queues import get_redis
 from app.jobs.service import add_job
 from app.jobs.types import Priority
 from app.models import DownloadHistory, DownloadStatus, Request, utcnow
@@ -27,6 +30,7 @@ from app.pipeline.monitor_policy import (
     describe_holders,
     holders,
     reconnect_delay,
+    snapshot_max_age,
     stall_removal,
 )
 from workers.context import Reschedule, is_last_attempt
@@ -56,6 +60,27 @@ def _lookup(client, info_hash: str, log) -> TorrentStatus | None:
     return None
 
 
+def _poll(client_kind: str, info_hash: str, settings, log) -> TorrentStatus | None:
+    """The torrent's status from the shared snapshot of the client (one call per tick for every download,
+    app/integrations/torrent_snapshot.py); missing from it, or no snapshot to be had, it is looked up on its
+    own, with the in-process retries."""
+    client = download_client(client_kind)
+    reading = torrent_snapshot.read(get_redis(), client_kind, info_hash, client=lambda: client,
+                                    category=settings.download_client_category,
+                                    monitored=lambda: monitored_hashes(client_kind),
+                                    max_age=snapshot_max_age(settings.monitor_poll_seconds))
+    return reading.status or _lookup(client, info_hash, log)
+
+
+def monitored_hashes(client_kind: str) -> list[str]:
+    """The info hashes of every download `client_kind` is downloading for a request (what a snapshot covers)."""
+    rows = (DownloadHistory.select(DownloadHistory.download_client_id).join(Request)
+            .where((Request.status == R.DOWNLOADING.value) & (DownloadHistory.download_client == client_kind)
+                   & DownloadHistory.download_status.not_in(downloads.SETTLED)
+                   & DownloadHistory.download_client_id.is_null(False)))
+    return sorted({row.download_client_id.lower() for row in rows})
+
+
 def torrent_users(client_kind: str, info_hash: str, request_id) -> list[TorrentUser]:
     """Every other request's download_history row for this torrent (same client, same info hash)."""
     settings = get_settings()
@@ -83,7 +108,7 @@ def process_monitor(payload: dict) -> dict | Reschedule:
     now = utcnow()
     poll = PollState.from_payload(payload)
     try:
-        status = _lookup(download_client(payload["downloadClient"]), info_hash, log)
+        status = _poll(payload["downloadClient"], info_hash, settings, log)
         if status is None:
             raise TransientServiceError(payload["downloadClient"], f"torrent {info_hash} not found")
     except TransientServiceError as exc:
@@ -101,9 +126,6 @@ def process_monitor(payload: dict) -> dict | Reschedule:
     fence.checkpoint()  # stopped while the client answered: apply nothing
     percent = int(status.progress * 100)
     update_progress(request_id, percent)
-    DownloadHistory.update(download_status=DownloadStatus.of(status.state).value).where(
-        DownloadHistory.id == payload["downloadHistoryId"]).execute()
-
     if status.state is DownloadState.COMPLETE:
         return _complete(request_id, payload, status, log)
     if status.state is DownloadState.FAILED:
@@ -111,6 +133,8 @@ def process_monitor(payload: dict) -> dict | Reschedule:
         search_job = _blocklist_and_search_again(request_id, payload, status, reason, log, remove=False)
         return {"success": False, "failed": True, "state": status.raw_state, "searchJobId": search_job}
 
+    if not downloads.set_client_state(payload["downloadHistoryId"], DownloadStatus.of(status.state)):
+        fence.ensure_current()  # LeaseLost when a successor owns the job; else the row was settled meanwhile
     decision = decide_poll(poll, now, percent=percent, downloaded=status.downloaded, progress=status.progress,
                            allowed=counts_toward_stall(status.state),
                            stall_limit_seconds=settings.download_stall_limit_seconds,
@@ -130,9 +154,8 @@ def process_monitor(payload: dict) -> dict | Reschedule:
 
 
 def _complete(request_id: str, payload: dict, status: TorrentStatus, log) -> dict:
-    DownloadHistory.update(download_status=DownloadStatus.COMPLETED.value, completed_at=utcnow(),
-                           download_path=status.content_path).where(
-        DownloadHistory.id == payload["downloadHistoryId"]).execute()
+    if not downloads.mark_completed(payload["downloadHistoryId"], status.content_path):
+        fence.ensure_current()  # LeaseLost: the successor completes it
     update_progress(request_id, 100)
     request = Request.get_by_id(request_id)
     job_id = add_job("organize_files", {"requestId": request_id, "audiobookId": str(request.audiobook_id),
@@ -149,12 +172,16 @@ def _blocklist_and_search_again(request_id: str, payload: dict, status: TorrentS
     moved on meanwhile, or Redis refused the job: then retry_missing_torrents searches within 5 minutes,
     since next_search_at is now)."""
     history = DownloadHistory.get_by_id(payload["downloadHistoryId"])
+    # The fenced end of the row comes first and claims the rest: a run that lost its job (frozen past its lease
+    # and resumed) removes no torrent and blocklists nothing (LeaseLost), and neither does a second poll.
+    if not downloads.mark_failed(history.id, reason):
+        fence.ensure_current()
+        log.warning(f"Download {history.id} had already ended; nothing removed or blocklisted")
+        return None
     if remove:
         _remove_stalled(request_id, payload["downloadClient"], status, log)
     block_release(request_id, title=history.torrent_name or status.name, info_hash=status.info_hash,
                   indexer=history.indexer_name, reason=reason)
-    DownloadHistory.update(download_status=DownloadStatus.FAILED.value, download_error=reason).where(
-        DownloadHistory.id == history.id).execute()
     what = "stalled" if remove else "failed"
     if not transition(request_id, R.AWAITING_SEARCH, only_from=(R.DOWNLOADING,), next_search_at=utcnow(),
                       error_message=f"Download {what} ({reason}); release blocklisted, searching again"):
@@ -192,5 +219,4 @@ def _remove_stalled(request_id: str, client_kind: str, status: TorrentStatus, lo
 
 def _fail(request_id: str, payload: dict, message: str) -> None:
     transition(request_id, R.FAILED, only_from=(R.DOWNLOADING,), error_message=message)
-    DownloadHistory.update(download_status=DownloadStatus.FAILED.value, download_error=message).where(
-        DownloadHistory.id == payload["downloadHistoryId"]).execute()
+    downloads.mark_failed(payload["downloadHistoryId"], message)

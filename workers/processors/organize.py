@@ -11,12 +11,14 @@ import errno
 from pathlib import Path
 
 from app.audiobook_requests.blocklist import block_release
+from app.audiobook_requests.imports import record_import
 from app.audiobook_requests.service import least_recently_tried
 from app.audiobook_requests.state import R, transition
 from app.config import Settings, get_settings
 from app.integrations.errors import PermanentServiceError, ServiceError
 from app.integrations.plex import PlexClient
 from app.integrations.torrent import download_client
+from app.jobs import fence
 from app.jobs.errors import EnqueueFailed, PermanentJobError
 from app.jobs.logger import JobLogger, create_job_logger
 from app.jobs.service import add_job
@@ -78,9 +80,9 @@ def process_organize(payload: dict) -> dict:
         log.error(f"Refused file {refused}")
     for warning in result.warnings:
         log.warning(warning)
-    Audiobook.update(file_path=str(result.target), status="completed", completed_at=utcnow(),
-                     file_format=Path(result.audio_files[0]).suffix.lstrip(".").lower()).where(
-        Audiobook.id == book.id).execute()
+    if not record_import(book.id, file_path=str(result.target),
+                         file_format=Path(result.audio_files[0]).suffix.lstrip(".").lower()):
+        fence.ensure_current()  # LeaseLost: the successor imports; otherwise the book row is gone
     transition(request_id, R.DOWNLOADED, error_message=None, completed_at=utcnow(), last_import_at=utcnow())
     log.info(f"Imported {len(result.copied)} file(s), {len(result.skipped)} already in place",
              {"target": str(result.target), "copied": result.copied, "skipped": result.skipped, "cover": result.cover})
