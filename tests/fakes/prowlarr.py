@@ -51,6 +51,7 @@ class FakeProwlarr:
     unauthorized_count: int = 0
     version: str = "1.24.3.4754"
     status_delay: float = 0.0
+    host: str = "127.0.0.1"   # the address it listens on (and names in its download links)
 
     def start(self) -> FakeProwlarr:
         fake = self
@@ -92,7 +93,7 @@ class FakeProwlarr:
                 if fake.search_status != 200:
                     body = json.dumps({"message": "Search failed due to all selected indexers being unavailable"})
                     return self._send(fake.search_status, body.encode(), "application/json")
-                base = f"http://127.0.0.1:{fake.port}"
+                base = f"http://{fake.host}:{fake.port}"
                 results = []
                 for index, release in enumerate(fake.releases):
                     link = (f"{base}/{release.indexer_id}/download"
@@ -123,9 +124,9 @@ class FakeProwlarr:
                 self._send(200, release.torrent or b"", "application/x-bittorrent")
 
 
-        self.server = serve(Handler)
+        self.server = serve(Handler, self.host)
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}:{self.port}"
         return self
 
     def stop(self) -> None:
