@@ -183,6 +183,7 @@ class JobWorker(FewerRoundTrips, JobEndLine, SimpleWorker):
         super().__init__(queues, *args, **_worker_defaults(kwargs))
         self.job_heartbeat_ttl = get_settings().job_heartbeat_ttl
         self._running_job: Any = None
+        self._lapsing_job: Any = None   # the job whose lease is left to lapse (warned once)
         self._heartbeat_wakeup = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
 
@@ -206,13 +207,27 @@ class JobWorker(FewerRoundTrips, JobEndLine, SimpleWorker):
         interval = max(self.job_heartbeat_ttl / 3, 1)
         while True:
             self._heartbeat_wakeup.wait(interval)
-            job = self._running_job
-            if job is None or self.execution is None:
-                continue
-            try:
-                self.maintain_heartbeats(job)
-            except Exception:  # a missed beat is retried; the job itself must not be disturbed
-                log.exception("heartbeat for job %s failed", job.id)
+            self.beat_once()
+
+    def beat_once(self) -> bool:
+        """Renew RQ's lease of the running job, unless its lease in the database could not be renewed for
+        a whole lease period (fence.lease_unconfirmed): then RQ's lapses too and the job is retried by
+        another worker. Whether a beat was sent."""
+        job = self._running_job
+        if job is None or self.execution is None:
+            return False
+        if fence.lease_unconfirmed():
+            if self._lapsing_job is not job:
+                self._lapsing_job = job
+                log.warning("job %s: its lease could not be renewed in the database for %d s; letting RQ's "
+                            "lapse too, so that another worker runs it", job.id, self.job_heartbeat_ttl)
+            return False
+        try:
+            self.maintain_heartbeats(job)
+        except Exception:  # a missed beat is retried; the job itself must not be disturbed
+            log.exception("heartbeat for job %s failed", job.id)
+            return False
+        return True
 
 
 class ForkJobWorker(FewerRoundTrips, JobEndLine, Worker):
