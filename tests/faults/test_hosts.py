@@ -196,12 +196,13 @@ def partition_scenario(make_stack, second_host: SecondHost, step_name: str, cut:
         cut.undo(second_host)
     healed_at = time.monotonic()
     cut_for = healed_at - fault_at
-    # The cut-off run gets its answers now (TCP retransmits what the link lost), ends, and writes nothing.
-    stack.wait_run_ended(job["id"], retry_ended, 120)
+    # The cut-off run gets its answers now (TCP retransmits what the link lost) and ends; or its worker
+    # gave up on Redis meanwhile (RQ quits after its connection timed out) and host 2's supervisor starts
+    # another. Either way it must have written nothing.
+    wait_until(lambda: stack.run_end_marker(job["id"]) not in (retry_ended, None) or not alive(stack, worker),
+               120, f"the end of the cut-off run of job {job['id']}", interval=0.1)
     stale_ended_after = time.monotonic() - healed_at
-    assert stack.written_state([request_id]) == settled, \
-        f"the cut-off run wrote after the link came back\n{stack.diagnose()}"
-    assert worker in [pid for pid, _ in stack.survivors()], "host 2's worker died instead of rejoining"
+    assert_wrote_nothing(stack, settled, stack.written_state([request_id]))
 
     stack.stop_process(TAKEOVER)   # from now on only host 2 runs its groups: it must have rejoined
     rejoin_id = stack.request(rejoin_book)
@@ -212,10 +213,38 @@ def partition_scenario(make_stack, second_host: SecondHost, step_name: str, cut:
             assert rejoin_job["id"] in rejoined, f"{rejoin_job['type']} of the second request did not run on host 2"
     report_recovery(stack, scenario, [request_id], fault_at, cut_for_s=cut_for,
                     stale_run_ended_after_heal_s=stale_ended_after,
+                    cut_off_worker="exited, restarted" if not alive(stack, worker) else "resumed",
                     rejoined_available_after_heal_s=stack.timeline.first_time(rejoin_id, "available") - healed_at)
 
 
-@pytest.mark.parametrize("step_name", list(STEPS))
+class StaleWrite(AssertionError):
+    """The cut-off run wrote after the link came back."""
+
+
+def assert_wrote_nothing(stack: Stack, before: dict, after: dict) -> None:
+    changed = {table: {"before": before[table], "after": after[table]} for table in before
+               if before[table] != after[table]}
+    if changed:
+        raise StaleWrite(f"the cut-off run wrote after the link came back, in {sorted(changed)}: {changed}\n"
+                         f"{stack.diagnose()}")
+
+
+def alive(stack: Stack, pid: int) -> bool:
+    return pid in [found for found, _ in stack.survivors()]
+
+
+# Writes of monitor_download and organize_files that are not fenced yet: issue 21 item 2, done in parallel
+# (the polls item). These scenarios show them; remove the marks once the fencing is merged (strict: an
+# unexpected pass fails, so they cannot be forgotten).
+UNFENCED = {
+    "poll": "a stale poll rewrites the download record's status (download_history) after its successor",
+    "copy": "a stale import rewrites the audiobook row after its successor",
+}
+
+
+@pytest.mark.parametrize("step_name", [
+    pytest.param(name, marks=pytest.mark.xfail(raises=StaleWrite, strict=True, reason=UNFENCED[name]))
+    if name in UNFENCED else name for name in STEPS])
 def test_link_cut_mid_step(second_host, make_stack, step_name):
     partition_scenario(make_stack, second_host, step_name, LINK)
 
