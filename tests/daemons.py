@@ -57,10 +57,11 @@ class QBittorrent(Daemon):
     kind, binary = "qbittorrent", "qbittorrent-nox"
     username, password = "admin", "qbt-test-pass"
 
-    def __init__(self, root: Path, download_dir: Path):
+    def __init__(self, root: Path, download_dir: Path, address: str = "127.0.0.1"):
         super().__init__(root, download_dir)
         self.port, self.bt_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.address = address   # where the WebUI listens (peers stay on loopback)
+        self.url = f"http://{address}:{self.port}"
 
     def _config(self) -> None:
         salt = os.urandom(16)
@@ -91,7 +92,7 @@ PortForwardingEnabled=false
 [Preferences]
 Connection\\UPnP=false
 Connection\\ResolvePeerCountries=false
-WebUI\\Address=127.0.0.1
+WebUI\\Address={self.address}
 WebUI\\Port={self.port}
 WebUI\\Username={self.username}
 WebUI\\Password_PBKDF2={secret}

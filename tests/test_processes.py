@@ -197,3 +197,30 @@ def test_jobs_that_redis_lost_are_enqueued_again(settings, redis_conn):
     assert requeue_lost_jobs(redis_conn, now=utcnow() + timedelta(minutes=2)) == []
     event = JobEvent.get((JobEvent.job == jobs[0]) & (JobEvent.level == "warn"))
     assert "missing from Redis" in event.message
+
+
+def test_a_job_handed_to_a_worker_cut_off_from_redis_is_enqueued_again(settings, redis_conn):
+    """A worker blocked in its pop when its host is cut off still gets the next job from Redis, which writes
+    it to a connection that no longer arrives (tests/faults/test_hosts.py): the job is `queued` in RQ but
+    in no queue, and nothing would run it until that worker hears from Redis again."""
+    from datetime import timedelta
+
+    from app.jobs.queues import queue_names_for_group
+    from app.jobs.recovery import requeue_lost_jobs
+    from app.models import utcnow
+
+    from helpers import drain
+
+    job_id = add_job("test_record", {"tag": "in flight"})
+    waiting = add_job("test_record", {"tag": "still queued"})
+    rq_id = Job.get_by_id(job_id).rq_job_id
+    origin = redis_conn.hget(f"rq:job:{rq_id}", "origin").decode()
+    assert redis_conn.lrem(f"rq:queue:{origin}", 0, rq_id) == 1   # popped by the cut-off worker
+    later = utcnow() + timedelta(minutes=2)
+    assert requeue_lost_jobs(redis_conn) == []   # within the grace period nothing is touched
+    assert requeue_lost_jobs(redis_conn, now=later) == [job_id]   # the one still in its queue is left alone
+    drain(queue_names_for_group("testing"))
+    assert _status(job_id).status == "completed" and _status(waiting).status == "completed"
+    assert requeue_lost_jobs(redis_conn, now=later) == []
+    event = JobEvent.get((JobEvent.job == job_id) & (JobEvent.level == "warn"))
+    assert "never started it" in event.message

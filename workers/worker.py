@@ -204,6 +204,7 @@ class JobWorker(SettingsPerJob, FewerRoundTrips, JobEndLine, SimpleWorker):
         self.kill_deadline = kill_deadline  # multiprocessing RawValue('d') of the supervisor's slot, or None
         self._running_job: Any = None
         self._stop_lock = threading.Lock()
+        self._lapsing_job: Any = None   # the job whose lease is left to lapse (warned once)
         self._heartbeat_wakeup = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
 
@@ -255,13 +256,27 @@ class JobWorker(SettingsPerJob, FewerRoundTrips, JobEndLine, SimpleWorker):
         interval = max(self.job_heartbeat_ttl / 3, 1)
         while True:
             self._heartbeat_wakeup.wait(interval)
-            job = self._running_job
-            if job is None or self.execution is None:
-                continue
-            try:
-                self.maintain_heartbeats(job)
-            except Exception:  # a missed beat is retried; the job itself must not be disturbed
-                log.exception("heartbeat for job %s failed", job.id)
+            self.beat_once()
+
+    def beat_once(self) -> bool:
+        """Renew RQ's lease of the running job, unless its lease in the database could not be renewed for
+        a whole lease period (fence.lease_unconfirmed): then RQ's lapses too and the job is retried by
+        another worker. Whether a beat was sent."""
+        job = self._running_job
+        if job is None or self.execution is None:
+            return False
+        if fence.lease_unconfirmed():
+            if self._lapsing_job is not job:
+                self._lapsing_job = job
+                log.warning("job %s: its lease could not be renewed in the database for %d s; letting RQ's "
+                            "lapse too, so that another worker runs it", job.id, self.job_heartbeat_ttl)
+            return False
+        try:
+            self.maintain_heartbeats(job)
+        except Exception:  # a missed beat is retried; the job itself must not be disturbed
+            log.exception("heartbeat for job %s failed", job.id)
+            return False
+        return True
 
 
 class ForkJobWorker(SettingsPerJob, FewerRoundTrips, JobEndLine, Worker):

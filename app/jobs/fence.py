@@ -52,6 +52,7 @@ class Run:
     held_events: list[tuple] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     renewed: float = field(default_factory=time.monotonic)  # mark_active wrote the first heartbeat
+    confirmed: float = field(default_factory=time.monotonic)  # when the lease was last written (monotonic)
 
     def age(self) -> float:
         return time.monotonic() - self.started
@@ -113,6 +114,17 @@ def checkpoint() -> None:
     run = _current
     if run is not None and run.stopped:
         raise RunStopped(f"job {run.job_id}: stopped by an admin")
+
+
+def lease_unconfirmed(now: float | None = None) -> bool:
+    """The current run lost its lease, or could not write it for a whole lease period (PostgreSQL
+    unreachable from this host while Redis is not): the scheduler sees it expired. The worker then stops
+    renewing RQ's side of the lease too, so that RQ's entry lapses and the job is retried elsewhere; a run
+    still beating in Redis would hold its job for as long as the cut lasts. False outside a run."""
+    run = _current
+    if run is None:
+        return False
+    return run.lost or (time.monotonic() if now is None else now) - run.confirmed > lease_seconds()
 
 
 def ensure_current() -> None:
@@ -202,7 +214,9 @@ def _renew_forever() -> None:
             continue
         run.renewed = time.monotonic()
         try:
-            if not state.renew_lease(run.job_id, run.token):
+            if state.renew_lease(run.job_id, run.token):
+                run.confirmed = time.monotonic()
+            else:
                 run.lost = True
                 log.warning("job %s: lease lost (another run owns it now); this run's writes will be refused",
                             run.job_id)

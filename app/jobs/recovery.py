@@ -117,34 +117,56 @@ def _discard_rq_job(connection: Any, rq_job_id: str) -> None:
 
 # RQ statuses of a job that will not run again by itself
 _RQ_DONE = {b"finished", b"failed", b"stopped", b"canceled"}
+# Not an RQ status: the job is `queued` but in no queue. A worker popped it and never started it: its
+# connection was cut off (a partitioned host) after Redis had handed it the job, which is lost in flight
+# until that worker hears from Redis again, if ever. Any other worker would have marked it started within
+# milliseconds of its pop; a rare false positive is harmless (the fence lets one run of the row start).
+_IN_FLIGHT = b"in-flight"
+_RQ_STATUS = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' then
+  local origin = redis.call('HGET', KEYS[1], 'origin')
+  if origin and not redis.call('LPOS', ARGV[1] .. origin, ARGV[2]) then return 'in-flight' end
+end
+return status
+"""
 
 
 def requeue_lost_jobs(connection: Any, now: Any = None) -> list[str]:
     """Enqueue again the waiting rows (pending/delayed/stuck) that no RQ job will run: their RQ job is
-    gone (Redis restarted without persistence) or ended (e.g. its failure could not be recorded while
-    the database was down). Returns their ids."""
+    gone (Redis restarted without persistence), ended (e.g. its failure could not be recorded while
+    the database was down) or was handed to a worker that never got it (in flight to a partitioned
+    host). Returns their ids."""
     cutoff = (now or utcnow()) - LOST_JOB_GRACE
     waiting = list(Job.select().where(
         Job.status.in_(status_values(JobStatus.WAITING))
         & (Job.updated_at < cutoff) & Job.rq_job_id.is_null(False)).limit(500))
     if not waiting:
         return []
+    rq_status_of = connection.register_script(_RQ_STATUS)
     with connection.pipeline() as pipe:
         for row in waiting:
-            pipe.hget(RQJob.key_for(row.rq_job_id), "status")
+            rq_status_of(keys=[RQJob.key_for(row.rq_job_id)], args=[Queue.redis_queue_namespace_prefix,
+                                                                   row.rq_job_id], client=pipe)
         rq_statuses = pipe.execute()
     requeued = []
     for row, rq_status in zip(waiting, rq_statuses, strict=True):
         definition = types.get(row.type)
-        lost = rq_status is None or rq_status in _RQ_DONE
+        lost = rq_status is None or rq_status in _RQ_DONE or rq_status == _IN_FLIGHT
         if not lost or definition is None or not state.reset_for_requeue(row.id):
             continue
         if rq_status is not None:
             _discard_rq_job(connection, row.rq_job_id)
         remaining = max(row.max_attempts - row.attempts, 1)
         enqueue_run(definition, row.payload, Priority.parse(row.priority), remaining, 0)
-        create_job_logger(str(row.id), "JobQueue").warning(
-            "Job was missing from Redis (restart without persistence?); enqueued again" if rq_status is None else
-            f"Job's RQ run ended ({rq_status.decode()}) but its row still waits; enqueued again")
+        create_job_logger(str(row.id), "JobQueue").warning(_lost_reason(rq_status))
         requeued.append(str(row.id))
     return requeued
+
+
+def _lost_reason(rq_status: bytes | None) -> str:
+    if rq_status is None:
+        return "Job was missing from Redis (restart without persistence?); enqueued again"
+    if rq_status == _IN_FLIGHT:
+        return "Job was handed to a worker that never started it (cut off from Redis?); enqueued again"
+    return f"Job's RQ run ended ({rq_status.decode()}) but its row still waits; enqueued again"

@@ -21,9 +21,10 @@ class QuietHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    """Start `handler` on a free loopback port in a daemon thread."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def serve(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """Start `handler` on a free port of `host` (loopback unless a test needs another address) in a daemon
+    thread."""
+    server = ThreadingHTTPServer((host, 0), handler)
     # a short poll: shutdown() waits up to one interval, and every test stops its fakes
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server

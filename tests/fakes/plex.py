@@ -40,6 +40,7 @@ class FakePlex:
     scans_running: int = 0
     scanned_folders: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    host: str = "127.0.0.1"   # the address it listens on
 
     def album(self, title: str, author: str, guid: str | None = None, added_at: int | None = None) -> dict:
         self.next_key += 1
@@ -92,8 +93,8 @@ class FakePlex:
                 self._send(200, json.dumps({"MediaContainer": container}).encode(), "application/json")
 
 
-        self.server = serve(Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = serve(Handler, self.host)
+        self.url = f"http://{self.host}:{self.server.server_address[1]}"
         return self
 
     def directory(self) -> dict:

@@ -59,6 +59,7 @@ class FakeProwlarr:
     failing: dict[int, str] = field(default_factory=dict)   # indexer id → disabledTill
     indexer_status_code: int = 200                          # another: /api/v1/indexerstatus fails so
     requested: list[str] = field(default_factory=list)      # every authorised path, in order
+    host: str = "127.0.0.1"   # the address it listens on (and names in its download links)
 
     def start(self) -> FakeProwlarr:
         fake = self
@@ -120,7 +121,7 @@ class FakeProwlarr:
                 if fake.search_status != 200:
                     body = json.dumps({"message": "Search failed due to all selected indexers being unavailable"})
                     return self._send(fake.search_status, body.encode(), "application/json")
-                base = f"http://127.0.0.1:{fake.port}"
+                base = f"http://{fake.host}:{fake.port}"
                 results = []
                 for index, release in enumerate(fake.releases):
                     link = (f"{base}/{release.indexer_id}/download"
@@ -151,9 +152,9 @@ class FakeProwlarr:
                 self._send(200, release.torrent or b"", "application/x-bittorrent")
 
 
-        self.server = serve(Handler)
+        self.server = serve(Handler, self.host)
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}:{self.port}"
         return self
 
     def stop(self) -> None:

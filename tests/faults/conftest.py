@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from faults import report
+from faults.hosts import SecondHost
 from faults.stack import Stack
 
 # Not pytest's tmp_path: other sessions on this machine rotate /tmp/pytest-of-<user> (3 kept), which
@@ -47,6 +48,18 @@ def make_stack(request):
     yield start
     for stack in stacks:
         stack.close()
+
+
+@pytest.fixture
+def second_host():
+    """A second worker host: a network namespace with its own address on a veth pair (faults/hosts.py).
+    Removed after the test whatever happened, with anything still running inside it. Request it before
+    make_stack, so the stack (which kills its own processes first) is closed before it."""
+    host = SecondHost.create()
+    try:
+        yield host
+    finally:
+        host.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -54,7 +54,9 @@ def wait_until(check, timeout: float, what: str, interval: float = 0.05) -> None
 class PostgresServer:
     """initdb into a temp dir owned by `postgres`; start/stop/crash the postmaster; user root, trust auth."""
 
-    def __init__(self) -> None:
+    def __init__(self, also_listen: str | None = None, client: str | None = None) -> None:
+        """`also_listen`: an address to listen on besides 127.0.0.1 (a second host reaches it there), and
+        `client`: that host's own address, the only other one let in (trust, like loopback)."""
         # Not under pytest's tmp_path: that is root-only (0700) and the postgres user must reach it.
         self.root = Path(tempfile.mkdtemp(prefix="rmab-faults-pg-"))
         self.data, self.sockets = self.root / "data", self.root / "sockets"
@@ -67,12 +69,16 @@ class PostgresServer:
         self.process: subprocess.Popen | None = None
         subprocess.run(["runuser", "-u", PG_USER, "--", str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust",
                         "-U", "root", "-N"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.listen = ",".join(["127.0.0.1", *([also_listen] if also_listen else [])])
+        if client:
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {client}/32 trust\n")
 
     def start(self) -> PostgresServer:
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.sockets),
-                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off",
+                 "-c", f"listen_addresses={self.listen}", "-c", "fsync=off", "-c", "full_page_writes=off",
                  "-c", "max_connections=200"],
                 user=PG_USER, group=PG_USER, extra_groups=[], cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
@@ -126,8 +132,9 @@ class PostgresServer:
 class RedisServer:
     """redis-server with no persistence at all: a crash (SIGKILL) and start loses everything it held."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, also_bind: str | None = None) -> None:
         self.root = root
+        self.bind = ["127.0.0.1", *([also_bind] if also_bind else [])]  # a second host reaches it at also_bind
         root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -136,8 +143,10 @@ class RedisServer:
     def start(self) -> RedisServer:
         with open(self.root / "redis.log", "ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                 "no", "--dir", str(self.root), "--daemonize", "no"], stdout=log, stderr=subprocess.STDOUT,
+                ["redis-server", "--port", str(self.port), "--bind", *self.bind, "--save", "", "--appendonly",
+                 "no", "--dir", str(self.root), "--daemonize", "no",
+                 # no password, so protected mode would refuse the second host; it binds only to named addresses
+                 "--protected-mode", "no" if len(self.bind) > 1 else "yes"], stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         wait_until(lambda: redis.Redis(port=self.port, socket_timeout=1).ping(), 20, "Redis")
         return self

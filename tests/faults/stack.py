@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +30,7 @@ from app.config import DEFAULT_WORKER_COUNTS
 from daemons import QBittorrent, free_port
 from fakes.plex import FakePlex
 from faults.books import Book, make_book
+from faults.hosts import HOSTNAME, SecondHost
 from faults.prowlarr import FaultyProwlarr
 from faults.servers import PostgresServer, RedisServer, wait_until
 
@@ -186,8 +188,12 @@ class Timeline:
 class Stack:
     """Services + Procfile processes for one scenario. Use as a context manager; `close()` is idempotent."""
 
-    def __init__(self, root: Path, workers: dict[str, int] | None = None, settings: dict[str, str] | None = None):
+    def __init__(self, root: Path, workers: dict[str, int] | None = None, settings: dict[str, str] | None = None,
+                 second_host: SecondHost | None = None):
+        """`second_host`: the services also listen on its host-end addresses (qBittorrent, Prowlarr and Plex
+        only there, so both hosts use the same URLs), and `start_workers` can run workers inside it."""
         self.root = root
+        self.second_host = second_host
         self.logs, self.downloads, self.media, self.staging = (root / n for n in ("logs", "downloads", "media",
                                                                                   "staging"))
         for folder in (self.logs, self.downloads, self.media, self.staging):
@@ -206,9 +212,10 @@ class Stack:
         self.pg: PostgresServer | None = None
         self.redis: RedisServer | None = None
         self.qbt: QBittorrent | None = None
-        self.prowlarr = FaultyProwlarr()
+        services = second_host.services_address if second_host else "127.0.0.1"
+        self.prowlarr = FaultyProwlarr(host=services)
         # Plex sees MEDIA_DIR under the same path; what it has scanned is played by _play_plex
-        self.plex = FakePlex(locations={str(self.media): None})
+        self.plex = FakePlex(locations={str(self.media): None}, host=services)
         self._sampler_stop = threading.Event()
         self._sampler: threading.Thread | None = None
         self._connections = threading.local()   # the sampler thread and the test each have one
@@ -232,15 +239,18 @@ class Stack:
         self.close()
 
     def start_services(self) -> None:
-        self.pg = PostgresServer().start()
+        host = self.second_host
+        self.pg = PostgresServer(*((host.pg_address, host.address) if host else ())).start()
         self.pg.create_database()
-        self.redis = RedisServer(self.root / "redis").start()
-        self.qbt = QBittorrent(self.root / "qbt", self.downloads).start()
+        self.redis = RedisServer(self.root / "redis", *((host.redis_address,) if host else ())).start()
+        self.qbt = QBittorrent(self.root / "qbt", self.downloads,
+                               *((host.services_address,) if host else ())).start()
         self.qbt_admin = QBittorrentAdmin(self.qbt)
         self.prowlarr.start()
         self.plex.start()
 
-    def env(self) -> dict[str, str]:
+    def env(self, on_second_host: bool = False) -> dict[str, str]:
+        """The processes' environment; on the second host PostgreSQL and Redis are reached over the veth."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKERS_", "PYTEST_"))}
         env.update({
             MARKER_ENV: self.marker,
@@ -259,6 +269,10 @@ class Stack:
         env.pop("PYTHONPATH", None)
         for group, count in self.worker_counts.items():
             env[f"WORKERS_{group.upper()}"] = str(count)
+        if on_second_host:
+            assert self.second_host is not None
+            env["DATABASE_URL"] = self.pg.url.replace("127.0.0.1", self.second_host.pg_address)
+            env["REDIS_URL"] = self.redis.url.replace("127.0.0.1", self.second_host.redis_address)
         return env
 
     def start(self) -> None:
@@ -281,6 +295,46 @@ class Stack:
         if self._sampler is None:
             self._sampler = threading.Thread(target=self._sample_forever, daemon=True, name="fault-sampler")
             self._sampler.start()
+
+    def start_workers(self, name: str, groups: list[str], on_second_host: bool = False) -> subprocess.Popen:
+        """`python -m workers <groups> --size 1` as its own process (logs/<name>.log), on this host or inside
+        the second host's namespace; returns once each of its workers is registered in Redis."""
+        env = self.env(on_second_host)
+        log = open(self.logs / f"{name}.log", "ab")
+        self._log_files.append(log)
+        command = [sys.executable, "-m", "workers", *groups, "--size", "1"]
+        kwargs = {"cwd": ROOT, "env": env, "stdout": log, "stderr": subprocess.STDOUT, "start_new_session": True}
+        if on_second_host:
+            assert self.second_host is not None
+            process = self.second_host.popen(command, **kwargs)
+        else:
+            process = subprocess.Popen(command, **kwargs)
+        self.processes[name] = process
+        hostname = HOSTNAME if on_second_host else socket.gethostname()
+        wait_until(lambda: self._registered(name, process, groups, hostname), 60, f"the workers of {name}",
+                   interval=0.2)
+        return process
+
+    def _registered(self, name: str, process: subprocess.Popen, groups: list[str], hostname: str) -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"{name} exited with {process.returncode} at start:\n" + self.log_tail(name, 30))
+        live = self.worker_names()
+        return all(any(n.startswith(f"{group}-{hostname}-") for n in live) for group in groups)
+
+    def worker_names(self) -> list[str]:
+        """Names (<group>-<hostname>-<pid>-<n>) of the RQ workers registered in Redis now."""
+        keys = self.redis.client().smembers("rq:workers")
+        return [key.decode().removeprefix("rq:worker:") for key in keys]
+
+    def stop_process(self, name: str, timeout: float = 30) -> None:
+        """SIGTERM to one process group of the stack (SIGKILL after `timeout`), as `stop` does for all."""
+        process = self.processes.pop(name)
+        _signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait(10)
 
     def _ready(self) -> bool:
         for name, process in self.processes.items():
@@ -552,6 +606,38 @@ class Stack:
         if pattern:
             text = [line[:400] for line in text if re.search(pattern, line)]  # tracebacks are one long line
         return "\n".join(text[-lines:])
+
+    def jobs_ended(self, name: str) -> dict[str, list[str]]:
+        """Job id -> the end statuses (completed, retrying, ...) of its runs in process `name`'s log: the
+        worker's one line per finished run (workers/worker.py), which says where a job ran."""
+        ended: dict[str, list[str]] = {}
+        path = self.logs / f"{name}.log"
+        for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+            found = re.search(r"logger=workers\.job .*? job=(\S+) .*?status=(\w+)", line)
+            if found:
+                ended.setdefault(found[1], []).append(found[2])
+        return ended
+
+    def written_state(self, request_ids: Iterable[str]) -> dict[str, object]:
+        """Everything a run of these requests can write: their rows, their jobs and events, download records,
+        torrents, and the library's files (inode and mtime: a file imported again is a new one)."""
+        ids = list(request_ids)
+        jobs = self.query("SELECT * FROM jobs WHERE request_id::text = ANY(%s) ORDER BY id", (ids,))
+        files = {str(p.relative_to(self.media)): (p.stat().st_ino, p.stat().st_mtime_ns)
+                 for p in sorted(self.media.rglob("*")) if p.is_file()}
+        return {
+            "requests": self.query("SELECT * FROM requests WHERE id::text = ANY(%s) ORDER BY id", (ids,)),
+            "audiobooks": self.query("SELECT * FROM audiobooks WHERE id IN (SELECT audiobook_id FROM requests "
+                                     "WHERE id::text = ANY(%s)) ORDER BY id", (ids,)),
+            "blocklist": self.query("SELECT * FROM blocked_releases ORDER BY id"),
+            "jobs": jobs,
+            "events": self.query("SELECT id, job_id, level, message FROM job_events WHERE job_id::text = ANY(%s) "
+                                 "ORDER BY id", ([str(job[0]) for job in jobs],)),
+            "download_history": self.query("SELECT * FROM download_history WHERE request_id::text = ANY(%s) "
+                                           "ORDER BY id", (ids,)),
+            "torrents": sorted(t["hash"] for t in self.qbt_admin.torrents()),
+            "files": files,
+        }
 
     def diagnose(self) -> str:
         """Everything a reader needs to see why a scenario failed: timelines, jobs, log errors."""
