@@ -185,7 +185,8 @@ def mark_stopped(job_id: Any, reason: str) -> bool:
 
 
 def reset_for_requeue(job_id: Any) -> bool:
-    """A pending/delayed/stuck row whose Redis job was lost is enqueued again (see reconcile)."""
+    """A pending/delayed/stuck row whose Redis job was lost is enqueued again (requeue_lost_jobs in
+    app/jobs/recovery.py)."""
     return (Job.update(status=S.PENDING.value, updated_at=utcnow())
             .where((Job.id == job_id) & Job.status.in_(list(_WAITING)))
             .execute()) == 1

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 
 class Priority(enum.IntEnum):
-    """Higher runs first (the original's Bull numbers were inverted; see README design notes)."""
+    """Higher runs first (the original's Bull numbers were inverted; see docs/design-notes.md)."""
 
     LOW = 1
     MEDIUM = 5
