@@ -1,10 +1,11 @@
-"""The request reconciler (issue 9): no request stays in an in-progress status with nothing working on it.
+"""The request reconciler: no request stays in an in-progress status with nothing working on it.
 
 A request in `pending`, `searching`, `downloading` or `processing` (state.IN_PROGRESS) must always have an
 unfinished job (pending, delayed, active or stuck). A bug, a crash between a job's result and the
 request's transition, or a run that skipped could leave it with none, and then nothing would ever move
-it again. The scheduler calls `reconcile_requests()` every RECONCILE_INTERVAL_SECONDS: one query finds the
-requests in an in-progress status, unchanged for RECONCILE_GRACE, without an unfinished job (usually none),
+it again. The scheduler calls `reconcile_requests()` every minute (RECONCILE_EVERY_TICKS in
+app/schedules/process.py): one query finds the requests in an in-progress status, unchanged for
+RECONCILE_GRACE, without an unfinished job (usually none),
 `decide_repair` (pure) chooses the repair from the request's last job, and the shell applies it:
 
 - the last job failed → `failed` with "<job type> failed: <its error>";
@@ -35,7 +36,6 @@ from app.models import Audiobook, DownloadHistory, DownloadStatus, Job, JobStatu
 
 log = logging.getLogger(__name__)
 
-RECONCILE_INTERVAL_SECONDS = 60          # how often the scheduler calls reconcile_requests()
 # A request unchanged for less than this is left alone: the window between a job's end and its successor's
 # row, or between a transition and its add_job, is milliseconds; two minutes is far beyond any of them.
 RECONCILE_GRACE = timedelta(seconds=120)

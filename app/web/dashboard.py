@@ -27,7 +27,6 @@ from app.reports.workers import live_workers, live_workers_by_group
 from app.schedules import service as schedules
 
 bp = Blueprint("dashboard", __name__, url_prefix="/admin")
-REQUEST_STEPS = ["search_indexers", "download_torrent", "monitor_download", "organize_files"]
 
 
 def _live_workers() -> dict[str, int]:
