@@ -525,3 +525,23 @@ def test_a_stored_targets_tokens_are_redacted_in_events_once_the_process_has_rea
     logged = process_log.getvalue()
     assert "could not reach ntfy://" in logged and "my0private0topic" not in logged and TOKEN not in logged
     _no_token_stored()
+
+
+def test_a_run_lost_on_its_last_attempt_sends_the_job_failed_message_too(use_settings, redis_conn, notify_receiver):
+    """The lease sweep's final failure (a run lost with Redis, its worker dead) is a job failed after its last
+    attempt like any other: one message, as the callbacks' final failure sends."""
+    from datetime import timedelta
+
+    from app.jobs.recovery import sweep_expired_leases
+    from app.models import utcnow
+
+    target = notify_receiver()
+    _target(target.url(), "job_failed")
+    long_ago = utcnow() - timedelta(minutes=10)
+    lost = Job.create(type="noop", status="active", attempts=3, max_attempts=3, payload={}, rq_job_id="gone-1",
+                      started_at=long_ago, heartbeat_at=long_ago, run_token="t")
+    assert sweep_expired_leases(redis_conn) == [str(lost.id)]
+    assert Job.get_by_id(lost.id).status == "failed"
+    _send_all()
+    sent = target.messages()
+    assert len(sent) == 1 and sent[0]["title"] == "Job failed: noop", sent

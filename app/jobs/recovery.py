@@ -61,6 +61,7 @@ def sweep_expired_leases(connection: Any, now: Any = None) -> list[str]:
     Returns the ids handled.
     """
     from app.jobs.callbacks import fail_request_of_job
+    from app.notifications import events as notifications
 
     now = now or utcnow()
     cutoff = now - timedelta(seconds=fence.lease_seconds())
@@ -86,6 +87,7 @@ def sweep_expired_leases(connection: Any, now: Any = None) -> list[str]:
         if final:
             logger.error(f"Job failed (no attempts left): {error}")
             fail_request_of_job(str(row.id), error)
+            notifications.job_failed(str(row.id), row.type, error)  # as the callbacks' final failure does
         else:
             _discard_rq_job(connection, row.rq_job_id)
             definition = types.get(row.type)
