@@ -527,6 +527,7 @@ def test_a_stored_targets_tokens_are_redacted_in_events_once_the_process_has_rea
     _no_token_stored()
 
 
+@pytest.mark.slow
 def test_a_run_lost_on_its_last_attempt_sends_the_job_failed_message_too(use_settings, redis_conn, notify_receiver):
     """The lease sweep's final failure (a run lost with Redis, its worker dead) is a job failed after its last
     attempt like any other: one message, as the callbacks' final failure sends."""
