@@ -223,6 +223,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[peewee.Database], None]]] = [
     (13, "settings stored in the database, first-run setup", _v13_settings),
     (14, "notification targets", _v14_notification_targets),
     (15, "paused job types", _v15_paused_queues),
+    # 16: not used (set aside for a branch that needed none)
 ]
 
 
