@@ -647,3 +647,27 @@ def test_a_live_page_goes_to_the_login_page_after_a_logout_in_another_tab(page, 
     other_tab.wait_for_url(f"{live_url}/login")
     page.wait_for_url(f"{live_url}/login?next=**", timeout=20_000)  # the logs page's next refresh
     assert page.locator("input[name=password]").count() == 1 and page.locator("tr.job-row").count() == 0
+
+
+PUBLIC = {"/login", "/healthz", "/static/<path:filename>", "/"}  # "/" only redirects to the dashboard
+
+
+def test_every_route_refuses_anonymous_callers(client, flask_app):
+    """Every route of the url_map but the login, /healthz and static files: an anonymous call, whatever its
+    method, gets the login page, 401 or a CSRF refusal, never an answer or an action (routes added later are
+    covered without listing them)."""
+    checked = []
+    for rule in flask_app.url_map.iter_rules():
+        if rule.rule in PUBLIC:
+            continue
+        path = rule.rule
+        for name in rule.arguments:
+            path = path.replace(f"<{name}>", "00000000000000000000000000000000")
+        for method in sorted(rule.methods & {"GET", "POST", "PUT", "DELETE"}):
+            response = client.open(path, method=method, json={} if method in ("POST", "PUT") else None)
+            refused = response.status_code in (400, 401, 403) or (
+                response.status_code == 302 and "/login" in response.headers.get("Location", ""))
+            assert refused, (method, rule.rule, response.status_code)
+            checked.append((method, rule.rule))
+    assert ("PUT", "/api/admin/settings") in checked and ("POST", "/admin/notifications") in checked
+    assert ("DELETE", "/api/blocklist/<entry_id>") in checked
