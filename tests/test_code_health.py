@@ -23,7 +23,7 @@ from workers.processors import library
 
 
 def _register_type(name: str) -> None:
-    types.register(types.JobType(name, "testing", (), 30))
+    types.register(types.JobType(name=name, group=types.MAINTENANCE_GROUP, timeout=30))
 
 
 def _register_processor(name: str) -> None:
