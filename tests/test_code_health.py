@@ -17,7 +17,7 @@ from app.jobs import recovery, retention, state, types
 from app.models import ALL_MODELS
 from app.pipeline.monitor_policy import PollOutcome, PollState, decide_poll, reconnect_delay
 from workers import processors
-from workers.processors import library
+from workers.processors import scan_plex as library
 
 # --- registries refuse a name twice ---------------------------------------------------------------------------
 
