@@ -10,7 +10,7 @@ from app.audiobook_requests import service as requests_service
 from app.audiobook_requests import state as request_state
 from app.audiobook_requests.state import RequestStatus
 from app.audiobook_requests.torrents import seeding_torrents
-from app.auth import acting_admin, page_admin_required
+from app.auth.guards import acting_admin, page_admin_required
 from app.jobs import pausing, stopping, types
 from app.jobs import service as jobs_service
 from app.jobs.errors import JobSystemError

@@ -8,8 +8,9 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app import auth, settings_store
-from app.auth import api_admin_required, page_admin_required
+from app import settings_store
+from app.auth import credentials
+from app.auth.guards import api_admin_required, page_admin_required
 from app.config import Settings, is_secret, with_stored
 from app.errors import AppError
 from app.settings_sections import (
@@ -42,7 +43,7 @@ def _fresh_settings():
     base = environment_settings()
     settings_store.refresh_settings()
     _apply_snapshot(base)
-    auth.reload_password_hash(current_app, base)
+    credentials.reload_password_hash(current_app, base)
     if (request.method == "GET" and (request.endpoint or "").startswith(SETUP_GUARDED)
             and settings_store.needs_setup(base)):
         return redirect(url_for("setup.setup"))
