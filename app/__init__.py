@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         login,
         metrics,
         notifications,
+        request_pages,
         requests_api,
         setup,
         system,
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     flask_app.register_blueprint(health.bp)
     flask_app.register_blueprint(requests_api.bp)
     flask_app.register_blueprint(dashboard.bp)
+    flask_app.register_blueprint(request_pages.bp)
     flask_app.register_blueprint(metrics.bp)
     flask_app.register_blueprint(system.bp)
     flask_app.register_blueprint(blocklist.bp)

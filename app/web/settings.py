@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app import settings_store
+from app import settings_rules, settings_store
 from app.auth import credentials
 from app.auth.guards import api_admin_required, page_admin_required
 from app.config import Settings, is_secret, with_stored
@@ -26,7 +26,7 @@ from app.web.errors import json_body
 
 bp = Blueprint("settings", __name__)
 # The pages that lead to /admin/setup while the first-run setup is not finished.
-SETUP_GUARDED = ("dashboard.", "system.", "blocklist.", "settings.page", "login.index")
+SETUP_GUARDED = ("dashboard.", "request_pages.", "system.", "blocklist.", "settings.page", "login.index")
 
 
 def environment_settings() -> Settings:
@@ -65,7 +65,7 @@ def changed_by() -> str:
 
 def _described() -> dict[str, dict[str, Any]]:
     snap = settings_store.snapshot()
-    return settings_store.describe(environment_settings(), current_app.config["SETTINGS"], snap.values)
+    return settings_rules.describe(environment_settings(), current_app.config["SETTINGS"], snap.values)
 
 
 # --- API ----------------------------------------------------------------------------------------------
@@ -137,9 +137,9 @@ def handle_section(section: str, action: str) -> SectionState:
         _after_save(changed)
         state.saved = True
         return state
-    texts, problems = settings_store.normalize(editable)
+    texts, problems = settings_rules.normalize(editable)
     stored = settings_store.read_stored()
-    problems.update(settings_store.validate(base, stored, texts))
+    problems.update(settings_rules.validate(base, stored, texts))
     if problems and section != "paths":  # the paths' Test reports its folders itself
         state.errors = problems
         return state
