@@ -365,7 +365,7 @@ def _memory_throttle() -> MemoryLoginThrottle:
 
 
 def redis_throttle(redis_url: str) -> RedisLoginThrottle:
-    from app.jobs.queues import get_redis
+    from app.redis_connection import get_redis
 
     return RedisLoginThrottle(get_redis(redis_url))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 import time
 
+from app.errors import PermanentJobError
 from app.jobs import types
-from app.jobs.errors import PermanentJobError
 from app.jobs.logger import create_job_logger
 from app.jobs.queues import get_redis
 from app.jobs.types import JobType, Priority

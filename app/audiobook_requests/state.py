@@ -3,7 +3,6 @@ set of statuses, so a slow worker never overwrites a later status and a cancelle
 until an admin re-opens it (the original's request state machine, docs/pipeline.md)."""
 from __future__ import annotations
 
-import enum
 import logging
 from typing import Any
 
@@ -13,23 +12,9 @@ from app.audiobook_requests.messages import request_message
 from app.db import database
 from app.jobs import fence
 from app.models import Request, utcnow
+from app.statuses import FINISHED_WITH_TORRENT, RELEASED_TORRENT, RequestStatus  # noqa: F401 (app/statuses.py)
 
 log = logging.getLogger(__name__)
-
-
-class RequestStatus(enum.StrEnum):
-    PENDING = "pending"
-    SEARCHING = "searching"
-    AWAITING_SEARCH = "awaiting_search"
-    DOWNLOADING = "downloading"
-    PROCESSING = "processing"
-    DOWNLOADED = "downloaded"
-    AVAILABLE = "available"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    AWAITING_IMPORT = "awaiting_import"
-    WARN = "warn"
-    DELETED = "deleted"  # soft delete by an admin: row and timeline kept, hidden by default; never left
 
 
 R = RequestStatus
@@ -44,12 +29,6 @@ RETRY_SEARCH_FROM = (R.FAILED, R.AWAITING_SEARCH, R.CANCELLED)
 # ... the import (organize_files, from the recorded download) from these.
 RETRY_IMPORT_FROM = (R.WARN, R.AWAITING_IMPORT)
 RETRYABLE = frozenset(RETRY_SEARCH_FROM + RETRY_IMPORT_FROM)
-
-# A request in one of these has let go of its torrent (an unfinished one removed, a finished one left seeding
-# until its indexer's limit: app/audiobook_requests/torrents.py) ...
-RELEASED_TORRENT = frozenset({R.CANCELLED, R.FAILED, R.DELETED})
-# ... and in these it is finished with its torrent (an available one only once it seeded long enough).
-FINISHED_WITH_TORRENT = RELEASED_TORRENT | {R.AVAILABLE}
 
 # A job is working on these: a request in one of them must always have an unfinished job (the
 # reconciler repairs those that do not).

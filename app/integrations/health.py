@@ -189,7 +189,7 @@ PROBES: dict[str, Callable[[Any, float], str | Answer]] = {
 def error_text(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     """A short, secret-free message: a client's classified message without its service prefix,
     anything else as its type and text; redacted (configured secrets, key=value pairs, URL passwords)."""
-    from app.jobs.redact import redact_text
+    from app.redaction import redact_text
 
     if isinstance(exc, ServiceError):
         text = str(exc)
@@ -221,7 +221,7 @@ def check(name: str, settings, timeout: float | None = None, clock: Callable[[],
     version = answer.version.strip()[:MAX_VERSION_CHARS]
     warning = fix = None
     if answer.warning:
-        from app.jobs.redact import redact_text
+        from app.redaction import redact_text
 
         warning = _bounded(redact_text(answer.warning, settings.secret_values()), MAX_WARNING_CHARS)
         fix = _bounded(redact_text(answer.fix, settings.secret_values()), MAX_WARNING_CHARS) if answer.fix else None

@@ -42,6 +42,7 @@ class JobType:
     priority: Priority = Priority.MEDIUM
     deprecated: bool = False
     description: str = ""
+    final_failure_hook: str = ""    # dotted path of f(request_id, job_type, reason) -> bool, called on a final failure
 
 
 MAINTENANCE_GROUP = "maintenance"
@@ -77,16 +78,19 @@ def groups() -> list[str]:
     return list(seen)
 
 
+# A request step's final failure fails its request (called by path: the job system never imports requests).
+_FAIL_REQUEST = "app.audiobook_requests.failures.fail_request_for_job"
+
 for _t in (
     JobType("search_indexers", "search_indexers", ("requestId", "audiobook"), 300, Priority.HIGH,
-            description="Search Prowlarr for torrents"),
+            description="Search Prowlarr for torrents", final_failure_hook=_FAIL_REQUEST),
     JobType("download_torrent", "download_torrent", ("requestId", "audiobook", "torrent"), 300, Priority.HIGH,
-            description="Hand the best release to the download client"),
+            description="Hand the best release to the download client", final_failure_hook=_FAIL_REQUEST),
     JobType("monitor_download", "monitor_download",
             ("requestId", "downloadHistoryId", "downloadClientId", "downloadClient"), 120, Priority.MEDIUM,
-            description="Poll download progress"),
+            description="Poll download progress", final_failure_hook=_FAIL_REQUEST),
     JobType("organize_files", "organize_files", ("requestId", "audiobookId", "downloadPath"), 3600, Priority.HIGH,
-            description="Copy finished files into the media library"),
+            description="Copy finished files into the media library", final_failure_hook=_FAIL_REQUEST),
     JobType("scan_plex", "scan_plex", (), 1800, Priority.MEDIUM, description="Full Plex library scan and match"),
     JobType("plex_recently_added_check", "plex_recently_added_check", (), 300, Priority.MEDIUM,
             description="Poll Plex's recently added items"),

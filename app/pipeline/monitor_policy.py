@@ -8,9 +8,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from app.audiobook_requests.state import FINISHED_WITH_TORRENT, RELEASED_TORRENT
-from app.models import DownloadStatus
 from app.pipeline.seeding import SeedingLimit
+from app.statuses import FINISHED_WITH_TORRENT, RELEASED_TORRENT, DownloadStatus
 
 BASE_DELAY = 10.0
 MAX_DELAY = 300.0

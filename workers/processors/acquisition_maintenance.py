@@ -10,7 +10,7 @@ from app.jobs.logger import create_job_logger
 from app.models import DownloadHistory, DownloadStatus, Request
 from app.pipeline.monitor_policy import describe_holders, holders
 from app.pipeline.seeding import SeedingLimit
-from workers.processors import register
+from workers.processors.registry import register
 
 CLEANUP_BATCH = 100  # rows read per page; every page is read each run
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from app.jobs.logger import create_job_logger
-from workers.processors import register
+from workers.processors.registry import register
 
 
 @register("noop")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from app.config import get_settings
 from app.jobs.logger import create_job_logger
 from app.jobs.retention import cleanup_job_history
-from workers.processors import register
+from workers.processors.registry import register
 
 
 @register("cleanup_job_history")

@@ -6,7 +6,7 @@ from app.integrations.notifier import send
 from app.jobs.logger import create_job_logger
 from app.notifications.store import find_target
 from app.notifications.targets import notify_type
-from workers.processors import register
+from workers.processors.registry import register
 
 
 @register("send_notification")
