@@ -129,7 +129,7 @@ def mark_waiting_for_poll(job_id: Any, delay: float, payload: dict, token: str) 
 
 def mark_completed(job_id: Any, result: Any, token: str, events: list[tuple] | None = None) -> bool:
     """The run that holds `token` completes the row. `events`: the info events the run held back
-    (app/jobs/logger.py), written first under the same fence; on PostgreSQL in the same round trip."""
+    (app/jobs/held_events.py), written first under the same fence; on PostgreSQL in the same round trip."""
     now = utcnow()
     stored = json.dumps(redact(result, _secrets()), allow_nan=False) if result is not None else None
     params: tuple = (S.COMPLETED.value, stored, now, now, _uuid_param(job_id), S.ACTIVE.value, token)

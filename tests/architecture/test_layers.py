@@ -8,6 +8,7 @@ cycle. The same layers are described in docs/design-notes.md (#layers).
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -96,7 +97,9 @@ def layer_of(module: str) -> int | None:
     return None if best is None else best[1]
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
+    """module → the project modules it imports (read once per session)."""
     return {module: imports_of(module, path, MODULES) for module, path in MODULES.items()}
 
 
