@@ -155,8 +155,7 @@ def decide_poll(previous: PollState, now: datetime, *, percent: int, downloaded:
 
 # --- who else uses a torrent --------------------------------------------------------------------------------
 
-# Who has let go of a torrent, and who is finished with it: the vocabulary's sets (app/models.py and the
-# request state machine, app/audiobook_requests/state.py).
+# Who has let go of a torrent, and who is finished with it: the vocabulary's sets (app/statuses.py).
 FINISHED_REQUEST_STATUSES = FINISHED_WITH_TORRENT
 RELEASED_REQUEST_STATUSES = RELEASED_TORRENT
 RELEASED_DOWNLOAD_STATUSES = DownloadStatus.ENDED
