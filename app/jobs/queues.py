@@ -11,9 +11,7 @@ from rq import Queue
 
 from app.jobs import types
 from app.jobs.types import Priority
-from app.redis_connection import get_redis
-
-__all__ = ["get_redis"]  # re-exported: callers of the job package get it here as before
+from app.redis_connection import get_redis  # also read from here by tests and benchmarks
 
 PRIORITY_ORDER = (Priority.HIGH, Priority.MEDIUM, Priority.LOW)  # the order a worker serves its queues in
 
