@@ -113,3 +113,14 @@ def test_every_hook_resolves_and_the_request_steps_are_the_types_with_one():
     hooked = {t.name: t.final_failure_hook for t in types.all_types() if t.final_failure_hook}
     assert set(hooked) == set(STEP_STATUS)
     assert all(callable(final_failure.resolve(path)) for path in hooked.values())
+
+
+def test_a_run_ended_as_lost_drops_its_held_events_without_a_statement(settings, redis_conn, monkeypatch):
+    job_id = add_job("noop", {})
+    run = fence.begin(job_id)
+    create_job_logger(job_id, "Test").info("dropped")
+    statements = _count_statements(monkeypatch)
+    assert fence.end(job_id, lost=True) is run and run.lost
+    assert statements == [] and run.held_events == []
+    monkeypatch.undo()
+    assert _messages(job_id) == []

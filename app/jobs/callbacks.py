@@ -65,7 +65,7 @@ def on_failure(job: RQJob, connection: Any, exc_type: Any, exc_value: Any, tb: A
     if isinstance(exc_value, (fence.LeaseLost, fence.RunStopped)):
         # A stale run noticed it was fenced out, or a stopped run reached a checkpoint: the row is another
         # run's or already cancelled (app/jobs/stopping.py); write nothing, retry nothing.
-        fence.end(db_id)
+        fence.end(db_id, lost=True)  # its held events are dropped: they would be refused
         job.retries_left = 0
         log.warning("%s", exc_value)
         return

@@ -57,12 +57,12 @@ def begin(job_id: Any) -> Run | None:
     return run
 
 
-def end(job_id: Any = None, *, keep_events: bool = False) -> Run | None:
+def end(job_id: Any = None, *, keep_events: bool = False, lost: bool = False) -> Run | None:
     """The one way a run ends: the worker is done with it (its callbacks run now, or have run). Its lease is no
     longer renewed and the writes of this process are no longer fenced by it; what it still holds of its events
     (app/jobs/held_events.py) is written now, fenced, or with `keep_events` left for the caller's last write
-    (the completion takes them: `held_events.take_held_events`). With `job_id`, only a run of that job is
-    ended. Returns the run ended, or None.
+    (the completion takes them: `held_events.take_held_events`); with `lost` (the run found it lost its job) they
+    are dropped. With `job_id`, only a run of that job is ended. Returns the run ended, or None.
 
     Called by the callbacks (on_success before the completion, on_failure before the failure is recorded), by
     the runner before a poll's reschedule, and by the worker after every job (the catch-all)."""
@@ -70,6 +70,7 @@ def end(job_id: Any = None, *, keep_events: bool = False) -> Run | None:
     if run is None:
         return None
     current_run.set_current(None)
+    run.lost = run.lost or lost
     if not keep_events:
         held_events.flush_at_end(run)
     return run
