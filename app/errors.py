@@ -1,5 +1,7 @@
-"""The one base class of the refusals services raise for a caller to see (app/web/errors.py turns any of them
-into its answer: `{success: false, error, **details}` with `status` under /api, the HTTP error page elsewhere)."""
+"""The base classes every layer may raise: `AppError`, the one base of the refusals services raise for a caller to
+see (app/web/errors.py turns any of them into its answer: `{success: false, error, **details}` with `status` under
+/api, the HTTP error page elsewhere), and `PermanentJobError`, a failure that retrying cannot help (a job's
+callbacks skip its remaining attempts; the service clients' PermanentServiceError is one)."""
 from __future__ import annotations
 
 from typing import Any
@@ -16,3 +18,8 @@ class AppError(Exception):
         if status is not None:
             self.status = status
         self.details = details
+
+
+class PermanentJobError(Exception):
+    """Raised by a processor (or a service client it calls) when retrying cannot help (bad API key, missing
+    config, bad data). The job fails at once; the remaining attempts are skipped (app/jobs/callbacks.py)."""

@@ -9,7 +9,7 @@ Extra fields passed with `extra={...}` become keys of their own. A record is alw
 newlines in a message or a traceback are escaped, so `wc -l` counts records and a JSON reader sees
 whole objects.
 
-Redacted: every record passes app/jobs/redact.py first (RedactSecrets), third-party debug lines included.
+Redacted: every record passes app/redaction/ first (RedactSecrets), third-party debug lines included.
 
 Quiet at info: RQ repeats maintenance chatter for every queue of every worker every few seconds and
 writes three lines per job. Those messages (table QUIETED below) are re-levelled to debug here; the
@@ -84,7 +84,7 @@ class QuietChatter(logging.Filter):
 
 
 class RedactSecrets(logging.Filter):
-    """Redacts every record (app/jobs/redact.py) before it is written: its message with its arguments, its
+    """Redacts every record (app/redaction/) before it is written: its message with its arguments, its
     traceback and its text extras. Third-party debug lines carry what they were given: urllib3 logs each
     request's path and query (a tracker link's passkey), RQ a job's arguments (a download payload)."""
 
@@ -99,7 +99,7 @@ class RedactSecrets(logging.Filter):
         return _configured_secrets() if self._known_secrets is None else self._known_secrets
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from app.jobs.redact import redact_text
+        from app.redaction import redact_text
 
         known = self.known_secrets
         message = record.getMessage()

@@ -132,7 +132,7 @@ def _announced_version(connection: Any) -> int | None:
 def _announce(version: int) -> None:
     """Tell the workers (before their next job) that the settings moved; the database stays the truth, so a
     Redis that is down only delays them to their once-a-second look."""
-    from app.jobs.queues import get_redis
+    from app.redis_connection import get_redis
 
     try:
         get_redis().set(VERSION_KEY, version)
@@ -145,7 +145,7 @@ def _announce(version: int) -> None:
 
 def shown_value(name: str, text: str | None) -> str:
     """A change as the history shows it: never a secret's value."""
-    from app.jobs.redact import redact_text
+    from app.redaction import redact_text
 
     if is_secret(name):
         return "(secret removed)" if text is None else "(secret set)"

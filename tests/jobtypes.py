@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 import time
 
+from app.errors import PermanentJobError
 from app.jobs import types
-from app.jobs.errors import PermanentJobError
 from app.jobs.logger import create_job_logger
 from app.jobs.queues import get_redis
 from app.jobs.types import JobType, Priority, WorkerGroup
-from workers.processors import register
+from workers.processors.registry import register
 
 # The worker group of the test-only types (`tests/run_pool.py testing`); WORKERS_TESTING sizes it like any group.
 TESTING_GROUP = types.worker_group("testing") or types.declare_group(WorkerGroup(name="testing", size=1))

@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from app.admin_actions import retries
+from app.admin_actions.retries import RequeueOutcome, requeue_message
 from app.audiobook_requests.pipeline import STEP_STATUS
-from app.jobs import service
 from app.jobs.errors import EnqueueFailed
 from app.jobs.queues import queue_names_for_group
-from app.jobs.service import RequeueOutcome, add_job
+from app.jobs.service import add_job
 from app.models import Audiobook, Job, Request, ScheduledJob, utcnow
-from app.reports.queue_stats import requeue_message
 from app.schedules.defaults import ensure_default_schedules
 from app.schedules.service import TRIGGER_LOCK
 
@@ -160,13 +160,13 @@ def test_a_retry_that_could_not_start_releases_its_claim_and_the_request(setting
     failed = _failed_step("organize_files", request)
     use_settings(REDIS_URL="redis://127.0.0.1:1/0")
     with pytest.raises(EnqueueFailed):
-        service.retry_job(failed.id)
+        retries.retry_job(failed.id)
     assert Job.get_by_id(failed.id).retried_at is None
     request = Request.get_by_id(request.id)
     assert request.status == "failed" and "could not start" in request.error_message
 
     use_settings()  # Redis is back: the same row can be retried now
-    new_id = service.retry_job(failed.id)
+    new_id = retries.retry_job(failed.id)
     assert str(Job.get_by_id(failed.id).retry_job_id) == new_id
     assert Request.get_by_id(request.id).status == "processing"
 
@@ -261,7 +261,7 @@ def test_trigger_now_refusal_on_the_page_and_the_cli(admin_client, flask_app, se
 
 def test_a_retry_of_a_schedule_run_counts_as_its_unfinished_run(admin_client, settings, redis_conn):
     row, run = _schedule_with_run(settings, "failed")
-    retry_id = service.retry_job(run.id)  # carries the schedule id; last_run_job_id still names the failed run
+    retry_id = retries.retry_job(run.id)  # carries the schedule id; last_run_job_id still names the failed run
     response = _post(admin_client, f"/api/admin/jobs/{row.id}/trigger")
     assert response.status_code == 409 and response.get_json()["runningJobId"] == retry_id
 

@@ -12,8 +12,8 @@ from rq.executions import ExecutionRegistry
 from rq.job import Job as RQJob
 from rq.results import get_key as result_key
 
+from app.jobs import held_events, recovery, retention, state, types
 from app.jobs import logger as job_logger
-from app.jobs import recovery, retention, state, types
 from app.models import ALL_MODELS
 from app.pipeline.monitor_policy import PollOutcome, PollState, decide_poll, reconnect_delay
 from workers import processors
@@ -123,8 +123,10 @@ PREBUILT = {
     "state._RENEW_LEASE": state._RENEW_LEASE.format(p="%s"),
     "state._INSERT_JOB": state._INSERT_JOB.format(p="%s"),
     "logger._INSERT_EVENT": job_logger._INSERT_EVENT.format(p="%s"),
-    "logger.fenced_events_sql (PostgreSQL)": job_logger.fenced_events_sql(2, postgres=True),
-    "logger.fenced_events_sql (SQLite)": job_logger.fenced_events_sql(2, postgres=False),
+    "state._INSERT_JOB_FENCED_PG": state._INSERT_JOB_FENCED_PG,
+    "state._INSERT_JOB_FENCED_SQLITE": state._INSERT_JOB_FENCED_SQLITE.replace("?", "%s"),
+    "held_events.fenced_events_sql (PostgreSQL)": held_events.fenced_events_sql(2, postgres=True),
+    "held_events.fenced_events_sql (SQLite)": held_events.fenced_events_sql(2, postgres=False),
     "library._upsert_sql": library._upsert_sql(2, "%s"),
 }
 
@@ -156,9 +158,9 @@ def test_the_sql_check_fails_a_statement_out_of_step(sql, expected):
 
 
 def test_the_fenced_event_insert_takes_eight_values_a_row_then_the_fence():
-    columns = re.search(r"\(([^)]*)\)", job_logger._EVENT_COLUMNS).group(1).split(",")
+    columns = re.search(r"\(([^)]*)\)", held_events._EVENT_COLUMNS).group(1).split(",")
     for postgres, mark in ((True, "%s"), (False, "?")):
-        assert job_logger.fenced_events_sql(3, postgres).count(mark) == 3 * len(columns) + 2
+        assert held_events.fenced_events_sql(3, postgres).count(mark) == 3 * len(columns) + 2
 
 
 # --- RQ's key prefixes ----------------------------------------------------------------------------------------

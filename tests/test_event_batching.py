@@ -10,7 +10,8 @@ import time
 import pytest
 
 from app.jobs import fence
-from app.jobs.logger import HOLD_SECONDS, create_job_logger
+from app.jobs.held_events import HOLD_SECONDS
+from app.jobs.logger import create_job_logger
 from app.jobs.queues import get_redis, queue_names_for_group
 from app.jobs.service import add_job
 from app.models import Job, JobEvent
@@ -81,7 +82,7 @@ def test_held_events_of_a_run_that_lost_its_lease_are_not_stored(settings, redis
     from datetime import timedelta
 
     from app.jobs import state
-    from app.jobs.logger import write_held_events
+    from app.jobs.held_events import write_held_events
     from app.models import utcnow
 
     job_id = add_job("noop", {})

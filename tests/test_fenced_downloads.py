@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from app.audiobook_requests.state import R
-from app.integrations.torrent import TorrentStatus
+from app.integrations.torrent_interface import TorrentStatus
 from app.jobs.service import add_job
 from app.models import Audiobook, BlockedRelease, DownloadHistory, Job, Request, utcnow
 from app.pipeline.download_state import DownloadState

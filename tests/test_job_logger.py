@@ -8,8 +8,8 @@ from datetime import datetime
 import pytest
 
 from app.jobs.logger import create_job_logger
-from app.jobs.redact import REDACTED, redact, redact_text
 from app.models import Job, JobEvent
+from app.redaction import REDACTED, redact, redact_text
 
 import jobtypes  # noqa: F401
 

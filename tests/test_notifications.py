@@ -108,7 +108,7 @@ def test_urls_are_shown_with_every_token_redacted(url, shown):
 
 def test_notify_urls_tokens_are_configured_secrets(tmp_path):
     from app.config import load_settings
-    from app.jobs.redact import redact_text
+    from app.redaction import redact_text
 
     url = f"json://user:{PASSWORD}@127.0.0.1:9/hook/{TOKEN}"
     settings = load_settings({"NOTIFY_URLS": f"{url}|failed"}, env_file=None)

@@ -22,11 +22,11 @@ from app.integrations.plex import PlexClient, PlexItem, parse_item
 from app.integrations.prowlarr import ProwlarrClient, has_redaction_marker, parse_release
 from app.integrations.torrentfile import bencode, read_torrent
 from app.jobs.queues import queue_names_for_group
-from app.jobs.redact import REDACTED
 from app.library.plex_rows import item_problem
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, PlexLibrary, Request
 from app.pipeline.ranking import Release
 from app.pipeline.release_search import storage_problem
+from app.redaction import REDACTED
 from app.validation import clean_text
 
 from fakes.http import Recorder

@@ -16,9 +16,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from app.jobs.logger import create_job_logger
-from app.jobs.redact import MAX_TEXT_CHARS, REDACTED, _redact_patterns, redact, redact_text
 from app.jobs.service import add_job
 from app.models import Audiobook, Job, JobEvent, Request
+from app.redaction import MAX_TEXT_CHARS, REDACTED, _redact_patterns, redact, redact_text
 
 R = REDACTED
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from app.admin_actions.retries import retry_job
 from app.integrations.errors import PermanentServiceError, TransientServiceError
 from app.integrations.prowlarr import MAX_REDIRECTS, ProwlarrClient, parse_release, same_origin, without_api_key
 from app.integrations.torrent import download_client
@@ -30,7 +31,6 @@ from app.integrations.torrentfile import (
     read_torrent,
 )
 from app.jobs.queues import queue_names_for_group
-from app.jobs.service import retry_job
 from app.models import DownloadHistory, Job, JobEvent, Request
 from workers.processors.download_torrent import ReleaseFailure, ends_the_job, no_release_usable
 

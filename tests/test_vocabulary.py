@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.admin_actions import retries
 from app.audiobook_requests import state as request_state
 from app.audiobook_requests.state import RequestStatus
 from app.jobs import service
@@ -143,14 +144,14 @@ def test_cancel_job_accepts_exactly_the_cancellable(settings, redis_conn, status
 def test_retry_job_refuses_what_cannot_be_retried(settings, redis_conn, status):
     job = Job.create(type="noop", status=status.value, payload={})
     with pytest.raises(JobActionError, match="only failed jobs can be retried"):
-        service.retry_job(job.id)
+        retries.retry_job(job.id)
     assert Job.select().count() == 1
 
 
 def test_a_retried_failed_job_is_refused_as_already_retried(settings, redis_conn):
     job = Job.create(type="noop", status="failed", payload={}, retried_at=utcnow())
     with pytest.raises(JobActionError, match="a retry of this job is being started right now"):
-        service.retry_job(job.id)
+        retries.retry_job(job.id)
     assert Job.select().count() == 1
 
 

@@ -145,8 +145,9 @@ def run_worker(group: str, index: int, burst: bool = False, parent_pid: int | No
     preload()  # done by the supervisor before the fork: nothing left to import here
     from app.config import get_settings
     from app.db import bind_database
-    from app.jobs.queues import get_redis, queue_names_for_group
+    from app.jobs.queues import queue_names_for_group
     from app.logging_setup import configure_logging
+    from app.redis_connection import get_redis
     from workers.worker import worker_class
 
     settings = get_settings()

@@ -16,9 +16,8 @@ import peewee
 from rq import Retry, get_current_job
 
 from app.db import ensure_bound
+from app.errors import PermanentJobError
 from app.jobs import fence, metrics, state
-from app.jobs.errors import PermanentJobError
-from app.jobs.logger import write_held_events
 from workers import processors
 from workers.context import Reschedule
 
@@ -61,8 +60,7 @@ def _reschedule(job_type: str, run: fence.Run, payload: dict, outcome: Reschedul
         rq_job.meta[_POLL_STATE] = outcome.state
         rq_job.save_meta()
         metrics.record_run(rq_job.connection, job_type, "polled", run.age())
-    write_held_events(run)
-    fence.end()
+    fence.end(run.job_id)  # writes the run's held events first
     if not state.mark_waiting_for_poll(run.job_id, outcome.delay, {**payload, **outcome.state}, run.token):
         raise fence.LeaseLost(f"job {run.job_id}: lease lost during the poll; the run that owns it polls on")
     return Retry(max=_UNLIMITED_POLLS, interval=max(1, math.ceil(outcome.delay)))

@@ -62,7 +62,7 @@ def end_status(*, failed: bool, retries_left: int | None, stopped: bool, result:
 
 
 def _redacted(text: str) -> str:
-    from app.jobs.redact import redact_text
+    from app.redaction import redact_text
 
     return redact_text(text, get_settings().secret_values())
 

@@ -10,11 +10,12 @@ from typing import Any
 
 from app.jobs import fence
 from app.models import Audiobook, utcnow
+from app.statuses import AudiobookStatus
 
 
 def record_import(book_id: Any, *, file_path: str, file_format: str) -> bool:
     """The book is in the library at `file_path`; False when the run lost its job (nothing written)."""
     now = utcnow()
-    return (Audiobook.update(file_path=file_path, status="completed", completed_at=now, file_format=file_format,
-                             updated_at=now)
+    return (Audiobook.update(file_path=file_path, status=AudiobookStatus.COMPLETED.value, completed_at=now,
+                             file_format=file_format, updated_at=now)
             .where((Audiobook.id == book_id) & fence.holds_lease()).execute()) == 1

@@ -29,8 +29,6 @@ from app.config import get_settings
 from app.integrations.errors import ServiceError
 from app.integrations.prowlarr import ProwlarrClient
 from app.jobs.logger import create_job_logger
-from app.jobs.queues import get_redis
-from app.jobs.redact import redact
 from app.jobs.service import add_job, cancel_run
 from app.jobs.types import Priority
 from app.models import TERMINAL_JOB_STATUSES, DownloadHistory, DownloadStatus, Job, Request, status_values
@@ -45,6 +43,8 @@ from app.pipeline.release_search import (
     release_row,
     storable,
 )
+from app.redaction import redact
+from app.redis_connection import get_redis
 
 SEARCH_TIMEOUT_SECONDS = 30.0   # the admin waits for the answer: shorter than the worker's 60 s
 RELEASES_TTL_SECONDS = 3600

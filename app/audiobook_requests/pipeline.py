@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.audiobook_requests.state import R, RequestStatus
 from app.jobs.types import JobKind, Priority
 from app.pipeline.release_search import download_payload
+from app.statuses import RequestStatus
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,11 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step(JobKind.SEARCH_INDEXERS, R.SEARCHING, Priority.HIGH, search_payload),
+    Step(JobKind.SEARCH_INDEXERS, RequestStatus.SEARCHING, Priority.HIGH, search_payload),
     # app/pipeline/release_search.download_payload: the search's ranking shapes its torrent entries
-    Step(JobKind.DOWNLOAD_TORRENT, R.DOWNLOADING, Priority.HIGH, download_payload),
-    Step(JobKind.MONITOR_DOWNLOAD, R.DOWNLOADING, None, monitor_payload),
-    Step(JobKind.ORGANIZE_FILES, R.PROCESSING, Priority.HIGH, organize_payload),
+    Step(JobKind.DOWNLOAD_TORRENT, RequestStatus.DOWNLOADING, Priority.HIGH, download_payload),
+    Step(JobKind.MONITOR_DOWNLOAD, RequestStatus.DOWNLOADING, None, monitor_payload),
+    Step(JobKind.ORGANIZE_FILES, RequestStatus.PROCESSING, Priority.HIGH, organize_payload),
 )
 STEP_BY_KIND: dict[str, Step] = {step.kind: step for step in STEPS}
 
@@ -76,10 +76,10 @@ STEP_STATUS: dict[str, RequestStatus] = {step.kind: step.status for step in STEP
 # In-progress request status → the step that re-runs it when the request is stranded (the reconciler; a
 # downloading request resumes its monitor when a download is recorded, see repair_rules._resume_download).
 RERUN_STEP: dict[str, JobKind] = {
-    R.PENDING.value: JobKind.SEARCH_INDEXERS,
-    R.SEARCHING.value: JobKind.SEARCH_INDEXERS,
-    R.DOWNLOADING.value: JobKind.DOWNLOAD_TORRENT,
-    R.PROCESSING.value: JobKind.ORGANIZE_FILES,
+    RequestStatus.PENDING.value: JobKind.SEARCH_INDEXERS,
+    RequestStatus.SEARCHING.value: JobKind.SEARCH_INDEXERS,
+    RequestStatus.DOWNLOADING.value: JobKind.DOWNLOAD_TORRENT,
+    RequestStatus.PROCESSING.value: JobKind.ORGANIZE_FILES,
 }
 
 

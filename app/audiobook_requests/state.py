@@ -3,33 +3,19 @@ set of statuses, so a slow worker never overwrites a later status and a cancelle
 until an admin re-opens it (the original's request state machine, docs/pipeline.md)."""
 from __future__ import annotations
 
-import enum
 import logging
 from typing import Any
 
 import peewee
 
 from app.audiobook_requests.messages import request_message
+from app.audiobook_requests.pipeline import STEP_STATUS
 from app.db import database
 from app.jobs import fence
 from app.models import Request, utcnow
+from app.statuses import FINISHED_WITH_TORRENT, RELEASED_TORRENT, RequestStatus  # noqa: F401 (app/statuses.py)
 
 log = logging.getLogger(__name__)
-
-
-class RequestStatus(enum.StrEnum):
-    PENDING = "pending"
-    SEARCHING = "searching"
-    AWAITING_SEARCH = "awaiting_search"
-    DOWNLOADING = "downloading"
-    PROCESSING = "processing"
-    DOWNLOADED = "downloaded"
-    AVAILABLE = "available"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    AWAITING_IMPORT = "awaiting_import"
-    WARN = "warn"
-    DELETED = "deleted"  # soft delete by an admin: row and timeline kept, hidden by default; never left
 
 
 R = RequestStatus
@@ -44,12 +30,6 @@ RETRY_SEARCH_FROM = (R.FAILED, R.AWAITING_SEARCH, R.CANCELLED)
 # ... the import (organize_files, from the recorded download) from these.
 RETRY_IMPORT_FROM = (R.WARN, R.AWAITING_IMPORT)
 RETRYABLE = frozenset(RETRY_SEARCH_FROM + RETRY_IMPORT_FROM)
-
-# A request in one of these has let go of its torrent (an unfinished one removed, a finished one left seeding
-# until its indexer's limit: app/audiobook_requests/torrents.py) ...
-RELEASED_TORRENT = frozenset({R.CANCELLED, R.FAILED, R.DELETED})
-# ... and in these it is finished with its torrent (an available one only once it seeded long enough).
-FINISHED_WITH_TORRENT = RELEASED_TORRENT | {R.AVAILABLE}
 
 # A job is working on these: a request in one of them must always have an unfinished job (the
 # reconciler repairs those that do not).
@@ -183,8 +163,6 @@ def reenter_step_for_retry(request_id: Any, job_type: str) -> bool:
     runs) is left alone and False returned. This is the one way out of `failed` into a step's status; the
     processors' TRANSITIONS stay strict, so a stale job of a failed request never resurrects it.
     """
-    from app.audiobook_requests.pipeline import STEP_STATUS  # the pipeline's table is built on this module
-
     step = STEP_STATUS[job_type]
     fresh_search = SEARCH_BACKOFF_CLEARED if step is R.SEARCHING else {}  # an admin's retry: back-off afresh
     return _enter_active(Request.update(status=step.value, error_message=None, **fresh_search, updated_at=utcnow())

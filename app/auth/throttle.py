@@ -221,6 +221,6 @@ class MemoryLoginThrottle:
 
 def redis_throttle(redis_url: str) -> RedisLoginThrottle:
     # Redis comes from the job package for now (app/jobs/queues.py); a shared low-level home is planned.
-    from app.jobs.queues import get_redis
+    from app.redis_connection import get_redis
 
     return RedisLoginThrottle(get_redis(redis_url))

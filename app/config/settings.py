@@ -164,7 +164,7 @@ class Settings:
     def secret_values(self) -> tuple[str, ...]:
         """Configured secret values, for redaction (by value) of logs, events and stored payloads.
 
-        Every non-empty secret setting counts, however short: app/jobs/redact.py decides how a short value
+        Every non-empty secret setting counts, however short: app/redaction/ decides how a short value
         is matched (as a whole token, never inside a word). A URL setting also gives its password, as
         written and decoded (`p%40ss` and `p@ss`); a local URL without one (sqlite, redis://127…) is no secret.
         """

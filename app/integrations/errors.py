@@ -1,7 +1,7 @@
 """Errors raised by the service clients."""
 from __future__ import annotations
 
-from app.jobs.errors import PermanentJobError
+from app.errors import PermanentJobError
 
 
 class ServiceError(Exception):

@@ -105,7 +105,7 @@ def check(name: str, settings, timeout: float | None = None, clock: Callable[[],
     version = answer.version.strip()[:MAX_VERSION_CHARS]
     warning = fix = None
     if answer.warning:
-        from app.jobs.redact import redact_text
+        from app.redaction import redact_text
 
         warning = bounded(redact_text(answer.warning, settings.secret_values()), MAX_WARNING_CHARS)
         fix = bounded(redact_text(answer.fix, settings.secret_values()), MAX_WARNING_CHARS) if answer.fix else None

@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 
 from app.integrations.errors import PermanentServiceError, TransientServiceError
-from app.jobs.redact import redact_text
 from app.notifications.targets import url_secrets
+from app.redaction import redact_text
 
 SERVICE = "Notification"
 _MAX_REASON_CHARS = 500

@@ -116,7 +116,7 @@ PROBES: dict[str, Callable[[Any, float], str | Answer]] = {
 def error_text(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     """A short, secret-free message: a client's classified message without its service prefix,
     anything else as its type and text; redacted (configured secrets, key=value pairs, URL passwords)."""
-    from app.jobs.redact import redact_text
+    from app.redaction import redact_text
 
     if isinstance(exc, ServiceError):
         text = str(exc)

@@ -16,8 +16,8 @@ import requests
 
 from app.integrations.errors import PermanentServiceError, TransientServiceError, classify_status
 from app.integrations.http import REDIRECT_STATUSES, request, request_at_origin
-from app.jobs.redact import REDACTED
 from app.pipeline.ranking import Release
+from app.redaction import REDACTED
 from app.validation import clean_text
 
 AUDIOBOOK_CATEGORY = 3030

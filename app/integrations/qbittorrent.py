@@ -8,7 +8,7 @@ import requests
 
 from app.integrations.errors import PermanentServiceError, TransientServiceError, classify_status
 from app.integrations.http import request
-from app.integrations.torrent import TorrentStatus
+from app.integrations.torrent_interface import TorrentStatus
 from app.pipeline.download_state import qbittorrent_state
 from app.pipeline.torrent_placement import qbittorrent_location
 from app.validation import clean_text

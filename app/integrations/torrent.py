@@ -1,55 +1,13 @@
-"""The download-client interface shared by qBittorrent, Transmission and the test fakes."""
+"""The configured download client (DOWNLOAD_CLIENT): the factory above qBittorrent's and Transmission's clients.
+The interface they share (TorrentStatus, DownloadClient) is app/integrations/torrent_interface.py, re-exported here."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from app.config import get_settings
+from app.integrations.qbittorrent import QBittorrentClient
+from app.integrations.torrent_interface import DownloadClient, TorrentStatus
+from app.integrations.transmission import TransmissionClient
 
-from app.pipeline.download_state import DownloadState
-
-
-@dataclass(frozen=True)
-class TorrentStatus:
-    info_hash: str
-    name: str
-    state: DownloadState
-    raw_state: str
-    progress: float          # 0..1
-    downloaded: int          # bytes
-    size: int                # bytes
-    download_speed: int      # bytes/s
-    eta: int
-    content_path: str
-    seeding_seconds: int
-    error: str
-    # uploaded / downloaded as the client reports it (qBittorrent `ratio`, Transmission `uploadRatio`): what an
-    # indexer's INDEXER_SEEDING_RATIO is compared with; 0 when the client cannot say
-    ratio: float = 0.0
-    seeders: int = 0         # seeds connected now (qBittorrent `num_seeds`, Transmission `peersSendingToUs`)
-
-
-class DownloadClient(Protocol):
-    def add(self, *, torrent: bytes | None = None, magnet: str | None = None, category: str, tags: list[str],
-            save_path: str | None = None, name: str = "release") -> str | None:
-        """Add the torrent; returns the folder (as the client names it) when the client chose it instead of
-        `save_path` (a qBittorrent category's own save path), else None."""
-
-    def get(self, info_hash: str) -> TorrentStatus | None: ...
-
-    def statuses(self, info_hashes: list[str]) -> dict[str, TorrentStatus]:
-        """Every listed torrent still in the client, by lower-case info hash, in one call (the Activity page)."""
-
-    def default_save_path(self) -> str:
-        """Where the client saves a torrent added without a save path (the health check's question)."""
-
-    def snapshot(self, category: str, info_hashes: Sequence[str]) -> dict[str, TorrentStatus]:
-        """Every download the project monitors, in one call, by lower-case info hash: qBittorrent answers for its
-        `category` (the project's torrents), Transmission for `info_hashes` (it has no categories)."""
-
-    def remove(self, info_hash: str, delete_files: bool) -> None: ...
-
-    def version(self) -> str: ...
-
+__all__ = ["DownloadClient", "TorrentStatus", "download_client", "set_client_factory"]
 
 _factory_override = None
 _clients: dict[tuple, DownloadClient] = {}
@@ -58,8 +16,6 @@ _clients: dict[tuple, DownloadClient] = {}
 def download_client(kind: str | None = None) -> DownloadClient:
     """The configured client (DOWNLOAD_CLIENT), one per process and settings (a qBittorrent session is
     reused across polls instead of logging in each time). Tests and benchmarks may install a factory."""
-    from app.config import get_settings
-
     settings = get_settings()
     kind = kind or settings.download_client
     if _factory_override is not None:
@@ -68,13 +24,9 @@ def download_client(kind: str | None = None) -> DownloadClient:
     client = _clients.get(key)
     if client is None:
         if kind == "transmission":
-            from app.integrations.transmission import TransmissionClient
-
             client = TransmissionClient(settings.download_client_url, settings.download_client_username,
                                         settings.download_client_password)
         else:
-            from app.integrations.qbittorrent import QBittorrentClient
-
             client = QBittorrentClient(settings.download_client_url, settings.download_client_username,
                                        settings.download_client_password)
         _clients[key] = client

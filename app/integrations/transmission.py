@@ -9,7 +9,7 @@ import requests
 
 from app.integrations.errors import PermanentServiceError, TransientServiceError, classify_status
 from app.integrations.http import request
-from app.integrations.torrent import TorrentStatus
+from app.integrations.torrent_interface import TorrentStatus
 from app.pipeline.download_state import transmission_state
 from app.pipeline.torrent_placement import transmission_labels
 from app.validation import clean_text

@@ -18,15 +18,15 @@ from typing import Any
 from rq.exceptions import AbandonedJobError
 from rq.job import Job as RQJob
 
-from app.audiobook_requests.failures import fail_request_for_job
 from app.db import ensure_bound
+from app.errors import PermanentJobError
 from app.jobs import fence, metrics, retention, state
-from app.jobs.errors import PermanentJobError
-from app.jobs.logger import create_job_logger, write_held_events
+from app.jobs.final_failure import after_final_failure
+from app.jobs.held_events import take_held_events
+from app.jobs.logger import create_job_logger
 from app.jobs.queues import type_of_queue
 from app.jobs.service import db_id_from_rq_id
-from app.models import Job, utcnow
-from app.notifications import events as notifications
+from app.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +47,11 @@ def on_success(job: RQJob, connection: Any, result: Any, *args: Any, **kwargs: A
     if db_id is None:
         return
     ensure_bound()
-    run = fence.current_for(db_id)
-    # No current run: the runner skipped the job (cancelled, finished, held by another run); its row
-    # belongs to someone else and is left as it is.
+    # The run ends here; its held events are written with its completion, in the same round trip. No run: the
+    # runner skipped the job (cancelled, finished, held by another run); its row is left as it is.
+    run = fence.end(db_id, keep_events=True)
     if run is not None:
-        fence.end()
-        with run.lock:  # waits for a write of held events by the lease thread, if one is under way
-            events, run.held_events = run.held_events, []
-            completed = state.mark_completed(db_id, result, run.token, events)
-        if not completed:
+        if not state.mark_completed(db_id, result, run.token, take_held_events(run)):
             log.warning("job %s: this run lost its lease before completing; its result is discarded", db_id)
     retention.trim_redis(connection, type_of_queue(job.origin), job.id, finished=True, outcome="completed",
                          seconds=metrics.run_seconds(job))
@@ -69,7 +65,7 @@ def on_failure(job: RQJob, connection: Any, exc_type: Any, exc_value: Any, tb: A
     if isinstance(exc_value, (fence.LeaseLost, fence.RunStopped)):
         # A stale run noticed it was fenced out, or a stopped run reached a checkpoint: the row is another
         # run's or already cancelled (app/jobs/stopping.py); write nothing, retry nothing.
-        fence.end()
+        fence.end(db_id, lost=True)  # its held events are dropped: they would be refused
         job.retries_left = 0
         log.warning("%s", exc_value)
         return
@@ -78,19 +74,11 @@ def on_failure(job: RQJob, connection: Any, exc_type: Any, exc_value: Any, tb: A
         error = "Worker process died while running the job (abandoned: killed, OOM or host lost)"
     else:
         error = f"{getattr(exc_type, '__name__', exc_type)}: {exc_value}"
-    run = None if abandoned else fence.current_for(db_id)
-    if run is not None:
-        _write_held_events(run)
-        fence.end()  # the run is over: what follows is written on its behalf, not fenced by it
+    # The run is over (its held events written first): what follows is written on its behalf, not fenced by it.
+    # An abandoned run is another process's: this one has no run of it.
+    run = None if abandoned else fence.end(db_id)
     record_failed_attempt(job, db_id, error, _format_trace(tb), permanent=isinstance(exc_value, PermanentJobError),
                           abandoned=abandoned, token=run.token if run else None)
-
-
-def _write_held_events(run: fence.Run) -> None:
-    try:
-        write_held_events(run)
-    except Exception:  # the failure itself must still be recorded
-        log.exception("job %s: could not store the run's events", run.job_id)
 
 
 def on_stopped(job: RQJob, connection: Any, *args: Any, **kwargs: Any) -> None:
@@ -116,7 +104,8 @@ def on_work_horse_killed(job: RQJob, retpid: int, ret_val: int, rusage: Any) -> 
 
 def record_failed_attempt(job: RQJob, db_id: str, error: str, trace: str | None, *, permanent: bool,
                           abandoned: bool, token: str | None = None, abandoned_before: Any = None) -> None:
-    """Write one failed run through app.jobs.state, fenced; when it was the last one, fail the request.
+    """Write one failed run through app.jobs.state, fenced; when it was the last one, what follows a final failure
+    (app/jobs/final_failure.py: the request's hook, the job_failed notification).
 
     When the write is refused (a stale run, or an abandoned run whose database lease is still alive),
     RQ must not retry either: the row belongs to another run, or the lease sweep will decide."""
@@ -143,18 +132,9 @@ def record_failed_attempt(job: RQJob, db_id: str, error: str, trace: str | None,
         logger.error(f"Job failed ({reason}): {error}")
         retention.trim_redis(job.connection, type_of_queue(job.origin), job.id, finished=False, outcome="failed",
                              seconds=seconds)
-        fail_request_of_job(db_id, error)
-        notifications.job_failed(db_id, type_of_queue(job.origin), error)
+        after_final_failure(db_id, type_of_queue(job.origin), error)
     else:
         metrics.record_run(job.connection, type_of_queue(job.origin), "retried", seconds)
         logger.warning(f"Attempt failed: {error}. Retrying in {retry_in} s ({job.retries_left} retr"
                     f"{'y' if job.retries_left == 1 else 'ies'} left)")
 
-
-def fail_request_of_job(db_id: str, error: str) -> None:
-    """A job's last run failed: its request (if any) fails with the reason, when still in that step."""
-    row = Job.select(Job.request, Job.type).where(Job.id == db_id).first()
-    if row is None or row.request_id is None:
-        return
-    if fail_request_for_job(row.request_id, row.type, f"{row.type} failed: {error}"):
-        create_job_logger(db_id, "JobQueue").error(f"Request {row.request_id} marked failed: {error[:500]}")

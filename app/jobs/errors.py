@@ -1,7 +1,9 @@
 """Errors of the job system."""
 from __future__ import annotations
 
-from app.errors import AppError
+from app.errors import AppError, PermanentJobError
+
+__all__ = ["EnqueueFailed", "InvalidPayload", "JobSystemError", "PermanentJobError", "UnknownJobType"]
 
 
 class JobSystemError(AppError):
@@ -22,10 +24,3 @@ class EnqueueFailed(JobSystemError, RuntimeError):
     """The jobs row was written but Redis refused the job; the row is marked failed (503: try again)."""
 
     status = 503
-
-
-class PermanentJobError(Exception):
-    """Raised by a processor when retrying cannot help (bad API key, missing config, bad data).
-
-    The job fails at once; the remaining attempts are skipped.
-    """

@@ -12,8 +12,9 @@ lease lives in PostgreSQL, the record of truth, so a run lost with Redis (restar
 persistence) is still noticed: the scheduler's lease sweep finds active rows whose heartbeat is
 older than JOB_HEARTBEAT_TTL (app/jobs/recovery.py).
 
-One run at a time per process (RQ workers run one job at a time), so the current run is module
-state, read by the callbacks RQ calls after the job, in the same process.
+One run at a time per process (RQ workers run one job at a time): the current run is module state
+(app/jobs/current_run.py), read by the callbacks RQ calls after the job, in the same process. It starts with
+`begin` and ends with `end`, the one way a run ends (its held events: app/jobs/held_events.py).
 """
 from __future__ import annotations
 
@@ -21,99 +22,58 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
+
+import peewee
+
+from app.config import get_settings
+from app.jobs import current_run, held_events, state
+from app.jobs.current_run import LeaseLost, Run, RunStopped, checkpoint, current, current_for, request_stop
+from app.jobs.held_events import HOLD_SECONDS, write_held_events
+from app.models import Job
 
 log = logging.getLogger(__name__)
 
+__all__ = ["LeaseLost", "Run", "RunStopped", "begin", "checkpoint", "current", "current_for", "end", "ensure_current",
+           "holds_lease", "insert_if_holding", "lease_lost", "lease_seconds", "lease_unconfirmed", "request_stop",
+           "write_fence"]
 
-class LeaseLost(Exception):
-    """This run's token is no longer the row's: another run owns the job now; stop writing."""
-
-
-class RunStopped(BaseException):
-    """An admin stopped this run (app/jobs/stopping.py): raised at the run's next checkpoint.
-
-    A BaseException, like KeyboardInterrupt, so a processor's `except Exception` around a step does not
-    swallow it; RQ still records it as the run's failure, and the callbacks write nothing for it (the row
-    is already cancelled and its token cleared)."""
-
-
-@dataclass
-class Run:
-    job_id: str
-    token: str
-    lost: bool = False
-    stopped: bool = False  # an admin's Stop reached this process: the next checkpoint raises RunStopped
-    started: float = field(default_factory=time.monotonic)
-    # info events held back to be written with the run's completion (app/jobs/logger.py); the lock
-    # serialises their writers (the run's thread and the lease thread, which writes them once the run
-    # is older than the hold time, so a long run's events still show within a second)
-    held_events: list[tuple] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    renewed: float = field(default_factory=time.monotonic)  # mark_active wrote the first heartbeat
-    confirmed: float = field(default_factory=time.monotonic)  # when the lease was last written (monotonic)
-
-    def age(self) -> float:
-        return time.monotonic() - self.started
-
-
-_current: Run | None = None
 _lease_thread: threading.Thread | None = None
 
 
 def lease_seconds() -> int:
-    from app.config import get_settings
-
     return get_settings().job_heartbeat_ttl
 
 
 def begin(job_id: Any) -> Run | None:
     """Start a run: mark the row active with a new token. None when the job must not run
     (cancelled, finished, unknown, or another run holds a live lease)."""
-    from app.jobs import state
-
-    global _current
     token = uuid.uuid4().hex
     if not state.mark_active(job_id, token, lease_seconds()):
         return None
-    _current = Run(str(job_id), token)
+    run = Run(str(job_id), token)
+    current_run.set_current(run)
     _ensure_lease_thread()
-    return _current
+    return run
 
 
-def end() -> None:
-    """The worker is done with the run (its callbacks have run): stop renewing its lease."""
-    global _current
-    _current = None
+def end(job_id: Any = None, *, keep_events: bool = False, lost: bool = False) -> Run | None:
+    """The one way a run ends: the worker is done with it (its callbacks run now, or have run). Its lease is no
+    longer renewed and the writes of this process are no longer fenced by it; what it still holds of its events
+    (app/jobs/held_events.py) is written now, fenced, or with `keep_events` left for the caller's last write
+    (the completion takes them: `held_events.take_held_events`); with `lost` (the run found it lost its job) they
+    are dropped. With `job_id`, only a run of that job is ended. Returns the run ended, or None.
 
-
-def current() -> Run | None:
-    return _current
-
-
-def current_for(job_id: Any) -> Run | None:
-    """The current run if it is a run of `job_id`."""
-    run = _current
-    return run if run is not None and run.job_id == str(job_id) else None
-
-
-def request_stop(job_id: Any) -> bool:
-    """Mark the current run of `job_id` stopped (called from the worker's command thread). False when this
-    process is not running that job."""
-    run = current_for(job_id)
+    Called by the callbacks (on_success before the completion, on_failure before the failure is recorded), by
+    the runner before a poll's reschedule, and by the worker after every job (the catch-all)."""
+    run = current_run.current() if job_id is None else current_run.current_for(job_id)
     if run is None:
-        return False
-    run.stopped = True
-    return True
-
-
-def checkpoint() -> None:
-    """Raise RunStopped when an admin stopped the current run (no I/O: a flag the worker's command thread
-    sets). Processors call it in their loops; every JobLogger call of a run is one too."""
-    run = _current
-    if run is not None and run.stopped:
-        raise RunStopped(f"job {run.job_id}: stopped by an admin")
+        return None
+    current_run.set_current(None)
+    run.lost = run.lost or lost
+    if not keep_events:
+        held_events.flush_at_end(run)
+    return run
 
 
 def lease_unconfirmed(now: float | None = None) -> bool:
@@ -121,7 +81,7 @@ def lease_unconfirmed(now: float | None = None) -> bool:
     unreachable from this host while Redis is not): the scheduler sees it expired. The worker then stops
     renewing RQ's side of the lease too, so that RQ's entry lapses and the job is retried elsewhere; a run
     still beating in Redis would hold its job for as long as the cut lasts. False outside a run."""
-    run = _current
+    run = current_run.current()
     if run is None:
         return False
     return run.lost or (time.monotonic() if now is None else now) - run.confirmed > lease_seconds()
@@ -131,24 +91,37 @@ def ensure_current() -> None:
     """Raise LeaseLost when the current run's token is stale (no-op outside a run).
 
     Call before a side effect outside the database that a successor must not see twice."""
-    from app.jobs import state
-
-    run = _current
+    run = current_run.current()
     if run is None:
         return
     if run.lost or not state.run_is_current(run.job_id, run.token):
+        lease_lost(run)
+
+
+def write_fence() -> tuple[str, str] | None:
+    """(job id, token) of the current run, for a write that carries the fence in its own statement (add_job's
+    insert: `state.insert_job_row`); None outside a run. LeaseLost when the run already knows it lost its lease.
+    A write refused by the fence calls `lease_lost`."""
+    run = current_run.current()
+    if run is None:
+        return None
+    if run.lost:
+        lease_lost(run)
+    return run.job_id, run.token
+
+
+def lease_lost(run: Run | None = None) -> NoReturn:
+    """The run (by default the current one) found its token stale: mark it lost and raise LeaseLost."""
+    run = run or current_run.current()
+    if run is not None:
         run.lost = True
-        raise LeaseLost(f"job {run.job_id}: this run lost its lease; another run owns the job")
+    raise LeaseLost(f"job {run.job_id if run else '?'}: this run lost its lease; another run owns the job")
 
 
 def holds_lease() -> Any:
     """The fence as a SQL condition, for the WHERE of the write it guards (checked in the same statement):
     inside a run, the run's job row is still active with this run's token; outside a run, true."""
-    import peewee
-
-    from app.models import Job
-
-    run = _current
+    run = current_run.current()
     if run is None:
         return peewee.SQL("1 = 1")
     return peewee.fn.EXISTS(Job.select(peewee.SQL("1")).where(
@@ -159,11 +132,7 @@ def insert_if_holding(model: Any, values: dict[str, Any], *, ignore_conflict: bo
     """INSERT one `model` row from `values` (every column it needs, defaults included), fenced: inside a run,
     an INSERT ... SELECT from the run's own job row, so the row lands only while the run holds its lease, in
     the same statement. False when nothing was inserted (fenced out, or a conflict ignored)."""
-    import peewee
-
-    from app.models import Job
-
-    run = _current
+    run = current_run.current()
     if run is None:
         query = model.insert(**values)
     else:
@@ -194,15 +163,12 @@ def _ensure_lease_thread() -> None:
 
 
 def _renew_forever() -> None:
-    from app.jobs import state
-    from app.jobs.logger import HOLD_SECONDS, write_held_events
-
     interval = max(lease_seconds() / 3, 0.5)
     while True:
         # A short fixed tick (a few wakeups a second per worker, whatever the job rate) rather than a
         # wakeup per job: held events of a long run show within about a second, at no per-job cost.
         time.sleep(HOLD_SECONDS)
-        run = _current
+        run = current_run.current()
         if run is None or run.lost:
             continue
         if run.held_events and run.age() >= HOLD_SECONDS:

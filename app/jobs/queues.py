@@ -1,4 +1,4 @@
-"""Redis connection and queue naming.
+"""Queue naming, and the RQ queue of a name (the Redis connection: app/redis_connection.py).
 
 Every job type has three RQ queues, `<type>.high`, `<type>.medium`, `<type>.low`. A worker listens
 on them in that order with RQ's strict ("default") dequeue strategy, which is how the numeric
@@ -6,13 +6,12 @@ priority is honoured within a job type: RQ itself has no per-job priority.
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 from redis import Redis
 from rq import Queue
 
 from app.jobs import types
 from app.jobs.types import Priority
+from app.redis_connection import get_redis  # also read from here by tests and benchmarks
 
 PRIORITY_ORDER = (Priority.HIGH, Priority.MEDIUM, Priority.LOW)  # the order a worker serves its queues in
 
@@ -33,19 +32,6 @@ def queue_names_for_group(group: str) -> list[str]:
 
 def type_of_queue(name: str) -> str:
     return name.rsplit(".", 1)[0]
-
-
-@lru_cache(maxsize=8)
-def _redis_for(url: str) -> Redis:
-    return Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30)
-
-
-def get_redis(url: str | None = None) -> Redis:
-    if url is None:
-        from app.config import get_settings
-
-        url = get_settings().redis_url
-    return _redis_for(url)
 
 
 def get_queue(name: str, connection: Redis | None = None) -> Queue:

@@ -24,6 +24,7 @@ from rq.registry import StartedJobRegistry
 
 from app.config import get_settings
 from app.jobs import fence, state, types
+from app.jobs.final_failure import after_final_failure
 from app.jobs.logger import create_job_logger
 from app.jobs.queues import queue_names_for_type
 from app.jobs.service import enqueue_run
@@ -60,9 +61,6 @@ def sweep_expired_leases(connection: Any, now: Any = None) -> list[str]:
     writes are refused), then re-enqueued with its remaining attempts, or failed with its request.
     Returns the ids handled.
     """
-    from app.jobs.callbacks import fail_request_of_job
-    from app.notifications import events as notifications
-
     now = now or utcnow()
     cutoff = now - timedelta(seconds=fence.lease_seconds())
     expired = list(Job.select(Job.id, Job.type, Job.rq_job_id, Job.attempts, Job.max_attempts, Job.payload,
@@ -86,8 +84,7 @@ def sweep_expired_leases(connection: Any, now: Any = None) -> list[str]:
         logger = create_job_logger(str(row.id), "JobQueue")
         if final:
             logger.error(f"Job failed (no attempts left): {error}")
-            fail_request_of_job(str(row.id), error)
-            notifications.job_failed(str(row.id), row.type, error)  # as the callbacks' final failure does
+            after_final_failure(str(row.id), row.type, error)  # as the callbacks' final failure does
         else:
             _discard_rq_job(connection, row.rq_job_id)
             definition = types.get(row.type)

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import peewee
-from peewee import fn
 from rq import Callback, Retry
 
-from app.audiobook_requests import state as request_state
-from app.audiobook_requests.pipeline import STEP_STATUS
 from app.config import get_settings
 from app.errors import AppError
 from app.jobs import fence, state, types
-from app.jobs.errors import EnqueueFailed, InvalidPayload, JobSystemError, UnknownJobType
+from app.jobs.errors import EnqueueFailed, InvalidPayload, UnknownJobType
 from app.jobs.queues import get_queue, queue_name
 from app.jobs.types import Priority
-from app.models import Job, JobStatus, Request, utcnow
+from app.models import Job, Request, utcnow
 from app.validation import parse_uuid
 
 RUNNER = "workers.runner.run_job"  # named by path: app never imports workers
@@ -82,7 +77,7 @@ def add_job(job_type: str, payload: dict | None = None, *, priority: int | str |
     Raises UnknownJobType / InvalidPayload / ValueError before anything is written, and
     EnqueueFailed (with the row marked failed) when Redis refuses the job.
     """
-    fence.ensure_current()  # a run that lost its lease must not start the next step twice
+    run_fence = fence.write_fence()  # a run that lost its lease must not start the next step twice
     definition = types.get(job_type)
     if definition is None:
         known = ", ".join(sorted(t.name for t in types.all_types()))
@@ -104,9 +99,10 @@ def add_job(job_type: str, payload: dict | None = None, *, priority: int | str |
     db_id = uuid.uuid4()
     body["jobId"] = str(db_id)
     run_at = utcnow() + timedelta(seconds=seconds) if seconds else None
-    state.insert_job_row(job_id=db_id, job_type=job_type, payload=body, priority=int(level),
-                         max_attempts=attempts, request_id=request_id, rq_job_id=rq_job_id(db_id), run_at=run_at,
-                         scheduled_job_id=scheduled_job_id)
+    if not state.insert_job_row(job_id=db_id, job_type=job_type, payload=body, priority=int(level),
+                                max_attempts=attempts, request_id=request_id, rq_job_id=rq_job_id(db_id),
+                                run_at=run_at, scheduled_job_id=scheduled_job_id, fence=run_fence):
+        fence.lease_lost()  # inside a run whose token is stale: the insert was refused, nothing written
     try:
         enqueue_run(definition, body, level, attempts, seconds)
     except Exception as exc:
@@ -176,115 +172,6 @@ class JobActionError(AppError):
     status = 409
 
 
-def retry_job(job_id: Any) -> str:
-    """Run a failed job again: a new run through add_job, with the same type, payload and request.
-
-    Only `failed` rows (a `stuck` one is retried by RQ itself), and each only once: the row is claimed
-    with a conditional UPDATE (retried_at IS NULL) before add_job and then points at the new run
-    (retry_job_id), so a double click or a second "requeue failed" never starts two runs. A pipeline
-    step's job first moves its request from `failed` back into that step's status. Raises
-    JobActionError (404 unknown, 409 refused); a claim whose new run could not start is released.
-    """
-    job = get_job(job_id)
-    if job is None:
-        raise JobActionError("job not found", status=404)
-    if job.status not in JobStatus.RETRYABLE:
-        raise JobActionError(_not_retryable_reason(job))
-    if not job.can_retry or not _claim_for_retry(job.id):
-        raise _already_retried(job.id)
-    try:
-        new_id = _start_retry_run(job)
-    except BaseException:
-        _release_retry_claim(job.id)
-        raise
-    Job.update(retry_job_id=new_id, updated_at=utcnow()).where(Job.id == job.id).execute()
-    return new_id
-
-
-def _not_retryable_reason(job: Job) -> str:
-    if job.status == JobStatus.STUCK.value:
-        return "only failed jobs can be retried (this one is stuck: RQ retries it by itself)"
-    return f"only failed jobs can be retried (this one is {job.status})"
-
-
-def _claim_for_retry(job_id: Any) -> bool:
-    """Claim a failed row for one retry; False when another retry claimed it first."""
-    return (Job.update(retried_at=utcnow(), updated_at=utcnow())
-            .where((Job.id == job_id) & Job.retryable()).execute()) == 1
-
-
-def _release_retry_claim(job_id: Any) -> None:
-    Job.update(retried_at=None, retry_job_id=None).where(Job.id == job_id).execute()
-
-
-def _already_retried(job_id: Any) -> JobActionError:
-    job = Job.get_by_id(job_id)
-    if job.retry_job_id is None:
-        return JobActionError("a retry of this job is being started right now")
-    return JobActionError(f"already retried: run {job.retry_job_id} was started {_iso(job.retried_at)}",
-                          retryJobId=str(job.retry_job_id))
-
-
-def _start_retry_run(job: Job) -> str:
-    """The new run; a step of a request re-enters the step's status first (and goes back to failed when
-    the run could not be added)."""
-    step = STEP_STATUS.get(job.type)
-    reentered = job.request_id is not None and step is not None
-    if reentered and not request_state.reenter_step_for_retry(job.request_id, job.type):
-        current = Request.get_or_none(Request.id == job.request_id)
-        status = current.status if current else "gone"
-        raise JobActionError(f"its request is {status}, not failed: a {job.type} job is retried only while its "
-                             f"request is failed")
-    payload = {k: v for k, v in (job.payload or {}).items() if k != "jobId"}
-    try:
-        return add_job(job.type, payload, priority=job.priority, request_id=job.request_id,
-                       scheduled_job_id=job.scheduled_job_id)
-    except Exception as exc:
-        if reentered:
-            assert step is not None  # reentered implies a step
-            request_state.transition(job.request_id, request_state.R.FAILED, only_from=(step,),
-                                     error_message=f"Retry of job {job.id} could not start: {exc}"[:2000])
-        raise
-
-
-def requeueable_failed(job_type: str | None = None) -> peewee.ModelSelect:
-    """The failed rows a retry would accept: not yet retried and, for a step of a request, the request's
-    latest job with the request still failed. The queues page counts exactly these and "requeue failed"
-    acts on exactly these."""
-    newer = Job.alias("newer")
-    superseded = fn.EXISTS(newer.select(peewee.SQL("1")).where(
-        (newer.request == Job.request) & (newer.created_at > Job.created_at)))
-    step_types = list(STEP_STATUS)
-    request_allows = (Job.request.is_null() | Job.type.not_in(step_types)
-                      | ((Request.status == request_state.R.FAILED.value) & ~superseded))
-    query = (Job.select().join(Request, peewee.JOIN.LEFT_OUTER, on=(Job.request == Request.id))
-             .where(Job.retryable() & request_allows))
-    return query.where(Job.type == job_type) if job_type else query
-
-
-@dataclass
-class RequeueOutcome:
-    started: list[str] = field(default_factory=list)          # new run ids
-    refused: list[tuple[str, str]] = field(default_factory=list)  # (failed job id, why)
-    stopped: str | None = None  # why the pass stopped early (Redis refused a job)
-
-
-def requeue_failed(job_type: str) -> RequeueOutcome:
-    """Retry every requeueable failed row of a type, oldest first, each through retry_job's claim: all of
-    them (no cap), and a second call finds none left. Stops when Redis refuses a job."""
-    outcome = RequeueOutcome()
-    ids = [row[0] for row in requeueable_failed(job_type).select(Job.id).order_by(Job.created_at).tuples()]
-    for job_id in ids:
-        try:
-            outcome.started.append(retry_job(job_id))
-        except EnqueueFailed as exc:
-            outcome.stopped = str(exc)
-            break
-        except (JobActionError, JobSystemError) as exc:
-            outcome.refused.append((str(job_id), str(exc)))
-    return outcome
-
-
 def cancel_job(job_id: Any) -> None:
     """Cancel a pending or delayed job: its row says cancelled and the runner will skip it."""
     job = get_job(job_id)
@@ -303,7 +190,7 @@ def cancel_run(job: Job, reason: str) -> bool:
     try:
         from rq.job import Job as RQJob
 
-        from app.jobs.queues import get_redis
+        from app.redis_connection import get_redis
 
         RQJob.fetch(job.rq_job_id, connection=get_redis()).cancel()
     except Exception:  # best effort: the runner skips cancelled rows anyway

@@ -14,8 +14,9 @@ from typing import Any
 from peewee import fn
 
 from app.db import database
-from app.jobs.redact import redact, redact_text
+from app.jobs.held_events import fenced_events_sql
 from app.models import Job, JobStatus, status_values, utcnow
+from app.redaction import redact, redact_text
 
 S = JobStatus
 _MAX_TRACE = 20_000
@@ -59,24 +60,37 @@ def _secrets() -> tuple[str, ...]:
     return get_settings().secret_values()
 
 
-_INSERT_JOB = ("INSERT INTO jobs (id, created_at, updated_at, request_id, rq_job_id, type, status, priority, "
-               "attempts, max_attempts, payload, scheduled_job_id, run_at, polls, polling) "
-               "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, 0, {p}, {p}, {p}, {p}, 0, {p})")
+_JOB_COLUMNS = ("INSERT INTO jobs (id, created_at, updated_at, request_id, rq_job_id, type, status, priority, "
+                "attempts, max_attempts, payload, scheduled_job_id, run_at, polls, polling) ")
+_INSERT_JOB = _JOB_COLUMNS + "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, 0, {p}, {p}, {p}, {p}, 0, {p})"
+# Inside a run (a processor chaining the next step) the row lands only while the run holds its job: the fence in
+# the insert's own statement. INSERT ... SELECT needs typed values on PostgreSQL; SQLite takes them as they are.
+_RUN_HOLDS_JOB = " WHERE EXISTS (SELECT 1 FROM jobs WHERE id = {p} AND run_token = {p} AND status = 'active')"
+_INSERT_JOB_FENCED_PG = (_JOB_COLUMNS + "SELECT %s::uuid, %s::timestamp, %s::timestamp, %s::uuid, %s, %s, %s, %s, 0, "
+                         "%s, %s::jsonb, %s::uuid, %s::timestamp, 0, %s" + _RUN_HOLDS_JOB.format(p="%s"))
+_INSERT_JOB_FENCED_SQLITE = (_JOB_COLUMNS + "SELECT ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, 0, ?"
+                             + _RUN_HOLDS_JOB.format(p="?"))
 
 
 def insert_job_row(*, job_id: uuid.UUID, job_type: str, payload: dict, priority: int, max_attempts: int,
-                   request_id: Any, rq_job_id: str, run_at: datetime | None, scheduled_job_id: Any = None) -> None:
+                   request_id: Any, rq_job_id: str, run_at: datetime | None, scheduled_job_id: Any = None,
+                   fence: tuple[str, str] | None = None) -> bool:
     """The row every run starts with: `pending`, or `delayed` when it is due later.
 
+    `fence`: (job id, token) of the run adding it (fence.write_fence): the row is inserted only while that run
+    still holds its job, in the same statement. False when it did not (nothing written).
     The payload is stored whole: it is what a retry or a recovery runs again (a release link's tracker
     passkey included); it is redacted where it is shown (the job page's pretty_json), like everything else."""
     status = S.DELAYED if run_at is not None else S.PENDING
     now = utcnow()
-    _execute(_INSERT_JOB, (
-        _uuid_param(job_id), now, now, _uuid_param(request_id) if request_id else None, rq_job_id, job_type,
-        status.value,
-        priority, max_attempts, json.dumps(payload, allow_nan=False),
-        _uuid_param(scheduled_job_id) if scheduled_job_id else None, run_at, False))
+    params = (_uuid_param(job_id), now, now, _uuid_param(request_id) if request_id else None, rq_job_id, job_type,
+              status.value, priority, max_attempts, json.dumps(payload, allow_nan=False),
+              _uuid_param(scheduled_job_id) if scheduled_job_id else None, run_at, False)
+    if fence is None:
+        return _execute(_INSERT_JOB, params) == 1
+    db = database.obj
+    sql = _INSERT_JOB_FENCED_SQLITE if db.param == "?" else _INSERT_JOB_FENCED_PG
+    return db.execute_sql(sql, (*params, _uuid_param(fence[0]), fence[1])).rowcount == 1
 
 
 def mark_enqueue_failed(job_id: Any, error: BaseException) -> None:
@@ -115,9 +129,7 @@ def mark_waiting_for_poll(job_id: Any, delay: float, payload: dict, token: str) 
 
 def mark_completed(job_id: Any, result: Any, token: str, events: list[tuple] | None = None) -> bool:
     """The run that holds `token` completes the row. `events`: the info events the run held back
-    (app/jobs/logger.py), written first under the same fence; on PostgreSQL in the same round trip."""
-    from app.jobs.logger import fenced_events_sql
-
+    (app/jobs/held_events.py), written first under the same fence; on PostgreSQL in the same round trip."""
     now = utcnow()
     stored = json.dumps(redact(result, _secrets()), allow_nan=False) if result is not None else None
     params: tuple = (S.COMPLETED.value, stored, now, now, _uuid_param(job_id), S.ACTIVE.value, token)

@@ -17,7 +17,7 @@ from typing import Any
 
 from app.config import get_settings
 from app.jobs import fence
-from app.jobs.redact import redact_text
+from app.redaction import redact_text
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Where notification targets live: NOTIFY_URLS (read-only, from the settings) and the notification_targets
 table (added and removed on /admin/notifications and its API). The one writer of that table.
 
-Every target read here has its tokens registered with app/jobs/redact.py, so that whatever this process
+Every target read here has its tokens registered with app/redaction/, so that whatever this process
 writes afterwards (logs, job events, errors) shows them redacted.
 """
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 from app.config import get_settings
 from app.errors import AppError
-from app.jobs.redact import add_known_secrets
 from app.models import NotificationTarget, utcnow
 from app.notifications.targets import Target, TargetError, check_url, env_targets, parse_events, url_secrets
+from app.redaction import add_known_secrets
 from app.validation import parse_uuid
 
 DB_PREFIX = "db:"

@@ -4,7 +4,7 @@ the redacted form pages show.
 A target is an Apprise URL (`json://host/path`, `discord://id/token`, `ntfy://topic`, `mailto://user:pass@host`)
 and the events it wants. Apprise URLs carry tokens in any part (a password, a Discord webhook id and token,
 a Telegram bot token where a host would be, a key in the path or the query): `url_secrets` names every part
-that may be one, so that redaction (app/jobs/redact.py) hides them by value and `redacted_url` shows the
+that may be one, so that redaction (app/redaction/) hides them by value and `redacted_url` shows the
 rest (scheme, host name, harmless path words).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
 
-from app.jobs.redact import looks_like_credential, redact_text
+from app.redaction import looks_like_credential, redact_text
 
 # event name -> (label on the page, Apprise notify type)
 EVENTS: dict[str, tuple[str, str]] = {

@@ -2,19 +2,9 @@
 status), and which of them count toward the stall limit."""
 from __future__ import annotations
 
-import enum
+from app.statuses import DownloadState
 
-
-class DownloadState(enum.StrEnum):
-    DOWNLOADING = "downloading"  # allowed to transfer (with or without peers)
-    METADATA = "metadata"        # magnet still fetching its metadata, allowed to
-    QUEUED = "queued"            # waiting for a slot in the client's queue
-    CHECKING = "checking"        # verifying data (after an add, a restart or a recheck)
-    MOVING = "moving"            # local disk work: files being moved (or allocated)
-    PAUSED = "paused"            # paused (4.x) / stopped (5.x, Transmission) by someone
-    COMPLETE = "complete"        # every byte is there (the client may be seeding or stopped)
-    FAILED = "failed"
-    UNKNOWN = "unknown"
+__all__ = ["DownloadState", "counts_toward_stall", "qbittorrent_state", "transmission_state"]
 
 
 _QBT = {

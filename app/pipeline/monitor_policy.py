@@ -8,9 +8,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from app.audiobook_requests.state import FINISHED_WITH_TORRENT, RELEASED_TORRENT
-from app.models import DownloadStatus
 from app.pipeline.seeding import SeedingLimit
+from app.statuses import FINISHED_WITH_TORRENT, RELEASED_TORRENT, DownloadStatus
 
 BASE_DELAY = 10.0
 MAX_DELAY = 300.0
@@ -156,8 +155,7 @@ def decide_poll(previous: PollState, now: datetime, *, percent: int, downloaded:
 
 # --- who else uses a torrent --------------------------------------------------------------------------------
 
-# Who has let go of a torrent, and who is finished with it: the vocabulary's sets (app/models.py and the
-# request state machine, app/audiobook_requests/state.py).
+# Who has let go of a torrent, and who is finished with it: the vocabulary's sets (app/statuses.py).
 FINISHED_REQUEST_STATUSES = FINISHED_WITH_TORRENT
 RELEASED_REQUEST_STATUSES = RELEASED_TORRENT
 RELEASED_DOWNLOAD_STATUSES = DownloadStatus.ENDED

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from app.jobs.redact import redact_text
 from app.pipeline.ranking import Ranked, Release, acceptable, normalize, rank_releases
+from app.redaction import redact_text
 from app.validation import INT4_MAX, INT8_MAX, out_of_range, too_long
 
 MAX_ALTERNATES = 10

@@ -10,9 +10,9 @@ from peewee import fn
 from rq.job import Job as RQJob
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
+from app.audiobook_requests.job_retries import requeueable_failed
 from app.jobs import types
 from app.jobs.queues import get_queue, queue_names_for_type
-from app.jobs.service import RequeueOutcome, requeueable_failed
 from app.models import Job
 
 
@@ -54,19 +54,6 @@ def queue_stats(connection: Any, live_workers: dict[str, int], configured: dict[
 
 def requeueable_failed_counts() -> dict[str, int]:
     """Per job type, the failed jobs "requeue failed" would start again (not yet retried; see
-    app.jobs.service.requeueable_failed): the number the queues page shows on its button."""
+    app/audiobook_requests/job_retries.py): the number the queues page shows on its button."""
     query = requeueable_failed().select(Job.type, fn.COUNT(Job.id)).group_by(Job.type)
     return {job_type: count for job_type, count in query.tuples()}
-
-
-def requeue_message(job_type: str, outcome: RequeueOutcome) -> str:
-    """The flash message of a "requeue failed": what started, what was refused and why (the first reason)."""
-    if not outcome.started and not outcome.refused and not outcome.stopped:
-        return f"Nothing to requeue: no failed {job_type} jobs that were not already retried."
-    parts = [f"Requeued {len(outcome.started)} failed {job_type} job(s) as new runs."]
-    if outcome.refused:
-        job_id, reason = outcome.refused[0]
-        parts.append(f"{len(outcome.refused)} not requeued (job {job_id}: {reason}).")
-    if outcome.stopped:
-        parts.append(f"Stopped early, the rest stay failed: {outcome.stopped}")
-    return " ".join(parts)

@@ -30,10 +30,11 @@ from app.audiobook_requests.reconciler import reconcile_requests
 from app.config import get_settings
 from app.integrations.health import CHECK_INTERVAL_SECONDS, run_periodic_checks
 from app.jobs import types
-from app.jobs.queues import get_redis, queue_names_for_type
+from app.jobs.queues import queue_names_for_type
 from app.jobs.recovery import requeue_lost_jobs, sweep_abandoned_jobs, sweep_expired_leases
 from app.migrations import schema_is_current
 from app.notifications.watch import announce_integrations, announce_late_schedules
+from app.redis_connection import get_redis
 from app.reports import system_health
 from app.schedules.defaults import ensure_default_schedules
 from app.schedules.service import SCHEDULER_HEARTBEAT_KEY

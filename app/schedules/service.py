@@ -11,9 +11,9 @@ from app.config import get_settings
 from app.errors import AppError
 from app.jobs import types
 from app.jobs.logger import create_job_logger
-from app.jobs.queues import get_redis
 from app.jobs.service import add_job
 from app.models import Job, JobStatus, ScheduledJob, status_values, utcnow
+from app.redis_connection import get_redis
 from app.schedules.cron import InvalidSchedule, describe, next_fire_time, validate_cron
 from app.validation import parse_uuid, text_problem
 

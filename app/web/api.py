@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
+from app.admin_actions import retries
 from app.auth.guards import acting_admin, api_admin_required
 from app.jobs import pausing, stopping, types
-from app.jobs import service as jobs_service
-from app.jobs.queues import get_redis
 from app.jobs.service import get_job, job_to_dict
 from app.models import ScheduledJob
+from app.redis_connection import get_redis
 from app.reports import logs as logs_query
 from app.reports.pagination import pagination
-from app.reports.queue_stats import queue_stats, requeue_message
+from app.reports.queue_stats import queue_stats
 from app.reports.workers import live_workers, live_workers_by_group
 from app.schedules import service as schedules
 from app.validation import parse_uuid
@@ -58,7 +58,7 @@ def trigger_schedule(schedule_id: str):
 def retry_job(job_id: str):
     """Retry a failed job once (409 with `retryJobId` when it was retried already; 503 when Redis refused the
     new run, 409 when add_job refused it: app/web/errors.py)."""
-    new_id = jobs_service.retry_job(job_id)
+    new_id = retries.retry_job(job_id)
     return jsonify(success=True, jobId=new_id, message=f"retry started; poll /api/admin/job-status/{new_id}")
 
 
@@ -68,10 +68,10 @@ def requeue_failed(job_type: str):
     """Retry every failed job of a type not yet retried (the queues page's number), each once."""
     if types.get(job_type) is None:
         return jsonify(success=False, error=f"unknown job type {job_type!r}"), 404
-    outcome = jobs_service.requeue_failed(job_type)
+    outcome = retries.requeue_failed(job_type)
     return jsonify(success=outcome.stopped is None, requeued=len(outcome.started), jobIds=outcome.started,
                    refused=[{"jobId": job_id, "error": reason} for job_id, reason in outcome.refused],
-                   stopped=outcome.stopped, message=requeue_message(job_type, outcome))
+                   stopped=outcome.stopped, message=retries.requeue_message(job_type, outcome))
 
 
 @bp.get("/admin/queues")

@@ -6,18 +6,18 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
+from app.admin_actions import retries
 from app.auth.guards import acting_admin, page_admin_required
 from app.jobs import pausing, stopping, types
-from app.jobs import service as jobs_service
 from app.jobs.errors import JobSystemError
-from app.jobs.queues import get_redis
-from app.jobs.service import JobActionError, cancel_job, get_job, retry_job
+from app.jobs.service import JobActionError, cancel_job, get_job
 from app.models import Job, JobStatus, ScheduledJob, status_values
+from app.redis_connection import get_redis
 from app.reports import logs as logs_query
 from app.reports.durations import human as human_duration
 from app.reports.job_runs import durations_for
 from app.reports.pagination import page_count
-from app.reports.queue_stats import queue_stats, requeue_message, requeueable_failed_counts
+from app.reports.queue_stats import queue_stats, requeueable_failed_counts
 from app.reports.workers import live_workers, live_workers_by_group
 from app.schedules import service as schedules
 
@@ -45,7 +45,7 @@ def _pretty_json(value: object) -> str:
     when shown, so rows stored before a redaction rule existed show no secret either."""
     import json
 
-    from app.jobs.redact import redact
+    from app.redaction import redact
 
     value = redact(value, current_app.config["SETTINGS"].secret_values())
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
@@ -120,7 +120,7 @@ def job_detail(job_id: str):
 @page_admin_required
 def job_retry(job_id: str):
     try:
-        new_id = retry_job(job_id)
+        new_id = retries.retry_job(job_id)
     except JobActionError as exc:
         if exc.status == 404:
             abort(404)
@@ -231,5 +231,5 @@ def job_stop(job_id: str):
 def requeue_failed(job_type: str):
     if types.get(job_type) is None:
         abort(404)
-    flash(requeue_message(job_type, jobs_service.requeue_failed(job_type)))
+    flash(retries.requeue_message(job_type, retries.requeue_failed(job_type)))
     return redirect(url_for("dashboard.queues"))

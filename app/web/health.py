@@ -14,7 +14,7 @@ bp = Blueprint("health", __name__)
 
 def health_report() -> tuple[dict, int]:
     from app.db import database
-    from app.jobs.queues import get_redis
+    from app.redis_connection import get_redis
 
     settings = current_app.config["SETTINGS"]
     report: dict = {"redis": "ok", "database": "ok"}

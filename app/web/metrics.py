@@ -18,8 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from app.auth.guards import api_admin_required
 from app.jobs import metrics as run_metrics
-from app.jobs.queues import get_redis
 from app.models import Job
+from app.redis_connection import get_redis
 from app.reports.queue_stats import queue_stats
 from app.reports.workers import live_workers_by_group
 

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from app.auth.guards import api_admin_required, page_admin_required
 from app.integrations import health as integrations
-from app.jobs.queues import get_redis
+from app.redis_connection import get_redis
 from app.reports import system_health
 from app.reports.workers import live_workers_by_group
 

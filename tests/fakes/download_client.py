@@ -5,7 +5,7 @@ import threading
 from dataclasses import dataclass, replace
 
 from app.integrations.errors import TransientServiceError
-from app.integrations.torrent import TorrentStatus
+from app.integrations.torrent_interface import TorrentStatus
 from app.integrations.torrentfile import parse_magnet, read_torrent
 from app.pipeline.download_state import DownloadState
 

@@ -35,7 +35,7 @@ class SharedDownloadClient:
         return statuses
 
     def add(self, *, torrent=None, magnet=None, category, tags, save_path=None, name="release") -> None:
-        from app.integrations.torrent import TorrentStatus
+        from app.integrations.torrent_interface import TorrentStatus
         from app.pipeline.download_state import DownloadState
 
         self._call("add")

@@ -5,7 +5,7 @@ from app.config import get_settings
 from app.jobs.logger import create_job_logger
 from app.jobs.retention import cleanup_job_history
 from app.jobs.types import JobKind
-from workers.processors import register
+from workers.processors.registry import register
 
 
 @register(JobKind.CLEANUP_JOB_HISTORY)

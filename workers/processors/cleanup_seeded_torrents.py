@@ -11,7 +11,7 @@ from app.jobs.types import JobKind
 from app.models import DownloadHistory, DownloadStatus, Request
 from app.pipeline.monitor_policy import describe_holders, holders
 from app.pipeline.seeding import SeedingLimit
-from workers.processors import register
+from workers.processors.registry import register
 
 CLEANUP_BATCH = 100  # rows read per page; every page is read each run
 

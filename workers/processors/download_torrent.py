@@ -31,7 +31,7 @@ from app.notifications import events as notifications
 from app.pipeline.ranking import Release
 from app.pipeline.torrent_placement import request_tags
 from workers.context import fail_request_if_final
-from workers.processors import register
+from workers.processors.registry import register
 
 MONITOR_FIRST_DELAY = 3  # seconds: gives the client time to register the torrent (original's race fix)
 _REASON_CHARS = 200

@@ -5,7 +5,7 @@ from app.audiobook_requests.state import R
 from app.jobs.logger import create_job_logger
 from app.jobs.types import JobKind
 from app.models import Request
-from workers.processors import register
+from workers.processors.registry import register
 from workers.processors.scan_plex import match_downloaded
 
 

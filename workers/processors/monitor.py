@@ -15,7 +15,6 @@ from app.integrations.torrent import TorrentStatus, download_client
 from app.jobs import fence
 from app.jobs.errors import EnqueueFailed
 from app.jobs.logger import create_job_logger
-from app.jobs.queues import get_redis
 from app.jobs.service import add_job
 from app.jobs.types import Priority
 from app.models import DownloadHistory, DownloadStatus, Request, utcnow
@@ -33,8 +32,9 @@ from app.pipeline.monitor_policy import (
     snapshot_max_age,
     stall_removal,
 )
+from app.redis_connection import get_redis
 from workers.context import Reschedule, is_last_attempt
-from workers.processors import register
+from workers.processors.registry import register
 
 LOOKUP_WAITS = (0.5, 1.0, 2.0)  # in-process retries of the torrent look-up
 

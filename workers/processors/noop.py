@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from app.jobs.logger import create_job_logger
 from app.jobs.types import JobKind
-from workers.processors import register
+from workers.processors.registry import register
 
 
 @register(JobKind.NOOP)

@@ -14,10 +14,11 @@ from app.audiobook_requests.blocklist import block_release
 from app.audiobook_requests.imports import record_import
 from app.audiobook_requests.state import R, transition
 from app.config import Settings, get_settings
+from app.errors import PermanentJobError
 from app.integrations.errors import PermanentServiceError, ServiceError
 from app.integrations.plex import PlexClient
 from app.jobs import fence
-from app.jobs.errors import EnqueueFailed, PermanentJobError
+from app.jobs.errors import EnqueueFailed
 from app.jobs.logger import JobLogger, create_job_logger
 from app.jobs.service import add_job
 from app.jobs.types import JobKind
@@ -30,7 +31,7 @@ from app.library.remote_paths import to_local
 from app.library.tags import CoverError, TagSet, book_tags, fetch_cover, first_cover, written_fields
 from app.models import Audiobook, DownloadHistory, Request, utcnow
 from workers.context import is_last_attempt
-from workers.processors import register
+from workers.processors.registry import register
 
 RETRYABLE_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM}
 PLEX_REFRESH_TIMEOUT = 10.0  # Plex answers a refresh at once; a slow Plex must not hold the import job

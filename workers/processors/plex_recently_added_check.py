@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.jobs.logger import create_job_logger
 from app.jobs.types import JobKind
-from workers.processors import register
+from workers.processors.registry import register
 from workers.processors.scan_plex import _plex, _upsert, match_downloaded
 
 

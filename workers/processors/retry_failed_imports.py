@@ -11,7 +11,7 @@ from app.jobs.logger import JobLogger, create_job_logger
 from app.jobs.service import add_job
 from app.jobs.types import JobKind
 from app.models import DownloadHistory, Request, utcnow
-from workers.processors import register
+from workers.processors.registry import register
 
 
 @register(JobKind.RETRY_FAILED_IMPORTS)

@@ -6,7 +6,7 @@ from app.audiobook_requests.service import enqueue_search
 from app.jobs.logger import create_job_logger
 from app.jobs.types import JobKind
 from app.models import utcnow
-from workers.processors import register
+from workers.processors.registry import register
 
 
 @register(JobKind.RETRY_MISSING_TORRENTS)

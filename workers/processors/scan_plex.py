@@ -11,15 +11,15 @@ from app.config import get_settings
 from app.db import database
 from app.integrations.plex import PlexClient, PlexItem
 from app.jobs.logger import JobLogger, create_job_logger
-from app.jobs.queues import get_redis
 from app.jobs.service import cancel_run
 from app.jobs.types import JobKind
 from app.library.matching import BookQuery, LibraryIndex, LibraryItem, Match, item_asin
 from app.library.plex_index import library_index
 from app.library.plex_rows import item_problem
-from app.models import TERMINAL_JOB_STATUSES, Audiobook, Job, PlexLibrary, Request, utcnow
+from app.models import TERMINAL_JOB_STATUSES, Audiobook, AudiobookStatus, Job, PlexLibrary, Request, utcnow
 from app.notifications import events as notifications
-from workers.processors import register
+from app.redis_connection import get_redis
+from workers.processors.registry import register
 
 SCAN_LOCK = "rmab:lock:scan_plex"
 UPSERT_BATCH = 500
@@ -141,7 +141,7 @@ def _make_available(request: Request, found: Match, statuses: tuple[R, ...]) -> 
     if not transition(request.id, R.AVAILABLE, only_from=statuses, completed_at=utcnow(), error_message=None,
                       search_attempts=0, download_attempts=0, import_attempts=0):
         return False
-    Audiobook.update(plex_guid=found.item.guid, status="available").where(
+    Audiobook.update(plex_guid=found.item.guid, status=AudiobookStatus.AVAILABLE.value).where(
         Audiobook.id == request.audiobook_id).execute()
     return True
 

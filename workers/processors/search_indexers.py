@@ -16,7 +16,7 @@ from app.models import Request, utcnow
 from app.pipeline.release_search import MAX_ALTERNATES, automatic_search, storable
 from app.pipeline.search_backoff import describe_delay, search_delay
 from workers.context import fail_request_if_final
-from workers.processors import register
+from workers.processors.registry import register
 
 
 @register(JobKind.SEARCH_INDEXERS)

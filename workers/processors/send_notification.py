@@ -7,7 +7,7 @@ from app.jobs.logger import create_job_logger
 from app.jobs.types import JobKind
 from app.notifications.store import find_target
 from app.notifications.targets import notify_type
-from workers.processors import register
+from workers.processors.registry import register
 
 
 @register(JobKind.SEND_NOTIFICATION)
