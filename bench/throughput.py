@@ -90,6 +90,9 @@ def main() -> None:
           f"   ratio {median(full_process) / median(bare_process):.2f}")
     print(f"end to end  bare RQ {median(bare_total):7.1f} jobs/s   full path {median(full_total):7.1f} jobs/s"
           f"   ratio {median(full_total) / median(bare_total):.2f}")
+    for name, bare, full in (("processing", bare_process, full_process), ("end to end", bare_total, full_total)):
+        print(f"{name} by round (bare / full, ratio): "
+              + "   ".join(f"{b:.1f} / {f:.1f}, {f / b:.2f}" for b, f in zip(bare, full, strict=True)))
     require_figures({"processing, bare RQ": median(bare_process), "processing, full path": median(full_process),
                      "end to end, bare RQ": median(bare_total), "end to end, full path": median(full_total)})
 
