@@ -11,6 +11,7 @@ import ast
 import importlib.util
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -44,14 +45,25 @@ def bench_env(tmp_path: Path) -> dict[str, str]:
 
 def quick_run_problems(script: Path, env: dict[str, str], timeout: float = TIMEOUT_SECONDS) -> list[str]:
     """What is wrong with `python <script> --quick`: no FIGURES, a non-zero exit, a label missing from stdout."""
-    run = subprocess.run([sys.executable, str(script), "--quick"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=timeout)
-    shown = f"\n--- stdout\n{run.stdout[-4000:]}\n--- stderr\n{run.stderr[-4000:]}"
-    problems = [f"{script.name} --quick exited {run.returncode}{shown}"] if run.returncode != 0 else []
+    process = subprocess.Popen([sys.executable, str(script), "--quick"], cwd=ROOT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # SIGINT first: the script's `finally` stops what it started (gunicorn, the honcho stack, redis-server)
+        process.send_signal(signal.SIGINT)
+        try:
+            stdout, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+        stderr += f"\n(timed out after {timeout:.0f} s)"
+    shown = f"\n--- stdout\n{stdout[-4000:]}\n--- stderr\n{stderr[-4000:]}"
+    problems = [f"{script.name} --quick exited {process.returncode}{shown}"] if process.returncode != 0 else []
     figures = declared_figures(script)
     if not figures:
         problems.append(f"{script.name} declares no FIGURES = (...) (the labels its --quick output must hold)")
-    elif not problems and (missing := [label for label in figures if label not in run.stdout]):
+    elif not problems and (missing := [label for label in figures if label not in stdout]):
         problems.append(f"{script.name} --quick printed no {missing}{shown}")
     return problems
 
@@ -108,9 +120,11 @@ def test_checker_passes_a_quick_script_with_its_figures(tmp_path):
     (_WITH_QUICK.replace("VALUE", "float('nan')"), "exited 1"),
     ("FIGURES = ('speed',)\ndef main():\n    parse_args(argparse.ArgumentParser(), {})\n    print('speed 1')\n"
      "    raise RuntimeError('zero jobs completed')", "exited 1"),
-], ids=["no --quick", "no FIGURES", "a label not printed", "a NaN figure", "an exception"])
+    ("FIGURES = ('speed',)\ndef main():\n    parse_args(argparse.ArgumentParser(), {})\n    print('speed 1')\n"
+     "    import time\n    time.sleep(60)", "timed out after 2 s"),
+], ids=["no --quick", "no FIGURES", "a label not printed", "a NaN figure", "an exception", "a hang"])
 def test_checker_fails_a_broken_script(tmp_path, body, problem):
-    problems = quick_run_problems(_script(tmp_path, body), bench_env(tmp_path), timeout=30)
+    problems = quick_run_problems(_script(tmp_path, body), bench_env(tmp_path), timeout=2 if "sleep" in body else 30)
     assert len(problems) == 1 and problem in problems[0], problems
 
 
