@@ -9,14 +9,14 @@ import sys
 from app.config import get_settings
 from app.db import ensure_bound
 from app.logging_setup import configure_logging
-from app.schedules.process import Scheduler
+from app.schedules.process import SchedulerProcess
 
 
 def main() -> int:
     settings = get_settings()
     configure_logging(settings.log_level)
     ensure_bound()
-    return Scheduler().run()
+    return SchedulerProcess().run()
 
 
 if __name__ == "__main__":

@@ -5,13 +5,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, Response, request
-from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings, get_settings, set_settings
-
-csrf = CSRFProtect()
-_UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 # Sent with every reply (pages, JSON, errors, static files). The pages have no inline script, style or
 # on*= handler (scripts and styles are files under app/static/), so the policy can forbid them all.
@@ -41,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         login,
         metrics,
         notifications,
+        request_pages,
         requests_api,
         setup,
         system,
@@ -74,16 +71,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         hops = settings.trusted_proxies
         flask_app.wsgi_app = ProxyFix(flask_app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore
     bind_database(settings.effective_database_url)
-    csrf.init_app(flask_app)
+    auth.csrf.init_app(flask_app)
     auth.login_manager.init_app(flask_app)
 
     flask_app.before_request(errors.refuse_at_the_edge)  # bad Host, URL too long, body over the limit
 
     @flask_app.before_request
     def _csrf_unless_bearer() -> None:
-        if request.method in _UNSAFE_METHODS and not auth.bearer_token_valid():
+        if auth.needs_csrf_token():  # an unsafe method without a valid bearer token
             errors.refuse_anonymous_api_write()  # 401 JSON for API callers without credentials
-            csrf.protect()
+            auth.csrf.protect()
 
     @flask_app.after_request
     def _security_headers(response: Response) -> Response:
@@ -105,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     flask_app.register_blueprint(health.bp)
     flask_app.register_blueprint(requests_api.bp)
     flask_app.register_blueprint(dashboard.bp)
+    flask_app.register_blueprint(request_pages.bp)
     flask_app.register_blueprint(metrics.bp)
     flask_app.register_blueprint(system.bp)
     flask_app.register_blueprint(blocklist.bp)

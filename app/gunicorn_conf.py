@@ -2,7 +2,7 @@
 
     gunicorn -c python:app.gunicorn_conf 'app:create_app()'
 
-Everything comes from the app's settings (environment and `.env`, app/config.py), so the web server
+Everything comes from the app's settings (environment and `.env`, app/config/), so the web server
 is configured like the rest: HOST and PORT (default 127.0.0.1:5000), WEB_WORKERS processes (1) of
 WEB_THREADS threads (4) each, and WEB_GRACEFUL_TIMEOUT (10 s): on SIGTERM gunicorn stops accepting,
 lets requests in flight finish for up to that long, and exits 0. The worker processes serve HTTP with

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from app.config import Settings
 from app.integrations import health
 from app.integrations.errors import ServiceError
-from app.settings_store import FOLDER_NAMES, folder_problem
+from app.settings_rules import FOLDER_NAMES, folder_problem
 
 SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "prowlarr": ("Prowlarr", ("PROWLARR_URL", "PROWLARR_API_KEY", "INDEXER_SEEDING_MINUTES",

@@ -65,7 +65,9 @@ def main() -> None:
     from workers import processors
     from workers.worker import JobWorker
 
-    types.register(JobType("bench_stamp", "bench", (), 30, Priority.MEDIUM))
+    if types.worker_group("bench") is None:
+        types.declare_group(types.WorkerGroup(name="bench", size=1))
+    types.register(JobType(name="bench_stamp", group="bench", timeout=30, priority=Priority.MEDIUM))
     processors.register("bench_stamp")(_stamp_processor)
 
     reset()

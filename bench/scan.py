@@ -68,7 +68,7 @@ def main() -> None:
     from app.jobs.logger import create_job_logger
     from app.library.titles import normalize_title
     from app.models import Audiobook, PlexLibrary, Request
-    from workers.processors.library import _upsert, match_downloaded
+    from workers.processors.scan_plex import _upsert, match_downloaded
 
     reset()
     database.obj.execute_sql("TRUNCATE plex_library, requests, audiobooks CASCADE")

@@ -55,7 +55,7 @@ def _hash_each_password_once():
     """scrypt is slow on purpose (about 0.3 s a call here) and almost every test builds an app, which hashes
     ADMIN_PASSWORD, and many log in, which checks it: hash each password once per session and remember each
     check's answer. The hashes stay real scrypt hashes; only the repeated work is skipped."""
-    from app import auth
+    from app.auth import credentials as auth  # where the password is hashed and checked
 
     patch = pytest.MonkeyPatch()
     patch.setattr(auth, "generate_password_hash", functools.lru_cache(maxsize=None)(auth.generate_password_hash))

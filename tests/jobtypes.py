@@ -8,12 +8,15 @@ from app.jobs import types
 from app.jobs.errors import PermanentJobError
 from app.jobs.logger import create_job_logger
 from app.jobs.queues import get_redis
-from app.jobs.types import JobType, Priority
+from app.jobs.types import JobType, Priority, WorkerGroup
 from workers.processors import register
+
+# The worker group of the test-only types (`tests/run_pool.py testing`); WORKERS_TESTING sizes it like any group.
+TESTING_GROUP = types.worker_group("testing") or types.declare_group(WorkerGroup(name="testing", size=1))
 
 for _name, _timeout in (("test_record", 30), ("test_fail", 30), ("test_permanent", 30), ("test_sleep", 120),
                         ("test_sleep_then_chain", 120), ("test_checkpoints", 120)):
-    types.register(JobType(_name, "testing", (), _timeout, Priority.MEDIUM))
+    types.register(JobType(name=_name, group=TESTING_GROUP.name, timeout=_timeout, priority=Priority.MEDIUM))
 
 
 @register("test_record")

@@ -15,7 +15,7 @@ from app.integrations import torrent as torrent_module
 from app.jobs.queues import get_redis
 from workers import processors
 from workers.__main__ import main
-from workers.processors import organize as organize_module
+from workers.processors import organize_files as organize_module
 
 import jobtypes  # noqa: F401  (tests/ is on PYTHONPATH)
 from fakes.shared_client import SharedDownloadClient

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from app.audiobook_requests.state import STEP_STATUS
+from app.audiobook_requests.pipeline import STEP_STATUS
 from app.jobs import service
 from app.jobs.errors import EnqueueFailed
 from app.jobs.queues import queue_names_for_group

@@ -17,13 +17,13 @@ from app.jobs import recovery, retention, state, types
 from app.models import ALL_MODELS
 from app.pipeline.monitor_policy import PollOutcome, PollState, decide_poll, reconnect_delay
 from workers import processors
-from workers.processors import library
+from workers.processors import scan_plex as library
 
 # --- registries refuse a name twice ---------------------------------------------------------------------------
 
 
 def _register_type(name: str) -> None:
-    types.register(types.JobType(name, "testing", (), 30))
+    types.register(types.JobType(name=name, group=types.MAINTENANCE_GROUP, timeout=30))
 
 
 def _register_processor(name: str) -> None:

@@ -156,7 +156,7 @@ def test_an_import_frozen_past_its_lease_never_rewrites_its_audiobook(fenced_env
                                         "downloadPath": str(folder)})
     matched = {}
 
-    def plex_matches_it():  # what the Plex matcher writes once the book shows up (workers/processors/library.py)
+    def plex_matches_it():  # what the Plex matcher writes once the book shows up (workers/processors/scan_plex.py)
         Audiobook.update(plex_guid="plex://album/elantris", status="available").where(
             Audiobook.id == request.audiobook_id).execute()
         matched.update(Audiobook.get_by_id(request.audiobook_id).__data__)

@@ -255,11 +255,11 @@ def app_with_prowlarr(flask_app, use_settings, prowlarr, redis_conn):
 
 def test_the_banner_shows_the_fix_of_an_integration_warning(admin_client, flask_app, use_settings, prowlarr,
                                                             redis_conn):
-    from app.schedules.process import Scheduler
+    from app.schedules.process import SchedulerProcess
 
     flask_app.config["SETTINGS"] = use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key)
     prowlarr.failing = {4: "2026-12-06T09:00:00Z"}
-    Scheduler().run_integration_checks()  # the scheduler's duty: integrations and the system checks
+    SchedulerProcess().run_integration_checks()  # the scheduler's duty: integrations and the system checks
     banner = _banner(admin_client.get("/admin/logs").get_data(as_text=True))
     assert 'data-integration="prowlarr"' in banner and "MyAudioTracker (disabled until" in banner
     assert "Fix: In Prowlarr → Indexers" in banner

@@ -243,11 +243,11 @@ def test_unknown_integrations_are_404(app_with, redis_conn):
 # --- the scheduler's duty -----------------------------------------------------------------------------
 
 def test_the_scheduler_duty_stores_every_result(app_with, prowlarr, plex, redis_conn):
-    from app.schedules.process import INTEGRATIONS_EVERY_TICKS, Scheduler
+    from app.schedules.process import INTEGRATIONS_EVERY_TICKS, SchedulerProcess
 
     _, client = app_with(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key, PLEX_URL=plex.url,
                          PLEX_TOKEN=plex.token, PLEX_LIBRARY_ID=plex.section)
-    process = Scheduler()
+    process = SchedulerProcess()
     process.run_integration_checks()
     stored = health.load(redis_conn)
     assert stored["prowlarr"].ok is True and stored["plex"].ok is True
@@ -285,7 +285,7 @@ def test_one_failing_check_stores_the_others_and_a_failing_duty_skips_no_other(a
     assert stored["plex"].ok is True
 
     # the duty itself failing (Redis away, a bug) is logged; the tick's other duties still run
-    process = scheduler_module.Scheduler()
+    process = scheduler_module.SchedulerProcess()
     monkeypatch.setattr(scheduler_module, "run_periodic_checks", lambda *a: (_ for _ in ()).throw(OSError("x")))
     process.run_integration_checks()  # does not raise
     monkeypatch.setattr(process, "check_integrations", lambda: (_ for _ in ()).throw(RuntimeError("boom")))

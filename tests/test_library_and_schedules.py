@@ -83,7 +83,7 @@ def test_the_library_check_sees_every_change_a_scan_writes(client, redis_conn):
     is seen by the next request (the table's fingerprint changed)."""
     from app.integrations.plex import PlexItem
     from app.jobs.logger import create_job_logger
-    from workers.processors.library import _upsert
+    from workers.processors.scan_plex import _upsert
 
     def scanned(guid: str, title: str) -> None:  # what scan_plex writes, from another process
         _upsert([PlexItem(guid, guid, title, "Brandon Sanderson", 2010, 1, 1, "", "")], "1",

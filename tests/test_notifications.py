@@ -347,12 +347,12 @@ def test_a_late_schedule_is_announced_once_and_again_after_it_caught_up(settings
 
 def test_the_scheduler_announces_an_integration_down_then_back_up_once_each(use_settings, redis_conn, notify_receiver,
                                                                            prowlarr):
-    from app.schedules.process import Scheduler
+    from app.schedules.process import SchedulerProcess
 
     target = notify_receiver()
     _target(target.url(), "integration_down", "integration_up")
     use_settings(PROWLARR_URL="http://127.0.0.1:1", PROWLARR_API_KEY=prowlarr.api_key)
-    process = Scheduler()
+    process = SchedulerProcess()
     process.run_integration_checks()
     process.run_integration_checks()  # still down: nothing new
     use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from app.audiobook_requests import reconciler
+from app.audiobook_requests.pipeline import STEP_STATUS
 from app.audiobook_requests.reconciler import (
     Action,
     Book,
@@ -18,7 +19,7 @@ from app.audiobook_requests.reconciler import (
     decide_repair,
     reconcile_requests,
 )
-from app.audiobook_requests.state import STEP_STATUS, R, allowed, transition
+from app.audiobook_requests.state import R, allowed, transition
 from app.jobs import types
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request, utcnow
 

@@ -32,7 +32,7 @@ from app.integrations.torrentfile import (
 from app.jobs.queues import queue_names_for_group
 from app.jobs.service import retry_job
 from app.models import DownloadHistory, Job, JobEvent, Request
-from workers.processors.download import ReleaseFailure, ends_the_job, no_release_usable
+from workers.processors.download_torrent import ReleaseFailure, ends_the_job, no_release_usable
 
 from fakes.http import QuietHandler, serve
 from fakes.prowlarr import FakeProwlarr, FakeRelease

@@ -206,7 +206,7 @@ def test_nothing_leaves_deleted(settings):
 
 def test_the_reconciler_and_the_plex_matcher_leave_deleted_requests_alone(settings, redis_conn):
     from app.audiobook_requests.reconciler import reconcile_requests
-    from workers.processors.library import match_downloaded
+    from workers.processors.scan_plex import match_downloaded
 
     book = Audiobook.create(title="The Way of Kings", author="Brandon Sanderson", audible_asin="B003P2WO5E")
     request = Request.create(audiobook=book, status="deleted", updated_at=utcnow() - timedelta(hours=1))

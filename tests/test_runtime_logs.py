@@ -346,7 +346,7 @@ def polling_type():
     from workers import processors
     from workers.context import Reschedule
 
-    types.register(types.JobType("test_poll", "testing", (), 30))
+    types.register(types.JobType(name="test_poll", group="testing", timeout=30))
 
     @processors.register("test_poll")
     def poll(payload: dict):

@@ -6,7 +6,7 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from rq_scheduler import Scheduler as CronScheduler
+from rq_scheduler import Scheduler as ScheduleTimer
 
 from app.jobs.queues import queue_names_for_group
 from app.models import Job, JobEvent, ScheduledJob
@@ -27,7 +27,7 @@ def _row(job_type: str) -> ScheduledJob:
 
 @pytest.fixture
 def cron_scheduler(redis_conn):
-    return CronScheduler(queue_name=timer.SCHEDULES_QUEUE, connection=redis_conn, interval=1)
+    return ScheduleTimer(queue_name=timer.SCHEDULES_QUEUE, connection=redis_conn, interval=1)
 
 
 # --- cron strings -------------------------------------------------------------------------------
@@ -175,9 +175,9 @@ def test_a_tick_whose_previous_run_is_still_waiting_is_skipped(settings, redis_c
 def test_after_downtime_an_overdue_schedule_runs_once_not_once_per_missed_tick(settings, redis_conn, cron_scheduler):
     three_hours_ago = datetime.utcnow().replace(microsecond=0) - timedelta(hours=3)
     row = _schedule(settings, next_run=three_hours_ago)  # 36 ticks of */5 missed
-    from app.schedules.process import Scheduler
+    from app.schedules.process import SchedulerProcess
 
-    process = Scheduler()
+    process = SchedulerProcess()
     process.tick()
     process.ticks = 0
     process.tick()

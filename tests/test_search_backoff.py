@@ -87,7 +87,8 @@ def _search_events(request_id: str) -> list[JobEvent]:
 
 def _retry_missing_at(monkeypatch, now: datetime) -> dict:
     """A Retry Missing Torrents run with the clock at `now`, then the searches it queued."""
-    monkeypatch.setattr("workers.processors.search.utcnow", lambda: now)
+    monkeypatch.setattr("workers.processors.retry_missing_torrents.utcnow", lambda: now)
+    monkeypatch.setattr("workers.processors.search_indexers.utcnow", lambda: now)
     job_id = add_job("retry_missing_torrents", {})
     drain(queue_names_for_group("maintenance"))
     drain(queue_names_for_group("search_indexers"))

@@ -16,7 +16,8 @@ import pytest
 import requests
 from flask import jsonify, request
 
-from app import auth, known_device
+from app import auth
+from app.auth import known_device
 from app.models import Audiobook, Job, JobEvent, Request
 from app.schedules.defaults import ensure_default_schedules
 

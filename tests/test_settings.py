@@ -389,9 +389,9 @@ def test_values_and_indexer_names_from_outside_stay_text(admin_client, client, p
 
 
 def test_the_scheduler_applies_a_save_on_its_next_tick(settings, redis_conn):
-    from app.schedules.process import Scheduler
+    from app.schedules.process import SchedulerProcess
 
-    scheduler = Scheduler()
+    scheduler = SchedulerProcess()
     scheduler.tick()
     assert get_settings().download_stall_limit_seconds == 6 * 3600
     StoredSetting.create(key="DOWNLOAD_STALL_LIMIT_SECONDS", value="600", updated_by="web")  # saved by the web

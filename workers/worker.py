@@ -20,7 +20,7 @@ from typing import Any
 from rq import SimpleWorker, Worker
 
 from app.config import bound_settings, get_settings
-from app.jobs import fence
+from app.jobs import fence, types
 from app.jobs.callbacks import on_work_horse_killed
 from app.jobs.dequeue import JobQueue
 from app.jobs.queues import type_of_queue
@@ -286,13 +286,10 @@ class ForkJobWorker(SettingsPerJob, FewerRoundTrips, JobEndLine, Worker):
         super().__init__(queues, *args, **_worker_defaults(kwargs))
 
 
-# Groups whose jobs always run in a forked work-horse, whatever WORKER_CLASS says: a send_notification job
-# imports Apprise and its 100+ plugins (about 30 MB), which a horse gives back when it exits and a long-lived
-# worker would keep for good. Notifications are few, so the fork and the import per message cost little.
-FORKED_GROUPS = frozenset({"send_notification"})
-
-
 def worker_class(group: str | None = None) -> type[JobWorker] | type[ForkJobWorker]:
-    if get_settings().worker_class == "fork" or group in FORKED_GROUPS:
+    """A group declared `forked` (app/jobs/types.py: send_notification, whose Apprise plugins a horse gives
+    back when it exits) always runs each job in a forked work-horse, whatever WORKER_CLASS says."""
+    declared = types.worker_group(group) if group else None
+    if get_settings().worker_class == "fork" or (declared is not None and declared.forked):
         return ForkJobWorker
     return JobWorker

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.audiobook_requests.state import IN_PROGRESS, STEP_STATUS, R, transition
+from app.audiobook_requests.pipeline import STEP_STATUS
+from app.audiobook_requests.state import IN_PROGRESS, R, transition
 
 
 def fail_request_for_job(request_id: Any, job_type: str, reason: str) -> bool:

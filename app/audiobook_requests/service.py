@@ -6,6 +6,7 @@ from typing import Any
 
 import peewee
 
+from app.audiobook_requests.pipeline import Book, organize_payload, search_payload, step
 from app.audiobook_requests.state import (
     ACTIVE,
     RETRY_IMPORT_FROM,
@@ -20,7 +21,7 @@ from app.db import database
 from app.errors import AppError
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job, cancel_run, job_to_dict
-from app.jobs.types import Priority
+from app.jobs.types import JobKind, Priority
 from app.library.book_identity import book_key
 from app.library.matching import BookQuery, Match
 from app.library.plex_index import library_index
@@ -147,11 +148,8 @@ def active_request_of_book(key: str, other_than: Any = None) -> Request | None:
 
 
 def enqueue_search(request: Request) -> str:
-    book = request.audiobook
-    return add_job("search_indexers", {
-        "requestId": str(request.id),
-        "audiobook": {"id": str(book.id), "title": book.title, "author": book.author, "asin": book.audible_asin},
-    }, priority=Priority.HIGH)
+    return add_job(JobKind.SEARCH_INDEXERS, search_payload(str(request.id), Book.of(request.audiobook)),
+                   priority=step(JobKind.SEARCH_INDEXERS).priority)
 
 
 def get_request(request_id: str) -> Request:
@@ -198,9 +196,9 @@ def retry_request(request_id: str) -> str:
                     .order_by(DownloadHistory.created_at.desc()).first())
         if download is None or not download.download_path:
             raise RequestError("no completed download is recorded for this request; retry the search instead")
-        return add_job("organize_files", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
-                                          "downloadPath": download.download_path, "manualRetry": True},
-                       priority=Priority.HIGH)
+        return add_job(JobKind.ORGANIZE_FILES, organize_payload(str(request.id), str(request.audiobook_id),
+                                                                download.download_path, manualRetry=True),
+                       priority=step(JobKind.ORGANIZE_FILES).priority)
     raise RequestError(f"a request in status {request.status} has nothing to retry", 409)
 
 

@@ -55,13 +55,7 @@ FINISHED_WITH_TORRENT = RELEASED_TORRENT | {R.AVAILABLE}
 # reconciler repairs those that do not).
 IN_PROGRESS = (R.PENDING, R.SEARCHING, R.DOWNLOADING, R.PROCESSING)
 
-# The status a pipeline step works in: a retry of that step's job re-enters it.
-STEP_STATUS: dict[str, RequestStatus] = {
-    "search_indexers": R.SEARCHING,
-    "download_torrent": R.DOWNLOADING,
-    "monitor_download": R.DOWNLOADING,
-    "organize_files": R.PROCESSING,
-}
+# The status each pipeline step works in: STEP_STATUS in app/audiobook_requests/pipeline.py.
 
 # to-status: statuses it may be entered from (a step's own retry re-enters its status)
 TRANSITIONS: dict[RequestStatus, tuple[RequestStatus, ...]] = {
@@ -183,12 +177,14 @@ def _run_holds_lease() -> Any:
 
 def reenter_step_for_retry(request_id: Any, job_type: str) -> bool:
     """An admin's retry of a step's failed job: move the request from `failed` back into the status that
-    step works in (STEP_STATUS), clearing the error, so the new run's own transition is accepted.
+    step works in (pipeline.STEP_STATUS), clearing the error, so the new run's own transition is accepted.
 
     Only from `failed`: a request that is cancelled, available, or in any step (a retry elsewhere already
     runs) is left alone and False returned. This is the one way out of `failed` into a step's status; the
     processors' TRANSITIONS stay strict, so a stale job of a failed request never resurrects it.
     """
+    from app.audiobook_requests.pipeline import STEP_STATUS  # the pipeline's table is built on this module
+
     step = STEP_STATUS[job_type]
     fresh_search = SEARCH_BACKOFF_CLEARED if step is R.SEARCHING else {}  # an admin's retry: back-off afresh
     return _enter_active(Request.update(status=step.value, error_message=None, **fresh_search, updated_at=utcnow())

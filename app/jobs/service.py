@@ -17,6 +17,7 @@ from peewee import fn
 from rq import Callback, Retry
 
 from app.audiobook_requests import state as request_state
+from app.audiobook_requests.pipeline import STEP_STATUS
 from app.config import get_settings
 from app.errors import AppError
 from app.jobs import fence, state, types
@@ -227,7 +228,7 @@ def _already_retried(job_id: Any) -> JobActionError:
 def _start_retry_run(job: Job) -> str:
     """The new run; a step of a request re-enters the step's status first (and goes back to failed when
     the run could not be added)."""
-    step = request_state.STEP_STATUS.get(job.type)
+    step = STEP_STATUS.get(job.type)
     reentered = job.request_id is not None and step is not None
     if reentered and not request_state.reenter_step_for_retry(job.request_id, job.type):
         current = Request.get_or_none(Request.id == job.request_id)
@@ -253,7 +254,7 @@ def requeueable_failed(job_type: str | None = None) -> peewee.ModelSelect:
     newer = Job.alias("newer")
     superseded = fn.EXISTS(newer.select(peewee.SQL("1")).where(
         (newer.request == Job.request) & (newer.created_at > Job.created_at)))
-    step_types = list(request_state.STEP_STATUS)
+    step_types = list(STEP_STATUS)
     request_allows = (Job.request.is_null() | Job.type.not_in(step_types)
                       | ((Request.status == request_state.R.FAILED.value) & ~superseded))
     query = (Job.select().join(Request, peewee.JOIN.LEFT_OUTER, on=(Job.request == Request.id))

@@ -1,7 +1,7 @@
 """Queue notifications: one send_notification job (through add_job) per event and target that wants it.
 
 Called where the events happen: a request entering failed, warn or available (app/audiobook_requests/state.py),
-a release handed to the download client (workers/processors/download.py), a job's last attempt failing
+a release handed to the download client (workers/processors/download_torrent.py), a job's last attempt failing
 (app/jobs/callbacks.py), a schedule turning late or an integration going down and back up (the scheduler,
 app/notifications/watch.py). Nothing is sent here: a job per target sends it, retried with back-off, so a
 slow or failing target never holds up the pipeline, and queueing never raises into its caller (a refusal is

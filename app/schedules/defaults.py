@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 
 from app.config import Settings
+from app.jobs.types import JobKind
 from app.models import ScheduledJob, utcnow
 from app.schedules.cron import next_fire_time
 
@@ -18,15 +19,15 @@ SYSTEM = "system"
 ADMIN = "admin"
 
 # (name, job type, cron, needs Plex)
-DEFAULT_SCHEDULES: list[tuple[str, str, str, bool]] = [
-    ("Library Scan", "scan_plex", "0 */6 * * *", True),
-    ("Recently Added Check", "plex_recently_added_check", "*/5 * * * *", True),
+DEFAULT_SCHEDULES: list[tuple[str, JobKind, str, bool]] = [
+    ("Library Scan", JobKind.SCAN_PLEX, "0 */6 * * *", True),
+    ("Recently Added Check", JobKind.PLEX_RECENTLY_ADDED_CHECK, "*/5 * * * *", True),
     # every 5 min, searching only the requests whose back-off is over (app/pipeline/search_backoff.py);
     # migration 10 moved rows still on the old daily default "0 0 * * *"
-    ("Retry Missing Torrents", "retry_missing_torrents", "*/5 * * * *", False),
-    ("Retry Failed Imports", "retry_failed_imports", "0 */6 * * *", False),
-    ("Cleanup Seeded Torrents", "cleanup_seeded_torrents", "*/30 * * * *", False),
-    ("Job History Cleanup", "cleanup_job_history", "30 3 * * *", False),
+    ("Retry Missing Torrents", JobKind.RETRY_MISSING_TORRENTS, "*/5 * * * *", False),
+    ("Retry Failed Imports", JobKind.RETRY_FAILED_IMPORTS, "0 */6 * * *", False),
+    ("Cleanup Seeded Torrents", JobKind.CLEANUP_SEEDED_TORRENTS, "*/30 * * * *", False),
+    ("Job History Cleanup", JobKind.CLEANUP_JOB_HISTORY, "30 3 * * *", False),
 ]
 
 

@@ -1,15 +1,19 @@
-"""The scheduler process's loop (started by scheduler.py, the Procfile's `scheduler`).
+"""The scheduler process's loop (started by scheduler.py, the Procfile's `scheduler`): SchedulerProcess.
 
-Every second it fires due schedules (rq-scheduler entries kept in step with scheduled_jobs every
+"Scheduler" names only this process. The two libraries it drives have their own names here: the
+ScheduleTimer (rq-scheduler's `Scheduler`, holding each enabled schedule's next tick) and the
+DelayedJobPromoter (RQ's own `RQScheduler`, which moves due delayed jobs onto their queues).
+
+Every second it fires due schedules (the timer's entries kept in step with scheduled_jobs every
 2 s; see app/schedules/timer.py), and moves due delayed jobs, retries and download polls onto their
-queues (RQ's scheduler, for every queue: workers run none, so keep one scheduler running wherever
-workers run). Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuck →
+queues (the DelayedJobPromoter, for every queue: workers run no RQ scheduler, so keep one scheduler
+process running wherever workers run). Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuck →
 retried) and runs whose lease in the database expired; every 10 s it re-enqueues jobs Redis lost;
 every minute the reconciler repairs requests left in an in-progress status with no job, and the
 integrations (Prowlarr, download client, Plex) are checked in a background thread (their results feed
 /admin/system and the health banner; app/integrations/health.py), and an integration down or back up, or
 a schedule turned late, queues a notification (app/notifications/watch.py). Each duty has its own failure
-boundary (Scheduler.tick): one failing never skips the others.
+boundary (SchedulerProcess.tick): one failing never skips the others.
 """
 from __future__ import annotations
 
@@ -46,10 +50,11 @@ INTEGRATIONS_EVERY_TICKS = int(CHECK_INTERVAL_SECONDS / TICK_SECONDS)
 LATE_SCHEDULES_EVERY_TICKS = 60
 
 
-class ShortLockScheduler(RQScheduler):
-    """RQ's scheduler with 10 s queue locks instead of interval + 60 s: this process refreshes its locks
-    every second, so a scheduler restarted after a kill (whose dead predecessor's locks cannot be
-    released) promotes delayed jobs, retries and polls again within 10 s, not 61 s."""
+class DelayedJobPromoter(RQScheduler):
+    """What moves due delayed jobs, retries and polls onto their queues: RQ's own RQScheduler, with 10 s
+    queue locks instead of interval + 60 s: this process refreshes its locks every second, so a scheduler
+    process restarted after a kill (whose dead predecessor's locks cannot be released) promotes delayed
+    jobs, retries and polls again within 10 s, not 61 s."""
 
     LOCK_SECONDS = 10
 
@@ -63,25 +68,27 @@ class ShortLockScheduler(RQScheduler):
 
 class ScheduleFiringWorker(SimpleWorker):
     """RQ's SimpleWorker, run in burst inside this process to fire due schedules, without RQ's own SIGTERM
-    and SIGINT handlers: RQ's would replace this process's (Scheduler._stop) for good once one schedule had
-    fired, so a later SIGTERM raised StopRequested out of the loop and the process exited 1, not 0 after
+    and SIGINT handlers: RQ's would replace this process's (SchedulerProcess._stop) for good once one
+    schedule had fired, so a later SIGTERM raised StopRequested out of the loop and the process exited 1, not 0 after
     its current tick."""
 
     def _install_signal_handlers(self) -> None:
         pass
 
 
-class Scheduler:
+class SchedulerProcess:
+    """The scheduler process (scheduler.py): its loop, its duties and their failure boundaries."""
+
     def __init__(self, interval: float = TICK_SECONDS):
         self.interval = interval
         self.stopping = False
         self.ticks = 0
         self.connection = get_redis(get_settings().redis_url)
         queues = [name for t in types.all_types() for name in queue_names_for_type(t.name)]
-        self.delayed_jobs = ShortLockScheduler(queues, connection=self.connection)
-        from rq_scheduler import Scheduler as CronScheduler
+        self.delayed_jobs = DelayedJobPromoter(queues, connection=self.connection)
+        from rq_scheduler import Scheduler as ScheduleTimer  # rq-scheduler: holds each schedule's next tick
 
-        self.timer = CronScheduler(queue_name=SCHEDULES_QUEUE, connection=self.connection, interval=1)
+        self.timer = ScheduleTimer(queue_name=SCHEDULES_QUEUE, connection=self.connection, interval=1)
         self.integration_checks: threading.Thread | None = None
 
     def _stop(self, signum, frame) -> None:
@@ -99,11 +106,11 @@ class Scheduler:
 
     def promote_due_jobs(self) -> None:
         """Enqueue due delayed jobs on the queues whose RQ scheduler lock this process holds (or wins)."""
-        scheduler = self.delayed_jobs
-        scheduler.acquire_locks()  # refreshes ours, takes over locks a dead worker's scheduler let expire
-        if scheduler.acquired_locks:
-            scheduler.prepare_registries(scheduler.acquired_locks)
-            scheduler.enqueue_scheduled_jobs()
+        promoter = self.delayed_jobs
+        promoter.acquire_locks()  # refreshes ours, takes over locks a dead worker's RQ scheduler let expire
+        if promoter.acquired_locks:
+            promoter.prepare_registries(promoter.acquired_locks)
+            promoter.enqueue_scheduled_jobs()
 
     def fire_due_schedules(self) -> None:
         """rq-scheduler moves due entries to the schedules queue (one process at a time, its global lock);

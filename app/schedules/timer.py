@@ -36,8 +36,9 @@ def _unix(value: datetime) -> int:
     return calendar.timegm(value.utctimetuple())
 
 
-def sync_timer(rq_scheduler: Any, now: datetime | None = None) -> dict[str, int]:
-    """Make rq-scheduler's entries match the table: add, move and cancel. Returns counts of each."""
+def sync_timer(timer: Any, now: datetime | None = None) -> dict[str, int]:
+    """Make the timer's entries (`timer`: rq-scheduler's Scheduler, see SchedulerProcess) match the table:
+    add, move and cancel. Returns counts of each."""
     now = now or utcnow()
     tz = get_settings().scheduler_timezone
     desired: dict[str, ScheduledJob] = {}
@@ -51,19 +52,19 @@ def sync_timer(rq_scheduler: Any, now: datetime | None = None) -> dict[str, int]
             ScheduledJob.update(next_run=row.next_run).where(
                 (ScheduledJob.id == row.id) & ScheduledJob.next_run.is_null()).execute()
         desired[entry_id(row.id)] = row
-    existing = {job.id: when for job, when in rq_scheduler.get_jobs(with_times=True)
+    existing = {job.id: when for job, when in timer.get_jobs(with_times=True)
                 if job.id.startswith(ENTRY_PREFIX)}
     counts = {"added": 0, "moved": 0, "cancelled": 0}
     for job_id in set(existing) - set(desired):
-        rq_scheduler.cancel(job_id)
+        timer.cancel(job_id)
         counts["cancelled"] += 1
     for job_id, row in desired.items():
         when = existing.get(job_id)
         if when is not None and _unix(when) == _unix(row.next_run):
             continue
         if when is not None:
-            rq_scheduler.cancel(job_id)
-        rq_scheduler.enqueue_at(row.next_run, FIRE, str(row.id), row.next_run.isoformat(), job_id=job_id,
+            timer.cancel(job_id)
+        timer.enqueue_at(row.next_run, FIRE, str(row.id), row.next_run.isoformat(), job_id=job_id,
                                 queue_name=SCHEDULES_QUEUE, job_result_ttl=0, timeout=60,
                                 job_description=f"tick of schedule {row.name}")
         counts["moved" if when is not None else "added"] += 1

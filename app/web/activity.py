@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 
 from app.audiobook_requests.give_up import ActivityError, give_up
-from app.auth import api_admin_required, page_admin_required
+from app.auth.guards import api_admin_required, page_admin_required
 from app.jobs.errors import JobSystemError
 from app.pipeline.activity_rules import duration_text
 from app.reports.activity import activity

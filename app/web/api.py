@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from app.auth import acting_admin, api_admin_required
+from app.auth.guards import acting_admin, api_admin_required
 from app.jobs import pausing, stopping, types
 from app.jobs import service as jobs_service
 from app.jobs.queues import get_redis

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 
 from app.audiobook_requests import blocklist
-from app.auth import api_admin_required, page_admin_required
+from app.auth.guards import api_admin_required, page_admin_required
 from app.reports.blocklist import blocklist_page, entry_to_dict
 from app.reports.pagination import PAGE_SIZES, PageError, pagination, parse_page
 

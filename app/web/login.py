@@ -10,16 +10,12 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
-from app.auth import (
-    LoginVerdict,
-    begin_login_attempt,
-    end_all_sessions,
-    log_login_failure,
-    login_succeeded,
-    page_admin_required,
-    start_session,
-    verify_credentials,
-)
+from app import auth
+from app.auth.attempts import begin_login_attempt, log_login_failure, login_succeeded
+from app.auth.credentials import verify_credentials
+from app.auth.guards import page_admin_required
+from app.auth.sessions import end_all_sessions, start_session
+from app.auth.throttle import LoginVerdict
 
 bp = Blueprint("login", __name__)
 
@@ -60,7 +56,8 @@ def login():
     form = LoginForm()
     if not form.validate_on_submit():
         return render_template("login.html", form=form), (401 if request.method == "POST" else 200)
-    verdict = begin_login_attempt(form.username.data)  # counted before the password is checked
+    now = auth.throttle_clock()  # the one read of the clock on the login path: the throttle is given it
+    verdict = begin_login_attempt(form.username.data, now)  # counted before the password is checked
     if not verdict.allowed:
         log_login_failure(form.username.data, verdict.refused_for)
         return _refused(form, verdict)
@@ -69,7 +66,7 @@ def login():
         flash("Wrong username or password.")
         return render_template("login.html", form=form), 401
     start_session(form.username.data)
-    return login_succeeded(form.username.data, redirect(_safe_next(request.args.get("next"))))
+    return login_succeeded(form.username.data, redirect(_safe_next(request.args.get("next"))), now)
 
 
 @bp.post("/logout")

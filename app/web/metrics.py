@@ -16,7 +16,7 @@ from peewee import fn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from app.auth import api_admin_required
+from app.auth.guards import api_admin_required
 from app.jobs import metrics as run_metrics
 from app.jobs.queues import get_redis
 from app.models import Job

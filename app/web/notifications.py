@@ -7,7 +7,7 @@ import logging
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 
-from app.auth import api_admin_required, page_admin_required
+from app.auth.guards import api_admin_required, page_admin_required
 from app.integrations.errors import ServiceError
 from app.notifications import store
 from app.notifications.targets import EVENTS, TEST_EVENT, Target, notify_type

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from app.audiobook_requests import deletion, interactive, service
-from app.auth import api_admin_required
+from app.auth.guards import api_admin_required
 from app.web.errors import json_body
 
 bp = Blueprint("requests_api", __name__, url_prefix="/api/requests")

@@ -8,8 +8,9 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app import auth, settings_store
-from app.auth import api_admin_required, page_admin_required
+from app import settings_rules, settings_store
+from app.auth import credentials
+from app.auth.guards import api_admin_required, page_admin_required
 from app.config import Settings, is_secret, with_stored
 from app.errors import AppError
 from app.settings_sections import (
@@ -25,7 +26,7 @@ from app.web.errors import json_body
 
 bp = Blueprint("settings", __name__)
 # The pages that lead to /admin/setup while the first-run setup is not finished.
-SETUP_GUARDED = ("dashboard.", "system.", "blocklist.", "settings.page", "login.index")
+SETUP_GUARDED = ("dashboard.", "request_pages.", "system.", "blocklist.", "settings.page", "login.index")
 
 
 def environment_settings() -> Settings:
@@ -42,7 +43,7 @@ def _fresh_settings():
     base = environment_settings()
     settings_store.refresh_settings()
     _apply_snapshot(base)
-    auth.reload_password_hash(current_app, base)
+    credentials.reload_password_hash(current_app, base)
     if (request.method == "GET" and (request.endpoint or "").startswith(SETUP_GUARDED)
             and settings_store.needs_setup(base)):
         return redirect(url_for("setup.setup"))
@@ -64,7 +65,7 @@ def changed_by() -> str:
 
 def _described() -> dict[str, dict[str, Any]]:
     snap = settings_store.snapshot()
-    return settings_store.describe(environment_settings(), current_app.config["SETTINGS"], snap.values)
+    return settings_rules.describe(environment_settings(), current_app.config["SETTINGS"], snap.values)
 
 
 # --- API ----------------------------------------------------------------------------------------------
@@ -136,9 +137,9 @@ def handle_section(section: str, action: str) -> SectionState:
         _after_save(changed)
         state.saved = True
         return state
-    texts, problems = settings_store.normalize(editable)
+    texts, problems = settings_rules.normalize(editable)
     stored = settings_store.read_stored()
-    problems.update(settings_store.validate(base, stored, texts))
+    problems.update(settings_rules.validate(base, stored, texts))
     if problems and section != "paths":  # the paths' Test reports its folders itself
         state.errors = problems
         return state

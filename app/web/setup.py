@@ -9,8 +9,9 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app import auth, settings_store
-from app.auth import page_admin_required
+from app import settings_store
+from app.auth import credentials, sessions
+from app.auth.guards import page_admin_required
 from app.settings_sections import SECTIONS
 from app.web.settings import SectionState, changed_by, environment_settings, handle_section, section_context
 
@@ -30,7 +31,7 @@ def _render(step: str, state: SectionState | None = None, status: int = 200, **e
     return render_template("admin/setup.html", step=step, steps=STEPS, titles=STEP_TITLES,
                            password_from_environment=bool(environment_settings().admin_password),
                            setup_finished=settings_store.snapshot().setup_finished,
-                           min_password=auth.MIN_PASSWORD_CHARS, poll_every=POLL_EVERY_MS,
+                           min_password=credentials.MIN_PASSWORD_CHARS, poll_every=POLL_EVERY_MS,
                            wait_limit=WAIT_LIMIT_SECONDS, **section_context({step: state} if state else None),
                            **extra), status
 
@@ -48,17 +49,17 @@ def setup():
 @page_admin_required
 def password():
     new, again = request.form.get("password", ""), request.form.get("password_again", "")
-    if settings_store.snapshot().setup_finished and not auth.verify_credentials(
+    if settings_store.snapshot().setup_finished and not credentials.verify_credentials(
             current_user.get_id() or "", request.form.get("current_password", "")):
         # once set up, a session alone (a browser left open) must not be enough to take the account
         return _render("password", error="The current password is wrong.", status=400)
     if new != again:
         return _render("password", error="The two passwords differ.", status=400)
     try:
-        current_app.config["ADMIN_PASSWORD_HASH"] = auth.change_generated_password(environment_settings(), new)
+        current_app.config["ADMIN_PASSWORD_HASH"] = credentials.change_generated_password(environment_settings(), new)
     except ValueError as exc:
         return _render("password", error=str(exc), status=400)
-    auth.start_session(current_user.get_id())  # the old password's sessions ended; this one goes on
+    sessions.start_session(current_user.get_id())  # the old password's sessions ended; this one goes on
     return redirect(url_for("setup.setup", step=_next("password")))
 
 

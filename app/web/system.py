@@ -8,7 +8,7 @@ import logging
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, url_for
 from flask_login import current_user
 
-from app.auth import api_admin_required, page_admin_required
+from app.auth.guards import api_admin_required, page_admin_required
 from app.integrations import health as integrations
 from app.jobs.queues import get_redis
 from app.reports import system_health

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-from app.config import DEFAULT_WORKER_COUNTS
+from app.jobs import types
 
 from daemons import QBittorrent, free_port
 from fakes.plex import FakePlex
@@ -199,7 +199,7 @@ class Stack:
         for folder in (self.logs, self.downloads, self.media, self.staging):
             folder.mkdir(parents=True, exist_ok=True)
         self.marker = uuid.uuid4().hex
-        self.worker_counts = {group: 1 for group in DEFAULT_WORKER_COUNTS} | (workers or {})
+        self.worker_counts = {group.name: 1 for group in types.worker_groups()} | (workers or {})
         self.settings = {**FAST_SETTINGS, **(settings or {})}
         self.web_port = free_port()
         self.web_url = f"http://127.0.0.1:{self.web_port}"

@@ -1,4 +1,5 @@
-"""Processor registry: job type name → function(payload) -> JSON-safe result."""
+"""Processor registry: job type name → function(payload) -> JSON-safe result. Each module below is named after
+the job type it runs (monitor.py runs monitor_download)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -39,13 +40,17 @@ def registered() -> list[str]:
 
 # Import the processor modules so their @register decorators run.
 from workers.processors import (  # noqa: E402,F401
-    acquisition_maintenance,
-    diagnostic,
-    download,
-    library,
-    maintenance,
+    cleanup_job_history,
+    cleanup_seeded_torrents,
+    download_torrent,
+    match_plex,
     monitor,
-    notify,
-    organize,
-    search,
+    noop,
+    organize_files,
+    plex_recently_added_check,
+    retry_failed_imports,
+    retry_missing_torrents,
+    scan_plex,
+    search_indexers,
+    send_notification,
 )

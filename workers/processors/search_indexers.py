@@ -4,23 +4,22 @@ from __future__ import annotations
 from datetime import datetime
 
 from app.audiobook_requests.blocklist import blocklist_for
-from app.audiobook_requests.search_schedule import due_for_search, waiting_count
-from app.audiobook_requests.service import enqueue_search
+from app.audiobook_requests.pipeline import download_payload, step
 from app.audiobook_requests.state import R, clear_search_backoff, transition
 from app.config import get_settings
 from app.integrations.errors import ServiceError
 from app.integrations.prowlarr import ProwlarrClient
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
-from app.jobs.types import Priority
+from app.jobs.types import JobKind
 from app.models import Request, utcnow
-from app.pipeline.release_search import MAX_ALTERNATES, automatic_search, download_payload, storable
+from app.pipeline.release_search import MAX_ALTERNATES, automatic_search, storable
 from app.pipeline.search_backoff import describe_delay, search_delay
 from workers.context import fail_request_if_final
 from workers.processors import register
 
 
-@register("search_indexers")
+@register(JobKind.SEARCH_INDEXERS)
 def process_search(payload: dict) -> dict:
     request_id, book = payload["requestId"], payload["audiobook"]
     log = create_job_logger(payload["jobId"], "SearchIndexers")
@@ -50,8 +49,9 @@ def process_search(payload: dict) -> dict:
         return _wait_for_a_release(request_id, started, request.fruitless_searches + 1, len(releases), found.blocked,
                                    log)
     best, alternates = usable[0], usable[1:1 + MAX_ALTERNATES]
-    job_id = add_job("download_torrent", download_payload(request_id, book, best.release,
-                                                          [r.release for r in alternates]), priority=Priority.HIGH)
+    job_id = add_job(JobKind.DOWNLOAD_TORRENT, download_payload(request_id, book, best.release,
+                                                                [r.release for r in alternates]),
+                     priority=step(JobKind.DOWNLOAD_TORRENT).priority)
     clear_search_backoff(request_id)
     log.info(f"Found and grabbed {best.release.title!r} from {best.release.indexer or 'an indexer'} "
              f"(score {best.score:.1f}, {len(alternates)} alternates); download job {job_id}")
@@ -76,19 +76,3 @@ def _wait_for_a_release(request_id: str, started: datetime, fruitless: int, resu
         log.warning("Nothing usable, and the request moved on meanwhile; left as it is")
     return {"success": False, "message": message, "resultsCount": results, "fruitlessSearches": fruitless,
             "nextSearchAt": next_at.isoformat() + "Z"}
-
-
-# --- the retry of this step: retry_missing_torrents re-runs search_indexers --------------------------
-
-@register("retry_missing_torrents")
-def process_retry_missing(payload: dict) -> dict:
-    """Awaiting-search requests whose back-off is over (app/audiobook_requests/search_schedule.py), longest
-    overdue first, at most 50 a run; runs every 5 minutes."""
-    log = create_job_logger(payload["jobId"], "RetryMissingTorrents")
-    now = utcnow()
-    batch = due_for_search(now)
-    jobs = [enqueue_search(request) for request in batch]
-    waiting = waiting_count(now)
-    log.info(f"Queued {len(jobs)} searches; {waiting} requests wait for their next search",
-             {"requestIds": [str(r.id) for r in batch], "waiting": waiting})
-    return {"success": True, "queued": len(jobs), "waiting": waiting}

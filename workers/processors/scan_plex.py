@@ -1,4 +1,5 @@
-"""scan_plex, plex_recently_added_check, match_plex (deprecated) and retry_failed_imports."""
+"""scan_plex: the whole Plex library into plex_library (items gone from Plex removed), then the matcher over
+the downloaded requests. The upsert and the matcher are shared with plex_recently_added_check and match_plex."""
 from __future__ import annotations
 
 import uuid
@@ -12,6 +13,7 @@ from app.integrations.plex import PlexClient, PlexItem
 from app.jobs.logger import JobLogger, create_job_logger
 from app.jobs.queues import get_redis
 from app.jobs.service import cancel_run
+from app.jobs.types import JobKind
 from app.library.matching import BookQuery, LibraryIndex, LibraryItem, Match, item_asin
 from app.library.plex_index import library_index
 from app.library.plex_rows import item_problem
@@ -173,7 +175,7 @@ def _remove_stale(library_id: str, seen: set[str], log: JobLogger) -> int:
     return len(stale)
 
 
-@register("scan_plex")
+@register(JobKind.SCAN_PLEX)
 def process_scan(payload: dict) -> dict:
     log = create_job_logger(payload["jobId"], "ScanPlex")
     plex = _plex(log)
@@ -195,25 +197,3 @@ def process_scan(payload: dict) -> dict:
     log.info(f"Scanned {len(seen)} items, removed {removed} stale, matched {len(matched)} requests")
     return {"success": True, "libraryId": library_id, "totalScanned": len(seen), "removed": removed,
             "matchedDownloads": len(matched)}
-
-
-@register("plex_recently_added_check")
-def process_recently_added(payload: dict) -> dict:
-    log = create_job_logger(payload["jobId"], "PlexRecentlyAdded")
-    plex = _plex(log)
-    if plex is None:
-        return {"success": False, "skipped": True}
-    client, library_id = plex
-    seen = _upsert(client.recently_added(library_id, 10), library_id, log)
-    matched = match_downloaded(log)
-    return {"success": True, "checked": len(seen), "matchedDownloads": len(matched)}
-
-
-@register("match_plex")
-def process_match_plex(payload: dict) -> dict:
-    log = create_job_logger(payload["jobId"], "MatchPlex")
-    log.warning("match_plex is deprecated: scan_plex and plex_recently_added_check match downloaded requests")
-    request = Request.get_or_none(Request.id == payload["requestId"])
-    if request is None or request.status != R.DOWNLOADED.value:
-        return {"success": False, "skipped": True}
-    return {"success": True, "matched": [m["requestId"] for m in match_downloaded(log)]}

@@ -1,4 +1,4 @@
-"""Scheduled maintenance of the acquisition pipeline: re-search missing releases, remove seeded torrents."""
+"""cleanup_seeded_torrents: remove the torrents (with their files) that seeded long enough for their indexer."""
 from __future__ import annotations
 
 from app.audiobook_requests.state import R
@@ -7,6 +7,7 @@ from app.config import get_settings
 from app.integrations.errors import ServiceError
 from app.integrations.torrent import download_client
 from app.jobs.logger import create_job_logger
+from app.jobs.types import JobKind
 from app.models import DownloadHistory, DownloadStatus, Request
 from app.pipeline.monitor_policy import describe_holders, holders
 from app.pipeline.seeding import SeedingLimit
@@ -49,7 +50,7 @@ def _pages(indexers: list[str]):
         last_id = page[-1].id
 
 
-@register("cleanup_seeded_torrents")
+@register(JobKind.CLEANUP_SEEDED_TORRENTS)
 def process_cleanup_seeded(payload: dict) -> dict:
     """Remove torrent and files of `available` requests, and of torrents kept seeding for deleted, cancelled or
     swapped-out downloads, once their indexer's seeding limit is reached, unless another request still needs the

@@ -12,17 +12,15 @@ from pathlib import Path
 
 from app.audiobook_requests.blocklist import block_release
 from app.audiobook_requests.imports import record_import
-from app.audiobook_requests.service import least_recently_tried
 from app.audiobook_requests.state import R, transition
 from app.config import Settings, get_settings
 from app.integrations.errors import PermanentServiceError, ServiceError
 from app.integrations.plex import PlexClient
-from app.integrations.torrent import download_client
 from app.jobs import fence
 from app.jobs.errors import EnqueueFailed, PermanentJobError
 from app.jobs.logger import JobLogger, create_job_logger
 from app.jobs.service import add_job
-from app.jobs.types import Priority
+from app.jobs.types import JobKind
 from app.library.organizer import NoAudioFiles, cover_candidates, organize
 from app.library.paths import UNRESOLVABLE, PathTemplateError, UnsafePathError, inside, resolved, target_dir
 from app.library.plex_paths import SETTING as PLEX_MAPPINGS_SETTING
@@ -38,7 +36,7 @@ RETRYABLE_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM}
 PLEX_REFRESH_TIMEOUT = 10.0  # Plex answers a refresh at once; a slow Plex must not hold the import job
 
 
-@register("organize_files")
+@register(JobKind.ORGANIZE_FILES)
 def process_organize(payload: dict) -> dict:
     request_id = payload["requestId"]
     log = create_job_logger(payload["jobId"], "OrganizeFiles")
@@ -161,7 +159,7 @@ def _refresh_plex(folder: Path, settings: Settings, log: JobLogger) -> str | Non
         plan.path if plan.path == str(folder) else f"{plan.path} ({folder} here, {PLEX_MAPPINGS_SETTING})")
     delay = settings.plex_refresh_check_delay_seconds
     try:
-        job_id = add_job("plex_recently_added_check", {}, delay=delay)
+        job_id = add_job(JobKind.PLEX_RECENTLY_ADDED_CHECK, {}, delay=delay)
     except EnqueueFailed as exc:
         log.warning(f"Plex is refreshing {scanned}, but the Recently Added Check could not be queued ({exc})")
         return None
@@ -198,43 +196,3 @@ def _block_selected_release(request_id: str, reason: str, log: JobLogger) -> Non
     if block_release(request_id, title=title, info_hash=download.torrent_hash or download.download_client_id,
                      indexer=download.indexer_name, reason=f"import failed: {reason}"):
         log.warning(f"Release {title!r} blocklisted for this request: its import failed for good")
-
-
-# --- the retry of this step: retry_failed_imports re-runs organize_files -------------------------------
-
-@register("retry_failed_imports")
-def process_retry_failed_imports(payload: dict) -> dict:
-    """awaiting_import requests, least recently tried first; the path is asked from the client first."""
-    log = create_job_logger(payload["jobId"], "RetryFailedImports")
-    batch = least_recently_tried(R.AWAITING_IMPORT, Request.last_import_at)
-    queued = sum(1 for request in batch if _retry_import(request, log))
-    log.info(f"Queued {queued} imports")
-    return {"success": True, "queued": queued}
-
-
-def _retry_import(request: Request, log: JobLogger) -> bool:
-    """Queue organize_files again for one request, from its selected download's current path."""
-    Request.update(last_import_at=utcnow()).where(Request.id == request.id).execute()  # rotate even if skipped
-    download = (DownloadHistory.select().where((DownloadHistory.request == request.id) & DownloadHistory.selected)
-                .order_by(DownloadHistory.created_at.desc()).first())
-    if download is None:
-        log.warning(f"Request {request.id} has no download to import; skipped")
-        return False
-    path = _current_path(download, log)
-    if not path:
-        log.warning(f"Request {request.id}: no known download path; skipped")
-        return False
-    add_job("organize_files", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
-                               "downloadPath": path}, priority=Priority.HIGH)
-    return True
-
-
-def _current_path(download: DownloadHistory, log: JobLogger) -> str | None:
-    """Where the download is now, as the client reports it; the stored path when the client cannot say."""
-    try:
-        status = download_client(download.download_client).get(download.download_client_id or "")
-        if status is not None and status.content_path:
-            return status.content_path
-    except ServiceError as exc:
-        log.warning(f"Could not ask the download client for the current path ({exc}); using the stored one")
-    return download.download_path

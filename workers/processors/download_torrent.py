@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 
 from app.audiobook_requests import downloads
+from app.audiobook_requests.pipeline import monitor_payload, step
 from app.audiobook_requests.state import RELEASED_TORRENT as LET_GO
 from app.audiobook_requests.state import R, transition
 from app.config import get_settings
@@ -22,6 +23,7 @@ from app.integrations.torrentfile import TorrentFileError, parse_magnet, read_to
 from app.jobs import fence
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
+from app.jobs.types import JobKind
 from app.library.paths import inside
 from app.library.remote_paths import to_client, to_local
 from app.models import DownloadStatus, Request, utcnow
@@ -86,7 +88,7 @@ def fetch(prowlarr: ProwlarrClient, release: Release) -> Fetched:
     return Fetched(file, magnet.info_hash, magnet.name or release.title)
 
 
-@register("download_torrent")
+@register(JobKind.DOWNLOAD_TORRENT)
 def process_download(payload: dict) -> dict:
     request_id = payload["requestId"]
     log = create_job_logger(payload["jobId"], "DownloadTorrent")
@@ -131,9 +133,9 @@ def process_download(payload: dict) -> dict:
                 download_client=settings.download_client, download_client_id=info_hash,
                 download_status=DownloadStatus.DOWNLOADING.value, started_at=utcnow())
             _take_back_if_let_go(request_id, history_id, info_hash, client, added=existing is None, log=log)
-            monitor_id = add_job("monitor_download", {
-                "requestId": request_id, "downloadHistoryId": str(history_id), "downloadClientId": info_hash,
-                "downloadClient": settings.download_client}, delay=MONITOR_FIRST_DELAY)
+            monitor_id = add_job(JobKind.MONITOR_DOWNLOAD, monitor_payload(request_id, str(history_id), info_hash,
+                                                                           settings.download_client),
+                                 priority=step(JobKind.MONITOR_DOWNLOAD).priority, delay=MONITOR_FIRST_DELAY)
             notifications.request_grabbed(request_id, name, release.indexer, settings.download_client)
             return {"success": True, "infoHash": info_hash, "torrent": name, "monitorJobId": monitor_id}
         raise no_release_usable(failures)

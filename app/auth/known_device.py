@@ -1,7 +1,7 @@
 """The "known device" cookie: proof that this browser logged in as a user before.
 
 Set (renewed) at each successful login. Its holder skips the per-username wait of the login throttle
-(app/auth.py), so an attacker guessing one username from many addresses cannot lock the real admin out
+(app/auth/throttle.py), so an attacker guessing one username from many addresses cannot lock the real admin out
 of the browsers they already use; the per-address limit and the device's own limit still apply.
 
 The value is signed with SECRET_KEY and bound to the username and to the current admin password hash:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from app.integrations.notifier import send
 from app.jobs.logger import create_job_logger
+from app.jobs.types import JobKind
 from app.notifications.store import find_target
 from app.notifications.targets import notify_type
 from workers.processors import register
 
 
-@register("send_notification")
+@register(JobKind.SEND_NOTIFICATION)
 def process_send_notification(payload: dict) -> dict:
     log = create_job_logger(payload["jobId"], "Notification")
     event = payload["event"]
