@@ -1,6 +1,9 @@
-"""Shared set-up for the benchmarks: a scratch PostgreSQL database and Redis db, worker processes."""
+"""Shared set-up for the benchmarks: a scratch PostgreSQL database and Redis db, worker processes, and the
+`--quick` mode every runnable script has (tiny sizes, the same code path, non-zero exit when anything fails)."""
 from __future__ import annotations
 
+import argparse
+import math
 import multiprocessing
 import os
 import statistics
@@ -13,6 +16,30 @@ sys.path.insert(0, str(ROOT))
 
 BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://127.0.0.1:5432/rmab_bench")
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+BENCH_INSTANCE_DIR = os.environ.get("BENCH_INSTANCE_DIR", "/tmp/rmab-bench")
+
+
+def parse_args(parser: argparse.ArgumentParser, quick: dict[str, object]) -> argparse.Namespace:
+    """Add `--quick` and parse: with it, every option named in `quick` left at its default takes the quick
+    value (tiny sizes, a run of seconds: what CI runs, tests/bench/test_bench_quick.py)."""
+    sizes = ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in quick.items())
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a run of seconds on tiny sizes ({sizes}), as CI runs it; exits non-zero when "
+                             f"anything fails")
+    args = parser.parse_args()
+    if args.quick:
+        for name, value in quick.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
+    return args
+
+
+def require_figures(figures: dict[str, float | None]) -> None:
+    """Exit non-zero naming every figure that is missing (None) or not a number (NaN): call it after printing
+    them, so a broken run still shows what it measured."""
+    bad = [label for label, value in figures.items() if value is None or math.isnan(value)]
+    if bad:
+        raise SystemExit(f"bench broken: no figure for {', '.join(bad)}")
 
 
 def setup(**settings_overrides: str) -> None:
@@ -23,7 +50,7 @@ def setup(**settings_overrides: str) -> None:
 
     create_postgres_database_if_missing(BENCH_DATABASE_URL)
     set_settings(load_settings({"DATABASE_URL": BENCH_DATABASE_URL, "REDIS_URL": BENCH_REDIS_URL,
-                                "INSTANCE_DIR": "/tmp/rmab-bench", "LOG_LEVEL": "warning", **settings_overrides},
+                                "INSTANCE_DIR": BENCH_INSTANCE_DIR, "LOG_LEVEL": "warning", **settings_overrides},
                                env_file=None))
     bind_database(BENCH_DATABASE_URL)
     migrate()

@@ -4,7 +4,7 @@ Jobs are enqueued one at a time, `--gap` seconds apart, to one idle worker proce
 the full path, rq.SimpleWorker for the baseline). Latency = the processor's first line minus the
 moment before add_job / queue.enqueue was called.
 
-    python bench/latency.py [--jobs 300] [--gap 0.02]
+    python bench/latency.py [--jobs 300] [--gap 0.02] [--quick]
 """
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import argparse
 import multiprocessing
 import time
 
-from common import median, percentile, quiet_logs, reset, setup
+from common import median, parse_args, percentile, quiet_logs, require_figures, reset, setup
+
+# what the output must hold (tests/bench/test_bench_quick.py checks it)
+FIGURES = ("bare RQ    p50", "full path  p50", "ratio full/bare")
 
 
 def _stamp_processor(payload):
@@ -49,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--gap", type=float, default=0.02)
-    args = parser.parse_args()
+    args = parse_args(parser, {"jobs": 20})
     setup()
     quiet_logs()
 
@@ -89,6 +92,8 @@ def main() -> None:
           f"   (goal <= 20 / <= 100 ms)")
     print(f"ratio full/bare  p50 {percentile(full, 50) / percentile(bare, 50):.2f}   "
           f"p99 {percentile(full, 99) / percentile(bare, 99):.2f}   median {median(full):.1f} ms")
+    require_figures({"bare RQ p50": percentile(bare, 50), "full path p50": percentile(full, 50),
+                     "bare RQ p99": percentile(bare, 99), "full path p99": percentile(full, 99)})
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ during scan + match (the fake Plex server runs in the same process, so its pages
 Then the "already in the library" check of request creation (library_match, the 409 of POST
 /api/requests) against the same table: the first call (it loads the index) and the median of the next ones.
 
-    python bench/scan.py [--items 50000] [--requests 1000] [--baseline-sample 10]
+    python bench/scan.py [--items 50000] [--requests 1000] [--baseline-sample 10] [--quick]
 """
 from __future__ import annotations
 
@@ -23,9 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-from common import quiet_logs, reset, setup
+from common import parse_args, quiet_logs, require_figures, reset, setup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+# what the output must hold (tests/bench/test_bench_quick.py checks it)
+FIGURES = ("full path: scan", "naive all-pairs thefuzz", "matching speed-up vs naive",
+           "request creation's library check: first")
 
 
 def library(n: int, plex) -> list[dict]:
@@ -51,7 +55,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--baseline-sample", type=int, default=10)
-    args = parser.parse_args()
+    args = parse_args(parser, {"items": 2000, "requests": 50, "baseline_sample": 2})
     from fakes.plex import FakePlex
 
     plex = FakePlex().start()
@@ -109,6 +113,10 @@ def main() -> None:
     print(f"matching speed-up vs naive: {naive_per_request * args.requests / match_seconds:.0f}x")
     print(f"request creation's library check: first {first_check * 1000:.0f} ms, then median "
           f"{statistics.median(later_checks) * 1000:.1f} ms ({len(later_checks) + 1} checks, {missed_checks} missed)")
+    require_figures({"scan": scanned - started, "match": match_seconds, "naive per request": naive_per_request,
+                     "library check": statistics.median(later_checks)})
+    if len(seen) != args.items or not matched:
+        raise SystemExit(f"bench broken: {len(seen)} of {args.items} items scanned, {len(matched)} requests matched")
 
 
 def time_library_checks(items: list[dict]) -> tuple[float, list[float], int]:

@@ -5,18 +5,22 @@ logs two events → on_success callback writes completed + trims Redis.
 Baseline: queue.enqueue of a no-op function → rq.SimpleWorker (the class JobWorker extends).
 Both runs alternate in the same process, repeated, medians reported.
 
-    python bench/throughput.py [--jobs 2000] [--workers 2] [--rounds 3] [--sync-commit]
+    python bench/throughput.py [--jobs 2000] [--workers 2] [--rounds 3] [--sync-commit] [--quick]
 """
 from __future__ import annotations
 
 import argparse
 import time
 
-from common import BENCH_DATABASE_URL, median, quiet_logs, reset, run_workers, setup
+from common import BENCH_DATABASE_URL, median, parse_args, quiet_logs, require_figures, reset, run_workers, setup
+
+# what the output must hold (tests/bench/test_bench_quick.py checks it)
+FIGURES = ("processing  bare RQ", "end to end  bare RQ", "full path", "ratio")
 
 
 def bare_round(jobs: int, workers: int) -> tuple[float, float]:
     from rq import Queue, SimpleWorker
+    from rq.registry import FinishedJobRegistry
 
     from app.jobs.queues import get_redis
 
@@ -29,7 +33,11 @@ def bare_round(jobs: int, workers: int) -> tuple[float, float]:
     def work():
         SimpleWorker(["bare"], connection=get_redis()).work(burst=True)
 
-    return enqueue_seconds, run_workers(work, workers)
+    seconds = run_workers(work, workers)
+    done = FinishedJobRegistry(queue=queue).count
+    if done != jobs:
+        raise SystemExit(f"bare RQ: only {done}/{jobs} jobs finished")
+    return enqueue_seconds, seconds
 
 
 def full_round(jobs: int, worker_count: int) -> tuple[float, float]:
@@ -66,7 +74,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sync-commit", action="store_true",
                         help="workers commit synchronously (WORKER_SYNCHRONOUS_COMMIT=true)")
-    args = parser.parse_args()
+    args = parse_args(parser, {"jobs": 100, "rounds": 1})
     setup(WORKER_SYNCHRONOUS_COMMIT=str(args.sync_commit).lower())
     quiet_logs()
     bare_process, full_process, bare_total, full_total = [], [], [], []
@@ -82,6 +90,11 @@ def main() -> None:
           f"   ratio {median(full_process) / median(bare_process):.2f}")
     print(f"end to end  bare RQ {median(bare_total):7.1f} jobs/s   full path {median(full_total):7.1f} jobs/s"
           f"   ratio {median(full_total) / median(bare_total):.2f}")
+    for name, bare, full in (("processing", bare_process, full_process), ("end to end", bare_total, full_total)):
+        print(f"{name} by round (bare / full, ratio): "
+              + "   ".join(f"{b:.1f} / {f:.1f}, {f / b:.2f}" for b, f in zip(bare, full, strict=True)))
+    require_figures({"processing, bare RQ": median(bare_process), "processing, full path": median(full_process),
+                     "end to end, bare RQ": median(bare_total), "end to end, full path": median(full_total)})
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ process, as nothing makes them cooperative). Clients are threads of this process
 read the ratios, not the absolute figures.
 
     python bench/web_server.py [--rounds 3] [--seconds 5] [--clients 8] [--slow 50] [--engines gthread,waitress,gevent]
+                               [--repeat 10] [--answer-timeout 5] [--quick]
 
 The engines alternate within each round and each figure is the median over the rounds (this machine is noisy).
 """
@@ -28,7 +29,22 @@ from pathlib import Path
 
 import requests
 
-from common import BENCH_DATABASE_URL, BENCH_REDIS_URL, ROOT, free_port, median, percentile, setup, wait_until
+from common import (
+    BENCH_DATABASE_URL,
+    BENCH_INSTANCE_DIR,
+    BENCH_REDIS_URL,
+    ROOT,
+    free_port,
+    median,
+    parse_args,
+    percentile,
+    require_figures,
+    setup,
+    wait_until,
+)
+
+# what the output must hold (tests/bench/test_bench_quick.py checks it)
+FIGURES = ("/admin/logs req/s", "/healthz req/s", "slow clients", "gthread", "waitress")
 
 PASSWORD = "bench-password"
 WORKER_CLASSES = {"gthread": "gthread", "waitress": "app.waitress_worker.WaitressWorker", "gevent": "gevent"}
@@ -49,8 +65,12 @@ class Server:
                    "--worker-class", WORKER_CLASSES[engine]]
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=2).status_code == 200, 60,
-                   f"{engine} to serve /healthz")
+        try:
+            wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=2).status_code == 200, 60,
+                       f"{engine} to serve /healthz")
+        except BaseException:  # never leave a gunicorn behind
+            self.stop()
+            raise
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
@@ -67,21 +87,30 @@ def logged_in(url: str) -> requests.Session:
                       session.get(f"{url}/login", timeout=10).text).group(1)
     reply = session.post(f"{url}/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token},
                          allow_redirects=False, timeout=10)
-    assert reply.status_code == 302, reply.status_code
+    page = session.get(f"{url}{PAGE}", allow_redirects=False, timeout=10)
+    if reply.status_code != 302 or page.status_code != 200:
+        raise SystemExit(f"bench broken: could not log in (POST /login {reply.status_code}, {PAGE} {page.status_code})")
     return session
 
 
 def requests_per_second(url: str, cookies, clients: int, seconds: float) -> float:
     """`clients` threads, each on its own keep-alive connection, GET `url` for `seconds`: answers/s."""
     counts = [0] * clients
+    errors: list[str] = []
     deadline = time.monotonic() + seconds
 
     def client(index: int) -> None:
         with requests.Session() as session:
             session.cookies.update(cookies)
-            while time.monotonic() < deadline:
-                reply = session.get(url, allow_redirects=False, timeout=30)
-                assert reply.status_code == 200, (url, reply.status_code)
+            while time.monotonic() < deadline and not errors:
+                try:
+                    reply = session.get(url, allow_redirects=False, timeout=30)
+                except requests.RequestException as exc:
+                    errors.append(f"GET {url}: {exc}")
+                    return
+                if reply.status_code != 200:  # a redirect to /login is a broken bench, not an answer
+                    errors.append(f"GET {url} answered {reply.status_code}")
+                    return
                 counts[index] += 1
 
     threads = [threading.Thread(target=client, args=(index,)) for index in range(clients)]
@@ -90,6 +119,8 @@ def requests_per_second(url: str, cookies, clients: int, seconds: float) -> floa
         thread.start()
     for thread in threads:
         thread.join()
+    if errors:
+        raise SystemExit(f"bench broken: {errors[0]}")
     return sum(counts) / (time.monotonic() - started)
 
 
@@ -102,14 +133,14 @@ def answer_ms(session, url: str, timeout: float = 5.0) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def with_slow_clients(server: Server, session, slow: int, repeat: int = 10) -> dict[str, float]:
+def with_slow_clients(server: Server, session, slow: int, repeat: int, timeout: float) -> dict[str, float]:
     """p50 milliseconds of the page and /healthz while `slow` connections have sent one byte and wait."""
     held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(slow)]
     try:
         for connection in held:
             connection.sendall(b"G")
         time.sleep(1)
-        return {path: percentile([answer_ms(session, f"{server.url}{path}") for _ in range(repeat)], 50)
+        return {path: percentile([answer_ms(session, f"{server.url}{path}", timeout) for _ in range(repeat)], 50)
                 for path in (PAGE, "/healthz")}
     finally:
         for connection in held:
@@ -125,15 +156,15 @@ def measure(engine: str, args, workdir: Path) -> dict[str, float]:
         figures = {f"{PAGE} req/s": requests_per_second(f"{server.url}{PAGE}", session.cookies, args.clients,
                                                          args.seconds),
                    "/healthz req/s": requests_per_second(f"{server.url}/healthz", {}, args.clients, args.seconds)}
-        slow = with_slow_clients(server, session, args.slow)
+        slow = with_slow_clients(server, session, args.slow, args.repeat, args.answer_timeout)
         figures.update({f"{path} p50 ms, {args.slow} slow clients": value for path, value in slow.items()})
         return figures
     finally:
         server.stop()
 
 
-def shown(value: float) -> str:
-    return "no answer in 5 s" if value == NO_ANSWER else f"{value:.1f}"
+def shown(value: float, timeout: float) -> str:
+    return f"no answer in {timeout:g} s" if value == NO_ANSWER else f"{value:.1f}"
 
 
 def main() -> None:
@@ -143,14 +174,18 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="client threads of each requests/s run")
     parser.add_argument("--slow", type=int, default=50, help="slow connections held open")
     parser.add_argument("--engines", default="gthread,waitress,gevent")
-    args = parser.parse_args()
+    parser.add_argument("--repeat", type=int, default=10, help="answers timed while the slow connections are open")
+    parser.add_argument("--answer-timeout", type=float, default=5.0,
+                        help="seconds an answer may take with slow connections open (longer: no answer)")
+    args = parse_args(parser, {"rounds": 1, "seconds": 1.0, "clients": 2, "slow": 8, "repeat": 2,
+                               "answer_timeout": 2.0})
     engines = [name.strip() for name in args.engines.split(",")]
     if "gevent" in engines and importlib.util.find_spec("gevent") is None:
         print("gevent is not installed: left out (pip install gevent to measure it)")
         engines.remove("gevent")
     setup()  # scratch database migrated and emptied; the server processes share it
-    workdir = Path("/tmp/rmab-bench-web")
-    workdir.mkdir(exist_ok=True)
+    workdir = Path(BENCH_INSTANCE_DIR) / "web"
+    workdir.mkdir(parents=True, exist_ok=True)
     rounds: dict[str, list[dict[str, float]]] = {engine: [] for engine in engines}
     for index in range(args.rounds):
         for engine in engines[index % len(engines):] + engines[:index % len(engines)]:
@@ -166,8 +201,11 @@ def main() -> None:
             ratio = ""
             if baseline and engine != "gthread" and "req/s" in metric:
                 ratio = f"  (× {figures[metric] / baseline[metric]:.2f} of gthread)"
-            runs = " / ".join(shown(figures_[metric]) for figures_ in rounds[engine])
-            print(f"  {engine:<9} {shown(figures[metric]):>18}{ratio}   rounds: {runs}")
+            runs = " / ".join(shown(figures_[metric], args.answer_timeout) for figures_ in rounds[engine])
+            print(f"  {engine:<9} {shown(figures[metric], args.answer_timeout):>18}{ratio}   rounds: {runs}")
+    # "no answer" (inf) is a figure (gthread's, with slow clients); a missing or NaN one is a broken bench
+    require_figures({f"{engine} {metric}": value for engine, figures in results.items()
+                     for metric, value in figures.items()})
 
 
 if __name__ == "__main__":
