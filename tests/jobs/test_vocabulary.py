@@ -27,7 +27,7 @@ from app.models import (
 )
 from app.pipeline.download_state import DownloadState
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 J, R, D = JobStatus, RequestStatus, DownloadStatus
 
 # status: (is_terminal, can_retry while not yet retried, can_cancel)

@@ -35,7 +35,7 @@ from app.models import Audiobook, Job, JobEvent, Request
 from fakes.http import QuietHandler, serve
 from helpers import drain
 
-FIXTURES = Path(__file__).parent / "fixtures" / "audio"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "audio"
 FORMATS = ["m4b", "m4a", "mp3", "flac", "ogg"]
 COVER = (FIXTURES / "cover.jpg").read_bytes()
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # only the signature matters to the tag writers

@@ -140,7 +140,7 @@ def _organize(request, download_path) -> Job:
 def _book(folder):
     folder.mkdir(parents=True)
     # real audio: the import tags it (TAG_FILES) without a warning, as a real book would be
-    shutil.copyfile(Path(__file__).parent / "fixtures" / "audio" / "sample.mp3", folder / "01.mp3")
+    shutil.copyfile(Path(__file__).parents[1] / "fixtures" / "audio" / "sample.mp3", folder / "01.mp3")
     return folder
 
 

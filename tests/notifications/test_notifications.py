@@ -258,10 +258,11 @@ def test_a_failing_target_is_retried_with_back_off_and_never_holds_up_the_pipeli
 def test_the_notification_worker_sends_from_a_forked_work_horse(settings_env, redis_conn, notify_receiver, tmp_path):
     """Apprise's plugins (about 30 MB) live in a work-horse that exits after its message, not in the worker."""
     from rq import Worker
-    from test_orphans import children
 
     from app.audiobook_requests.state import R, transition
     from workers.worker import ForkJobWorker, JobWorker, worker_class
+
+    from proc_table import children
 
     assert worker_class("send_notification") is ForkJobWorker and worker_class("search_indexers") is JobWorker
     target = notify_receiver(delay=2)

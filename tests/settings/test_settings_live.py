@@ -6,10 +6,10 @@ import time
 
 import pytest
 import requests
-from test_web_server import WebLine
 
 from fakes.prowlarr import FakeProwlarr
 from helpers import API_TOKEN, start_process, stop_process, wait_for
+from web_line import WebLine
 
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 LIVE_RELOAD_LIMIT_SECONDS = 10  # the bound: every process sees a saved change within 10 s

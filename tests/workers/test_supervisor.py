@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import redis
 from rq import Worker
-from test_orphans import Leftovers, children, is_running
 
 from app.jobs.service import add_job
 from app.models import Job
@@ -36,6 +35,7 @@ from workers.supervisor import (
 import jobtypes  # noqa: F401  (test_sleep, the testing group)
 from daemons import free_port
 from helpers import ROOT, start_process, stop_process, wait_for
+from proc_table import Leftovers, children, is_running
 
 GROUPS = ["search_indexers", "download_torrent", "monitor_download", "organize_files", "scan_plex",
           "plex_recently_added_check", "maintenance", "send_notification"]
