@@ -18,6 +18,8 @@ import psycopg2
 import pytest
 import redis
 
+from builders import BEARER
+
 # Re-exported for test files that still say `from conftest import drain`; new code imports from helpers.
 from helpers import (  # noqa: F401
     ADMIN_PASSWORD,
@@ -188,6 +190,12 @@ def flask_app(settings):
 @pytest.fixture
 def client(flask_app):
     return flask_app.test_client()
+
+
+@pytest.fixture
+def bearer() -> dict[str, str]:
+    """The Authorization header of an API caller with the configured token (a fresh dict: a test may add to it)."""
+    return dict(BEARER)
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ from app.audiobook_requests.blocklist import block_release, blocklist_for
 from app.models import Audiobook, BlockedRelease, Job, JobEvent, Request, utcnow
 from app.pipeline.ranking import Release
 
-from helpers import API_TOKEN, HOSTILE, csrf_token, login, screenshot
-
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
+from helpers import HOSTILE, csrf_token, login, screenshot
 
 
 def _request(title: str = "The Way of Kings", status: str = "awaiting_search") -> Request:
@@ -32,12 +30,12 @@ def _block(request: Request, title: str, *, info_hash: str | None = None, indexe
     return BlockedRelease.get((BlockedRelease.request == request.id) & (BlockedRelease.title == title))
 
 
-def test_the_list_shows_each_entry_with_its_request_newest_first(client, redis_conn):
+def test_the_list_shows_each_entry_with_its_request_newest_first(client, redis_conn, bearer):
     kings, elantris = _request(), _request("Elantris", "downloading")
     old = _block(kings, "Brandon Sanderson - The Way of Kings [MP3]", age=timedelta(days=2))
     new = _block(elantris, "Brandon Sanderson - Elantris [M4B]", info_hash="ab" * 20, indexer=None,
                  reason="the client reports an error: No space left on device")
-    answer = client.get("/api/blocklist", headers=BEARER)
+    answer = client.get("/api/blocklist", headers=bearer)
     assert answer.status_code == 200
     body = answer.get_json()
     assert body["pagination"] == {"page": 1, "perPage": 25, "hasNext": False, "hasPrevious": False}
@@ -51,24 +49,24 @@ def test_the_list_shows_each_entry_with_its_request_newest_first(client, redis_c
     assert body["entries"][1]["indexer"] == "MyAudioTracker" and body["entries"][1]["request"]["id"] == str(kings.id)
 
 
-def test_the_list_is_paginated_like_the_logs_api(client, redis_conn):
+def test_the_list_is_paginated_like_the_logs_api(client, redis_conn, bearer):
     request = _request()
     titles = [f"Release {n:02d}" for n in range(30)]
     for n, title in enumerate(titles):
         _block(request, title, age=timedelta(minutes=n))          # Release 00 is the newest
-    first = client.get("/api/blocklist?per_page=25", headers=BEARER).get_json()
-    second = client.get("/api/blocklist?per_page=25&page=2", headers=BEARER).get_json()
+    first = client.get("/api/blocklist?per_page=25", headers=bearer).get_json()
+    second = client.get("/api/blocklist?per_page=25&page=2", headers=bearer).get_json()
     assert [e["title"] for e in first["entries"]] == titles[:25]
     assert first["pagination"] == {"page": 1, "perPage": 25, "hasNext": True, "hasPrevious": False}
     assert [e["title"] for e in second["entries"]] == titles[25:]
     assert second["pagination"] == {"page": 2, "perPage": 25, "hasNext": False, "hasPrevious": True}
     for bad, message in (("per_page=7", "per_page must be one of 25, 50, 100"), ("page=0", "page must be"),
                          ("page=x", "must be numbers")):
-        refused = client.get(f"/api/blocklist?{bad}", headers=BEARER)
+        refused = client.get(f"/api/blocklist?{bad}", headers=bearer)
         assert refused.status_code == 400 and message in refused.get_json()["error"]
 
 
-def test_delete_removes_the_entry_says_so_on_the_timeline_and_searches_may_pick_it_again(client, redis_conn):
+def test_delete_removes_the_entry_says_so_on_the_timeline_and_searches_may_pick_it_again(client, redis_conn, bearer):
     request = _request()
     title = "Brandon Sanderson - The Way of Kings (Unabridged) [M4B]"
     entry = _block(request, title, info_hash="cd" * 20)
@@ -77,7 +75,7 @@ def test_delete_removes_the_entry_says_so_on_the_timeline_and_searches_may_pick_
     release = Release(title=title, size=700 * 2**20, seeders=5, indexer="MyAudioTracker")
     assert blocklist_for(request.id).blocks(release)
 
-    removed = client.delete(f"/api/blocklist/{entry.id}", headers=BEARER)
+    removed = client.delete(f"/api/blocklist/{entry.id}", headers=bearer)
     assert removed.status_code == 200
     assert removed.get_json() == {"success": True, "removed": {"id": str(entry.id), "title": title,
                                                                 "requestId": str(request.id)}}
@@ -89,10 +87,10 @@ def test_delete_removes_the_entry_says_so_on_the_timeline_and_searches_may_pick_
                              f" later searches may pick it again")
     assert event.metadata["infoHash"] == "cd" * 20 and event.metadata["removedBy"] == "admin"
 
-    again = client.delete(f"/api/blocklist/{entry.id}", headers=BEARER)
+    again = client.delete(f"/api/blocklist/{entry.id}", headers=bearer)
     assert again.status_code == 404 and again.get_json() == {"success": False, "error": "blocklist entry not found"}
     for bad in ("nope", "00000000-0000-0000-0000-000000000000", "1"):
-        assert client.delete(f"/api/blocklist/{bad}", headers=BEARER).status_code == 404
+        assert client.delete(f"/api/blocklist/{bad}", headers=bearer).status_code == 404
     assert BlockedRelease.select().count() == 1
 
 

@@ -18,10 +18,10 @@ from app.models import Audiobook, BlockedRelease, DownloadHistory, Job, JobEvent
 from app.pipeline.ranking import Release, rank_release
 from app.pipeline.release_search import Blocklist, automatic_search, rank_all, release_key
 
+from builders import BEARER
 from fakes.prowlarr import FakeRelease
-from helpers import API_TOKEN, drain
+from helpers import drain
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 MiB = 1024 * 1024
 TITLE, AUTHOR = "The Way of Kings", "Brandon Sanderson"
 BEST = f"{AUTHOR} - {TITLE} (Unabridged) [M4B]"
@@ -79,13 +79,13 @@ def test_every_result_is_listed_ranked_with_its_breakdown_and_why_it_is_rejected
 
 
 def test_download_queues_the_same_payload_as_the_automatic_search_and_the_job_runs(client, configured,
-                                                                                 fake_client, redis_conn):
+                                                                                 fake_client, redis_conn, bearer):
     torrent = make_torrent_bytes()
     configured.releases[1].torrent = torrent
     request = _request()
     releases = _search(client, request)
     response = client.post(f"/api/requests/{request.id}/releases", json={"guid": _guid(releases, BEST)},
-                           headers=BEARER)
+                           headers=bearer)
     assert response.status_code == 202, response.get_json()
     job = Job.get_by_id(response.get_json()["jobId"])
     assert job.type == "download_torrent" and job.priority == 10 and job.status == "pending"
@@ -127,47 +127,48 @@ def make_torrent_bytes() -> bytes:
     return make_torrent(folder)
 
 
-def test_the_rank_is_ignored_but_the_blocklist_is_not(client, configured, redis_conn):
+def test_the_rank_is_ignored_but_the_blocklist_is_not(client, configured, redis_conn, bearer):
     request = _request()
     releases = _search(client, request)
     picked = client.post(f"/api/requests/{request.id}/releases", json={"guid": _guid(releases, UNSEEDED)},
-                         headers=BEARER)
+                         headers=bearer)
     assert picked.status_code == 202                                       # "no seeders" is advice only
     Request.update(status="awaiting_search").where(Request.id == request.id).execute()
     blocked = client.post(f"/api/requests/{request.id}/releases", json={"guid": _guid(releases, BLOCKED)},
-                          headers=BEARER)
+                          headers=bearer)
     assert blocked.status_code == 409 and "blocklisted" in blocked.get_json()["error"]
     # blocklisted after the search was shown: still refused
     BlockedRelease.create(request=request, title=BEST, reason="stalled")
-    late = client.post(f"/api/requests/{request.id}/releases", json={"guid": _guid(releases, BEST)}, headers=BEARER)
+    late = client.post(f"/api/requests/{request.id}/releases", json={"guid": _guid(releases, BEST)}, headers=bearer)
     assert late.status_code == 409 and "blocklisted" in late.get_json()["error"]
     assert Job.select().where(Job.type == "download_torrent").count() == 1
     assert Request.get_by_id(request.id).status == "awaiting_search"
 
 
-def test_unknown_missing_and_unsearched_guids(client, configured, redis_conn):
+def test_unknown_missing_and_unsearched_guids(client, configured, redis_conn, bearer):
     request = _request()
     before = client.post(f"/api/requests/{request.id}/releases", json={"guid": "https://tracker.example/torrents/1"},
-                         headers=BEARER)
+                         headers=bearer)
     assert before.status_code == 404 and "search again" in before.get_json()["error"]
     _search(client, request)
     assert 3500 < redis_conn.ttl(f"rmab:releases:{request.id}") <= 3600
-    unknown = client.post(f"/api/requests/{request.id}/releases", json={"guid": "nope"}, headers=BEARER)
+    unknown = client.post(f"/api/requests/{request.id}/releases", json={"guid": "nope"}, headers=bearer)
     assert unknown.status_code == 404
     for body in ({}, {"guid": ""}, {"guid": 5}, ["guid"]):
-        missing = client.post(f"/api/requests/{request.id}/releases", json=body, headers=BEARER)
+        missing = client.post(f"/api/requests/{request.id}/releases", json=body, headers=bearer)
         assert missing.status_code == 400 and "guid is required" in missing.get_json()["error"]
-    assert client.get("/api/requests/nope/releases", headers=BEARER).status_code == 404
+    assert client.get("/api/requests/nope/releases", headers=bearer).status_code == 404
     assert Job.select().where(Job.type == "download_torrent").count() == 0
 
 
 @pytest.mark.parametrize("status", ["pending", "searching", "awaiting_search", "failed", "warn", "awaiting_import"])
-def test_a_waiting_or_failed_request_moves_to_searching_and_queued_jobs_are_cancelled(client, configured, status):
+def test_a_waiting_or_failed_request_moves_to_searching_and_queued_jobs_are_cancelled(client, configured, status,
+                                                                                   bearer):
     request = _request(status)
     queued = Job.create(type="search_indexers", status="pending", request=request, rq_job_id=f"job-x-{status}")
     releases = _search(client, request)
     response = client.post(f"/api/requests/{request.id}/releases", json={"guid": _guid(releases, BEST)},
-                           headers=BEARER)
+                           headers=bearer)
     assert response.status_code == 202
     row = Request.get_by_id(request.id)
     assert row.status == "searching" and row.error_message is None
@@ -175,51 +176,51 @@ def test_a_waiting_or_failed_request_moves_to_searching_and_queued_jobs_are_canc
 
 
 @pytest.mark.parametrize("status", ["processing", "downloaded", "available", "deleted"])
-def test_a_request_past_the_search_or_finished_is_refused(client, configured, status):
+def test_a_request_past_the_search_or_finished_is_refused(client, configured, status, bearer):
     request = _request(status)
     Request.update(status="awaiting_search").where(Request.id == request.id).execute()
     releases = _search(client, request)
     Request.update(status=status).where(Request.id == request.id).execute()
     response = client.post(f"/api/requests/{request.id}/releases", json={"guid": _guid(releases, BEST)},
-                           headers=BEARER)
+                           headers=bearer)
     assert response.status_code == 409 and f"status {status}" in response.get_json()["error"]
     assert Request.get_by_id(request.id).status == status and Job.select().count() == 0
 
 
-def test_prowlarr_not_configured_is_a_clear_409(client, redis_conn):
+def test_prowlarr_not_configured_is_a_clear_409(client, redis_conn, bearer):
     request = _request()
-    response = client.get(f"/api/requests/{request.id}/releases", headers=BEARER)
+    response = client.get(f"/api/requests/{request.id}/releases", headers=bearer)
     assert response.status_code == 409
     assert response.get_json() == {"success": False,
                                    "error": "Prowlarr is not configured: set PROWLARR_URL and PROWLARR_API_KEY"}
 
 
-def test_prowlarr_unreachable_or_failing_is_a_502(client, configured, use_settings, redis_conn):
+def test_prowlarr_unreachable_or_failing_is_a_502(client, configured, use_settings, redis_conn, bearer):
     request = _request()
     configured.search_status = 500
-    failing = client.get(f"/api/requests/{request.id}/releases", headers=BEARER)
+    failing = client.get(f"/api/requests/{request.id}/releases", headers=bearer)
     assert failing.status_code == 502 and "HTTP 500" in failing.get_json()["error"]
     configured.search_status = 200
     use_settings(PROWLARR_URL=configured.url, PROWLARR_API_KEY="wrong-key")
-    refused = client.get(f"/api/requests/{request.id}/releases", headers=BEARER)
+    refused = client.get(f"/api/requests/{request.id}/releases", headers=bearer)
     assert refused.status_code == 502 and "PROWLARR_API_KEY" in refused.get_json()["error"]
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     use_settings(PROWLARR_URL=f"http://127.0.0.1:{port}", PROWLARR_API_KEY="k")
-    down = client.get(f"/api/requests/{request.id}/releases", headers=BEARER)
+    down = client.get(f"/api/requests/{request.id}/releases", headers=bearer)
     assert down.status_code == 502 and "cannot connect" in down.get_json()["error"]
     assert down.get_json()["success"] is False
 
 
-def test_a_prowlarr_that_never_answers_times_out_as_a_502(client, use_settings, monkeypatch, redis_conn):
+def test_a_prowlarr_that_never_answers_times_out_as_a_502(client, use_settings, monkeypatch, redis_conn, bearer):
     monkeypatch.setattr(interactive, "SEARCH_TIMEOUT_SECONDS", 0.5)
     with socket.socket() as silent:                      # accepts the connection, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(5)
         use_settings(PROWLARR_URL=f"http://127.0.0.1:{silent.getsockname()[1]}", PROWLARR_API_KEY="k")
         request = _request()
-        response = client.get(f"/api/requests/{request.id}/releases", headers=BEARER)
+        response = client.get(f"/api/requests/{request.id}/releases", headers=bearer)
     assert response.status_code == 502 and "timed out" in response.get_json()["error"]
 
 
@@ -288,7 +289,7 @@ def test_a_release_is_named_by_its_guid_else_its_link(release, key):
 
 
 def test_a_request_deleted_while_its_torrent_is_added_gets_the_torrent_taken_back(client, configured, fake_client,
-                                                                                 redis_conn):
+                                                                                 redis_conn, bearer):
     """The delete runs after download_torrent's fence check and before its download row exists, so the delete
     finds nothing to remove: the run's record of the download is refused (fenced in its own statement), and the
     run takes the torrent back out itself."""
@@ -297,7 +298,7 @@ def test_a_request_deleted_while_its_torrent_is_added_gets_the_torrent_taken_bac
     configured.releases[1].torrent = make_torrent_bytes()
     request = _request()
     response = client.post(f"/api/requests/{request.id}/releases",
-                           json={"guid": _guid(_search(client, request), BEST)}, headers=BEARER)
+                           json={"guid": _guid(_search(client, request), BEST)}, headers=bearer)
     job_id = response.get_json()["jobId"]
     add = fake_client.add
 

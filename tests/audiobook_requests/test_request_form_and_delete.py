@@ -19,9 +19,8 @@ from app.jobs.service import add_job
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, PlexLibrary, Request, utcnow
 from app.pipeline.monitor_policy import TorrentUser, still_needs_torrent
 
-from helpers import API_TOKEN, wait_for
+from helpers import wait_for
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 HOSTILE = '<script>window.__pwned = 1</script>'
 
 
@@ -50,7 +49,7 @@ def test_the_form_has_the_four_inputs_and_needs_csrf(admin_client, redis_conn):
     assert refused.status_code == 400 and Request.select().count() == 0
 
 
-def test_bad_fields_get_their_messages_next_to_them_and_nothing_is_created(admin_client, redis_conn):
+def test_bad_fields_get_their_messages_next_to_them_and_nothing_is_created(admin_client, redis_conn, bearer):
     response = _post_form(admin_client, title="  ", author="Brandon Sanderson", narrator="", asin="B00/../x")
     assert response.status_code == 400
     page = response.get_data(as_text=True)
@@ -59,7 +58,7 @@ def test_bad_fields_get_their_messages_next_to_them_and_nothing_is_created(admin
     assert _field_error(page, "author") is None and _field_error(page, "narrator") is None
     assert 'name="author" value="Brandon Sanderson"' in page and 'name="asin" value="B00/../x"' in page  # kept
     assert Request.select().count() == 0 and Job.select().count() == 0
-    api = admin_client.post("/api/requests", json={"title": "x", "author": "y", "asin": "B00/../x"}, headers=BEARER)
+    api = admin_client.post("/api/requests", json={"title": "x", "author": "y", "asin": "B00/../x"}, headers=bearer)
     assert api.status_code == 400 and api.get_json()["field"] == "asin"
 
 
@@ -96,7 +95,7 @@ def test_a_book_already_in_the_library_shows_the_api_message_above_the_form(admi
 # --- deleting -----------------------------------------------------------------------------------------
 
 def test_delete_cancels_jobs_keeps_a_finished_torrent_seeding_and_keeps_the_row(client, qbittorrent, use_settings,
-                                                                                 redis_conn):
+                                                                                 redis_conn, bearer):
     """The torrent's data is all there (it finished, the monitor had not seen it yet): it keeps seeding for its
     tracker (tests/test_seed_then_clean.py follows it to the cleanup)."""
     use_settings(DOWNLOAD_CLIENT="qbittorrent", DOWNLOAD_CLIENT_URL=qbittorrent.url,
@@ -112,7 +111,7 @@ def test_delete_cancels_jobs_keeps_a_finished_torrent_seeding_and_keeps_the_row(
     wait_for(lambda: getattr(download_client().get(info_hash), "progress", 0) >= 1, 20, message="torrent verified")
 
     request_id = client.post("/api/requests", json={"title": "Warbreaker", "author": "Brandon Sanderson"},
-                             headers=BEARER).get_json()["request"]["id"]
+                             headers=bearer).get_json()["request"]["id"]
     search = Job.get(Job.request == request_id)
     Request.update(status="downloading").where(Request.id == request_id).execute()
     history = DownloadHistory.create(request=request_id, download_client="qbittorrent", download_client_id=info_hash,
@@ -121,7 +120,7 @@ def test_delete_cancels_jobs_keeps_a_finished_torrent_seeding_and_keeps_the_row(
     monitor = add_job("monitor_download", {"requestId": request_id, "downloadHistoryId": str(history.id),
                                            "downloadClientId": info_hash, "downloadClient": "qbittorrent"}, delay=60)
 
-    response = client.delete(f"/api/requests/{request_id}", headers=BEARER)
+    response = client.delete(f"/api/requests/{request_id}", headers=bearer)
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["request"] == {"id": request_id, "status": "deleted"} and body["alreadyDeleted"] is False
@@ -131,20 +130,20 @@ def test_delete_cancels_jobs_keeps_a_finished_torrent_seeding_and_keeps_the_row(
     assert download_client().get(info_hash) is not None                              # still seeding
     assert (folder / "Warbreaker.m4b").stat().st_size == 200_000                     # files kept
     assert DownloadHistory.get_by_id(history.id).download_status == "seeding"
-    shown = client.get(f"/api/requests/{request_id}", headers=BEARER).get_json()["request"]
+    shown = client.get(f"/api/requests/{request_id}", headers=bearer).get_json()["request"]
     assert shown["status"] == "deleted" and len(shown["jobs"]) == 2                  # row and timeline kept
     events = [e.message for e in JobEvent.select().where(JobEvent.job == monitor)]
     assert any(m.startswith("Request deleted by an admin (was downloading)") for m in events)
 
-    again = client.delete(f"/api/requests/{request_id}", headers=BEARER)             # idempotent
+    again = client.delete(f"/api/requests/{request_id}", headers=bearer)             # idempotent
     assert again.status_code == 200 and again.get_json()["alreadyDeleted"] is True
     assert again.get_json()["cancelledJobs"] == [] and again.get_json()["removedTorrents"] == []
     assert again.get_json()["seedingTorrents"] == []                                 # let go of once
-    assert client.post(f"/api/requests/{request_id}/retry", headers=BEARER).status_code == 409
-    assert client.post(f"/api/requests/{request_id}/cancel", headers=BEARER).status_code == 409
+    assert client.post(f"/api/requests/{request_id}/retry", headers=bearer).status_code == 409
+    assert client.post(f"/api/requests/{request_id}/cancel", headers=bearer).status_code == 409
 
 
-def test_a_client_outage_never_loses_the_delete_and_a_second_delete_retries(client, fake_client, redis_conn):
+def test_a_client_outage_never_loses_the_delete_and_a_second_delete_retries(client, fake_client, redis_conn, bearer):
     book = Audiobook.create(title="Mistborn", author="Brandon Sanderson")
     request = Request.create(audiobook=book, status="available")
     job = Job.create(type="organize_files", status="completed", request=request)
@@ -152,7 +151,7 @@ def test_a_client_outage_never_loses_the_delete_and_a_second_delete_retries(clie
     DownloadHistory.create(request=request, download_client="qbittorrent", download_client_id="cd" * 20,
                            torrent_name="Mistborn [M4B]", download_status="completed", selected=True)
     fake_client.down = True
-    response = client.delete(f"/api/requests/{request.id}", headers=BEARER)
+    response = client.delete(f"/api/requests/{request.id}", headers=bearer)
     assert response.status_code == 200
     assert Request.get_by_id(request.id).status == "deleted"
     assert response.get_json()["removedTorrents"] == [] and "could not be removed" in response.get_json()["warnings"][0]
@@ -160,36 +159,36 @@ def test_a_client_outage_never_loses_the_delete_and_a_second_delete_retries(clie
     assert len(warns) == 1 and "The torrent " + "cd" * 20 in warns[0] and "could not be removed" in warns[0]
 
     fake_client.down = False
-    again = client.delete(f"/api/requests/{request.id}", headers=BEARER)
+    again = client.delete(f"/api/requests/{request.id}", headers=bearer)
     assert again.get_json()["alreadyDeleted"] is True and again.get_json()["seedingTorrents"] == ["cd" * 20]
     assert "cd" * 20 in fake_client.torrents and fake_client.calls[-1] == "get"  # finished: left seeding
     assert DownloadHistory.get(DownloadHistory.request == request.id).download_status == "seeding"
 
 
-def test_a_torrent_another_request_still_uses_stays_in_the_client(client, fake_client, redis_conn):
+def test_a_torrent_another_request_still_uses_stays_in_the_client(client, fake_client, redis_conn, bearer):
     mine = Request.create(audiobook=Audiobook.create(title="A", author="B"), status="failed")
     other = Request.create(audiobook=Audiobook.create(title="C", author="D"), status="downloading")
     fake_client.put("ef" * 20)
     for request in (mine, other):
         DownloadHistory.create(request=request, download_client="qbittorrent", download_client_id="ef" * 20,
                                torrent_hash="ef" * 20, download_status="downloading", selected=True)
-    body = client.delete(f"/api/requests/{mine.id}", headers=BEARER).get_json()
+    body = client.delete(f"/api/requests/{mine.id}", headers=bearer).get_json()
     assert body["keptTorrents"] == ["ef" * 20] and "ef" * 20 in fake_client.torrents
     assert Request.get_by_id(mine.id).status == "deleted"
 
 
 @pytest.mark.parametrize("status", [s.value for s in R])
-def test_any_request_in_any_status_may_be_deleted(client, redis_conn, status):
+def test_any_request_in_any_status_may_be_deleted(client, redis_conn, status, bearer):
     request = Request.create(audiobook=Audiobook.create(title="T", author="A"), status=status)
-    assert client.delete(f"/api/requests/{request.id}", headers=BEARER).status_code == 200
+    assert client.delete(f"/api/requests/{request.id}", headers=bearer).status_code == 200
     assert Request.get_by_id(request.id).status == "deleted"
 
 
-def test_delete_needs_an_admin_and_a_known_request(client, admin_client, redis_conn):
+def test_delete_needs_an_admin_and_a_known_request(client, admin_client, redis_conn, bearer):
     request = Request.create(audiobook=Audiobook.create(title="T", author="A"))
     assert client.delete(f"/api/requests/{request.id}").status_code == 401
     assert admin_client.delete(f"/api/requests/{request.id}").status_code == 400   # a session needs CSRF
-    assert client.delete("/api/requests/nope", headers=BEARER).status_code == 404
+    assert client.delete("/api/requests/nope", headers=bearer).status_code == 404
     assert Request.get_by_id(request.id).status == "pending"
 
 

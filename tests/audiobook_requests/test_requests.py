@@ -10,10 +10,9 @@ from app.audiobook_requests.state import R, transition
 from app.jobs.queues import queue_names_for_group
 from app.models import Audiobook, DownloadHistory, Job, Request, utcnow
 
+from builders import BEARER
 from fakes.prowlarr import FakeProwlarr, FakeRelease
-from helpers import API_TOKEN, drain
-
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
+from helpers import drain
 
 
 @pytest.fixture
@@ -29,7 +28,7 @@ def _create(client, **body):
                        headers=BEARER)
 
 
-def test_creating_a_request_queues_a_high_priority_search(client, redis_conn):
+def test_creating_a_request_queues_a_high_priority_search(client, redis_conn, bearer):
     response = _create(client, narrator="Michael Kramer", asin="B003P2WO5E")
     assert response.status_code == 201
     request = response.get_json()["request"]
@@ -37,7 +36,7 @@ def test_creating_a_request_queues_a_high_priority_search(client, redis_conn):
     job = Job.get(Job.request == request["id"])
     assert job.type == "search_indexers" and job.priority == 10 and job.status == "pending"
     assert job.payload["audiobook"]["title"] == "The Way of Kings"
-    shown = client.get(f"/api/requests/{request['id']}", headers=BEARER).get_json()["request"]
+    shown = client.get(f"/api/requests/{request['id']}", headers=bearer).get_json()["request"]
     assert shown["jobs"] == [{"id": str(job.id), "type": "search_indexers", "status": "pending",
                               "createdAt": shown["jobs"][0]["createdAt"]}]
     assert shown["progress"] == 0 and shown["errorMessage"] is None
@@ -57,16 +56,16 @@ def test_an_active_request_for_the_same_book_is_a_conflict(client, redis_conn):
     ({"title": "x" * 501, "author": "x"}, "title is longer than 500"),
     ({"title": "x", "author": "y", "asin": "B00/../x"}, "asin must be letters and digits"),
 ])
-def test_bad_bodies_name_the_field(client, body, field):
-    response = client.post("/api/requests", json=body, headers=BEARER)
+def test_bad_bodies_name_the_field(client, body, field, bearer):
+    response = client.post("/api/requests", json=body, headers=bearer)
     assert response.status_code == 400 and field in response.get_json()["error"]
     assert Request.select().count() == 0 and Job.select().count() == 0
 
 
-def test_the_requests_api_needs_an_admin(client):
+def test_the_requests_api_needs_an_admin(client, bearer):
     assert client.post("/api/requests", json={"title": "x", "author": "y"}).status_code == 401
     assert client.get("/api/requests/00000000-0000-0000-0000-000000000000").status_code == 401
-    assert client.get("/api/requests/nope", headers=BEARER).status_code == 404
+    assert client.get("/api/requests/nope", headers=bearer).status_code == 404
 
 
 def test_transitions_are_conditional(settings):
@@ -120,15 +119,15 @@ def test_prowlarr_errors_are_retried_and_fail_the_request_only_at_the_end(client
     assert Request.get_by_id(request_id).status == "failed" and len(prowlarr.searches) == 3
 
 
-def test_retry_and_cancel(client, prowlarr, fake_client, redis_conn):
+def test_retry_and_cancel(client, prowlarr, fake_client, redis_conn, bearer):
     prowlarr.releases = []
     request_id = _create(client).get_json()["request"]["id"]
     drain(queue_names_for_group("search_indexers"))
     assert Request.get_by_id(request_id).status == "awaiting_search"
-    retried = client.post(f"/api/requests/{request_id}/retry", headers=BEARER)
+    retried = client.post(f"/api/requests/{request_id}/retry", headers=bearer)
     assert retried.status_code == 200 and Request.get_by_id(request_id).status == "pending"
     assert Job.get_by_id(retried.get_json()["jobId"]).type == "search_indexers"
-    assert client.post(f"/api/requests/{request_id}/retry", headers=BEARER).status_code == 409  # nothing to retry
+    assert client.post(f"/api/requests/{request_id}/retry", headers=bearer).status_code == 409  # nothing to retry
 
     # a download being monitored: cancel stops the monitor and removes the unfinished torrent with its files
     Request.update(status="downloading").where(Request.id == request_id).execute()
@@ -139,12 +138,12 @@ def test_retry_and_cancel(client, prowlarr, fake_client, redis_conn):
 
     monitor = add_job("monitor_download", {"requestId": request_id, "downloadHistoryId": "x" * 8,
                                            "downloadClientId": "ab" * 20, "downloadClient": "qbittorrent"}, delay=60)
-    cancelled = client.post(f"/api/requests/{request_id}/cancel", headers=BEARER)
+    cancelled = client.post(f"/api/requests/{request_id}/cancel", headers=bearer)
     assert cancelled.status_code == 200
     assert monitor in cancelled.get_json()["cancelledJobs"] and Job.get_by_id(monitor).status == "cancelled"
     assert fake_client.calls[-1] == "remove:True" and "ab" * 20 not in fake_client.torrents
     assert Request.get_by_id(request_id).status == "cancelled"
-    assert client.post(f"/api/requests/{request_id}/cancel", headers=BEARER).status_code == 409
+    assert client.post(f"/api/requests/{request_id}/cancel", headers=bearer).status_code == 409
 
 
 def test_retry_missing_torrents_takes_the_least_recently_searched_first(settings, redis_conn):
@@ -237,7 +236,7 @@ def test_the_index_covers_exactly_the_active_statuses(settings):
 
 @pytest.mark.parametrize("body", [{}, {"asin": "B003P2WO5E"}], ids=["by title", "by asin"])
 def test_two_creates_of_one_book_at_the_same_moment_over_http_give_one_request_and_a_409(
-        live_url, redis_conn, monkeypatch, body):
+        live_url, redis_conn, monkeypatch, body, bearer):
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -258,7 +257,7 @@ def test_two_creates_of_one_book_at_the_same_moment_over_http_give_one_request_a
     payload = {"title": "The Way of Kings", "author": "Brandon Sanderson", **body}
 
     def create(_):
-        return requests.post(f"{live_url}/api/requests", json=payload, headers=BEARER, timeout=30)
+        return requests.post(f"{live_url}/api/requests", json=payload, headers=bearer, timeout=30)
 
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(create, range(2)))
@@ -271,11 +270,11 @@ def test_two_creates_of_one_book_at_the_same_moment_over_http_give_one_request_a
     assert Job.select().where(Job.type == "search_indexers").count() == 1
 
 
-def test_a_failed_request_is_not_retried_into_a_second_active_one(client, redis_conn):
+def test_a_failed_request_is_not_retried_into_a_second_active_one(client, redis_conn, bearer):
     old = _create(client).get_json()["request"]["id"]
     assert transition(old, R.FAILED, error_message="no release")
     new = _create(client).get_json()["request"]["id"]  # a failed request does not block a new one
-    refused = client.post(f"/api/requests/{old}/retry", headers=BEARER)
+    refused = client.post(f"/api/requests/{old}/retry", headers=bearer)
     assert refused.status_code == 409 and refused.get_json()["error"] == (
         f"not retried: 'The Way of Kings' has another active request ({new}) in status pending")
     assert Request.get_by_id(old).status == "failed"
@@ -285,8 +284,8 @@ def test_a_failed_request_is_not_retried_into_a_second_active_one(client, redis_
     with database.obj.atomic():  # inside a caller's transaction, which goes on
         assert transition(old, R.AVAILABLE, only_from=(R.FAILED,)) is False
         assert Request.get_by_id(old).status == "failed"
-    assert client.post(f"/api/requests/{new}/cancel", headers=BEARER).status_code == 200
-    assert client.post(f"/api/requests/{old}/retry", headers=BEARER).status_code == 200
+    assert client.post(f"/api/requests/{new}/cancel", headers=bearer).status_code == 200
+    assert client.post(f"/api/requests/{old}/retry", headers=bearer).status_code == 200
 
 
 def test_migration_12_keys_existing_requests_and_leaves_repeated_active_ones_outside_the_index(settings):

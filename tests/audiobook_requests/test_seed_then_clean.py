@@ -20,13 +20,13 @@ from app.config import SettingsError, load_settings
 from app.integrations import qbittorrent, transmission
 from app.integrations import torrent as torrent_module
 from app.integrations.torrent import download_client
-from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request
+from app.models import Audiobook, DownloadHistory, Job, Request
 from app.pipeline.download_state import DownloadState
 from app.pipeline.seeding import LetGo, SeedingLimit, let_go, seeding_until
 
-from helpers import API_TOKEN, SeededLonger, book_in_client, run_cleanup, wait_for
+from builders import request_event_messages
+from helpers import SeededLonger, book_in_client, run_cleanup, wait_for
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 HOUR = 3600
 LIMITS = {"INDEXER_SEEDING_MINUTES": "Quick Tracker=60,Both Tracker=60",
           "INDEXER_SEEDING_RATIO": "Ratio Tracker=1.0,Both Tracker=2"}
@@ -123,7 +123,7 @@ def test_remove_now_is_a_csrf_form_and_an_admin_only_route(admin_client, client,
     assert "remove-seeding" not in admin_client.get("/admin/requests").get_data(as_text=True)
 
 
-def test_a_kept_torrent_another_request_still_needs_is_not_removed_now(client, fake_client, use_settings):
+def test_a_kept_torrent_another_request_still_needs_is_not_removed_now(client, fake_client, use_settings, bearer):
     use_settings(**LIMITS)
     book = Audiobook.create(title="Warbreaker", author="Brandon Sanderson")
     mine, other = (Request.create(audiobook=book, status=s) for s in ("deleted", "awaiting_import"))
@@ -132,7 +132,7 @@ def test_a_kept_torrent_another_request_still_needs_is_not_removed_now(client, f
         DownloadHistory.create(request=request, indexer_name="Quick Tracker", torrent_hash="ef" * 20,
                                download_client="qbittorrent", download_client_id="ef" * 20, download_status=status,
                                selected=True)
-    body = client.post(f"/api/requests/{mine.id}/remove-seeding", headers=BEARER).get_json()
+    body = client.post(f"/api/requests/{mine.id}/remove-seeding", headers=bearer).get_json()
     assert body["keptTorrents"] == ["ef" * 20] and "ef" * 20 in fake_client.torrents
 
 
@@ -167,26 +167,22 @@ def _cleanup_as_if_seeded(seconds: int, ratio: float = 0.0) -> tuple[dict, list[
         torrent_module.set_client_factory(None)
 
 
-def _events(request: Request) -> list[str]:
-    return [e.message for e in JobEvent.select().join(Job).where(Job.request == request.id)]
-
-
 def test_a_deleted_request_keeps_its_finished_torrent_seeding_until_cleanup_removes_it_with_its_files(
-        real, client, admin_client):
+        real, client, admin_client, bearer):
     folder, info_hash = _book(real, finished=True)
     request = _request(real, info_hash, "Quick Tracker", status="available", download_status="completed")
 
-    body = client.delete(f"/api/requests/{request.id}", headers=BEARER).get_json()
+    body = client.delete(f"/api/requests/{request.id}", headers=bearer).get_json()
     assert download_client().get(info_hash) is not None and (folder / "01.m4b").exists()  # still seeding
     assert body["seedingTorrents"] == [info_hash] and body["removedTorrents"] == [] and body["warnings"] == []
     row = DownloadHistory.get(DownloadHistory.request == request.id)
     assert row.download_status == "seeding" and row.completed_at is not None
-    shown = client.get(f"/api/requests/{request.id}", headers=BEARER).get_json()["request"]
+    shown = client.get(f"/api/requests/{request.id}", headers=bearer).get_json()["request"]
     [seeding] = shown["seedingTorrents"]
     assert re.fullmatch(r"seeding until \d{4}-\d\d-\d\d \d\d:\d\d UTC \(Quick Tracker: 60 min\)", seeding["seeding"])
     page = admin_client.get("/admin/requests?status=deleted").get_data(as_text=True)
     assert f"Torrent Elantris [M4B]: {seeding['seeding']}" in page and "remove-seeding" in page
-    assert any(m.startswith(f"Kept 'Elantris [M4B]' ({info_hash})") for m in _events(request))
+    assert any(m.startswith(f"Kept 'Elantris [M4B]' ({info_hash})") for m in request_event_messages(request))
 
     # the limit is not reached yet (it has seeded seconds): cleanup, which now sees deleted requests, keeps it
     result, _ = run_cleanup()
@@ -200,15 +196,15 @@ def test_a_deleted_request_keeps_its_finished_torrent_seeding_until_cleanup_remo
     assert any("and its files: it seeded 60 min" in m and "its request is deleted" in m for m in events)
 
 
-def test_a_cancelled_request_keeps_its_finished_torrent_until_its_ratio_is_reached(real, client):
+def test_a_cancelled_request_keeps_its_finished_torrent_until_its_ratio_is_reached(real, client, bearer):
     """The monitor had not seen it finish yet (its row says downloading): the client's word decides."""
     folder, info_hash = _book(real, finished=True)
     request = _request(real, info_hash, "Ratio Tracker", status="downloading", download_status="downloading")
 
-    body = client.post(f"/api/requests/{request.id}/cancel", headers=BEARER).get_json()
+    body = client.post(f"/api/requests/{request.id}/cancel", headers=bearer).get_json()
     assert Request.get_by_id(request.id).status == "cancelled" and download_client().get(info_hash) is not None
     assert body["seedingTorrents"] == [info_hash] and body["removedTorrents"] == []
-    shown = client.get(f"/api/requests/{request.id}", headers=BEARER).get_json()["request"]
+    shown = client.get(f"/api/requests/{request.id}", headers=bearer).get_json()["request"]
     assert shown["seedingTorrents"][0]["seeding"] == "seeding until ratio 1 (Ratio Tracker: ratio 1)"
 
     result, _ = _cleanup_as_if_seeded(10 * HOUR, ratio=0.5)        # time does not count for this indexer
@@ -221,30 +217,31 @@ def test_a_cancelled_request_keeps_its_finished_torrent_until_its_ratio_is_reach
 
 
 @pytest.mark.parametrize("action", ["cancel", "delete"])
-def test_an_unfinished_download_is_removed_with_its_partial_files_at_once(real, client, action):
+def test_an_unfinished_download_is_removed_with_its_partial_files_at_once(real, client, action, bearer):
     folder, info_hash = _book(real, finished=False)
     assert (folder / "01.m4b").exists()                                      # the half it has
     request = _request(real, info_hash, "Quick Tracker", status="downloading", download_status="downloading")
 
     if action == "cancel":
-        body = client.post(f"/api/requests/{request.id}/cancel", headers=BEARER).get_json()
+        body = client.post(f"/api/requests/{request.id}/cancel", headers=bearer).get_json()
     else:
-        body = client.delete(f"/api/requests/{request.id}", headers=BEARER).get_json()
+        body = client.delete(f"/api/requests/{request.id}", headers=bearer).get_json()
     assert download_client().get(info_hash) is None
     wait_for(lambda: not (folder / "01.m4b").exists(), 10, message="the partial files to be deleted")
     assert body["removedTorrents"] == [info_hash] and body["seedingTorrents"] == []
     assert DownloadHistory.get(DownloadHistory.request == request.id).download_status == "removed"
-    assert any(m.startswith(f"Removed the unfinished 'Elantris [M4B]' ({info_hash}, 50%)") for m in _events(request))
+    removed = f"Removed the unfinished 'Elantris [M4B]' ({info_hash}, 50%)"
+    assert any(m.startswith(removed) for m in request_event_messages(request))
 
 
-def test_an_admin_can_remove_a_kept_torrent_now_with_its_files(real, client):
+def test_an_admin_can_remove_a_kept_torrent_now_with_its_files(real, client, bearer):
     folder, info_hash = _book(real, finished=True)
     request = _request(real, info_hash, "Quick Tracker", status="available", download_status="completed")
-    assert client.delete(f"/api/requests/{request.id}", headers=BEARER).get_json()["seedingTorrents"] == [info_hash]
+    assert client.delete(f"/api/requests/{request.id}", headers=bearer).get_json()["seedingTorrents"] == [info_hash]
 
-    body = client.post(f"/api/requests/{request.id}/remove-seeding", headers=BEARER).get_json()
+    body = client.post(f"/api/requests/{request.id}/remove-seeding", headers=bearer).get_json()
     assert body["removedTorrents"] == [info_hash] and body["keptTorrents"] == []
     assert download_client().get(info_hash) is None
     wait_for(lambda: not folder.exists(), 10, message="the torrent's files to be deleted")
-    again = client.post(f"/api/requests/{request.id}/remove-seeding", headers=BEARER)
+    again = client.post(f"/api/requests/{request.id}/remove-seeding", headers=bearer)
     assert again.status_code == 409 and "no torrent of this request is kept seeding" in again.get_json()["error"]

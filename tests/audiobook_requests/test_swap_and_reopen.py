@@ -20,10 +20,10 @@ from app.jobs.service import add_job
 from app.models import Audiobook, BlockedRelease, DownloadHistory, Job, JobEvent, Request
 from app.pipeline.ranking import Release
 
+from builders import BEARER
 from fakes.prowlarr import FakeRelease
-from helpers import API_TOKEN, book_in_client, drain, wait_for
+from helpers import book_in_client, drain, wait_for
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 MiB = 1024 * 1024
 TITLE, AUTHOR = "Elantris", "Brandon Sanderson"
 SLOW = f"{AUTHOR} - {TITLE} [MP3]"
@@ -65,14 +65,14 @@ def test_the_release_being_downloaded_cannot_be_picked_again(client, prowlarr, f
     assert "ab" * 20 in fake_client.torrents and BlockedRelease.select().count() == 0
 
 
-def test_a_cancelled_request_can_be_retried_and_searches_again(client, prowlarr, fake_client, use_settings):
+def test_a_cancelled_request_can_be_retried_and_searches_again(client, prowlarr, fake_client, use_settings, bearer):
     use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key)
     prowlarr.releases = []
     request_id = client.post("/api/requests", json={"title": TITLE, "author": AUTHOR},
-                             headers=BEARER).get_json()["request"]["id"]
-    assert client.post(f"/api/requests/{request_id}/cancel", headers=BEARER).status_code == 200
+                             headers=bearer).get_json()["request"]["id"]
+    assert client.post(f"/api/requests/{request_id}/cancel", headers=bearer).status_code == 200
 
-    retried = client.post(f"/api/requests/{request_id}/retry", headers=BEARER)
+    retried = client.post(f"/api/requests/{request_id}/retry", headers=bearer)
     assert retried.status_code == 200, retried.get_json()
     row = Request.get_by_id(request_id)
     assert row.status == "pending" and row.error_message is None
@@ -81,17 +81,17 @@ def test_a_cancelled_request_can_be_retried_and_searches_again(client, prowlarr,
     drain(queue_names_for_group("search_indexers"))
     assert len(prowlarr.searches) == 1 and Request.get_by_id(request_id).status == "awaiting_search"
     # and it can be cancelled again
-    assert client.post(f"/api/requests/{request_id}/cancel", headers=BEARER).status_code == 200
+    assert client.post(f"/api/requests/{request_id}/cancel", headers=bearer).status_code == 200
 
 
 def test_a_cancelled_request_is_not_reopened_while_its_book_has_another_active_request(client, prowlarr,
-                                                                                     use_settings, redis_conn):
+                                                                                     use_settings, redis_conn, bearer):
     use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key)
     prowlarr.releases = [FakeRelease(BETTER, 600 * MiB, seeders=30)]
     book = Audiobook.create(title=TITLE, author=AUTHOR)
     cancelled = Request.create(audiobook=book, status="cancelled")
     newer = Request.create(audiobook=book, status="downloading")
-    for response in (client.post(f"/api/requests/{cancelled.id}/retry", headers=BEARER),
+    for response in (client.post(f"/api/requests/{cancelled.id}/retry", headers=bearer),
                      _pick(client, cancelled, BETTER)):
         assert response.status_code == 409
         assert f"the book already has another request ({newer.id}) in status downloading" in \

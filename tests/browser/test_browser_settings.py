@@ -12,9 +12,8 @@ from app.models import Job, SettingsChange, StoredSetting
 
 from fakes.plex import FakePlex
 from fakes.prowlarr import FakeProwlarr
-from helpers import API_TOKEN, login, screenshot, serve_app, start_process, stop_process, wait_for
+from helpers import login, screenshot, serve_app, start_process, stop_process, wait_for
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 NEW_PASSWORD = "my own admin passphrase"
 
 
@@ -105,7 +104,7 @@ def test_the_setup_wizard_runs_from_a_fresh_database_to_a_finished_library_scan(
 
 
 def test_a_setting_changed_on_the_page_is_used_by_the_next_job_of_a_running_worker(
-        page, live_url, settings_env, redis_conn, tmp_path):
+        page, live_url, settings_env, redis_conn, tmp_path, bearer):
     first, second = FakeProwlarr().start(), FakeProwlarr(api_key="the-second-prowlarr-key").start()
     worker = start_process(["-m", "workers", "search_indexers", "--size", "1"], settings_env[1],
                            tmp_path / "worker.log")
@@ -120,7 +119,7 @@ def test_a_setting_changed_on_the_page_is_used_by_the_next_job_of_a_running_work
                 "A value is set (never shown).")
             assert prowlarr.api_key not in page.content()
             created = requests.post(f"{live_url}/api/requests", json={"title": title, "author": "Brandon Sanderson"},
-                                    headers=BEARER, timeout=10)
+                                    headers=bearer, timeout=10)
             assert created.status_code == 201
             wait_for(lambda prowlarr=prowlarr: prowlarr.searches, 15, message=f"a search on {prowlarr.url}")
         screenshot(page, "settings-saved")
@@ -132,14 +131,14 @@ def test_a_setting_changed_on_the_page_is_used_by_the_next_job_of_a_running_work
     assert worker.returncode is not None
 
 
-def test_finalize_stops_waiting_for_a_stuck_library_scan(page, live_url, redis_conn, tmp_path):
+def test_finalize_stops_waiting_for_a_stuck_library_scan(page, live_url, redis_conn, tmp_path, bearer):
     """No scan worker runs: the job waits; once it is declared stuck, the page says so and stops polling."""
     plex = FakePlex(locations={str(tmp_path): str(tmp_path)}).start()
     try:
         login(page, live_url)
         requests.put(f"{live_url}/api/admin/settings", json={"PLEX_URL": plex.url, "PLEX_TOKEN": plex.token,
                                                              "PLEX_LIBRARY_ID": plex.section},
-                     headers=BEARER, timeout=10).raise_for_status()
+                     headers=bearer, timeout=10).raise_for_status()
         page.goto(f"{live_url}/admin/setup?step=finalize")
         page.click("#finalize")
         expect(page.locator("#scan-status")).to_have_text("pending")

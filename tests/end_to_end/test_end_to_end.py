@@ -12,9 +12,7 @@ from app.models import Job, JobEvent, Request
 
 from fakes.plex import FakePlex
 from fakes.prowlarr import FakeProwlarr, FakeRelease
-from helpers import API_TOKEN, start_process, stop_process, wait_for
-
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
+from helpers import start_process, stop_process, wait_for
 
 
 def timeline_jobs(html: str) -> list[str]:
@@ -49,7 +47,7 @@ def stack(tmp_path, settings_env, use_settings, redis_conn, qbittorrent):
 
 
 @pytest.mark.slow
-def test_a_request_travels_from_pending_to_available(stack, client, admin_client):
+def test_a_request_travels_from_pending_to_available(stack, client, admin_client, bearer):
     downloads, media, prowlarr, plex = stack
     folder = downloads / "Brandon Sanderson - The Way of Kings [M4B]"
     folder.mkdir()
@@ -60,14 +58,14 @@ def test_a_request_travels_from_pending_to_available(stack, client, admin_client
                                      seeders=30, torrent=make_torrent(folder))]
 
     created = client.post("/api/requests", json={"title": "The Way of Kings", "author": "Brandon Sanderson"},
-                          headers=BEARER)
+                          headers=bearer)
     assert created.status_code == 201
     request_id = created.get_json()["request"]["id"]
     seen = []
 
     def status_is(target):
         def check():
-            status = client.get(f"/api/requests/{request_id}", headers=BEARER).get_json()["request"]["status"]
+            status = client.get(f"/api/requests/{request_id}", headers=bearer).get_json()["request"]["status"]
             if not seen or seen[-1] != status:
                 seen.append(status)
             return status == target
@@ -89,13 +87,13 @@ def test_a_request_travels_from_pending_to_available(stack, client, admin_client
 
     ensure_default_schedules(get_settings())
     schedule = ScheduledJob.get(ScheduledJob.type == "plex_recently_added_check")
-    trigger = client.post(f"/api/admin/jobs/{schedule.id}/trigger", headers=BEARER)
+    trigger = client.post(f"/api/admin/jobs/{schedule.id}/trigger", headers=bearer)
     assert trigger.status_code == 200
     wait_for(status_is("available"), 30, interval=0.2, message="available")
 
     assert seen[0] in ("pending", "searching") and seen[-1] == "available"
     assert {"downloading", "downloaded"} <= set(seen)
-    shown = client.get(f"/api/requests/{request_id}", headers=BEARER).get_json()["request"]
+    shown = client.get(f"/api/requests/{request_id}", headers=bearer).get_json()["request"]
     types = [j["type"] for j in shown["jobs"]]
     assert types[:4] == ["search_indexers", "download_torrent", "monitor_download", "organize_files"]
     assert all(j["status"] == "completed" for j in shown["jobs"])

@@ -10,9 +10,9 @@ import pytest
 
 from app.integrations import health
 
-from helpers import ADMIN_PASSWORD, API_TOKEN
+from builders import BEARER
+from helpers import ADMIN_PASSWORD
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 HOSTILE = '<script>window.__pwned = 1</script>'
 
 
@@ -108,12 +108,12 @@ def test_error_texts_never_carry_secrets():
 
 # --- checks through HTTP --------------------------------------------------------------------------
 
-def test_unconfigured_integrations_are_reported_without_a_network_call(app_with, redis_conn, monkeypatch):
+def test_unconfigured_integrations_are_reported_without_a_network_call(app_with, redis_conn, monkeypatch, bearer):
     _, client = app_with(login=True)
     called = []
     monkeypatch.setattr(health, "PROBES", {n: lambda *a, n=n: called.append(n) for n in health.NAMES})
     for name in health.NAMES:
-        reply = client.post(f"/api/admin/integrations/{name}/test", headers=BEARER).get_json()
+        reply = client.post(f"/api/admin/integrations/{name}/test", headers=bearer).get_json()
         assert reply["integration"]["configured"] is False and reply["integration"]["ok"] is None
     assert called == []
     rows = _by_name(client)
@@ -122,12 +122,12 @@ def test_unconfigured_integrations_are_reported_without_a_network_call(app_with,
     assert page.count('data-state="unconfigured"') == 3
 
 
-def test_reachable_fakes_answer_with_their_version_and_latency(app_with, prowlarr, plex, redis_conn):
+def test_reachable_fakes_answer_with_their_version_and_latency(app_with, prowlarr, plex, redis_conn, bearer):
     _, client = app_with(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key, PLEX_URL=plex.url,
                          PLEX_TOKEN=plex.token, PLEX_LIBRARY_ID=plex.section)
     assert _by_name(client)["prowlarr"]["ok"] is None  # configured, not checked yet
     for name, version in (("prowlarr", prowlarr.version), ("plex", "1.40")):
-        reply = client.post(f"/api/admin/integrations/{name}/test", headers=BEARER)
+        reply = client.post(f"/api/admin/integrations/{name}/test", headers=bearer)
         assert reply.status_code == 200
         result = reply.get_json()["integration"]
         assert result["configured"] is True and result["ok"] is True, result
@@ -143,7 +143,7 @@ def test_reachable_fakes_answer_with_their_version_and_latency(app_with, prowlar
 
 
 def test_a_stopped_service_or_closed_port_fails_with_a_clear_error_and_no_secret(app_with, prowlarr, plex,
-                                                                                  redis_conn):
+                                                                                  redis_conn, bearer):
     plex.stop()
     password = "s3cret-qbt-pw"
     _, client = app_with(login=True, PROWLARR_URL=f"http://127.0.0.1:{_closed_port()}",
@@ -152,7 +152,7 @@ def test_a_stopped_service_or_closed_port_fails_with_a_clear_error_and_no_secret
                          DOWNLOAD_CLIENT_URL=f"http://127.0.0.1:{_closed_port()}", DOWNLOAD_CLIENT_USERNAME="admin",
                          DOWNLOAD_CLIENT_PASSWORD=password)
     for name in health.NAMES:
-        result = client.post(f"/api/admin/integrations/{name}/test", headers=BEARER).get_json()["integration"]
+        result = client.post(f"/api/admin/integrations/{name}/test", headers=bearer).get_json()["integration"]
         assert result["configured"] is True and result["ok"] is False and result["version"] is None, result
         assert "cannot connect" in result["error"], result
         body = str(result)
@@ -164,29 +164,29 @@ def test_a_stopped_service_or_closed_port_fails_with_a_clear_error_and_no_secret
         assert secret not in page
 
 
-def test_a_wrong_key_is_a_refusal_naming_the_setting(app_with, prowlarr, redis_conn):
+def test_a_wrong_key_is_a_refusal_naming_the_setting(app_with, prowlarr, redis_conn, bearer):
     _, client = app_with(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY="wrong-key-0000")
-    result = client.post("/api/admin/integrations/prowlarr/test", headers=BEARER).get_json()["integration"]
+    result = client.post("/api/admin/integrations/prowlarr/test", headers=bearer).get_json()["integration"]
     assert result["ok"] is False and "401" in result["error"] and "PROWLARR_API_KEY" in result["error"]
     assert "wrong-key-0000" not in result["error"]
     assert health.load(redis_conn)["prowlarr"].refused is True  # the scheduler backs off
 
 
 @pytest.mark.slow
-def test_a_slow_service_times_out(app_with, prowlarr, redis_conn, monkeypatch):
+def test_a_slow_service_times_out(app_with, prowlarr, redis_conn, monkeypatch, bearer):
     monkeypatch.setattr(health, "CHECK_TIMEOUT_SECONDS", 0.5)
     prowlarr.status_delay = 2.0
     _, client = app_with(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key)
     started = time.monotonic()
-    result = client.post("/api/admin/integrations/prowlarr/test", headers=BEARER).get_json()["integration"]
+    result = client.post("/api/admin/integrations/prowlarr/test", headers=bearer).get_json()["integration"]
     assert time.monotonic() - started < 1.8
     assert result["ok"] is False and "timed out" in result["error"]
 
 
-def test_the_real_download_client_reports_its_version(app_with, daemon, redis_conn):
+def test_the_real_download_client_reports_its_version(app_with, daemon, redis_conn, bearer):
     _, client = app_with(DOWNLOAD_CLIENT=daemon.kind, DOWNLOAD_CLIENT_URL=daemon.url,
                          DOWNLOAD_CLIENT_USERNAME=daemon.username, DOWNLOAD_CLIENT_PASSWORD=daemon.password)
-    result = client.post("/api/admin/integrations/download_client/test", headers=BEARER).get_json()["integration"]
+    result = client.post("/api/admin/integrations/download_client/test", headers=bearer).get_json()["integration"]
     assert result["ok"] is True, result
     assert result["label"] == ("qBittorrent" if daemon.kind == "qbittorrent" else "Transmission")
     # qBittorrent answers v4.5.2-style, Transmission "3.00 (bb6b5a062e)"-style
@@ -195,13 +195,13 @@ def test_the_real_download_client_reports_its_version(app_with, daemon, redis_co
     # a wrong password is a clear refusal without the password
     _, client = app_with(DOWNLOAD_CLIENT=daemon.kind, DOWNLOAD_CLIENT_URL=daemon.url,
                          DOWNLOAD_CLIENT_USERNAME=daemon.username, DOWNLOAD_CLIENT_PASSWORD="not-the-password-42")
-    result = client.post("/api/admin/integrations/download_client/test", headers=BEARER).get_json()["integration"]
+    result = client.post("/api/admin/integrations/download_client/test", headers=bearer).get_json()["integration"]
     assert result["ok"] is False and "DOWNLOAD_CLIENT_PASSWORD" in result["error"], result
     assert "not-the-password-42" not in str(result)
 
 
 def test_plex_warns_naming_plex_path_mappings_while_imports_land_outside_its_folders(app_with, plex, tmp_path,
-                                                                                     redis_conn):
+                                                                                     redis_conn, bearer):
     """Plex in another container sees the library as /data/audiobooks: until PLEX_PATH_MAPPINGS says so, a
     refresh of a book's folder would scan nothing, and the health check says which setting fixes it."""
     from app.config import get_settings
@@ -226,16 +226,16 @@ def test_plex_warns_naming_plex_path_mappings_while_imports_land_outside_its_fol
     assert 'data-integration="plex" data-state="warning"' in client.get("/admin/system").get_data(as_text=True)
 
     _, client = app_with(login=True, PLEX_PATH_MAPPINGS=f"{media}=/data/audiobooks", **plex_settings)
-    reply = client.post("/api/admin/integrations/plex/test", headers=BEARER).get_json()["integration"]
+    reply = client.post("/api/admin/integrations/plex/test", headers=bearer).get_json()["integration"]
     assert reply["ok"] is True and reply["warning"] is None
     page = client.get("/admin/system").get_data(as_text=True)
     assert 'data-integration="plex"' not in page.split("<main>")[1].split("<h1>")[0]  # no banner for Plex
     assert 'data-integration="plex" data-state="ok"' in page
 
 
-def test_unknown_integrations_are_404(app_with, redis_conn):
+def test_unknown_integrations_are_404(app_with, redis_conn, bearer):
     _, client = app_with(login=True)
-    assert client.post("/api/admin/integrations/sonarr/test", headers=BEARER).status_code == 404
+    assert client.post("/api/admin/integrations/sonarr/test", headers=bearer).status_code == 404
     token = _csrf(client)
     assert client.post("/admin/system/integrations/sonarr/test", data={"csrf_token": token}).status_code == 404
 

@@ -24,16 +24,16 @@ from app.integrations.torrentfile import bencode, read_torrent
 from app.jobs.queues import queue_names_for_group
 from app.jobs.redact import REDACTED
 from app.library.plex_rows import item_problem
-from app.models import Audiobook, DownloadHistory, Job, JobEvent, PlexLibrary, Request
+from app.models import Audiobook, DownloadHistory, Job, PlexLibrary, Request
 from app.pipeline.ranking import Release
 from app.pipeline.release_search import storage_problem
 from app.validation import clean_text
 
+from builders import BEARER, event_messages
 from fakes.http import Recorder
 from fakes.prowlarr import FakeRelease
-from helpers import API_TOKEN, drain
+from helpers import drain
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 MiB = 1024 * 1024
 AUTHOR = "Brandon Sanderson"
 DIRTY = "\x00Bad\ud800 Title\x07"
@@ -41,10 +41,6 @@ DIRTY = "\x00Bad\ud800 Title\x07"
 
 def _torrent(name: str) -> bytes:
     return bencode({"info": {"name": name, "piece length": 262144, "pieces": b"p" * 20, "length": 5}})
-
-
-def _events(job_id) -> list[str]:
-    return [e.message for e in JobEvent.select().where(JobEvent.job == job_id).order_by(JobEvent.created_at)]
 
 
 def _create_request(client, title: str) -> str:
@@ -176,21 +172,21 @@ def test_a_result_that_cannot_be_stored_is_skipped_with_an_event_and_the_next_is
     search, download = _run_search_and_download(request_id)
     assert search.status == "completed" and download is not None and download.status == "completed"
     assert f"Skipped result '{AUTHOR} - {title} (Unabridged) [M4B]' from MyAudioTracker: seeders {10**12} is out " \
-           f"of range" in _events(search.id)
+           f"of range" in event_messages(search.id)
     assert DownloadHistory.get(DownloadHistory.request == request_id).torrent_name == f"{AUTHOR} - {title} [MP3]"
     assert fake_client.get(read_torrent(_torrent(title)).info_hash) is not None
 
 
-def test_an_interactive_pick_of_a_dirty_result_is_queued_not_a_500(client, pipeline):
+def test_an_interactive_pick_of_a_dirty_result_is_queued_not_a_500(client, pipeline, bearer):
     title = f"Mistborn {uuid.uuid4().hex[:6]}"
     pipeline.releases = [FakeRelease(f"{AUTHOR} - {title}\x00 [M4B]\ud83c", 700 * MiB, seeders=9),
                          FakeRelease(f"{AUTHOR} - {title} [M4B]", 700 * MiB, seeders=2**40)]
     request = Request.create(audiobook=Audiobook.create(title=title, author=AUTHOR), status="awaiting_search")
-    listed = client.get(f"/api/requests/{request.id}/releases", headers=BEARER)
+    listed = client.get(f"/api/requests/{request.id}/releases", headers=bearer)
     assert listed.status_code == 200, listed.get_data(as_text=True)
     rows = listed.get_json()["releases"]
     assert [row["title"] for row in rows] == [f"{AUTHOR} - {title} [M4B]\ufffd"]  # the unstorable one left out
-    picked = client.post(f"/api/requests/{request.id}/releases", json={"guid": rows[0]["guid"]}, headers=BEARER)
+    picked = client.post(f"/api/requests/{request.id}/releases", json={"guid": rows[0]["guid"]}, headers=bearer)
     assert picked.status_code == 202, picked.get_data(as_text=True)
     assert Job.get_by_id(picked.get_json()["jobId"]).payload["torrent"]["title"] == rows[0]["title"]
 
@@ -208,7 +204,7 @@ def test_a_plex_title_with_nul_and_surrogates_no_longer_fails_the_library_scan(p
     assert job.status == "completed", job.error_message
     titles = {row.plex_guid: (row.title, row.author) for row in PlexLibrary.select()}
     assert titles == {clean["guid"]: ("The Final Empire", AUTHOR), dirty["guid"]: ("Well of\ufffd Ascension", AUTHOR)}
-    assert f"Skipped Plex item 'Hero of Ages': addedAt {10**20} is out of range" in _events(job_id)
+    assert f"Skipped Plex item 'Hero of Ages': addedAt {10**20} is out of range" in event_messages(job_id)
 
 
 # --- item 4: no redirect carries a credential ---------------------------------------------------------------
@@ -250,13 +246,13 @@ def test_prowlarr_and_plex_refuse_a_redirect_and_the_other_host_receives_nothing
     assert key in sent and token in sent  # sent only to the configured origin
 
 
-def test_the_integration_test_api_reports_the_redirect(use_settings, redis_conn, redirector, collector):
+def test_the_integration_test_api_reports_the_redirect(use_settings, redis_conn, redirector, collector, bearer):
     use_settings(PROWLARR_URL=redirector.url, PROWLARR_API_KEY="0123456789abcdef0123456789abcdef")
     from app import create_app
     from app.config import get_settings
 
     app = create_app(get_settings())
-    response = app.test_client().post("/api/admin/integrations/prowlarr/test", headers=BEARER)
+    response = app.test_client().post("/api/admin/integrations/prowlarr/test", headers=bearer)
     body = response.get_json()
     assert body["integration"]["ok"] is False, body
     assert body["integration"]["error"] == f"PROWLARR_URL redirects to {collector.url}; set the final URL"
@@ -288,7 +284,7 @@ def indexer():
 
 
 def test_a_retried_download_fetches_the_passkey_whole_and_never_shows_it(client, admin_client, pipeline, fake_client,
-                                                                        indexer):
+                                                                        indexer, bearer):
     title = f"Oathbringer {uuid.uuid4().hex[:6]}"
     link = f"{indexer.url}/download.php?id=7&passkey={PASSKEY}"
     pipeline.releases = [FakeRelease(f"{AUTHOR} - {title} [M4B]", 700 * MiB, seeders=9, link=link)]
@@ -297,7 +293,7 @@ def test_a_retried_download_fetches_the_passkey_whole_and_never_shows_it(client,
     assert failed is not None and failed.status == "failed" and Request.get_by_id(request_id).status == "failed"
 
     indexer.state["down"] = False
-    retried = client.post(f"/api/admin/job-retry/{failed.id}", headers=BEARER)
+    retried = client.post(f"/api/admin/job-retry/{failed.id}", headers=bearer)
     assert retried.status_code == 200, retried.get_json()
     drain(queue_names_for_group("download_torrent"))
     run = Job.get_by_id(retried.get_json()["jobId"])
@@ -306,9 +302,9 @@ def test_a_retried_download_fetches_the_passkey_whole_and_never_shows_it(client,
     assert fake_client.get(read_torrent(_torrent("Oathbringer")).info_hash) is not None
 
     shown = [admin_client.get(f"/admin/jobs/{job_id}").get_data(as_text=True) for job_id in (failed.id, run.id)]
-    shown += [client.get(f"/api/admin/job-status/{job_id}", headers=BEARER).get_data(as_text=True)
+    shown += [client.get(f"/api/admin/job-status/{job_id}", headers=bearer).get_data(as_text=True)
               for job_id in (failed.id, run.id)]
-    shown.append(client.get(f"/api/requests/{request_id}", headers=BEARER).get_data(as_text=True))
+    shown.append(client.get(f"/api/requests/{request_id}", headers=bearer).get_data(as_text=True))
     assert f"passkey={REDACTED}" in shown[0]  # the job page shows the payload, redacted
     assert not [page for page in shown if PASSKEY in page or PASSKEY[:10] in page]
 
@@ -386,13 +382,13 @@ def test_transmission_names_errors_and_refusals_are_cleaned():
 # --- item 7: interactive results in Redis are redacted, the pick downloads the link whole --------------------
 
 def test_interactive_results_are_kept_redacted_and_the_pick_downloads_the_whole_link(client, pipeline, fake_client,
-                                                                                    indexer, redis_conn):
+                                                                                    indexer, redis_conn, bearer):
     indexer.state["down"] = False
     title = f"Rhythm of War {uuid.uuid4().hex[:6]}"
     link = f"{indexer.url}/download.php?id=9&passkey={PASSKEY}"
     pipeline.releases = [FakeRelease(f"{AUTHOR} - {title} [M4B]", 700 * MiB, seeders=9, link=link)]
     request = Request.create(audiobook=Audiobook.create(title=title, author=AUTHOR), status="awaiting_search")
-    listed = client.get(f"/api/requests/{request.id}/releases", headers=BEARER)
+    listed = client.get(f"/api/requests/{request.id}/releases", headers=bearer)
     assert listed.status_code == 200 and PASSKEY not in listed.get_data(as_text=True)
 
     kept = json.loads(redis_conn.get(f"rmab:releases:{request.id}"))
@@ -400,7 +396,7 @@ def test_interactive_results_are_kept_redacted_and_the_pick_downloads_the_whole_
     assert [entry["downloadUrl"] for entry in kept["links"].values()] == [link]  # apart: what the pick needs
 
     guid = listed.get_json()["releases"][0]["guid"]
-    picked = client.post(f"/api/requests/{request.id}/releases", json={"guid": guid}, headers=BEARER)
+    picked = client.post(f"/api/requests/{request.id}/releases", json={"guid": guid}, headers=bearer)
     assert picked.status_code == 202, picked.get_json()
     drain(queue_names_for_group("download_torrent"))
     assert Job.get_by_id(picked.get_json()["jobId"]).status == "completed"

@@ -21,12 +21,12 @@ from app.jobs import fence, state
 from app.jobs.pausing import MIRROR_LOADED, PAUSED_KEY
 from app.jobs.queues import get_redis, queue_names_for_group
 from app.jobs.service import add_job
-from app.models import Audiobook, Job, JobEvent, PausedQueue, Request, ScheduledJob, utcnow
+from app.models import Audiobook, Job, PausedQueue, Request, ScheduledJob, utcnow
 
 import jobtypes  # noqa: F401  (test_record, test_sleep, test_checkpoints: the testing group)
-from helpers import API_TOKEN, HOSTILE, csrf_token, drain, login, screenshot, start_process, stop_process, wait_for
+from builders import event_messages
+from helpers import HOSTILE, csrf_token, drain, login, screenshot, start_process, stop_process, wait_for
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 TESTING = queue_names_for_group("testing")
 
 
@@ -34,14 +34,10 @@ def _status(job_id: str) -> str:
     return Job.get_by_id(job_id).status
 
 
-def _events(job_id: str) -> list[str]:
-    return [e.message for e in JobEvent.select().where(JobEvent.job == job_id).order_by(JobEvent.created_at)]
-
-
 # --- pause and resume ---------------------------------------------------------------------------------------------
 
-def test_a_paused_type_stays_queued_while_others_run_and_runs_after_resume(client, redis_conn):
-    answer = client.post("/api/admin/queues/test_record/pause", headers=BEARER)
+def test_a_paused_type_stays_queued_while_others_run_and_runs_after_resume(client, redis_conn, bearer):
+    answer = client.post("/api/admin/queues/test_record/pause", headers=bearer)
     assert answer.status_code == 200 and answer.get_json()["changed"] is True
     assert answer.get_json()["pausedTypes"] == ["test_record"]
     paused_job = add_job("test_record", {"tag": "paused"})
@@ -51,33 +47,33 @@ def test_a_paused_type_stays_queued_while_others_run_and_runs_after_resume(clien
     assert _status(paused_job) == "pending" and redis_conn.lrange("test:order", 0, -1) == []
     assert redis_conn.llen("rq:queue:test_record.medium") == 1  # still queued, in its place
 
-    again = client.post("/api/admin/queues/test_record/pause", headers=BEARER).get_json()
+    again = client.post("/api/admin/queues/test_record/pause", headers=bearer).get_json()
     assert again["changed"] is False and PausedQueue.get_by_id("test_record").paused_by == "API token"
-    assert client.post("/api/admin/queues/test_record/resume", headers=BEARER).get_json()["changed"] is True
+    assert client.post("/api/admin/queues/test_record/resume", headers=bearer).get_json()["changed"] is True
     drain(TESTING)
     assert _status(paused_job) == "completed" and redis_conn.lrange("test:order", 0, -1) == [b"paused"]
 
 
-def test_pause_is_kept_in_the_table_and_survives_a_redis_flush(client, redis_conn):
-    client.post("/api/admin/queues/test_record/pause", headers=BEARER)
+def test_pause_is_kept_in_the_table_and_survives_a_redis_flush(client, redis_conn, bearer):
+    client.post("/api/admin/queues/test_record/pause", headers=bearer)
     assert redis_conn.smembers(PAUSED_KEY) == {MIRROR_LOADED.encode(), b"test_record"}
     redis_conn.flushdb()  # Redis restarted without persistence: the mirror is gone, the table is not
     job_id = add_job("test_record", {"tag": "after the flush"})
     drain(TESTING)
     assert _status(job_id) == "pending"  # the dequeue loaded the mirror from the table before popping
     assert redis_conn.smembers(PAUSED_KEY) == {MIRROR_LOADED.encode(), b"test_record"}
-    client.post("/api/admin/queues/test_record/resume", headers=BEARER)
+    client.post("/api/admin/queues/test_record/resume", headers=bearer)
     drain(TESTING)
     assert _status(job_id) == "completed"
 
 
-def test_pause_and_resume_refuse_anonymous_callers_unknown_types_and_forms_without_csrf(client, admin_client):
+def test_pause_and_resume_refuse_anonymous_callers_unknown_types_and_forms_without_csrf(client, admin_client, bearer):
     assert client.post("/api/admin/queues/test_record/pause").status_code == 401
     assert client.get("/api/admin/queues").status_code == 401
     assert client.post("/api/admin/job-stop/00000000-0000-0000-0000-000000000001").status_code == 401
-    unknown = client.post("/api/admin/queues/nope/pause", headers=BEARER)
+    unknown = client.post("/api/admin/queues/nope/pause", headers=bearer)
     assert unknown.status_code == 404 and "unknown job type 'nope'" in unknown.get_json()["error"]
-    assert client.post("/api/admin/queues/test_record/explode", headers=BEARER).status_code == 404
+    assert client.post("/api/admin/queues/test_record/explode", headers=bearer).status_code == 404
     assert admin_client.post("/admin/queues/test_record/pause", data={}).status_code == 400  # no CSRF token
     assert not PausedQueue.select().exists()
     anonymous_form = client.post("/admin/queues/test_record/pause", data={})
@@ -97,7 +93,8 @@ def test_the_queues_page_pauses_and_resumes_with_csrf_forms(admin_client, redis_
     assert not PausedQueue.select().exists() and redis_conn.smembers(PAUSED_KEY) == {MIRROR_LOADED.encode()}
 
 
-def test_a_paused_type_is_shown_in_healthz_and_its_schedule_is_not_late(client, admin_client, settings, redis_conn):
+def test_a_paused_type_is_shown_in_healthz_and_its_schedule_is_not_late(client, admin_client, settings, redis_conn,
+                                                                        bearer):
     from app.schedules.service import SCHEDULER_HEARTBEAT_KEY
 
     redis_conn.set(SCHEDULER_HEARTBEAT_KEY, "1")
@@ -105,16 +102,16 @@ def test_a_paused_type_is_shown_in_healthz_and_its_schedule_is_not_late(client, 
                         next_run=utcnow() - timedelta(hours=1))
     before = client.get("/healthz").get_json()
     assert [late["name"] for late in before["lateSchedules"]] == ["Noop"] and before["pausedQueues"] == []
-    client.post("/api/admin/queues/noop/pause", headers=BEARER)
+    client.post("/api/admin/queues/noop/pause", headers=bearer)
     after = client.get("/healthz").get_json()
     assert after["pausedQueues"] == ["noop"] and "lateSchedules" not in after
-    schedules = client.get("/api/admin/jobs", headers=BEARER).get_json()["jobs"]
+    schedules = client.get("/api/admin/jobs", headers=bearer).get_json()["jobs"]
     assert [(s["type"], s["late"], s["paused"]) for s in schedules] == [("noop", False, True)]
-    queues = {row["type"]: row for row in client.get("/api/admin/queues", headers=BEARER).get_json()["queues"]}
+    queues = {row["type"]: row for row in client.get("/api/admin/queues", headers=bearer).get_json()["queues"]}
     assert queues["noop"]["paused"]["pausedBy"] == "API token" and queues["search_indexers"]["paused"] is None
     from prometheus_client.parser import text_string_to_metric_families
 
-    scraped = client.get("/metrics", headers=BEARER).get_data(as_text=True)
+    scraped = client.get("/metrics", headers=bearer).get_data(as_text=True)
     family = next(f for f in text_string_to_metric_families(scraped) if f.name == "rmab_queue_paused")
     values = {sample.labels["type"]: sample.value for sample in family.samples}
     assert values["noop"] == 1 and values["search_indexers"] == 0
@@ -184,16 +181,16 @@ def test_a_stop_fences_the_run_at_once_and_its_next_checkpoint_raises(settings, 
         fence.end()
     fence.checkpoint()  # outside a run: nothing to stop
     assert Job.get_by_id(job_id).status == "cancelled"
-    assert any("Stopped by admin alice while running" in message for message in _events(job_id))
-    assert not any("one more round" in message for message in _events(job_id))
+    assert any("Stopped by admin alice while running" in message for message in event_messages(job_id))
+    assert not any("one more round" in message for message in event_messages(job_id))
 
 
-def test_stop_refuses_jobs_that_are_not_running(client):
+def test_stop_refuses_jobs_that_are_not_running(client, bearer):
     pending = add_job("test_record", {})
-    refused = client.post(f"/api/admin/job-stop/{pending}", headers=BEARER)
+    refused = client.post(f"/api/admin/job-stop/{pending}", headers=bearer)
     assert refused.status_code == 409 and "only active jobs can be stopped (this one is pending)" in \
         refused.get_json()["error"]
-    assert client.post("/api/admin/job-stop/not-a-uuid", headers=BEARER).status_code == 404
+    assert client.post("/api/admin/job-stop/not-a-uuid", headers=bearer).status_code == 404
     assert _status(pending) == "pending"
 
 
@@ -254,7 +251,7 @@ def _testing_worker(redis_conn, not_pid: int | None = None) -> Worker:
 
 @pytest.mark.slow
 def test_with_a_live_worker_a_paused_queue_waits_others_run_and_resume_runs_it(settings_env, client, redis_conn,
-                                                                                tmp_path):
+                                                                                tmp_path, bearer):
     """The blocking dequeue of a real worker: a job of a type paused while the worker waited in BLPOP is handed
     back, others run, Resume runs it within a second or two; and a FLUSH of Redis does not unpause."""
     pool = _start_supervised_pool(settings_env[1], tmp_path, "pause")
@@ -263,7 +260,7 @@ def test_with_a_live_worker_a_paused_queue_waits_others_run_and_resume_runs_it(s
         warm = add_job("test_record", {"tag": "warm"})
         wait_for(lambda: _status(warm) == "completed", 30, message="the worker to run a job")
         time.sleep(0.5)  # the worker is blocked in its dequeue again, on every queue of its group
-        client.post("/api/admin/queues/test_record/pause", headers=BEARER)
+        client.post("/api/admin/queues/test_record/pause", headers=bearer)
         paused_job = add_job("test_record", {"tag": "paused"})
         other = add_job("test_sleep", {"seconds": 0})
         wait_for(lambda: _status(other) == "completed", 30, message="the other type's job")
@@ -275,7 +272,7 @@ def test_with_a_live_worker_a_paused_queue_waits_others_run_and_resume_runs_it(s
         time.sleep(3)
         assert _status(flushed) == "pending"
         started = time.monotonic()
-        client.post("/api/admin/queues/test_record/resume", headers=BEARER)
+        client.post("/api/admin/queues/test_record/resume", headers=bearer)
         wait_for(lambda: _status(flushed) == "completed", 30, interval=0.05, message="the resumed job")
         resumed_after = time.monotonic() - started
     finally:
@@ -286,13 +283,13 @@ def test_with_a_live_worker_a_paused_queue_waits_others_run_and_resume_runs_it(s
 
 @pytest.mark.slow
 def test_a_cooperative_job_stops_at_its_next_checkpoint_and_its_worker_goes_on(settings_env, client, redis_conn,
-                                                                                tmp_path):
+                                                                                tmp_path, bearer):
     pool = _start_supervised_pool(settings_env[1], tmp_path, "cooperative")
     try:
         worker = _testing_worker(redis_conn)
         job_id = add_job("test_checkpoints", {})
         wait_for(lambda: redis_conn.get(f"test:rounds:{job_id}"), 30, message="the job's first rounds")
-        answer = client.post(f"/api/admin/job-stop/{job_id}", headers=BEARER).get_json()
+        answer = client.post(f"/api/admin/job-stop/{job_id}", headers=bearer).get_json()
         assert answer["workerSignalled"] is True and answer["stoppedBy"] == "API token"
         stopped_at = time.monotonic()
         rounds = wait_for(lambda: _settled(redis_conn, f"test:rounds:{job_id}"), 10, interval=0.3,
@@ -307,7 +304,7 @@ def test_a_cooperative_job_stops_at_its_next_checkpoint_and_its_worker_goes_on(s
     row = Job.get_by_id(job_id)
     assert (row.status, row.attempts, row.error_message) == ("cancelled", 1, "Stopped by API token while running")
     assert int(redis_conn.get(f"test:rounds:{job_id}")) == rounds  # no round after the stop, no retry
-    events = _events(job_id)
+    events = event_messages(job_id)
     assert events[-1].startswith("Stopped by API token while running")
     assert len([m for m in events if m.startswith("round ")]) < rounds  # rounds logged after the stop: refused
 
@@ -321,7 +318,7 @@ def _settled(connection, key: str) -> int | None:
 
 @pytest.mark.slow
 def test_a_job_that_ignores_checkpoints_has_its_worker_killed_after_30_s_and_restarted(settings_env, client,
-                                                                                      redis_conn, tmp_path):
+                                                                                      redis_conn, tmp_path, bearer):
     log = tmp_path / "stuck.log"
     pool = start_process(["tests/run_pool.py", "testing", "--size", "1"], settings_env[1], log)
     try:
@@ -330,7 +327,7 @@ def test_a_job_that_ignores_checkpoints_has_its_worker_killed_after_30_s_and_res
         wait_for(lambda: redis_conn.get(f"test:sleeping:{job_id}"), 30, message="the job to start sleeping")
         worker_pid = int(redis_conn.get(f"test:pid:{job_id}"))
         stopped_at = time.monotonic()
-        client.post(f"/api/admin/job-stop/{job_id}", headers=BEARER)
+        client.post(f"/api/admin/job-stop/{job_id}", headers=bearer)
         assert _status(job_id) == "cancelled"  # at once, long before the worker goes
         wait_for(lambda: not _alive(worker_pid), 45, interval=0.2, message="the supervisor to kill the worker")
         killed_after = time.monotonic() - stopped_at
@@ -344,7 +341,7 @@ def test_a_job_that_ignores_checkpoints_has_its_worker_killed_after_30_s_and_res
     assert 29 <= killed_after < 35, killed_after
     row = Job.get_by_id(job_id)
     assert (row.status, row.attempts, int(redis_conn.get(f"test:runs:{job_id}"))) == ("cancelled", 1, 1)
-    assert "run 1 finished" not in " ".join(_events(job_id))
+    assert "run 1 finished" not in " ".join(event_messages(job_id))
     text = log.read_text()
     assert "is still running past its deadline; killing the worker" in text and "was killed by SIGKILL" in text
 

@@ -7,9 +7,8 @@ import pytest
 
 from app.models import Audiobook, Job, PlexLibrary, Request
 
-from helpers import API_TOKEN
+from builders import BEARER
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 ASIN = "B003P2WO5E"
 
 

@@ -14,8 +14,6 @@ import pytest
 from mutagen.flac import FLAC, Picture
 
 from app.config import SettingsError, load_settings
-from app.jobs.queues import queue_names_for_group
-from app.jobs.service import add_job
 from app.library import tags as tags_module
 from app.library.organizer import cover_candidates, organize
 from app.library.tags import (
@@ -30,10 +28,10 @@ from app.library.tags import (
     write_tags,
     written_fields,
 )
-from app.models import Audiobook, Job, JobEvent, Request
+from app.models import Request
 
+from builders import event_messages, make_request, run_organize
 from fakes.http import QuietHandler, serve
-from helpers import drain
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "audio"
 FORMATS = ["m4b", "m4a", "mp3", "flac", "ogg"]
@@ -276,20 +274,8 @@ def test_hardlinks_and_shared_inodes_are_never_tagged(tmp_path):
 # --- organize_files through the worker ----------------------------------------------------------------------------
 
 def _request(**book) -> Request:
-    fields = {"title": "The Way of Kings", "author": "Brandon Sanderson", "narrator": "Michael Kramer", **book}
-    return Request.create(audiobook=Audiobook.create(**fields), status="downloading")
-
-
-def _organize(request: Request, download_path: Path) -> Job:
-    job_id = add_job("organize_files", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
-                                        "downloadPath": str(download_path)})
-    drain(queue_names_for_group("organize_files"))
-    return Job.get_by_id(job_id)
-
-
-def _events(job: Job, level: str | None = None) -> list[str]:
-    query = JobEvent.select().where(JobEvent.job == job.id)
-    return [e.message for e in query if level is None or e.level == level]
+    """A downloading request for a book with a narrator (a tag the writers must carry) and `book`'s columns."""
+    return make_request(book={"narrator": "Michael Kramer", **book})
 
 
 def _book_folder(downloads: Path, formats=FORMATS, cover: bytes | None = COVER) -> tuple[Path, dict[str, str]]:
@@ -313,7 +299,7 @@ def test_copy_mode_tags_the_copies_with_the_cover_and_leaves_the_torrent_alone(d
     folder, digests = _book_folder(downloads)
     write_tags(folder / "Part 2.m4a", book_tags("Chapter Two", None))  # the torrent's own title for a part
     digests = {p.name: _sha256(p) for p in folder.iterdir()}
-    job = _organize(_request(), folder)
+    job = run_organize(_request(), folder)
     assert job.status == "completed", job.error_message
     target = media / TARGET
     for number, fmt in enumerate(FORMATS, 1):
@@ -322,8 +308,8 @@ def test_copy_mode_tags_the_copies_with_the_cover_and_leaves_the_torrent_alone(d
                                                               "cover": (COVER, "image/jpeg")}
     assert _sources_unchanged(folder, digests)
     assert sorted(job.result["taggedFiles"]) == sorted(f"Part {n}.{f}" for n, f in enumerate(FORMATS, 1))
-    assert "Tagged 5 file(s): title, album, artist, album artist, composer, cover" in _events(job, "info")
-    assert not _events(job, "warn")
+    assert "Tagged 5 file(s): title, album, artist, album artist, composer, cover" in event_messages(job, "info")
+    assert not event_messages(job, "warn")
     assert Request.get_by_id(job.request_id).status == "downloaded"
 
 
@@ -331,13 +317,13 @@ def test_hardlink_mode_writes_no_tags_and_says_so(dirs, use_settings):
     downloads, media = dirs
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), ORGANIZE_MODE="hardlink")
     folder, digests = _book_folder(downloads, ["m4b", "mp3"])
-    job = _organize(_request(), folder)
+    job = run_organize(_request(), folder)
     assert job.status == "completed", job.error_message
     assert _sources_unchanged(folder, digests)
     for name in ("Part 1.m4b", "Part 2.mp3"):
         assert os.stat(media / TARGET / name).st_ino == os.stat(folder / name).st_ino
         assert read_tags(media / TARGET / name)["album"] is None
-    assert any("Tags not written: ORGANIZE_MODE=hardlink" in m for m in _events(job, "info"))
+    assert any("Tags not written: ORGANIZE_MODE=hardlink" in m for m in event_messages(job, "info"))
     assert job.result["taggedFiles"] == []
 
 
@@ -345,18 +331,18 @@ def test_tag_files_false_copies_byte_for_byte(dirs, use_settings):
     downloads, media = dirs
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), TAG_FILES="false")
     folder, digests = _book_folder(downloads)
-    job = _organize(_request(), folder)
+    job = run_organize(_request(), folder)
     assert job.status == "completed", job.error_message
     for name, digest in digests.items():
         assert _sha256(media / TARGET / name) == digest
-    assert job.result["taggedFiles"] == [] and not any("Tag" in m for m in _events(job))
+    assert job.result["taggedFiles"] == [] and not any("Tag" in m for m in event_messages(job))
 
 
 def test_move_mode_owns_the_files_and_tags_them(dirs, use_settings):
     downloads, media = dirs
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), ORGANIZE_MODE="move")
     folder, _ = _book_folder(downloads, ["flac"])
-    job = _organize(_request(), folder)
+    job = run_organize(_request(), folder)
     assert job.status == "completed", job.error_message
     assert not (folder / "Part 1.flac").exists()
     assert read_tags(media / TARGET / "Part 1.flac")["title"] == "The Way of Kings"  # one file: the book's title
@@ -367,10 +353,10 @@ def test_a_corrupt_mp3_is_a_warning_and_the_import_still_succeeds(dirs):
     folder, _ = _book_folder(downloads, ["flac"])
     (folder / "Part 2.mp3").write_bytes(b"not really an mp3 " * 50)
     digests = {p.name: _sha256(p) for p in folder.iterdir()}
-    job = _organize(_request(), folder)
+    job = run_organize(_request(), folder)
     assert job.status == "completed" and job.result["success"] is True, job.error_message
     assert Request.get_by_id(job.request_id).status == "downloaded"
-    [warning] = _events(job, "warn")
+    [warning] = event_messages(job, "warn")
     assert warning.startswith("Part 2.mp3: tags not written, imported untagged")
     assert _sha256(media / TARGET / "Part 2.mp3") == digests["Part 2.mp3"]  # the untagged copy
     assert read_tags(media / TARGET / "Part 1.flac")["album"] == "The Way of Kings"
@@ -380,18 +366,18 @@ def test_a_corrupt_mp3_is_a_warning_and_the_import_still_succeeds(dirs):
 def test_without_a_cover_in_the_download_the_books_cover_url_is_fetched(dirs, cover_server):
     downloads, media = dirs
     folder, digests = _book_folder(downloads, ["m4b"], cover=None)
-    job = _organize(_request(cover_art_url=f"{cover_server}/cover.png"), folder)
+    job = run_organize(_request(cover_art_url=f"{cover_server}/cover.png"), folder)
     assert job.status == "completed", job.error_message
     assert read_tags(media / TARGET / "Part 1.m4b")["cover"] == (PNG, "image/png")
-    assert _sources_unchanged(folder, digests) and not _events(job, "warn")
+    assert _sources_unchanged(folder, digests) and not event_messages(job, "warn")
 
 
 def test_a_cover_url_that_fails_is_a_warning_and_the_files_are_tagged_without_one(dirs, cover_server):
     downloads, media = dirs
     folder, _ = _book_folder(downloads, ["mp3"], cover=b"not an image")  # no usable cover in the download
-    job = _organize(_request(cover_art_url=f"{cover_server}/gone.jpg"), folder)
+    job = run_organize(_request(cover_art_url=f"{cover_server}/gone.jpg"), folder)
     assert job.status == "completed", job.error_message
-    [warning] = _events(job, "warn")
+    [warning] = event_messages(job, "warn")
     assert f"Cover not fetched from {cover_server}/gone.jpg (HTTP 404)" in warning
     tags = read_tags(media / TARGET / "Part 1.mp3")
     assert tags["album"] == "The Way of Kings" and tags["cover"] is None

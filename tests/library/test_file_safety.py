@@ -11,8 +11,6 @@ from unittest import mock
 import pytest
 
 from app.config import SettingsError, get_settings, load_settings, set_settings
-from app.jobs.queues import queue_names_for_group
-from app.jobs.service import add_job
 from app.library import organizer
 from app.library.organizer import TEMP_PREFIX, organize
 from app.library.paths import (
@@ -25,9 +23,9 @@ from app.library.paths import (
     sanitize,
     with_counter,
 )
-from app.models import Audiobook, Job, JobEvent, Request
+from app.models import Audiobook, Request
 
-from helpers import drain
+from builders import event_messages, make_request, run_organize
 
 EMOJI = "\N{GRINNING FACE}"  # 4 bytes in UTF-8
 FAMILY = "\N{MAN}\u200d\N{WOMAN}\u200d\N{GIRL}"  # one emoji of 5 code points joined by ZWJ, 18 bytes
@@ -45,21 +43,6 @@ def dirs(tmp_path, use_settings, redis_conn):
     # One attempt: a refused or failing import shows at once instead of after the back-off.
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), JOB_MAX_ATTEMPTS=1)
     return downloads, media
-
-
-def _request(title="The Way of Kings", author="Brandon Sanderson") -> Request:
-    return Request.create(audiobook=Audiobook.create(title=title, author=author), status="downloading")
-
-
-def _organize(request: Request, download_path: Path) -> Job:
-    job_id = add_job("organize_files", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
-                                        "downloadPath": str(download_path)})
-    drain(queue_names_for_group("organize_files"))
-    return Job.get_by_id(job_id)
-
-
-def _events(job: Job, level: str) -> list[str]:
-    return [e.message for e in JobEvent.select().where((JobEvent.job == job.id) & (JobEvent.level == level))]
 
 
 def _book(root: Path, files: dict[str, bytes]) -> Path:
@@ -163,8 +146,8 @@ def test_a_244_character_ascii_name_keeps_mp3_on_disk(tmp_path):
 def test_a_cjk_author_and_title_of_100_characters_import(dirs):
     downloads, media = dirs
     download = _book(downloads / "book", {"01.mp3": b"a" * 100, "作" * 80 + ".m4b": b"b" * 100})
-    request = _request(title="書" * 100, author="作" * 100)
-    job = _organize(request, download)
+    request = make_request(title="書" * 100, author="作" * 100)
+    job = run_organize(request, download)
     assert job.status == "completed", job.error_message
     target = media / ("作" * 85) / ("書" * 85)
     assert sorted(p.name for p in target.iterdir()) == ["01.mp3", "作" * 80 + ".m4b"]
@@ -178,7 +161,7 @@ def test_a_title_of_300_emoji_and_colliding_long_emoji_file_names(dirs):
     # "CD1" and "CD1?" sanitise to the same prefix: the prefixed names collide and are numbered too.
     download = _book(downloads / "book", {f"CD1/{long_name}": b"1", f"CD1?/{long_name}": b"2",
                                           f"CD2/{long_name}": b"3"})
-    job = _organize(_request(title=EMOJI * 300, author="A"), download)
+    job = run_organize(make_request(title=EMOJI * 300, author="A"), download)
     assert job.status == "completed", job.error_message
     target = media / "A" / (EMOJI * 63)
     names = sorted(p.name for p in target.iterdir())
@@ -224,7 +207,7 @@ def test_a_worker_with_unchecked_settings_refuses_to_move_without_download_dir(d
     """Settings built in code skip load_settings: the processor checks again before deleting anything."""
     elsewhere = _book(tmp_path / "elsewhere", {"01.mp3": b"precious"})
     set_settings(dataclasses.replace(get_settings(), organize_mode="move", download_dir=""))
-    job = _organize(_request(), elsewhere)
+    job = run_organize(make_request(), elsewhere)
     assert job.status == "failed" and "DOWNLOAD_DIR" in job.error_message
     assert (elsewhere / "01.mp3").read_bytes() == b"precious"
 
@@ -243,11 +226,11 @@ def test_a_file_swapped_for_a_symlink_out_after_discovery_is_not_read(dirs, tmp_
         return found
 
     with mock.patch.object(organizer, "discover", discover_then_swap):
-        job = _organize(_request(), download)
+        job = run_organize(make_request(), download)
     assert job.status == "completed", job.error_message
     target = media / "Brandon Sanderson" / "The Way of Kings"
     assert sorted(p.name for p in target.iterdir()) == ["01.mp3"]
-    assert any("02.mp3" in m and "outside DOWNLOAD_DIR" in m for m in _events(job, "error"))
+    assert any("02.mp3" in m and "outside DOWNLOAD_DIR" in m for m in event_messages(job, "error"))
 
 
 def test_organize_refuses_a_download_path_outside_its_read_root(tmp_path):
@@ -266,10 +249,10 @@ def test_a_special_file_named_like_audio_is_refused_not_copied(dirs):
     downloads, media = dirs
     download = _book(downloads / "book", {"01.mp3": b"a"})
     os.mkfifo(download / "02.mp3")  # copying a pipe would block or fail the whole import
-    job = _organize(_request(), download)
+    job = run_organize(make_request(), download)
     assert job.status == "completed", job.error_message
     assert sorted(p.name for p in (media / "Brandon Sanderson" / "The Way of Kings").iterdir()) == ["01.mp3"]
-    assert any("02.mp3: not a regular file" in m for m in _events(job, "error"))
+    assert any("02.mp3: not a regular file" in m for m in event_messages(job, "error"))
 
 
 # --- symlink loops: libtorrent turns a symlink that points out of its torrent into a link to itself ----------
@@ -289,12 +272,12 @@ def test_symlink_loops_in_a_download_are_refused_and_the_rest_is_imported(dirs, 
         use_settings(MEDIA_DIR=str(media), JOB_MAX_ATTEMPTS=1)
     download = _book(downloads / "book", {"01.mp3": b"a", "02.mp3": b"b"})
     _loops(download)
-    request = _request()
-    job = _organize(request, download)
+    request = make_request()
+    job = run_organize(request, download)
     assert job.status == "completed", job.error_message
     assert Request.get_by_id(request.id).status == "downloaded"
     assert sorted(p.name for p in (media / "Brandon Sanderson" / "The Way of Kings").iterdir()) == ["01.mp3", "02.mp3"]
-    errors = _events(job, "error")
+    errors = event_messages(job, "error")
     for name in ("03.mp3", "04.mp3", "05.mp3", "cover.jpg"):
         assert any(name in m and "cannot be resolved (a symlink loop)" in m for m in errors), (name, errors)
 
@@ -305,8 +288,8 @@ def test_a_download_path_that_is_a_symlink_loop_is_refused_at_once(dirs, use_set
     if not confined:
         use_settings(MEDIA_DIR=str(media), JOB_MAX_ATTEMPTS=1)
     (downloads / "book.mp3").symlink_to("book.mp3")  # a single-file torrent whose file was such a link
-    request = _request()
-    job = _organize(request, downloads / "book.mp3")
+    request = make_request()
+    job = run_organize(request, downloads / "book.mp3")
     assert job.status == "failed" and "cannot be resolved (a symlink loop)" in job.error_message, job.error_message
     assert "REMOTE_PATH_MAPPINGS" not in job.error_message  # not blamed on the mappings
     assert Request.get_by_id(request.id).status == "failed"
@@ -338,10 +321,10 @@ def _temp_file(target: Path, tag: str, age_seconds: float = 0) -> Path:
 
 def test_a_fresh_temp_file_of_another_request_survives_an_import(dirs):
     downloads, media = dirs
-    request = _request()
+    request = make_request()
     target = media / "Brandon Sanderson" / "The Way of Kings"
     concurrent = _temp_file(target, str(uuid.uuid4()))  # another request writing into the same folder now
-    job = _organize(request, _book(downloads / "book", {"01.mp3": b"a"}))
+    job = run_organize(request, _book(downloads / "book", {"01.mp3": b"a"}))
     assert job.status == "completed", job.error_message
     assert concurrent.exists()
     assert sorted(p.name for p in target.iterdir()) == sorted(["01.mp3", concurrent.name])
@@ -349,13 +332,13 @@ def test_a_fresh_temp_file_of_another_request_survives_an_import(dirs):
 
 def test_the_same_requests_leftover_is_removed_by_its_next_import(dirs):
     downloads, media = dirs
-    request = _request()
+    request = make_request()
     target = media / "Brandon Sanderson" / "The Way of Kings"
     leftover = _temp_file(target, str(request.id))  # fresh: an earlier run of this import crashed just now
-    job = _organize(request, _book(downloads / "book", {"01.mp3": b"a"}))
+    job = run_organize(request, _book(downloads / "book", {"01.mp3": b"a"}))
     assert job.status == "completed", job.error_message
     assert sorted(p.name for p in target.iterdir()) == ["01.mp3"]
-    assert any(leftover.name in m and "interrupted import" in m for m in _events(job, "warn"))
+    assert any(leftover.name in m and "interrupted import" in m for m in event_messages(job, "warn"))
 
 
 def test_an_hour_old_temp_file_of_anyone_is_removed(tmp_path):

@@ -7,8 +7,6 @@ from unittest import mock
 import pytest
 
 from app.config import SettingsError, load_settings
-from app.jobs.queues import queue_names_for_group
-from app.jobs.service import add_job
 from app.library import organizer
 from app.library.organizer import NoAudioFiles, organize
 from app.library.paths import (
@@ -19,21 +17,9 @@ from app.library.paths import (
     target_dir,
     validate_template,
 )
-from app.models import Audiobook, Job, JobEvent, Request
+from app.models import Audiobook, JobEvent, Request
 
-from helpers import drain
-
-
-def _request(status="downloading", title="The Way of Kings", author="Brandon Sanderson", **book):
-    audiobook = Audiobook.create(title=title, author=author, **book)
-    return Request.create(audiobook=audiobook, status=status)
-
-
-def _organize(request, download_path) -> Job:
-    job_id = add_job("organize_files", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
-                                        "downloadPath": str(download_path)})
-    drain(queue_names_for_group("organize_files"))
-    return Job.get_by_id(job_id)
+from builders import make_request, run_organize
 
 
 def test_a_multi_file_book_with_nested_folders_and_a_cover(dirs):
@@ -42,8 +28,8 @@ def test_a_multi_file_book_with_nested_folders_and_a_cover(dirs):
     for name in ("CD1/01.mp3", "CD1/02.MP3", "CD2/01.mp3", "extras/notes.txt", "Folder.JPG"):
         (book / name).parent.mkdir(parents=True, exist_ok=True)
         (book / name).write_bytes(name.encode() * 100)
-    request = _request()
-    job = _organize(request, book)
+    request = make_request()
+    job = run_organize(request, book)
     assert job.status == "completed", job.error_message
     target = media / "Brandon Sanderson" / "The Way of Kings"
     assert sorted(p.name for p in target.iterdir()) == ["02.MP3", "CD1 - 01.mp3", "CD2 - 01.mp3", "cover.jpg"]
@@ -59,10 +45,10 @@ def test_rerunning_is_idempotent_and_a_single_file_download_works(dirs):
     downloads, media = dirs
     single = downloads / "book.M4B"
     single.write_bytes(os.urandom(50_000))
-    first = _request()
-    assert _organize(first, single).status == "completed"
+    first = make_request()
+    assert run_organize(first, single).status == "completed"
     Request.update(status="downloading").where(Request.id == first.id).execute()
-    again = _organize(first, single)
+    again = run_organize(first, single)
     assert again.result["audioFiles"] == ["book.M4B"] and again.result["filesCount"] == 1
     events = [e.message for e in JobEvent.select().where(JobEvent.job == again.id)]
     assert any("0 file(s), 1 already in place" in m for m in events)
@@ -73,10 +59,10 @@ def test_no_audio_files_waits_for_a_retry_then_warns_on_the_fifth_attempt(dirs):
     empty = downloads / "Book Without Audio"
     empty.mkdir()
     (empty / "readme.txt").write_text("not audio")
-    request = _request()
+    request = make_request()
     messages = []
     for _ in range(5):  # the first run comes from `downloading`, the next ones from `awaiting_import`
-        job = _organize(request, empty)
+        job = run_organize(request, empty)
         assert job.status == "completed" and job.result["success"] is False  # no queue retry: ours
         current = Request.get_by_id(request.id)
         messages.append((current.status, current.import_attempts))
@@ -88,8 +74,8 @@ def test_no_audio_files_waits_for_a_retry_then_warns_on_the_fifth_attempt(dirs):
 
 def test_a_missing_download_is_retryable_like_no_audio(dirs):
     downloads, _ = dirs
-    request = _request()
-    job = _organize(request, downloads / "not-there-yet")
+    request = make_request()
+    job = run_organize(request, downloads / "not-there-yet")
     assert job.status == "completed" and Request.get_by_id(request.id).status == "awaiting_import"
 
 
@@ -97,10 +83,10 @@ def test_paths_outside_the_download_dir_are_refused(dirs, tmp_path):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "secret.mp3").write_bytes(b"x")
-    request = _request()
-    job = _organize(request, outside)
+    request = make_request()
+    job = run_organize(request, outside)
     assert job.status == "failed" and job.attempts == 1 and "outside DOWNLOAD_DIR" in job.error_message
-    job = _organize(_request(title="Other"), dirs[0] / ".." / "elsewhere")
+    job = run_organize(make_request(title="Other"), dirs[0] / ".." / "elsewhere")
     assert job.status == "failed" and "outside DOWNLOAD_DIR" in job.error_message
 
 
@@ -113,7 +99,7 @@ def test_symlinks_that_point_out_are_refused_with_an_event(dirs, tmp_path):
     (book / "01.mp3").write_bytes(b"audio")
     (book / "02.mp3").symlink_to(secret)
     (book / "linked-dir").symlink_to(tmp_path)
-    job = _organize(_request(), book)
+    job = run_organize(make_request(), book)
     assert job.status == "completed"
     target = media / "Brandon Sanderson" / "The Way of Kings"
     assert sorted(p.name for p in target.iterdir()) == ["01.mp3"]

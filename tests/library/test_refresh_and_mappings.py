@@ -29,8 +29,9 @@ from app.library.remote_paths import (
     to_client,
     to_local,
 )
-from app.models import Audiobook, Job, JobEvent, Request
+from app.models import Job, Request
 
+from builders import event_messages, make_request, run_organize
 from fakes.plex import FakePlex
 from helpers import drain, wait_for
 
@@ -125,18 +126,6 @@ def dirs(tmp_path, use_settings, redis_conn):
     return downloads, media
 
 
-def _request(title="The Way of Kings", author="Brandon Sanderson"):
-    book = Audiobook.create(title=title, author=author)
-    return Request.create(audiobook=book, status="downloading")
-
-
-def _organize(request, download_path) -> Job:
-    job_id = add_job("organize_files", {"requestId": str(request.id), "audiobookId": str(request.audiobook_id),
-                                        "downloadPath": str(download_path)})
-    drain(queue_names_for_group("organize_files"))
-    return Job.get_by_id(job_id)
-
-
 def _book(folder):
     folder.mkdir(parents=True)
     # real audio: the import tags it (TAG_FILES) without a warning, as a real book would be
@@ -144,35 +133,28 @@ def _book(folder):
     return folder
 
 
-def _events(job, level=None):
-    query = JobEvent.select().where(JobEvent.job == job.id)
-    if level:
-        query = query.where(JobEvent.level == level)
-    return [e.message for e in query]
-
-
 def test_a_seedbox_path_is_imported_from_the_mapped_local_folder(dirs, use_settings):
     downloads, media = dirs
     _book(downloads / "complete" / "Way of Kings")
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media),
                  REMOTE_PATH_MAPPINGS=f"/seedbox/data=/nowhere;/seedbox/data/torrents={downloads}")
-    request = _request()
-    job = _organize(request, "/seedbox/data/torrents/complete/Way of Kings")
+    request = make_request()
+    job = run_organize(request, "/seedbox/data/torrents/complete/Way of Kings")
     assert job.status == "completed" and job.result["success"] is True, job.error_message
     assert (media / "Brandon Sanderson" / "The Way of Kings" / "01.mp3").exists()
     assert Request.get_by_id(request.id).status == "downloaded"
-    assert any(f"is {downloads}/complete/Way of Kings here (REMOTE_PATH_MAPPINGS)" in m for m in _events(job))
+    assert any(f"is {downloads}/complete/Way of Kings here (REMOTE_PATH_MAPPINGS)" in m for m in event_messages(job))
 
 
 def test_an_unmapped_client_path_fails_with_a_message_naming_the_setting(dirs, use_settings):
     downloads, media = dirs
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media))
-    job = _organize(_request(), "/seedbox/data/torrents/Way of Kings")
+    job = run_organize(make_request(), "/seedbox/data/torrents/Way of Kings")
     assert job.status == "failed" and "outside DOWNLOAD_DIR" in job.error_message
     assert "REMOTE_PATH_MAPPINGS" in job.error_message
 
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), REMOTE_PATH_MAPPINGS="/seedbox=/srv/other")
-    job = _organize(_request(title="Other"), "/seedbox/Way of Kings")
+    job = run_organize(make_request(title="Other"), "/seedbox/Way of Kings")
     assert job.status == "failed" and "/srv/other/Way of Kings (the client reports /seedbox/Way of Kings)" \
         in job.error_message and "REMOTE_PATH_MAPPINGS" in job.error_message
 
@@ -195,8 +177,8 @@ def test_an_import_refreshes_the_books_folder_and_queues_a_check_a_minute_later(
     plex.locations = {str(media): str(media)}  # Plex sees the library under the workers' own path
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), PLEX_URL=plex.url, PLEX_TOKEN=plex.token,
                  PLEX_LIBRARY_ID=plex.section)
-    request = _request()
-    job = _organize(request, _book(downloads / "Way of Kings"))
+    request = make_request()
+    job = run_organize(request, _book(downloads / "Way of Kings"))
     assert job.status == "completed" and Request.get_by_id(request.id).status == "downloaded"
     target = media / "Brandon Sanderson" / "The Way of Kings"
     assert plex.refreshes == [{"path": str(target), "token": plex.token}]
@@ -204,14 +186,14 @@ def test_an_import_refreshes_the_books_folder_and_queues_a_check_a_minute_later(
     assert check.status == "delayed" and check.request_id is None
     assert 55 <= (check.run_at - check.created_at).total_seconds() <= 65
     assert job.result["plexCheckJobId"] == str(check.id)
-    assert not _events(job, "warn")
+    assert not event_messages(job, "warn")
 
 
 def test_the_check_delay_is_a_setting(dirs, use_settings, plex):
     downloads, media = dirs
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), PLEX_URL=plex.url, PLEX_TOKEN=plex.token,
                  PLEX_LIBRARY_ID=plex.section, PLEX_REFRESH_CHECK_DELAY_SECONDS=300)
-    _organize(_request(), _book(downloads / "Way of Kings"))
+    run_organize(make_request(), _book(downloads / "Way of Kings"))
     [check] = _check_jobs()
     assert 295 <= (check.run_at - check.created_at).total_seconds() <= 305
 
@@ -228,12 +210,12 @@ def test_plex_down_is_a_warning_and_the_import_still_succeeds(dirs, use_settings
     url = f"http://127.0.0.1:{_closed_port()}" if where == "down" else plex.url
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), PLEX_URL=url,
                  PLEX_TOKEN="wrong" if where == "wrong token" else plex.token, PLEX_LIBRARY_ID=plex.section)
-    request = _request()
-    job = _organize(request, _book(downloads / "Way of Kings"))
+    request = make_request()
+    job = run_organize(request, _book(downloads / "Way of Kings"))
     assert job.status == "completed" and job.result["success"] is True
     assert Request.get_by_id(request.id).status == "downloaded"
     assert (media / "Brandon Sanderson" / "The Way of Kings" / "01.mp3").exists()
-    warnings = _events(job, "warn")
+    warnings = event_messages(job, "warn")
     assert len(warnings) == 1 and "Plex refresh" in warnings[0]
     assert _check_jobs() == [] and plex.refreshes == []
 
@@ -241,10 +223,10 @@ def test_plex_down_is_a_warning_and_the_import_still_succeeds(dirs, use_settings
 def test_without_plex_there_is_no_refresh_and_no_check(dirs, use_settings, plex):
     downloads, media = dirs
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), PLEX_URL=plex.url, PLEX_TOKEN=plex.token)
-    job = _organize(_request(), _book(downloads / "Way of Kings"))  # PLEX_LIBRARY_ID unset: not configured
+    job = run_organize(make_request(), _book(downloads / "Way of Kings"))  # PLEX_LIBRARY_ID unset: not configured
     assert job.status == "completed" and job.result["plexCheckJobId"] is None
     assert plex.requests == [] and _check_jobs() == []
-    assert not _events(job, "warn")
+    assert not event_messages(job, "warn")
 
 
 # --- Plex path mappings (PLEX_PATH_MAPPINGS) ------------------------------------------------------------
@@ -360,13 +342,13 @@ def test_an_import_refreshes_the_folder_by_its_plex_path_and_plex_really_scans_i
     plex.locations = {"/data/audiobooks": str(media)}
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), PLEX_URL=plex.url, PLEX_TOKEN=plex.token,
                  PLEX_LIBRARY_ID=plex.section, PLEX_PATH_MAPPINGS=f"{media}=/data/audiobooks")
-    request = _request()
-    job = _organize(request, _book(downloads / "Way of Kings"))
+    request = make_request()
+    job = run_organize(request, _book(downloads / "Way of Kings"))
     assert job.status == "completed" and Request.get_by_id(request.id).status == "downloaded"
     assert plex.refreshes == [{"path": f"/data/audiobooks/{BOOK}", "token": plex.token}]
     assert _scanned(plex, 1) == [{"path": f"/data/audiobooks/{BOOK}", "added": ["The Way of Kings"]}]
-    assert not _events(job, "warn")
-    assert any(f"/data/audiobooks/{BOOK} ({media / BOOK} here, PLEX_PATH_MAPPINGS)" in m for m in _events(job))
+    assert not event_messages(job, "warn")
+    assert any(f"/data/audiobooks/{BOOK} ({media / BOOK} here, PLEX_PATH_MAPPINGS)" in m for m in event_messages(job))
     _recently_added_check()
     assert Request.get_by_id(request.id).status == "available"
 
@@ -377,12 +359,12 @@ def test_a_missing_plex_mapping_refreshes_the_whole_section_with_a_warning_namin
     plex.locations = {"/data/audiobooks": str(media)}
     use_settings(DOWNLOAD_DIR=str(downloads), MEDIA_DIR=str(media), PLEX_URL=plex.url, PLEX_TOKEN=plex.token,
                  PLEX_LIBRARY_ID=plex.section)
-    request = _request()
-    job = _organize(request, _book(downloads / "Way of Kings"))
+    request = make_request()
+    job = run_organize(request, _book(downloads / "Way of Kings"))
     assert job.status == "completed" and job.result["plexCheckJobId"]
     assert plex.refreshes == [{"path": None, "token": plex.token}]  # never a path Plex would not scan
     assert _scanned(plex, 1) == [{"path": None, "added": ["The Way of Kings"]}]
-    [warning] = _events(job, "warn")
+    [warning] = event_messages(job, "warn")
     assert str(media / BOOK) in warning and "(/data/audiobooks)" in warning
     assert f"PLEX_PATH_MAPPINGS={media}=/data/audiobooks" in warning
     _recently_added_check()

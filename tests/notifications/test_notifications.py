@@ -10,13 +10,13 @@ from datetime import timedelta
 import pytest
 
 from app.jobs.queues import queue_names_for_group
-from app.models import Audiobook, Job, JobEvent, NotificationTarget, Request, utcnow
+from app.models import Job, JobEvent, NotificationTarget, Request, utcnow
 from app.notifications.targets import EVENTS, TargetError, parse_notify_urls, redacted_url, url_secrets
 
+from builders import make_request
 from fakes.notify_receiver import PASSWORD, TOKEN
-from helpers import API_TOKEN, csrf_token, drain, start_process, stop_process, wait_for
+from helpers import csrf_token, drain, start_process, stop_process, wait_for
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 NOTIFY_QUEUES = queue_names_for_group("send_notification")
 
 
@@ -33,11 +33,6 @@ _load_apprise_plugins()
 
 def _target(url: str, *events: str) -> NotificationTarget:
     return NotificationTarget.create(url=url, events=list(events or EVENTS))
-
-
-def _request(status: str = "pending", title: str = "Elantris") -> Request:
-    book = Audiobook.create(title=title, author="Brandon Sanderson")
-    return Request.create(audiobook=book, status=status)
 
 
 def _send_all() -> None:
@@ -127,7 +122,9 @@ def test_each_request_event_sends_exactly_one_message_to_the_targets_that_want_i
     everything, failures_only = notify_receiver(), notify_receiver()
     _target(everything.url())
     _target(failures_only.url(), "failed")
-    failing, warned, found = _request(), _request("processing", "Warbreaker"), _request("failed", "Mistborn")
+    failing = make_request("pending", title="Elantris")
+    warned = make_request("processing", title="Warbreaker")
+    found = make_request("failed", title="Mistborn")
 
     assert transition(failing.id, R.FAILED, error_message="no release found")
     assert not transition(failing.id, R.FAILED, error_message="again")  # not entered again: no message
@@ -156,7 +153,7 @@ def test_messages_of_a_transaction_are_queued_once_it_committed_and_not_at_all_w
     from app.notifications.events import held_until_commit
 
     _target(notify_receiver().url())
-    kept, rolled_back = _request("failed"), _request("failed", "Warbreaker")
+    kept, rolled_back = make_request("failed", title="Elantris"), make_request("failed", title="Warbreaker")
     with held_until_commit(), database.obj.atomic():
         assert transition(kept.id, R.AVAILABLE)
         assert _notification_jobs() == []  # not inside: a worker could run it before the commit and find no row
@@ -179,7 +176,7 @@ def test_a_book_found_in_plex_sends_one_available_message(use_settings, redis_co
         use_settings(PLEX_URL=plex.url, PLEX_TOKEN=plex.token, PLEX_LIBRARY_ID=plex.section)
         plex.items = [plex.album("Elantris", "Brandon Sanderson"), plex.album("Warbreaker", "Brandon Sanderson")]
         for title in ("Elantris", "Warbreaker"):
-            _request("downloaded", title)
+            make_request("downloaded", title=title)
         add_job("scan_plex", {})
         drain(queue_names_for_group("scan_plex"))
     finally:
@@ -194,7 +191,7 @@ def test_notify_urls_targets_receive_their_events(use_settings, redis_conn, noti
 
     target = notify_receiver()
     use_settings(NOTIFY_URLS=f"{target.url()}|warn; {target.url('other')}|available")
-    request = _request("processing")
+    request = make_request("processing", title="Elantris")
     assert transition(request.id, R.WARN, error_message="nothing to import")
     _send_all()
     assert [(r["path"], json.loads(r["body"])["type"]) for r in target.server.requests] == [
@@ -205,7 +202,7 @@ def test_notify_urls_targets_receive_their_events(use_settings, redis_conn, noti
 def test_no_target_no_job(settings, redis_conn):
     from app.audiobook_requests.state import R, transition
 
-    assert transition(_request().id, R.FAILED, error_message="x")
+    assert transition(make_request("pending", title="Elantris").id, R.FAILED, error_message="x")
     assert _notification_jobs() == []
 
 
@@ -237,7 +234,7 @@ def test_a_failing_target_is_retried_with_back_off_and_never_holds_up_the_pipeli
     flaky, down = notify_receiver(answers=(500, 503)), notify_receiver(answers=(500,) * 10)
     _target(flaky.url(), "failed", "job_failed")
     _target(down.url(), "failed", "job_failed")
-    request = _request()
+    request = make_request("pending", title="Elantris")
     assert transition(request.id, R.FAILED, error_message="no release")  # queued, not sent: nothing waited
     assert Request.get_by_id(request.id).status == "failed" and flaky.messages() == [] == down.messages()
     _send_all()
@@ -271,7 +268,7 @@ def test_the_notification_worker_sends_from_a_forked_work_horse(settings_env, re
                          tmp_path / "pool.log")
     try:
         worker = wait_for(lambda: Worker.all(connection=redis_conn), 30, message="the worker to register")[0]
-        assert transition(_request().id, R.FAILED, error_message="no release")
+        assert transition(make_request("pending", title="Elantris").id, R.FAILED, error_message="no release")
         horse = wait_for(lambda: children(worker.pid), 30, message="a work-horse sending the message")
         assert len(horse) == 1
         wait_for(lambda: [j.status for j in _notification_jobs()] == ["completed"], 30, message="the job to end")
@@ -286,7 +283,7 @@ def test_a_target_removed_before_its_job_runs_is_skipped(settings, redis_conn, n
 
     target = notify_receiver()
     row = _target(target.url())
-    assert transition(_request().id, R.FAILED, error_message="x")
+    assert transition(make_request("pending", title="Elantris").id, R.FAILED, error_message="x")
     row.delete_instance()
     _send_all()
     assert target.messages() == [] and _notification_jobs()[0].result["skipped"] is True
@@ -302,7 +299,7 @@ def test_queueing_never_raises_into_the_pipeline(settings, redis_conn, notify_re
         raise service.EnqueueFailed("Redis refused the job")
 
     monkeypatch.setattr(service, "add_job", refused)
-    request = _request()
+    request = make_request("pending", title="Elantris")
     assert transition(request.id, R.FAILED, error_message="x")
     assert Request.get_by_id(request.id).status == "failed"
 
@@ -312,7 +309,7 @@ def test_tokens_never_reach_the_process_log(settings, redis_conn, notify_receive
 
     down = notify_receiver(answers=(500,) * 10)
     _target(down.url(), "failed")
-    assert transition(_request().id, R.FAILED, error_message="x")
+    assert transition(make_request("pending", title="Elantris").id, R.FAILED, error_message="x")
     drain(NOTIFY_QUEUES, until=lambda: len(down.messages()) >= 1)  # the first delivery, refused
     logged = process_log.getvalue()
     assert "Attempt failed: TransientServiceError: Notification: delivery failed" in logged
@@ -385,7 +382,7 @@ def test_integration_changes_table():
 
 @pytest.mark.slow
 def test_a_grab_sends_one_message_naming_the_release(daemon, prowlarr, use_settings, redis_conn, notify_receiver,
-                                                     client):
+                                                     client, bearer):
     import os
 
     from app.integrations.torrentfile import make_torrent
@@ -403,7 +400,7 @@ def test_a_grab_sends_one_message_naming_the_release(daemon, prowlarr, use_setti
     (folder / f"{title}.m4b").write_bytes(os.urandom(100_000))
     release = f"Brandon Sanderson - {title} [M4B]"
     prowlarr.releases = [FakeRelease(release, 300 * 1024 * 1024, seeders=9, torrent=make_torrent(folder))]
-    created = client.post("/api/requests", json={"title": title, "author": "Brandon Sanderson"}, headers=BEARER)
+    created = client.post("/api/requests", json={"title": title, "author": "Brandon Sanderson"}, headers=bearer)
     assert created.status_code == 201
     drain(queue_names_for_group("search_indexers"))
     drain(queue_names_for_group("download_torrent"))
@@ -416,31 +413,31 @@ def test_a_grab_sends_one_message_naming_the_release(daemon, prowlarr, use_setti
 
 # --- the page and the API ----------------------------------------------------------------------------
 
-def test_the_api_adds_lists_changes_and_removes_targets_redacted(client, redis_conn, notify_receiver):
+def test_the_api_adds_lists_changes_and_removes_targets_redacted(client, redis_conn, notify_receiver, bearer):
     target = notify_receiver()
     added = client.post("/api/admin/notifications", json={"url": target.url(), "events": ["failed", "warn"]},
-                        headers=BEARER)
+                        headers=bearer)
     assert added.status_code == 201, added.get_json()
     shown = added.get_json()["target"]
     assert shown["url"] == f"json://user:[REDACTED]@127.0.0.1:{target.port}/hook/[REDACTED]"
     assert shown["events"] == ["failed", "warn"] and shown["source"] == "database"
     assert NotificationTarget.get_by_id(shown["id"]).url == target.url()
 
-    listed = client.get("/api/admin/notifications", headers=BEARER)
+    listed = client.get("/api/admin/notifications", headers=bearer)
     assert TOKEN not in listed.get_data(as_text=True) and PASSWORD not in listed.get_data(as_text=True)
     assert [t["id"] for t in listed.get_json()["targets"]] == [shown["id"]]
     assert set(listed.get_json()["events"]) == set(EVENTS)
 
-    changed = client.put(f"/api/admin/notifications/{shown['id']}", json={"events": "all"}, headers=BEARER)
+    changed = client.put(f"/api/admin/notifications/{shown['id']}", json={"events": "all"}, headers=bearer)
     assert changed.get_json()["target"]["events"] == list(EVENTS)
 
-    tested = client.post(f"/api/admin/notifications/{shown['id']}/test", headers=BEARER)
+    tested = client.post(f"/api/admin/notifications/{shown['id']}/test", headers=bearer)
     assert tested.status_code == 200 and tested.get_json()["success"] is True
     assert [m["title"] for m in target.messages()] == ["ReadMeABook test notification"]
 
-    assert client.delete(f"/api/admin/notifications/{shown['id']}", headers=BEARER).status_code == 200
+    assert client.delete(f"/api/admin/notifications/{shown['id']}", headers=bearer).status_code == 200
     assert NotificationTarget.select().count() == 0
-    assert client.delete(f"/api/admin/notifications/{shown['id']}", headers=BEARER).status_code == 404
+    assert client.delete(f"/api/admin/notifications/{shown['id']}", headers=bearer).status_code == 404
 
 
 @pytest.mark.parametrize("body, status, error", [
@@ -451,16 +448,16 @@ def test_the_api_adds_lists_changes_and_removes_targets_redacted(client, redis_c
     ({"url": 5}, 400, "the URL must be a string"),
     (["json://host/x"], 400, "body must be a JSON object"),
 ])
-def test_the_api_refuses_bad_targets_clearly(client, redis_conn, body, status, error):
-    answer = client.post("/api/admin/notifications", json=body, headers=BEARER)
+def test_the_api_refuses_bad_targets_clearly(client, redis_conn, body, status, error, bearer):
+    answer = client.post("/api/admin/notifications", json=body, headers=bearer)
     assert answer.status_code == status and error in answer.get_json()["error"]
     assert NotificationTarget.select().count() == 0
 
 
-def test_a_url_already_a_target_is_refused(client, redis_conn):
+def test_a_url_already_a_target_is_refused(client, redis_conn, bearer):
     url = "json://127.0.0.1:9/hook"
-    assert client.post("/api/admin/notifications", json={"url": url}, headers=BEARER).status_code == 201
-    assert client.post("/api/admin/notifications", json={"url": url}, headers=BEARER).status_code == 409
+    assert client.post("/api/admin/notifications", json={"url": url}, headers=bearer).status_code == 201
+    assert client.post("/api/admin/notifications", json={"url": url}, headers=bearer).status_code == 409
 
 
 def test_anonymous_callers_are_refused(client, redis_conn):

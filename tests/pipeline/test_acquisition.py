@@ -12,10 +12,10 @@ from app.integrations.torrentfile import magnet_uri, make_torrent, read_torrent
 from app.jobs.queues import queue_names_for_group
 from app.models import BlockedRelease, DownloadHistory, Job, JobEvent, Request
 
+from builders import BEARER
 from fakes.prowlarr import FakeRelease
-from helpers import API_TOKEN, client_labels, drain
+from helpers import client_labels, drain
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 MiB = 1024 * 1024
 
 

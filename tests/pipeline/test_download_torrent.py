@@ -20,14 +20,14 @@ from app.integrations.torrentfile import (
 )
 from app.jobs.queues import queue_names_for_group
 from app.jobs.service import retry_job
-from app.models import DownloadHistory, Job, JobEvent, Request
+from app.models import DownloadHistory, Job, Request
 from workers.processors.download import ReleaseFailure, ends_the_job, no_release_usable
 
+from builders import BEARER, event_messages
 from fakes.prowlarr import FakeRelease
-from helpers import API_TOKEN, drain
+from helpers import drain
 
 MiB = 1024 * 1024
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 # --- the decisions of download_torrent ------------------------------------------------------------------
@@ -98,10 +98,6 @@ def _search_and_download(request_id: str) -> Job:
     return Job.get((Job.type == "download_torrent") & (Job.request == request_id))
 
 
-def _events(job: Job) -> list[str]:
-    return [e.message for e in JobEvent.select().where(JobEvent.job == job.id).order_by(JobEvent.created_at)]
-
-
 def _release(title: str, variant: str, seeders: int, **kwargs) -> FakeRelease:
     return FakeRelease(f"Brandon Sanderson - {title} {variant}", 700 * MiB, seeders=seeders, **kwargs)
 
@@ -119,7 +115,7 @@ def test_a_malformed_best_release_is_skipped_for_the_alternate(pipeline, qbittor
     assert download_client().get(read_torrent(torrent).info_hash) is not None
     assert Job.select().where((Job.type == "monitor_download") & (Job.request == request_id)).count() == 1
     assert Request.get_by_id(request_id).status == "downloading"
-    assert any("1/2" in m and "not a valid torrent file" in m for m in _events(job))
+    assert any("1/2" in m and "not a valid torrent file" in m for m in event_messages(job))
 
 
 def test_when_every_release_is_malformed_the_request_fails_after_one_attempt(pipeline, qbittorrent, prowlarr,
@@ -160,7 +156,7 @@ def test_a_redirect_loop_on_the_best_release_falls_back_to_the_alternate(pipelin
     job = _search_and_download(request_id)
     assert job.status == "completed"
     assert DownloadHistory.get(DownloadHistory.request == request_id).torrent_name.endswith(f"{title} [M4B]")
-    assert any("redirected more than 5 times" in m for m in _events(job))
+    assert any("redirected more than 5 times" in m for m in event_messages(job))
 
 
 def test_a_retried_download_job_runs_its_stored_payload(configure, qbittorrent, prowlarr, client):

@@ -25,10 +25,10 @@ from app.pipeline.download_state import DownloadState
 from app.pipeline.search_backoff import describe_delay, search_delay
 from app.schedules.defaults import ensure_default_schedules
 
+from builders import BEARER
 from fakes.prowlarr import FakeRelease
-from helpers import API_TOKEN, drain
+from helpers import drain
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 MiB = 1024 * 1024
 AUTHOR = "Brandon Sanderson"
 
@@ -154,33 +154,33 @@ def test_only_due_requests_without_an_unfinished_search_are_queued(settings, red
     assert event.message == "Queued 2 searches; 1 requests wait for their next search"
 
 
-def test_an_admin_retry_and_a_release_picked_by_hand_reset_the_back_off(client, configured, redis_conn):
+def test_an_admin_retry_and_a_release_picked_by_hand_reset_the_back_off(client, configured, redis_conn, bearer):
     title = "Elantris"
     configured.releases = [FakeRelease(f"{AUTHOR} - {title} [M4B]", 500 * MiB, seeders=4)]
     later = utcnow() + timedelta(hours=16)
     waiting = Request.create(audiobook=Audiobook.create(title=title, author=AUTHOR), status="awaiting_search",
                              fruitless_searches=7, next_search_at=later)
-    assert client.post(f"/api/requests/{waiting.id}/retry", headers=BEARER).status_code == 200
+    assert client.post(f"/api/requests/{waiting.id}/retry", headers=bearer).status_code == 200
     retried = Request.get_by_id(waiting.id)
     assert (retried.status, retried.fruitless_searches, retried.next_search_at) == ("pending", 0, None)
 
     Request.update(status="awaiting_search", fruitless_searches=7, next_search_at=later).where(
         Request.id == waiting.id).execute()
-    releases = client.get(f"/api/requests/{waiting.id}/releases", headers=BEARER).get_json()["releases"]
-    picked = client.post(f"/api/requests/{waiting.id}/releases", json={"guid": releases[0]["guid"]}, headers=BEARER)
+    releases = client.get(f"/api/requests/{waiting.id}/releases", headers=bearer).get_json()["releases"]
+    picked = client.post(f"/api/requests/{waiting.id}/releases", json={"guid": releases[0]["guid"]}, headers=bearer)
     assert picked.status_code == 202, picked.get_json()
     picked_row = Request.get_by_id(waiting.id)
     assert (picked_row.status, picked_row.fruitless_searches, picked_row.next_search_at) == ("searching", 0, None)
 
 
-def test_an_admin_retry_of_a_failed_search_job_resets_the_back_off(client, redis_conn):
+def test_an_admin_retry_of_a_failed_search_job_resets_the_back_off(client, redis_conn, bearer):
     request = Request.create(audiobook=Audiobook.create(title="Skyward", author=AUTHOR), status="failed",
                              error_message="Prowlarr is down", fruitless_searches=6,
                              next_search_at=utcnow() + timedelta(hours=8))
     failed = Job.create(type="search_indexers", status="failed", request=request, error_message="boom", payload={
         "requestId": str(request.id), "audiobook": {"id": str(request.audiobook_id), "title": "Skyward",
                                                     "author": AUTHOR, "asin": None}})
-    assert client.post(f"/api/admin/job-retry/{failed.id}", headers=BEARER).status_code == 200
+    assert client.post(f"/api/admin/job-retry/{failed.id}", headers=bearer).status_code == 200
     row = Request.get_by_id(request.id)
     assert (row.status, row.fruitless_searches, row.next_search_at) == ("searching", 0, None)
 

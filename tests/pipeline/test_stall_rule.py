@@ -19,10 +19,10 @@ from app.models import Audiobook, BlockedRelease, DownloadHistory, Job, JobEvent
 from app.pipeline.download_state import DownloadState, counts_toward_stall, qbittorrent_state, transmission_state
 from app.pipeline.monitor_policy import StallClock, StallRemoval, TorrentUser, next_stall_clock, stall_removal
 
+from builders import BEARER
 from fakes.prowlarr import FakeRelease
-from helpers import API_TOKEN, drain, wait_for
+from helpers import drain, wait_for
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 MiB = 1024 * 1024
 
 

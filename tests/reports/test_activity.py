@@ -13,13 +13,13 @@ import pytest
 from app.integrations import qbittorrent as qbittorrent_module
 from app.integrations import transmission as transmission_module
 from app.integrations.torrent import download_client
-from app.models import Audiobook, BlockedRelease, DownloadHistory, Job, Request
+from app.models import BlockedRelease, DownloadHistory, Job, Request
 from app.pipeline.activity_rules import Actions, actions, duration_text, eta_seconds, finished
 from app.pipeline.download_state import DownloadState
 
-from helpers import API_TOKEN, HOSTILE, book_in_client, csrf_token
+from builders import make_request
+from helpers import HOSTILE, book_in_client, csrf_token
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 LIMITS = {"INDEXER_SEEDING_MINUTES": "Quick Tracker=60"}
 REFUSED_FINISHED = ("the download finished: it seeds until its indexer's limit, then cleanup_seeded_torrents "
                     "removes it")
@@ -74,10 +74,6 @@ def client_calls(monkeypatch):
     return calls
 
 
-def _request(title: str, status: str) -> Request:
-    return Request.create(audiobook=Audiobook.create(title=title, author="Brandon Sanderson"), status=status)
-
-
 def _row(request: Request, info_hash: str, kind: str, status: str, **more) -> DownloadHistory:
     return DownloadHistory.create(request=request, indexer_name="Quick Tracker",
                                   torrent_name=f"{request.audiobook.title} [M4B]", torrent_hash=info_hash,
@@ -100,7 +96,8 @@ def in_flight(daemon, daemon_settings, flask_app):
             ("kept", "Skyward", True, "cancelled", "seeding")):
         folder, info_hash = book_in_client(client, daemon.download_dir, finished=done, name=title[-8:])
         completed = datetime(2026, 12, 6, 7, 0) if done else None
-        rows[key] = (_row(_request(title, request_status), info_hash, daemon.kind, status, completed_at=completed),
+        request = make_request(request_status, title=title)
+        rows[key] = (_row(request, info_hash, daemon.kind, status, completed_at=completed),
                      folder)
     return rows
 
@@ -111,14 +108,14 @@ def _by_book(reply) -> dict:
 
 
 def test_activity_lists_every_download_from_one_client_call_per_page_load(in_flight, daemon, admin_client,
-                                                                          client_calls):
-    admin_client.get("/api/activity", headers=BEARER)  # a first call may log in (qBittorrent) or fetch a session id
+                                                                          client_calls, bearer):
+    admin_client.get("/api/activity", headers=bearer)  # a first call may log in (qBittorrent) or fetch a session id
     for path in ("/api/activity", "/admin/activity", "/admin/activity?partial=1"):
         client_calls.clear()
-        reply = admin_client.get(path, headers=BEARER if path.startswith("/api") else {})
+        reply = admin_client.get(path, headers=bearer if path.startswith("/api") else {})
         assert reply.status_code == 200
         assert len(client_calls) == 1, (path, client_calls)  # four rows, one call
-    rows = _by_book(admin_client.get("/api/activity", headers=BEARER))
+    rows = _by_book(admin_client.get("/api/activity", headers=bearer))
     assert len(rows) == 4
     unfinished = rows[HOSTILE + " Elantris"]
     assert unfinished["book"] == {"title": HOSTILE + " Elantris", "author": "Brandon Sanderson"}
@@ -141,7 +138,7 @@ def test_activity_lists_every_download_from_one_client_call_per_page_load(in_fli
     assert '<a href="/admin/activity" class="here">Activity</a>' in page
 
 
-def test_remove_blocklist_and_search_again(in_flight, daemon, admin_client):
+def test_remove_blocklist_and_search_again(in_flight, daemon, admin_client, bearer):
     from app.jobs.service import add_job
 
     row, folder = in_flight["unfinished"]
@@ -164,15 +161,15 @@ def test_remove_blocklist_and_search_again(in_flight, daemon, admin_client):
     page = admin_client.get("/admin/activity").get_data(as_text=True)
     assert "Searching again (job" in page and str(row.id) not in page
     # the row is gone from Activity; asking again is a 404 (ended rows are not in flight, but exist: 409)
-    again = admin_client.post(f"/api/activity/{row.id}/search-again", headers=BEARER)
+    again = admin_client.post(f"/api/activity/{row.id}/search-again", headers=bearer)
     assert again.status_code == 409 and "already ended" in again.get_json()["error"]
 
 
 def test_remove_takes_the_partial_files_and_leaves_the_search_to_the_schedule(in_flight, daemon, admin_client,
-                                                                            client):
+                                                                            client, bearer):
     row, folder = in_flight["other"]
     assert client.post(f"/api/activity/{row.id}/remove").status_code == 401  # anonymous
-    reply = admin_client.post(f"/api/activity/{row.id}/remove", headers=BEARER)
+    reply = admin_client.post(f"/api/activity/{row.id}/remove", headers=bearer)
     assert reply.status_code == 200, reply.get_data(as_text=True)
     assert reply.get_json()["removedTorrents"] == [row.download_client_id] and reply.get_json()["searchJobId"] is None
     assert download_client(daemon.kind).get(row.download_client_id) is None and not (folder / "01.m4b").exists()
@@ -182,30 +179,30 @@ def test_remove_takes_the_partial_files_and_leaves_the_search_to_the_schedule(in
     assert Job.select().where(Job.type == "search_indexers").count() == 0
 
     kept, kept_folder = in_flight["kept"]  # let go of by its request: removed now, with its files
-    reply = admin_client.post(f"/api/activity/{kept.id}/remove", headers=BEARER)
+    reply = admin_client.post(f"/api/activity/{kept.id}/remove", headers=bearer)
     assert reply.status_code == 200 and reply.get_json()["removedTorrents"] == [kept.download_client_id]
     assert download_client(daemon.kind).get(kept.download_client_id) is None and not kept_folder.exists()
 
     available, _ = in_flight["available"]  # owed its seeding: refused, left in the client
     for action in ("remove", "search-again"):
-        reply = admin_client.post(f"/api/activity/{available.id}/{action}", headers=BEARER)
+        reply = admin_client.post(f"/api/activity/{available.id}/{action}", headers=bearer)
         assert reply.status_code == 409 and reply.get_json()["error"] == REFUSED_FINISHED
     assert download_client(daemon.kind).get(available.download_client_id) is not None
-    assert admin_client.post("/api/activity/not-a-uuid/remove", headers=BEARER).status_code == 404
-    assert admin_client.post(f"/api/activity/{available.id}/explode", headers=BEARER).status_code == 404
+    assert admin_client.post("/api/activity/not-a-uuid/remove", headers=bearer).status_code == 404
+    assert admin_client.post(f"/api/activity/{available.id}/explode", headers=bearer).status_code == 404
 
 
-def test_an_unreachable_client_leaves_the_rows_with_the_reason(admin_client, fake_client):
-    request = _request("Elantris", "downloading")
+def test_an_unreachable_client_leaves_the_rows_with_the_reason(admin_client, fake_client, bearer):
+    request = make_request("downloading", title="Elantris")
     _row(request, "ab" * 20, "qbittorrent", "downloading")
     fake_client.down = True
-    rows = admin_client.get("/api/activity", headers=BEARER).get_json()["downloads"]
+    rows = admin_client.get("/api/activity", headers=bearer).get_json()["downloads"]
     assert [r["state"] for r in rows] == ["unreachable"] and "cannot connect" in rows[0]["clientError"]
     assert rows[0]["seeders"] == 7 and rows[0]["progress"] is None
     assert fake_client.calls == ["statuses"]
     fake_client.down = False
     fake_client.put("ab" * 20, progress=0.25)
-    rows = admin_client.get("/api/activity", headers=BEARER).get_json()["downloads"]
+    rows = admin_client.get("/api/activity", headers=bearer).get_json()["downloads"]
     assert rows[0]["state"] == "downloading" and rows[0]["progress"] == 0.25 and rows[0]["clientError"] is None
 
 

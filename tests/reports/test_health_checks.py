@@ -18,10 +18,10 @@ from app.pipeline.health_rules import ERROR, GIB, OK, WARNING
 from app.pipeline.torrent_placement import save_folder
 from app.reports import system_health
 
+from builders import BEARER
 from daemons import free_port
-from helpers import API_TOKEN, drain, wait_for
+from helpers import drain, wait_for
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 MIB = 1024 ** 2
 ODD = "<i>odd&folder"  # a folder name with markup: every page shows it as text
 
@@ -232,14 +232,14 @@ def app_with_redis(private_redis, use_settings):
     return url, connection, flask_app.test_client()
 
 
-def test_prowlarr_names_its_failing_indexers_with_the_fix(app_with_prowlarr, prowlarr):
+def test_prowlarr_names_its_failing_indexers_with_the_fix(app_with_prowlarr, prowlarr, bearer):
     client = app_with_prowlarr
-    reply = client.post("/api/admin/integrations/prowlarr/test", headers=BEARER).get_json()["integration"]
+    reply = client.post("/api/admin/integrations/prowlarr/test", headers=bearer).get_json()["integration"]
     assert reply["ok"] is True and reply["warning"] is None and reply["fix"] is None
     assert "/api/v1/indexerstatus" in prowlarr.requested and "/api/v1/indexer" not in prowlarr.requested
     prowlarr.indexers = {4: "MyAudioTracker", 7: "BookTracker"}
     prowlarr.failing = {7: "2026-12-06T09:00:00Z"}
-    reply = client.post("/api/admin/integrations/prowlarr/test", headers=BEARER).get_json()["integration"]
+    reply = client.post("/api/admin/integrations/prowlarr/test", headers=bearer).get_json()["integration"]
     assert reply["ok"] is True  # Prowlarr answers; one of its indexers does not
     assert reply["warning"] == ("Prowlarr reports failing indexers: BookTracker (disabled until "
                                 "2026-12-06T09:00:00Z); searches skip them")
@@ -313,10 +313,10 @@ def test_a_qbittorrent_category_save_path_is_the_one_checked(qbittorrent, use_se
     assert result.warning is None
 
 
-def test_a_failing_extra_question_is_a_warning_not_an_outage(app_with_prowlarr, prowlarr):
+def test_a_failing_extra_question_is_a_warning_not_an_outage(app_with_prowlarr, prowlarr, bearer):
     """Prowlarr answers its version but not /api/v1/indexerstatus (an older one, a hiccup): still reachable."""
     prowlarr.indexer_status_code = 500
-    reply = app_with_prowlarr.post("/api/admin/integrations/prowlarr/test", headers=BEARER).get_json()
+    reply = app_with_prowlarr.post("/api/admin/integrations/prowlarr/test", headers=bearer).get_json()
     assert reply["integration"]["ok"] is True
     assert reply["integration"]["warning"].startswith("It answered, but not which indexers are failing: ")
     assert "500" in reply["integration"]["warning"] and prowlarr.api_key not in str(reply)

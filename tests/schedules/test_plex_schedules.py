@@ -9,9 +9,6 @@ import pytest
 from app.models import ScheduledJob
 from app.schedules.defaults import ensure_default_schedules, should_enable
 
-from helpers import API_TOKEN
-
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 PLEX = {"PLEX_URL": "http://127.0.0.1:9", "PLEX_TOKEN": "plex-token", "PLEX_LIBRARY_ID": "1"}
 PLEX_TYPES = ("scan_plex", "plex_recently_added_check")
 NOW = datetime(2026, 1, 1, 12, 0, 0)
@@ -40,10 +37,10 @@ def test_plex_schedules_are_created_enabled_when_plex_is_configured(use_settings
     assert [_enabled(t) for t in PLEX_TYPES] == [True, True]
 
 
-def test_a_plex_schedule_an_admin_disabled_stays_disabled(client, use_settings):
+def test_a_plex_schedule_an_admin_disabled_stays_disabled(client, use_settings, bearer):
     ensure_default_schedules(use_settings(**PLEX), NOW)
     scan = ScheduledJob.get(ScheduledJob.type == "scan_plex")
-    response = client.put(f"/api/admin/jobs/{scan.id}", json={"enabled": False}, headers=BEARER)
+    response = client.put(f"/api/admin/jobs/{scan.id}", json={"enabled": False}, headers=bearer)
     assert response.status_code == 200, response.get_json()
     assert ScheduledJob.get_by_id(scan.id).enabled_changed_by == "admin"
 
@@ -52,11 +49,11 @@ def test_a_plex_schedule_an_admin_disabled_stays_disabled(client, use_settings):
     assert _enabled("plex_recently_added_check")
 
 
-def test_editing_only_the_cron_does_not_count_as_an_admin_choice(client, use_settings):
+def test_editing_only_the_cron_does_not_count_as_an_admin_choice(client, use_settings, bearer):
     ensure_default_schedules(use_settings(), NOW)
     scan = ScheduledJob.get(ScheduledJob.type == "scan_plex")
     response = client.put(f"/api/admin/jobs/{scan.id}", json={"schedule": "0 */2 * * *", "enabled": False},
-                          headers=BEARER)
+                          headers=bearer)
     assert response.status_code == 200, response.get_json()
     assert ScheduledJob.get_by_id(scan.id).enabled_changed_by == "system"
 

@@ -15,9 +15,8 @@ from app.schedules.cron import InvalidSchedule, describe, next_fire_time, valida
 from app.schedules.defaults import DEFAULT_SCHEDULES, ensure_default_schedules
 from app.schedules.service import late_reason, trigger_job_now
 
-from helpers import API_TOKEN, drain, start_process, stop_process, wait_for
+from helpers import drain, start_process, stop_process, wait_for
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 T0 = datetime(2026, 3, 10, 12, 2, 30)  # a Tuesday, 12:02:30 UTC
 
 
@@ -104,7 +103,7 @@ def _entries(cron_scheduler):
     return {job.id: when for job, when in cron_scheduler.get_jobs(with_times=True)}
 
 
-def test_sync_gives_each_enabled_schedule_one_stable_entry_and_follows_edits(settings, cron_scheduler, client):
+def test_sync_gives_each_enabled_schedule_one_stable_entry_and_follows_edits(settings, cron_scheduler, client, bearer):
     ensure_default_schedules(settings, now=T0)
     assert timer.sync_timer(cron_scheduler, now=T0) == {"added": 4, "moved": 0, "cancelled": 0}
     cleanup = _row("cleanup_seeded_torrents")
@@ -116,13 +115,13 @@ def test_sync_gives_each_enabled_schedule_one_stable_entry_and_follows_edits(set
     assert timer.sync_timer(cron_scheduler, now=T0) == {"added": 0, "moved": 0, "cancelled": 0}
 
     # an edit through the API moves the entry on the next sync (the scheduler syncs every 2 s)
-    response = client.put(f"/api/admin/jobs/{cleanup.id}", json={"schedule": "0 * * * *"}, headers=BEARER)
+    response = client.put(f"/api/admin/jobs/{cleanup.id}", json={"schedule": "0 * * * *"}, headers=bearer)
     assert response.status_code == 200
     assert timer.sync_timer(cron_scheduler)["moved"] == 1
     moved = _entries(cron_scheduler)[f"schedule-{cleanup.id}"]
     assert moved == _row("cleanup_seeded_torrents").next_run and moved.minute == 0
 
-    client.put(f"/api/admin/jobs/{cleanup.id}", json={"enabled": False}, headers=BEARER)
+    client.put(f"/api/admin/jobs/{cleanup.id}", json={"enabled": False}, headers=bearer)
     assert timer.sync_timer(cron_scheduler)["cancelled"] == 1
     assert f"schedule-{cleanup.id}" not in _entries(cron_scheduler)
 
@@ -229,24 +228,24 @@ def test_sigterm_stops_the_scheduler_process_with_exit_code_0_after_it_fired_a_s
 
 # --- Trigger Now and the API ----------------------------------------------------------------------
 
-def test_trigger_now_returns_a_pollable_job_id_that_reaches_completed(settings, client, redis_conn):
+def test_trigger_now_returns_a_pollable_job_id_that_reaches_completed(settings, client, redis_conn, bearer):
     ensure_default_schedules(settings, now=T0)
     row = _row("cleanup_job_history")
-    response = client.post(f"/api/admin/jobs/{row.id}/trigger", headers=BEARER)
+    response = client.post(f"/api/admin/jobs/{row.id}/trigger", headers=bearer)
     body = response.get_json()
     assert response.status_code == 200 and body["success"] is True and body["jobId"] in body["message"]
-    status = client.get(f"/api/admin/job-status/{body['jobId']}", headers=BEARER).get_json()
+    status = client.get(f"/api/admin/job-status/{body['jobId']}", headers=bearer).get_json()
     assert status["job"]["status"] == "pending"
     drain(queue_names_for_group("maintenance"))
-    status = client.get(f"/api/admin/job-status/{body['jobId']}", headers=BEARER).get_json()
+    status = client.get(f"/api/admin/job-status/{body['jobId']}", headers=bearer).get_json()
     assert status["job"]["status"] == "completed"
     row = _row("cleanup_job_history")
     assert str(row.last_run_job_id) == body["jobId"] and row.last_run is not None
 
 
-def test_library_scan_refuses_to_trigger_without_plex(settings, client, redis_conn):
+def test_library_scan_refuses_to_trigger_without_plex(settings, client, redis_conn, bearer):
     ensure_default_schedules(settings, now=T0)
-    response = client.post(f"/api/admin/jobs/{_row('scan_plex').id}/trigger", headers=BEARER)
+    response = client.post(f"/api/admin/jobs/{_row('scan_plex').id}/trigger", headers=bearer)
     assert response.status_code == 400
     assert "PLEX_URL, PLEX_TOKEN, PLEX_LIBRARY_ID" in response.get_json()["error"]
     assert Job.select().count() == 0
@@ -259,11 +258,11 @@ def test_library_scan_trigger_passes_the_library_id(settings, use_settings, redi
     assert job.type == "scan_plex" and job.payload["libraryId"] == "7"
 
 
-def test_the_jobs_api_lists_schedules_with_their_last_run(settings, client, redis_conn):
+def test_the_jobs_api_lists_schedules_with_their_last_run(settings, client, redis_conn, bearer):
     ensure_default_schedules(settings, now=T0)
     job_id = trigger_job_now("cleanup_job_history")
     drain(queue_names_for_group("maintenance"))
-    body = client.get("/api/admin/jobs", headers=BEARER).get_json()
+    body = client.get("/api/admin/jobs", headers=bearer).get_json()
     by_type = {s["type"]: s for s in body["jobs"]}
     assert list(s["name"] for s in body["jobs"]) == sorted(s["name"] for s in body["jobs"])
     history = by_type["cleanup_job_history"]
@@ -275,7 +274,7 @@ def test_the_jobs_api_lists_schedules_with_their_last_run(settings, client, redi
     assert by_type["scan_plex"]["enabled"] is False and by_type["scan_plex"]["lastRun"] is None
 
 
-def test_schedule_edits_are_validated_and_bad_ones_change_nothing(settings, client):
+def test_schedule_edits_are_validated_and_bad_ones_change_nothing(settings, client, bearer):
     ensure_default_schedules(settings, now=T0)
     row = _row("retry_failed_imports")
     url = f"/api/admin/jobs/{row.id}"
@@ -284,18 +283,18 @@ def test_schedule_edits_are_validated_and_bad_ones_change_nothing(settings, clie
                          ({"enabled": "yes"}, "enabled must be true or false"),
                          ({"name": ""}, "name must be"), ({"payload": {}}, "unknown field(s): payload"),
                          (["x"], "body must be a JSON object")):
-        response = client.put(url, json=body, headers=BEARER)
+        response = client.put(url, json=body, headers=bearer)
         assert response.status_code == 400 and needle in response.get_json()["error"], body
-    assert client.put(url, data="{nope", headers={**BEARER, "Content-Type": "application/json"}).status_code == 400
+    assert client.put(url, data="{nope", headers={**bearer, "Content-Type": "application/json"}).status_code == 400
     unchanged = _row("retry_failed_imports")
     assert (unchanged.schedule, unchanged.enabled, unchanged.name) == (row.schedule, row.enabled, row.name)
 
     response = client.put(url, json={"name": "Imports", "schedule": "*/15  * * * *", "enabled": True},
-                          headers=BEARER)
+                          headers=bearer)
     assert response.status_code == 200 and response.get_json()["job"]["schedule"] == "*/15 * * * *"
-    missing = client.put("/api/admin/jobs/00000000-0000-0000-0000-000000000000", json={}, headers=BEARER)
+    missing = client.put("/api/admin/jobs/00000000-0000-0000-0000-000000000000", json={}, headers=bearer)
     assert missing.status_code == 404
-    assert client.post("/api/admin/jobs/nope/trigger", headers=BEARER).status_code == 404
+    assert client.post("/api/admin/jobs/nope/trigger", headers=bearer).status_code == 404
 
 
 def test_the_jobs_api_needs_an_admin_and_csrf_for_sessions(settings, client, admin_client):
@@ -336,11 +335,11 @@ def test_a_schedule_is_late_when_the_scheduler_is_down_or_its_workers_are_missin
     assert late_reason(on_time, queued, {}, True, now) is None
 
 
-def test_healthz_and_the_api_report_late_schedules(settings, client, redis_conn):
+def test_healthz_and_the_api_report_late_schedules(settings, client, redis_conn, bearer):
     _schedule(settings, next_run=datetime.utcnow() - timedelta(minutes=10), created=datetime.utcnow())
     health = client.get("/healthz").get_json()
     assert health["scheduler"] == "not running" and health["status"] == "degraded"
     assert [s["name"] for s in health["lateSchedules"]] == ["Job History Cleanup"]
-    listed = {s["type"]: s for s in client.get("/api/admin/jobs", headers=BEARER).get_json()["jobs"]}
+    listed = {s["type"]: s for s in client.get("/api/admin/jobs", headers=bearer).get_json()["jobs"]}
     assert listed["cleanup_job_history"]["late"] is True
     assert re.search(r"due \d+ s ago", listed["cleanup_job_history"]["lateReason"])

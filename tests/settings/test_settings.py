@@ -12,10 +12,10 @@ from app.config import bound_settings, get_settings
 from app.jobs.queues import queue_names_for_group
 from app.models import SettingsChange, StoredSetting
 
+from builders import BEARER
 from fakes.prowlarr import FakeProwlarr
-from helpers import API_TOKEN, csrf_token, drain
+from helpers import csrf_token, drain
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 SECRET = "stored-prowlarr-key-9f8e7d"
 
 
@@ -25,9 +25,9 @@ def _put(client, body, **kwargs):
 
 # --- the API ---------------------------------------------------------------------------------------------
 
-def test_get_lists_each_setting_with_its_source_and_never_a_secret_value(client):
+def test_get_lists_each_setting_with_its_source_and_never_a_secret_value(client, bearer):
     assert _put(client, {"PROWLARR_URL": "http://prowlarr.lan:9696/", "PROWLARR_API_KEY": SECRET}).status_code == 200
-    response = client.get("/api/admin/settings", headers=BEARER)
+    response = client.get("/api/admin/settings", headers=bearer)
     assert response.status_code == 200
     shown = response.get_json()["settings"]
     assert shown["PROWLARR_URL"] == {"value": "http://prowlarr.lan:9696/", "source": "database"}
@@ -91,18 +91,18 @@ def test_folder_rules(tmp_path, name, path, refused, problem):
     assert (found is None) if problem is None else (problem in found)
 
 
-def test_the_environment_wins_and_its_names_are_409(use_settings, client):
+def test_the_environment_wins_and_its_names_are_409(use_settings, client, bearer):
     from app import create_app
 
     app = create_app(use_settings(PROWLARR_URL="http://from-env:9696"))
     env_client = app.test_client()
     StoredSetting.create(key="PROWLARR_URL", value="http://from-db:9696", updated_by="admin")
     settings_store._bump_version()
-    shown = env_client.get("/api/admin/settings", headers=BEARER).get_json()["settings"]
+    shown = env_client.get("/api/admin/settings", headers=bearer).get_json()["settings"]
     assert shown["PROWLARR_URL"] == {"value": "http://from-env:9696", "source": "environment"}
     assert settings_store.refresh_settings(force=True).prowlarr_url == "http://from-env:9696"
     response = env_client.put("/api/admin/settings", json={"PROWLARR_URL": "http://other:9696",
-                                                           "PLEX_URL": "http://plex:32400"}, headers=BEARER)
+                                                           "PLEX_URL": "http://plex:32400"}, headers=bearer)
     assert response.status_code == 409
     assert set(response.get_json()["errors"]) == {"PROWLARR_URL"}
     assert StoredSetting.get_or_none(StoredSetting.key == "PLEX_URL") is None  # nothing saved
@@ -225,18 +225,18 @@ def test_the_seeding_limits_are_set_per_indexer_prowlarr_lists(admin_client, pro
 
 # --- live reload -----------------------------------------------------------------------------------------
 
-def test_the_next_search_uses_a_prowlarr_url_changed_through_the_api(client, redis_conn):
+def test_the_next_search_uses_a_prowlarr_url_changed_through_the_api(client, redis_conn, bearer):
     first, second = FakeProwlarr().start(), FakeProwlarr(api_key="second-prowlarr-key").start()
     try:
         assert _put(client, {"PROWLARR_URL": first.url, "PROWLARR_API_KEY": first.api_key}).status_code == 200
         created = client.post("/api/requests", json={"title": "Elantris", "author": "Brandon Sanderson"},
-                              headers=BEARER)
+                              headers=bearer)
         assert created.status_code == 201
         drain(queue_names_for_group("search_indexers"))
         assert len(first.searches) == 1 and not second.searches
         assert _put(client, {"PROWLARR_URL": second.url, "PROWLARR_API_KEY": second.api_key}).status_code == 200
         created = client.post("/api/requests", json={"title": "Warbreaker", "author": "Brandon Sanderson"},
-                              headers=BEARER)
+                              headers=bearer)
         assert created.status_code == 201
         drain(queue_names_for_group("search_indexers"))  # a worker of this process: it applies the change first
         assert len(first.searches) == 1 and len(second.searches) == 1

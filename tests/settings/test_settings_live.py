@@ -7,11 +7,11 @@ import time
 import pytest
 import requests
 
+from builders import BEARER
 from fakes.prowlarr import FakeProwlarr
-from helpers import API_TOKEN, start_process, stop_process, wait_for
+from helpers import start_process, stop_process, wait_for
 from web_line import WebLine
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 LIVE_RELOAD_LIMIT_SECONDS = 10  # the bound: every process sees a saved change within 10 s
 
 
@@ -40,18 +40,18 @@ def _request(url: str, title: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_prowlarr_url_changed_on_a_live_stack_is_used_by_the_next_search(stack):
+def test_a_prowlarr_url_changed_on_a_live_stack_is_used_by_the_next_search(stack, bearer):
     url, first, second = stack
     saved = requests.put(f"{url}/api/admin/settings", json={"PROWLARR_URL": first.url,
                                                             "PROWLARR_API_KEY": first.api_key},
-                         headers=BEARER, timeout=10)
+                         headers=bearer, timeout=10)
     assert saved.status_code == 200, saved.text
     _request(url, "Elantris")
     wait_for(lambda: first.searches, 30, message="the first Prowlarr to be searched")
 
     saved = requests.put(f"{url}/api/admin/settings", json={"PROWLARR_URL": second.url,
                                                             "PROWLARR_API_KEY": second.api_key},
-                         headers=BEARER, timeout=10)
+                         headers=bearer, timeout=10)
     assert saved.status_code == 200 and saved.json()["settings"]["PROWLARR_API_KEY"]["set"] is True
     assert second.api_key not in saved.text
     changed_at = time.monotonic()

@@ -17,9 +17,9 @@ from app.schedules.cron import InvalidSchedule, validate_cron
 from app.schedules.defaults import ensure_default_schedules
 from app.validation import text_problem
 
+from builders import BEARER
 from helpers import API_TOKEN, serve_app
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 JSON_BEARER = {**BEARER, "Content-Type": "application/json"}
 
 
@@ -93,8 +93,8 @@ def test_schedule_lookups_by_name_with_nul_are_not_found(settings, admin_client)
 
 
 @pytest.mark.parametrize("query,field", [("q=a%00b", "q"), ("type=noop%00", "type"), ("q=%C2%85", "q")])
-def test_log_filters_with_control_characters_are_400_naming_the_field(client, admin_client, query, field):
-    response = client.get(f"/api/admin/logs?{query}", headers=BEARER)
+def test_log_filters_with_control_characters_are_400_naming_the_field(client, admin_client, query, field, bearer):
+    response = client.get(f"/api/admin/logs?{query}", headers=bearer)
     assert response.status_code == 400 and response.get_json()["error"].startswith(f"{field} contains")
     page = admin_client.get(f"/admin/logs?{query}")
     assert page.status_code == 200 and f"{field} contains a control character" in _flash(page)
@@ -108,8 +108,8 @@ def test_log_filters_with_control_characters_are_400_naming_the_field(client, ad
     ("since=0001-01-01T00:00:00%2B01:00", "since"), ("per_page=" + "9" * 30, "per_page"),
     ("page=" + "9" * 5000, "page must be"),
 ])
-def test_out_of_range_pages_and_dates_are_400(client, admin_client, query, needle):
-    response = client.get(f"/api/admin/logs?{query}", headers=BEARER)
+def test_out_of_range_pages_and_dates_are_400(client, admin_client, query, needle, bearer):
+    response = client.get(f"/api/admin/logs?{query}", headers=bearer)
     assert response.status_code == 400 and needle in response.get_json()["error"], response.get_data(as_text=True)
     page = admin_client.get(f"/admin/logs?{query}")
     assert page.status_code == 200 and needle in _flash(page)
@@ -176,19 +176,19 @@ def test_validate_cron_accepts_rare_but_real_schedules(expression):
     assert validate_cron(expression) == expression
 
 
-def test_a_schedule_edit_that_never_fires_is_400_and_changes_nothing(settings, client):
+def test_a_schedule_edit_that_never_fires_is_400_and_changes_nothing(settings, client, bearer):
     row = _schedule(settings)
-    response = client.put(f"/api/admin/jobs/{row.id}", json={"schedule": "0 0 31 2 *"}, headers=BEARER)
+    response = client.put(f"/api/admin/jobs/{row.id}", json={"schedule": "0 0 31 2 *"}, headers=bearer)
     assert response.status_code == 400
     assert response.get_json() == {"success": False,
                                    "error": "schedule: '0 0 31 2 *' never fires (no time within 5 years)"}
     assert ScheduledJob.get_by_id(row.id).schedule == row.schedule
 
 
-def test_enabling_a_stored_schedule_that_never_fires_is_400(settings, client):
+def test_enabling_a_stored_schedule_that_never_fires_is_400(settings, client, bearer):
     row = _schedule(settings)
     ScheduledJob.update(schedule="0 0 31 2 *", enabled=False).where(ScheduledJob.id == row.id).execute()
-    response = client.put(f"/api/admin/jobs/{row.id}", json={"enabled": True}, headers=BEARER)
+    response = client.put(f"/api/admin/jobs/{row.id}", json={"enabled": True}, headers=bearer)
     assert response.status_code == 400 and "never fires" in response.get_json()["error"]
     assert ScheduledJob.get_by_id(row.id).enabled is False
 
@@ -244,28 +244,28 @@ def test_session_api_writes_without_csrf_are_400_json(admin_client):
     assert admin_client.post("/logout").status_code == 400  # pages keep their HTML answer
 
 
-def test_api_routing_errors_are_json(client, redis_conn):
-    _assert_json_error(client.get("/api/nowhere", headers=BEARER), 404)
+def test_api_routing_errors_are_json(client, redis_conn, bearer):
+    _assert_json_error(client.get("/api/nowhere", headers=bearer), 404)
     _assert_json_error(client.get("/api/nowhere"), 404)
-    method = client.get("/api/requests", headers=BEARER)
+    method = client.get("/api/requests", headers=bearer)
     _assert_json_error(method, 405)
     assert "POST" in method.headers["Allow"]
     _assert_json_error(client.post("/api/requests", data="{nope", headers=JSON_BEARER), 400, "not valid JSON")
-    _assert_json_error(client.post("/api/requests", data="title=x", headers=BEARER), 400, "must be JSON")
+    _assert_json_error(client.post("/api/requests", data="title=x", headers=bearer), 400, "must be JSON")
     assert "<html" in client.get("/admin/nowhere").get_data(as_text=True).lower()  # pages keep HTML
 
 
-def test_api_domain_errors_keep_their_status(client, redis_conn):
+def test_api_domain_errors_keep_their_status(client, redis_conn, bearer):
     body = {"title": "The Way of Kings", "author": "Brandon Sanderson"}
-    assert client.post("/api/requests", json=body, headers=BEARER).status_code == 201
-    _assert_json_error(client.post("/api/requests", json=body, headers=BEARER), 409, "already has a request")
-    _assert_json_error(client.get("/api/requests/nope", headers=BEARER), 404, "request not found")
+    assert client.post("/api/requests", json=body, headers=bearer).status_code == 201
+    _assert_json_error(client.post("/api/requests", json=body, headers=bearer), 409, "already has a request")
+    _assert_json_error(client.get("/api/requests/nope", headers=bearer), 404, "request not found")
     request_id = str(Request.get().id)
-    _assert_json_error(client.post(f"/api/requests/{request_id}/retry", headers=BEARER), 409, "nothing to retry")
+    _assert_json_error(client.post(f"/api/requests/{request_id}/retry", headers=bearer), 409, "nothing to retry")
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 409, 413, 500])
-def test_every_api_error_status_has_the_json_shape(flask_app, status):
+def test_every_api_error_status_has_the_json_shape(flask_app, status, bearer):
     def fail():
         if status == 500:
             raise RuntimeError("secret detail that must not leak")
@@ -273,7 +273,7 @@ def test_every_api_error_status_has_the_json_shape(flask_app, status):
 
     flask_app.add_url_rule("/api/test-fail", "test_fail", fail, methods=["GET"])
     flask_app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: a crash becomes a 500 reply
-    response = flask_app.test_client().get("/api/test-fail", headers=BEARER)
+    response = flask_app.test_client().get("/api/test-fail", headers=bearer)
     _assert_json_error(response, status)
     assert "secret detail" not in response.get_data(as_text=True)
 
@@ -362,17 +362,17 @@ def test_a_delete_with_a_body_over_the_limit_is_413_json_and_deletes_nothing(liv
     assert Request.get_by_id(request.id).status == "deleted"
 
 
-def test_a_url_over_the_limit_is_414_json_under_api_and_a_page_elsewhere(client, admin_client):
+def test_a_url_over_the_limit_is_414_json_under_api_and_a_page_elsewhere(client, admin_client, bearer):
     from app.web.errors import MAX_URL_LENGTH
 
     query = "q=" + "a" * MAX_URL_LENGTH
-    _assert_json_error(client.get(f"/api/admin/logs?{query}", headers=BEARER), 414, "URL too long")
+    _assert_json_error(client.get(f"/api/admin/logs?{query}", headers=bearer), 414, "URL too long")
     _assert_json_error(client.post(f"/api/requests?{query}", json={}), 414, "URL too long")  # before auth
     page = admin_client.get(f"/admin/logs?{query}")
     assert page.status_code == 414 and page.mimetype == "text/html"
     # just under the limit is answered as usual
     fits = "q=" + "a" * (MAX_URL_LENGTH - len("/api/admin/logs") - 2)
-    assert client.get(f"/api/admin/logs?{fits}", headers=BEARER).status_code == 200
+    assert client.get(f"/api/admin/logs?{fits}", headers=bearer).status_code == 200
 
 
 def _get_with_host(port: int, path: str, host: str, **headers: str) -> tuple[int, str]:

@@ -11,9 +11,8 @@ from app.jobs.service import add_job
 from app.models import Audiobook, Job, JobEvent, Request, ScheduledJob
 from app.schedules.defaults import ensure_default_schedules
 
-from helpers import API_TOKEN, drain
+from helpers import drain
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 PAGES = ["/admin/logs", "/admin/scheduled", "/admin/queues", "/admin/requests"]
 HOSTILE = '<script>alert("x")</script>"><img src=x onerror=alert(1)>'
 
@@ -73,15 +72,15 @@ def test_logs_filters_pagination_and_escaping(admin_client, redis_conn):
     assert "<html" not in partial and 'class="job-row"' in partial
 
 
-def test_the_logs_api_has_the_same_filters_and_pagination(client, redis_conn):
+def test_the_logs_api_has_the_same_filters_and_pagination(client, redis_conn, bearer):
     for i in range(3):
         job = Job.create(type="noop", status="failed", error_message="boom")
         JobEvent.create(job=job, level="error", context="T", message=f"event {i}")
-    body = client.get("/api/admin/logs?status=failed&per_page=25&events=1", headers=BEARER).get_json()
+    body = client.get("/api/admin/logs?status=failed&per_page=25&events=1", headers=bearer).get_json()
     assert body["pagination"] == {"page": 1, "perPage": 25, "hasNext": False, "hasPrevious": False}
     assert len(body["jobs"]) == 3 and body["jobs"][0]["events"][0]["level"] == "error"
-    assert client.get("/api/admin/logs?per_page=7", headers=BEARER).status_code == 400
-    assert client.get("/api/admin/logs?since=yesterday", headers=BEARER).status_code == 400
+    assert client.get("/api/admin/logs?per_page=7", headers=bearer).status_code == 400
+    assert client.get("/api/admin/logs?since=yesterday", headers=bearer).status_code == 400
 
 
 def test_job_retry_and_cancel_need_csrf_and_follow_the_rules(admin_client, redis_conn):
@@ -145,7 +144,7 @@ def test_requests_page_shows_progress_and_the_job_timeline(admin_client, redis_c
 
 
 def test_metrics_count_every_run_with_prometheus_types_and_survive_history_cleanup(client, redis_conn,
-                                                                                   use_settings):
+                                                                                   use_settings, bearer):
     """Counters and the duration histogram come from prometheus_client with correct types; they are fed
     by each run's end (in Redis), so deleting the job history does not make a counter go down."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -166,7 +165,7 @@ def test_metrics_count_every_run_with_prometheus_types_and_survive_history_clean
     assert Job.get_by_id(failed).status == "failed"
 
     def scrape() -> dict:
-        response = client.get("/metrics", headers=BEARER)
+        response = client.get("/metrics", headers=bearer)
         assert response.status_code == 200 and response.mimetype == "text/plain"
         return {family.name: family for family in text_string_to_metric_families(response.get_data(as_text=True))}
 

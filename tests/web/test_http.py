@@ -6,14 +6,10 @@ import re
 from app.jobs.service import add_job
 from app.models import JobEvent
 
-from helpers import API_TOKEN
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
-
-
-def test_job_status_returns_the_job_for_an_admin(client, redis_conn):
+def test_job_status_returns_the_job_for_an_admin(client, redis_conn, bearer):
     job_id = add_job("noop", {"x": 1})
-    response = client.get(f"/api/admin/job-status/{job_id}", headers=BEARER)
+    response = client.get(f"/api/admin/job-status/{job_id}", headers=bearer)
     assert response.status_code == 200
     body = response.get_json()
     assert body["success"] is True
@@ -30,9 +26,9 @@ def test_job_status_refuses_anonymous_and_wrong_tokens(client, redis_conn):
     assert wrong.status_code == 401 and wrong.get_json()["error"] == "Unauthorized"
 
 
-def test_job_status_404_for_unknown_and_malformed_ids(client):
+def test_job_status_404_for_unknown_and_malformed_ids(client, bearer):
     for job_id in ("00000000-0000-0000-0000-000000000000", "not-a-uuid", "1%20OR%201=1"):
-        response = client.get(f"/api/admin/job-status/{job_id}", headers=BEARER)
+        response = client.get(f"/api/admin/job-status/{job_id}", headers=bearer)
         assert response.status_code == 404
         assert response.get_json() == {"success": False, "error": "Job not found"}
 

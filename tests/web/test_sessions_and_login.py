@@ -22,8 +22,6 @@ from app.schedules.defaults import ensure_default_schedules
 
 from helpers import ADMIN_PASSWORD, API_TOKEN, serve_app, wait_for
 
-BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
-
 TOKEN_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
@@ -543,7 +541,7 @@ def test_every_page_and_api_reply_carries_the_security_headers(client, admin_cli
 
 
 def test_every_authenticated_page_and_api_answer_is_no_store_and_static_files_are_not(
-        flask_app, client, admin_client, settings, redis_conn):
+        flask_app, client, admin_client, settings, redis_conn, bearer):
     ensure_default_schedules(settings)
     item = Request.create(audiobook=Audiobook.create(title="T", author="A"), status="downloading")
     job = Job.create(type="noop", status="failed", request=item)
@@ -555,7 +553,7 @@ def test_every_authenticated_page_and_api_answer_is_no_store_and_static_files_ar
         path = rule.rule
         for name in rule.arguments:
             path = path.replace(f"<{name}>", values.get(name, "x"))
-        for who, caller, headers in (("session", admin_client, {}), ("bearer", client, BEARER)):
+        for who, caller, headers in (("session", admin_client, {}), ("bearer", client, bearer)):
             response = caller.get(path, headers=headers)
             assert response.headers.get("Cache-Control") == "no-store", (who, path, response.status_code)
             checked.append(rule.rule)

@@ -16,9 +16,10 @@ import pytest
 
 from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
-from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request
+from app.models import Audiobook, DownloadHistory, Job, Request
 
 import jobtypes  # noqa: F401
+from builders import event_messages
 from helpers import drain, start_process, stop_process, wait_for
 
 LEASE = 5
@@ -40,10 +41,6 @@ def _start_scheduler(env, tmp_path):
 def _sleeping_pid(redis_conn, job_id, timeout=30) -> int:
     wait_for(lambda: redis_conn.get(f"test:sleeping:{job_id}"), timeout, message="job to start sleeping")
     return int(redis_conn.get(f"test:pid:{job_id}"))
-
-
-def _events(job_id) -> list[str]:
-    return [e.message for e in JobEvent.select().where(JobEvent.job == job_id).order_by(JobEvent.created_at)]
 
 
 @pytest.mark.slow
@@ -74,7 +71,7 @@ def test_a_worker_paused_past_its_lease_is_fenced_out(settings_env, redis_conn, 
     row = _row(job_id)
     assert row.status == "completed" and row.result == {"run": 2}
     assert row.attempts == 2 <= row.max_attempts
-    messages = _events(job_id)
+    messages = event_messages(job_id)
     assert "run 2 finished" in messages
     assert "run 1 finished" not in messages  # the stale run's event was refused
     assert not any("no attempts left" in m for m in messages)
@@ -112,7 +109,7 @@ def test_an_active_run_lost_with_redis_is_retried(settings_env, redis_conn, use_
     print(f"active run lost with Redis: completed again {recovered:.1f} s later")
     row = _row(job_id)
     assert row.attempts == 2 and row.result == {"run": 2}
-    assert any("Run lost" in m for m in _events(job_id))
+    assert any("Run lost" in m for m in event_messages(job_id))
 
 
 def _downloading_request(title="The Way of Kings", author="Brandon Sanderson") -> Request:
