@@ -91,12 +91,14 @@ def test_a_broken_database_never_raises_into_the_job(settings, capsys):
     assert _events(job.id) == []
 
 
-def test_a_job_whose_events_cannot_be_stored_still_completes(settings, redis_conn, monkeypatch):
+def test_a_job_whose_events_cannot_be_stored_still_completes(settings, redis_conn, monkeypatch, capsys):
+    """Every event write fails (the database refuses the insert the logger makes); the job still completes,
+    and each lost event is printed to stderr instead."""
     import peewee
 
+    from app.jobs import logger as job_logger
     from app.jobs.queues import queue_names_for_group
     from app.jobs.service import add_job
-    from app.models import JobEvent as Model
 
     from helpers import drain
 
@@ -104,6 +106,9 @@ def test_a_job_whose_events_cannot_be_stored_still_completes(settings, redis_con
         raise peewee.OperationalError("server closed the connection unexpectedly")
 
     job_id = add_job("noop", {})
-    monkeypatch.setattr(Model, "create", refuse)
+    monkeypatch.setattr(job_logger, "_insert_event", refuse)
     drain(queue_names_for_group("maintenance"))
     assert Job.get_by_id(job_id).status == "completed"
+    lost = [line for line in capsys.readouterr().err.splitlines() if f"could not store event for job {job_id}" in line]
+    assert len(lost) == 2 and "[info] [Noop] Started" in lost[0]  # noop logs Started and Finished
+    assert _events(job_id) == []

@@ -77,15 +77,6 @@ def test_the_asin_decides_through_the_index():
 
 # --- through the scan jobs against the fake Plex -------------------------------------------------------------
 
-@pytest.fixture
-def available_from_waiting(monkeypatch):
-    """state.py's TRANSITIONS with `available` enterable from the waiting statuses (the change asked of
-    state.py's owner; a no-op once it is made)."""
-    sources = tuple(dict.fromkeys(state.TRANSITIONS[R.AVAILABLE]
-                                  + (R.AWAITING_SEARCH, R.AWAITING_IMPORT, R.WARN, R.FAILED)))
-    monkeypatch.setitem(state.TRANSITIONS, R.AVAILABLE, sources)
-
-
 def _request(title, status, author="George Lucas"):
     return Request.create(audiobook=Audiobook.create(title=title, author=author), status=status,
                           error_message="old error", search_attempts=3, import_attempts=2)
@@ -107,7 +98,8 @@ def test_a_scan_finds_star_wars_among_its_70_episodes(plex):
 
 
 @pytest.mark.parametrize("job_type", ["scan_plex", "plex_recently_added_check"])
-def test_a_book_added_by_hand_completes_a_waiting_request_and_stops_its_jobs(plex, available_from_waiting, job_type):
+def test_a_book_added_by_hand_completes_a_waiting_request_and_stops_its_jobs(plex, job_type):
+    """Through the real state machine: `available` is entered from the waiting statuses too."""
     plex.items = [plex.album(title, "George Lucas", added_at=1_700_000_000 + i)
                   for i, title in enumerate(["Searching Book", "Importing Book", "Warned Book", "Failed Book",
                                              "Downloading Book"])]
@@ -136,8 +128,8 @@ def test_a_book_added_by_hand_completes_a_waiting_request_and_stops_its_jobs(ple
 
 
 def test_statuses_the_state_machine_refuses_are_not_matched(plex, monkeypatch):
-    """The matched statuses follow state.TRANSITIONS: with `available` enterable only from `downloaded`
-    (state.py today), a waiting request is neither touched nor are its jobs cancelled."""
+    """The matched statuses follow state.TRANSITIONS: were `available` enterable only from `downloaded`, a waiting
+    request would be neither touched nor its jobs cancelled."""
     monkeypatch.setitem(state.TRANSITIONS, R.AVAILABLE, (R.DOWNLOADED,))
     plex.items = [plex.album("Searching Book", "George Lucas"), plex.album("Done Book", "George Lucas")]
     waiting, done = _request("Searching Book", "awaiting_search"), _request("Done Book", "downloaded")
