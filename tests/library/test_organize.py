@@ -7,6 +7,8 @@ from unittest import mock
 import pytest
 
 from app.config import SettingsError, load_settings
+from app.jobs.queues import queue_names_for_group
+from app.jobs.types import Priority
 from app.library import organizer
 from app.library.organizer import NoAudioFiles, organize
 from app.library.paths import (
@@ -17,9 +19,10 @@ from app.library.paths import (
     target_dir,
     validate_template,
 )
-from app.models import Audiobook, JobEvent, Request
+from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request
 
 from builders import make_request, run_organize
+from helpers import drain
 
 
 def test_a_multi_file_book_with_nested_folders_and_a_cover(dirs):
@@ -70,6 +73,31 @@ def test_no_audio_files_waits_for_a_retry_then_warns_on_the_fifth_attempt(dirs):
                         ("awaiting_import", 4), ("warn", 5)]
     assert "Retry 4/5" not in Request.get_by_id(request.id).error_message
     assert "Manual retry available" in Request.get_by_id(request.id).error_message
+
+
+def test_a_request_in_warn_is_imported_again_by_a_manual_retry(dirs, client, bearer):
+    """After the fifth failed import (warn), Retry re-runs the import from the recorded download at High
+    priority, and once the files are there the book is imported."""
+    downloads, media = dirs
+    folder = downloads / "The Way of Kings"
+    folder.mkdir()
+    request = make_request()
+    DownloadHistory.create(request=request, selected=True, download_path=str(folder), torrent_name=folder.name)
+    for _ in range(5):
+        run_organize(request, folder)
+    assert Request.get_by_id(request.id).status == "warn"
+
+    (folder / "01.mp3").write_bytes(b"audio" * 200)
+    response = client.post(f"/api/requests/{request.id}/retry", headers=bearer)
+    assert response.status_code == 200, response.get_json()
+    job = Job.get_by_id(response.get_json()["jobId"])
+    assert (job.type, job.payload["downloadPath"], job.payload["manualRetry"]) == ("organize_files", str(folder), True)
+    assert job.priority == Priority.HIGH
+    drain(queue_names_for_group("organize_files"))
+    assert Job.get_by_id(job.id).status == "completed"
+    after = Request.get_by_id(request.id)
+    assert (after.status, after.error_message) == ("downloaded", None)
+    assert [p.name for p in (media / "Brandon Sanderson" / "The Way of Kings").iterdir()] == ["01.mp3"]
 
 
 def test_a_missing_download_is_retryable_like_no_audio(dirs):

@@ -10,18 +10,21 @@ import uuid
 from pathlib import Path
 
 import pytest
+from rq.registry import ScheduledJobRegistry
 
 from app.integrations.errors import PermanentServiceError, TransientServiceError
 from app.integrations.torrent import download_client
 from app.integrations.torrentfile import (
     TorrentFileError,
+    magnet_uri,
     make_torrent,
     read_torrent,
 )
-from app.jobs.queues import queue_names_for_group
-from app.jobs.service import retry_job
+from app.jobs.queues import get_queue, queue_name, queue_names_for_group
+from app.jobs.service import retry_job, rq_job_id
+from app.jobs.types import Priority
 from app.models import DownloadHistory, Job, Request
-from workers.processors.download import ReleaseFailure, ends_the_job, no_release_usable
+from workers.processors.download import MONITOR_FIRST_DELAY, ReleaseFailure, ends_the_job, no_release_usable
 
 from builders import BEARER, event_messages
 from fakes.prowlarr import FakeRelease
@@ -59,6 +62,25 @@ def test_the_error_when_no_release_is_usable(transient_flags, expected):
     error = no_release_usable(failures)
     assert type(error) is expected
     assert all(f"'Release {i}' (some reason)" in str(error) for i in range(len(failures)))
+
+
+# --- the first poll ---------------------------------------------------------------------------------------
+
+def test_the_first_poll_of_a_new_download_waits_three_seconds(prowlarr, use_settings, fake_client, client):
+    """The client needs a moment to register a torrent it was just given: download_torrent queues the first
+    monitor_download MONITOR_FIRST_DELAY (3 s) later, as a delayed job, never at once."""
+    use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key)
+    info_hash = "0123456789abcdef0123456789abcdef01234567"
+    prowlarr.releases = [_release("Oathbringer", "[M4B]", 10, magnet=magnet_uri(info_hash, "Oathbringer"))]
+    download = _search_and_download(_request(client, "Oathbringer"))
+    assert download.status == "completed", download.error_message
+    monitor = Job.get_by_id(download.result["monitorJobId"])
+    assert (monitor.type, monitor.status, monitor.payload["downloadClientId"]) == \
+           ("monitor_download", "delayed", info_hash)
+    assert MONITOR_FIRST_DELAY == 3
+    assert abs((monitor.run_at - monitor.created_at).total_seconds() - MONITOR_FIRST_DELAY) < 0.5
+    scheduled = ScheduledJobRegistry(queue=get_queue(queue_name("monitor_download", Priority(monitor.priority))))
+    assert scheduled.get_job_ids() == [rq_job_id(monitor.id)]
 
 
 # --- download_torrent in-process, real qbittorrent-nox ----------------------------------------------------

@@ -224,3 +224,24 @@ def test_a_job_handed_to_a_worker_cut_off_from_redis_is_enqueued_again(settings,
     assert requeue_lost_jobs(redis_conn, now=later) == []
     event = JobEvent.get((JobEvent.job == job_id) & (JobEvent.level == "warn"))
     assert "never started it" in event.message
+
+
+@pytest.mark.slow
+def test_a_group_runs_at_most_its_size_of_jobs_at_once(settings_env, redis_conn, tmp_path):
+    """A pool of size 2 for the testing group: five 1.5 s jobs run two at a time, never three and never one
+    by one (the overlap of their rows' started_at..completed_at intervals)."""
+    settings, env = settings_env
+    pool = start_process(["tests/run_pool.py", "testing", "--size", "2"], env, tmp_path / "pool.log")
+    try:
+        ids = [add_job("test_sleep", {"seconds": 1.5}) for _ in range(5)]
+        wait_for(lambda: all(_status(job_id).status == "completed" for job_id in ids), 60,
+                 message="five jobs completed")
+    finally:
+        stop_process(pool)
+    rows = [_status(job_id) for job_id in ids]
+    edges = sorted([(row.started_at, 1) for row in rows] + [(row.completed_at, -1) for row in rows])
+    running = peak = 0
+    for _, step in edges:  # an end at the same instant as a start sorts first
+        running += step
+        peak = max(peak, running)
+    assert peak == 2, [(row.started_at, row.completed_at) for row in rows]
