@@ -1,4 +1,4 @@
-"""Issue 17 item 7: the blocklist is visible. GET /api/blocklist (newest first, paginated like the logs API),
+"""The blocklist is visible. GET /api/blocklist (newest first, paginated like the logs API),
 DELETE /api/blocklist/<id> (an event on the request's timeline), and /admin/blocklist with a Remove button
 (a POST form with CSRF); anonymous users are refused. Through HTTP on real PostgreSQL and Redis; the page
 also in chromium (Playwright)."""

@@ -1,4 +1,4 @@
-"""Issue 12 item 3: interactive search. GET /api/requests/<id>/releases runs the Prowlarr search now and lists
+"""Interactive search. GET /api/requests/<id>/releases runs the Prowlarr search now and lists
 every result ranked; POST {guid} queues download_torrent with that release (rank ignored, blocklist honoured).
 
 Through HTTP against real PostgreSQL and Redis and the fake Prowlarr; the queued download_torrent job is run

@@ -1,4 +1,4 @@
-"""The request reconciler (issue 9): the pure decision table, then strandings made on the real database the
+"""The request reconciler: the pure decision table, then strandings made on the real database the
 way real faults leave them, repaired (or left alone) by reconcile_requests()."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 12 item 1: the New request form on /admin/requests, and deleting a request (soft delete).
+"""The New request form on /admin/requests, and deleting a request (soft delete).
 
 Through HTTP (Flask test client) against real PostgreSQL and Redis; the torrent removal on delete against the
 REAL qbittorrent-nox (files must stay on disk); a download-client outage with the in-memory fake.

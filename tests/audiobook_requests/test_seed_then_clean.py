@@ -1,4 +1,4 @@
-"""Issue 17 item 3: seed, then clean. Deleting or cancelling a request whose torrent finished keeps the torrent
+"""Seed, then clean. Deleting or cancelling a request whose torrent finished keeps the torrent
 seeding until its indexer's limit (INDEXER_SEEDING_MINUTES and INDEXER_SEEDING_RATIO, both when both are set);
 cleanup_seeded_torrents then removes it with its files. An unfinished download goes at once, with its partial
 files. An admin can still remove a kept torrent now.

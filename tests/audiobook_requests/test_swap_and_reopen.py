@@ -1,4 +1,4 @@
-"""Issue 17 item 6: swap and re-open. An admin may pick a release while a request downloads (the unfinished
+"""Swap and re-open. An admin may pick a release while a request downloads (the unfinished
 torrent goes with its partial files and is blocklisted, its monitor stops, the new one starts); a cancelled
 request can be retried (it searches again) or given a release; an import that ends in `warn` blocklists its
 release.

@@ -1,4 +1,4 @@
-"""Browser tests of /admin/activity and the health checks on /admin/system (issue 20 items 2 and 3): the rows
+"""Browser tests of /admin/activity and the health checks on /admin/system: the rows
 follow the client with the dashboard's refresh, an action asks first and lands, a check shows its fix.
 Playwright drives Debian's chromium (/usr/bin/chromium); the download client is the in-memory fake."""
 from __future__ import annotations

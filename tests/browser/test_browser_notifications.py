@@ -1,4 +1,4 @@
-"""Browser test of /admin/notifications (issue 20 item 1): add a target with its events, see it redacted, Test
+"""Browser test of /admin/notifications: add a target with its events, see it redacted, Test
 it (one message at a loopback receiver), change its events, remove it. Playwright drives Debian's chromium."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every page on a phone and on a desktop, for everyone (issue 20 item 6).
+"""Every page on a phone and on a desktop, for everyone.
 
 The pages are enumerated from the Flask url_map (every GET page under /admin, and /login), so a page added
 later is covered without touching this file; a page whose URL takes an argument this file has no sample for

@@ -1,4 +1,4 @@
-"""Browser test of /admin/requests (issue 12 items 1 and 3): the New request form with its validation
+"""Browser test of /admin/requests: the New request form with its validation
 messages, the new row at the top, Search → the ranked releases, Download → the job queued, Delete → the row
 hidden (and shown by the deleted filter). Playwright driving Debian's chromium (/usr/bin/chromium) against the
 real app on a loopback port, the fake Prowlarr, real PostgreSQL and Redis."""

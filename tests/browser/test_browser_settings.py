@@ -1,4 +1,4 @@
-"""Browser tests of issue 19 (Playwright on Debian's chromium): the first-run setup from a fresh database to a
+"""Browser tests of the settings (Playwright on Debian's chromium): the first-run setup from a fresh database to a
 finished Library Scan against the fake Prowlarr and Plex and the real qbittorrent-nox, and a setting changed on
 /admin/settings that the next job of a running worker uses without a restart."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Browser test of /admin/system (issue 12 item 8): Test an integration, see its status change, and the
+"""Browser test of /admin/system: Test an integration, see its status change, and the
 health banner on another page. Playwright drives Debian's chromium (/usr/bin/chromium)."""
 from __future__ import annotations
 

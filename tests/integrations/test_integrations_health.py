@@ -1,4 +1,4 @@
-"""Integrations health (issue 12 item 8): checks of Prowlarr, the download client and Plex through HTTP
+"""Integrations health: checks of Prowlarr, the download client and Plex through HTTP
 against the fakes and the real torrent daemons, the scheduler's duty, the System page and the banner."""
 from __future__ import annotations
 

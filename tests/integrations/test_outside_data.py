@@ -1,10 +1,10 @@
-"""Outside data and credentials (issue 18, items 3, 4 and 6), through the fake Prowlarr and Plex on real sockets.
+"""Outside data and credentials, through the fake Prowlarr and Plex on real sockets.
 
-- 3: a result or a Plex item with a NUL or a lone surrogate is cleaned where it enters; one that still cannot be
+- Cleaning: a result or a Plex item with a NUL or a lone surrogate is cleaned where it enters; one that still cannot be
   stored is skipped with an event; a request's message never carries a database's error text.
-- 4: the Prowlarr JSON client and every Plex call refuse to follow a redirect: the host it names receives
+- Redirects: the Prowlarr JSON client and every Plex call refuse to follow a redirect: the host it names receives
   nothing, the health check is not ok and says which setting to fix.
-- 6: a re-run of a download job fetches its link as Prowlarr gave it (the passkey whole), while the job page
+- Retries: a re-run of a download job fetches its link as Prowlarr gave it (the passkey whole), while the job page
   and the API show it redacted; a link that lost its secret to redaction is refused before any request.
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _create_request(client, title: str) -> str:
     return response.get_json()["request"]["id"]
 
 
-# --- item 3: the pure parts, by table ---------------------------------------------------------------------
+# --- the pure parts, by table ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, clean", [
     ("The Way of Kings", "The Way of Kings"),
@@ -132,7 +132,7 @@ def test_a_job_failed_by_the_database_leaves_its_request_a_message_without_the_d
     assert message == f"download_torrent failed: {STORING_FAILED}" and "CONTEXT" not in message
 
 
-# --- item 3: through the pipeline ---------------------------------------------------------------------------
+# --- through the pipeline ---------------------------------------------------------------------------
 
 @pytest.fixture
 def pipeline(prowlarr, use_settings, fake_client, redis_conn):
@@ -207,7 +207,7 @@ def test_a_plex_title_with_nul_and_surrogates_no_longer_fails_the_library_scan(p
     assert f"Skipped Plex item 'Hero of Ages': addedAt {10**20} is out of range" in event_messages(job_id)
 
 
-# --- item 4: no redirect carries a credential ---------------------------------------------------------------
+# --- no redirect carries a credential ---------------------------------------------------------------
 
 CONTAINER = {"version": "1.41.0", "MediaContainer": {"version": "1.41.0", "size": 0, "Metadata": []}}
 
@@ -259,7 +259,7 @@ def test_the_integration_test_api_reports_the_redirect(use_settings, redis_conn,
     assert collector.requests == []
 
 
-# --- item 6: a retry fetches the link whole; it is shown redacted -------------------------------------------
+# --- a retry fetches the link whole; it is shown redacted -------------------------------------------
 
 PASSKEY = "abc0123456789def0123456789abcdef"
 
@@ -334,7 +334,7 @@ def test_a_403_from_a_release_link_does_not_blame_the_prowlarr_key(prowlarr):
     assert "HTTP 403" in str(refused.value) and "PROWLARR_API_KEY" not in str(refused.value)
 
 
-# --- item 3: the torrent clients' answers ---------------------------------------------------------------------
+# --- the torrent clients' answers ---------------------------------------------------------------------
 
 HASH = "0123456789abcdef0123456789abcdef01234567"
 
@@ -379,7 +379,7 @@ def test_transmission_names_errors_and_refusals_are_cleaned():
     assert str(refused.value) == "Transmission: torrent-set failed: duplicate torrent\ufffd"
 
 
-# --- item 7: interactive results in Redis are redacted, the pick downloads the link whole --------------------
+# --- interactive results in Redis are redacted, the pick downloads the link whole --------------------
 
 def test_interactive_results_are_kept_redacted_and_the_pick_downloads_the_whole_link(client, pipeline, fake_client,
                                                                                     indexer, redis_conn, bearer):

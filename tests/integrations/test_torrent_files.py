@@ -68,7 +68,7 @@ def _multi_file(files) -> bytes:
 
 
 MALFORMED = {
-    "the issue's name=int": b"d4:infod4:namei5eee",
+    "name is an int": b"d4:infod4:namei5eee",
     "empty": b"",
     "not bencode": b"not a torrent",
     "a list at the top": b"l1:ae",

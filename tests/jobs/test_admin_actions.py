@@ -53,7 +53,7 @@ def _flash(response) -> str:
     return " ".join(re.findall(r'<div class="flash" role="alert">(.*?)</div>', response.get_data(as_text=True)))
 
 
-# --- item 7: Retry ----------------------------------------------------------------------------------
+# --- Retry ----------------------------------------------------------------------------------
 
 def test_a_stuck_job_is_not_retried_by_hand_because_rq_retries_it(admin_client, redis_conn):
     stuck = Job.create(type="noop", status="stuck", payload={"x": 1})
@@ -171,7 +171,7 @@ def test_a_retry_that_could_not_start_releases_its_claim_and_the_request(setting
     assert Request.get_by_id(request.id).status == "processing"
 
 
-# --- item 8: Requeue failed -------------------------------------------------------------------------
+# --- Requeue failed -------------------------------------------------------------------------
 
 def _queue_row(page: str, job_type: str) -> str:
     return re.search(rf'<tr data-type="{job_type}">(.*?)</tr>', page, re.S).group(1)
@@ -226,7 +226,7 @@ def test_the_requeue_message_says_what_happened(outcome, message):
     assert requeue_message("noop", outcome) == message
 
 
-# --- item 9: Trigger Now ----------------------------------------------------------------------------
+# --- Trigger Now ----------------------------------------------------------------------------
 
 def _schedule_with_run(settings, status: str) -> tuple[ScheduledJob, Job]:
     ensure_default_schedules(settings)

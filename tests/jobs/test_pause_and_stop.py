@@ -1,4 +1,4 @@
-"""Workers you can act on (issue 20 item 4): Pause/Resume of a job type's queues, Stop of a running job, the live
+"""Workers you can act on: Pause/Resume of a job type's queues, Stop of a running job, the live
 workers on the queues page.
 
 Pause: paused_queues in PostgreSQL (the record of truth) mirrored to a Redis set that the one-round-trip dequeue

@@ -1,4 +1,4 @@
-"""Secret redaction (issue 10, "Secrets"): what is redacted, what is not, by configured value, and in bounded time.
+"""Secret redaction: what is redacted, what is not, by configured value, and in bounded time.
 
 - Tracker keys (passkey, torrent_pass, authkey, rsskey), URL-encoded pairs (apikey%3D…), SID/QBT_SID cookies,
   X-Transmission-Session-Id and secret_key are redacted; prose ("The Secret: A Novel") is not.
@@ -79,7 +79,7 @@ NEWLY_REDACTED = [
     ("SECRET_KEY: OOOO", f"SECRET_KEY: {R}"),
     ('{\\"apikey\\": \\"PPPP\\"}', f'{{\\"apikey\\": \\"{R}"}}'),  # JSON inside a JSON string
 ]
-ROUND_2 = [  # issue 18 item 7: each of these carried its secret through before
+ROUND_2 = [  # each of these carried its secret through before
     ("curl -H 'X-Api-Key 0123456789abcdef0123456789abcdef' http://p/api", f"curl -H 'X-Api-Key {R}' http://p/api"),
     ("X-Plex-Token aB3dE5gH7jK9mN1pQ", f"X-Plex-Token {R}"),
     ("http://t.example:2710/announce/0123456789abcdef0123456789abcdef/",
@@ -229,7 +229,7 @@ def _best_of_3(function, text: str) -> float:
 
 @pytest.mark.parametrize("shape", HOSTILE_SHAPES)
 def test_redacting_a_megabyte_of_hostile_text_takes_under_100_ms(shape):
-    """The issue's one timed assertion. Sizes grow, so a quadratic pattern fails at 16 kB in seconds
+    """The one timed assertion. Sizes grow, so a quadratic pattern fails at 16 kB in seconds
     instead of running for hours at 1 MB."""
     for size in (16_000, 1_000_000):
         assert _best_of_3(redact_text, _repeat(shape, size)) < 0.1, (shape, size)
@@ -270,7 +270,7 @@ def test_the_job_page_shows_no_passkey_of_a_download_payload(admin_client):
     assert "The Secret: A Novel" in page
 
 
-# --- process logs at DEBUG (issue 18 item 7) ----------------------------------------------------------------
+# --- process logs at DEBUG ----------------------------------------------------------------
 
 LOGGED_PASSKEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 

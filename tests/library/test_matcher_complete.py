@@ -1,5 +1,5 @@
-"""The matcher never silently misses (issue 12 item 10) and a book added to Plex by hand completes a request
-waiting in awaiting_search / awaiting_import / warn / failed too (item 6), through the scan jobs."""
+"""The matcher never silently misses and a book added to Plex by hand completes a request
+waiting in awaiting_search / awaiting_import / warn / failed too, through the scan jobs."""
 from __future__ import annotations
 
 import random
@@ -143,7 +143,7 @@ def test_statuses_the_state_machine_refuses_are_not_matched(plex, monkeypatch):
 
 @pytest.mark.parametrize("job_type", ["scan_plex", "plex_recently_added_check"])
 def test_scans_match_series_titles_and_leave_sequels_alone(plex, job_type):
-    """Issue 17 item 1 through the scan jobs: Plex albums tagged with their series complete the requests for
+    """Through the scan jobs: Plex albums tagged with their series complete the requests for
     their books (whichever side carries the series, and a book added by hand to a waiting request), never
     the request for the book a sequel's series is named after."""
     plex.items = [plex.album(title, author, added_at=1_700_000_000 + i) for i, (title, author) in enumerate([

@@ -1,5 +1,5 @@
-"""Issue 12, items 4 and 5: Plex refresh after an import, and remote path mappings (REMOTE_PATH_MAPPINGS).
-Issue 17, item 2: Plex path mappings (PLEX_PATH_MAPPINGS) and a refresh only inside the section's folders."""
+"""Plex refresh after an import, remote path mappings (REMOTE_PATH_MAPPINGS), Plex path mappings
+(PLEX_PATH_MAPPINGS) and a refresh only inside the section's folders."""
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,4 @@
-"""Issue 17 item 1: one matcher that knows series and edition decoration, both ways round, and still refuses
+"""One matcher that knows series and edition decoration, both ways round, and still refuses
 sequels; authors compare without caring about initials. The table is pure; the HTTP and scan tests are below."""
 from __future__ import annotations
 

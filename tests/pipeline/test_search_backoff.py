@@ -1,4 +1,4 @@
-"""Issue 17 item 4: re-search without waiting a day.
+"""Re-search without waiting a day.
 
 A stalled or errored download blocklists its release and searches again at once (the next best release is
 grabbed); a request waiting for a release is searched again on a back-off per request (15 min, 30 min,

@@ -1,4 +1,4 @@
-"""Issue 20 item 3: Activity. /admin/activity and GET /api/activity list every download in flight (book,
+"""Activity. /admin/activity and GET /api/activity list every download in flight (book,
 release, indexer, client state, progress, speed, ETA, seeders, age; "seeding until …" for a finished one) from
 ONE download-client call per page load, and offer "Remove, blocklist and search again" and "Remove".
 

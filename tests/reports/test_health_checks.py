@@ -1,4 +1,4 @@
-"""Issue 20 item 2: health checks that say how to fix it, on /admin/system, GET /api/admin/health and in the
+"""Health checks that say how to fix it, on /admin/system, GET /api/admin/health and in the
 banner: free space on DOWNLOAD_DIR and MEDIA_DIR, the download client's save path not visible here
 (REMOTE_PATH_MAPPINGS), MEDIA_DIR outside Plex's folders (PLEX_PATH_MAPPINGS, tests/test_integrations_health.py
 and here for its fix), indexers Prowlarr reports failing, Redis without persistence, no live worker for queued

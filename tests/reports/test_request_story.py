@@ -1,4 +1,4 @@
-"""A request's whole story (issue 20 item 5): the request page's one timeline of every event of every job,
+"""A request's whole story: the request page's one timeline of every event of every job,
 oldest first; the logs page's "page x of y (n jobs)"; a polled or retried job's whole duration next to its
 last run's. Through HTTP on real PostgreSQL (the pipeline end to end: tests/test_end_to_end.py)."""
 from __future__ import annotations

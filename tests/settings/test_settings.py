@@ -1,4 +1,4 @@
-"""Settings stored in the database (issue 19): GET/PUT /api/admin/settings, /admin/settings (Save, Test, write-only
+"""Settings stored in the database: GET/PUT /api/admin/settings, /admin/settings (Save, Test, write-only
 secrets, validation), the environment override, live reload into the next job, and the first-run setup over HTTP."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 19 item 2 on a live stack: the Procfile's web line, the scheduler and a search worker pool run as real
+"""Settings changed live, on a live stack: the Procfile's web line, the scheduler and a search worker pool run as real
 processes; PROWLARR_URL changed through PUT /api/admin/settings reaches the next search without a restart."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fakes.prowlarr import FakeProwlarr
 from helpers import start_process, stop_process, wait_for
 from web_line import WebLine
 
-LIVE_RELOAD_LIMIT_SECONDS = 10  # the issue's bound: every process sees a saved change within 10 s
+LIVE_RELOAD_LIMIT_SECONDS = 10  # the bound: every process sees a saved change within 10 s
 
 
 @pytest.fixture

@@ -161,7 +161,7 @@ def test_read_routes_and_log_filters_never_answer_500(flask_app, settings, clien
         fuzz()
 
 
-# --- outside data: the same text arriving from Prowlarr and Plex (issue 18 item 3) ---------------------------
+# --- outside data: the same text arriving from Prowlarr and Plex ---------------------------
 
 OUTSIDE_EXAMPLES = 15  # each example runs a search, a pick, a search job and a library scan
 
