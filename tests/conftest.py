@@ -322,6 +322,16 @@ def prowlarr():
 
 
 @pytest.fixture
+def indexer():
+    """The fake indexer (tests/fakes/indexer.py) on a free port, serving its SMALL_TORRENT."""
+    from fakes.indexer import FakeIndexer
+
+    fake = FakeIndexer()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
 def plex(use_settings, redis_conn):
     """The fake Plex on a free port, configured as this test's Plex (PLEX_URL, PLEX_TOKEN, PLEX_LIBRARY_ID);
     modules that need an unconfigured one define their own `plex`."""

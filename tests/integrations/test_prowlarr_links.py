@@ -10,10 +10,10 @@ import requests
 
 from app.integrations.errors import PermanentServiceError
 from app.integrations.prowlarr import MAX_REDIRECTS, ProwlarrClient, parse_release, same_origin, without_api_key
-from app.integrations.torrentfile import bencode, magnet_uri
+from app.integrations.torrentfile import magnet_uri
 from workers.processors.download import ends_the_job
 
-from fakes.http import QuietHandler, serve
+from fakes.indexer import MAGNET_HASH, SMALL_TORRENT
 from fakes.prowlarr import FakeProwlarr, FakeRelease
 
 MiB = 1024 * 1024
@@ -22,7 +22,7 @@ HASH = "0123456789abcdef0123456789abcdef01234567"
 
 def _torrent() -> bytes:
     """A small well-formed .torrent: what Prowlarr or an indexer serves."""
-    return bencode({"info": {"name": "Book", "piece length": 262144, "pieces": b"p" * 20, "length": 5}})
+    return SMALL_TORRENT
 
 
 # --- links without the key ------------------------------------------------------------------------
@@ -95,47 +95,6 @@ def test_a_stored_link_with_a_redacted_key_still_fetches(prowlarr):
 
 # --- redirects -----------------------------------------------------------------------------------
 
-class FakeIndexer:
-    """An 'indexer' on its own port that records what it was sent.
-
-    /torrent serves .torrent bytes; /hops/N redirects N more times before serving them; /loop redirects
-    to itself; /magnet redirects to a magnet; /refuse answers 401.
-    """
-
-    def __init__(self, torrent: bytes):
-        self.torrent, self.requests = torrent, []
-        indexer = self
-
-        class Handler(QuietHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                indexer.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}})
-                path = self.path.split("?")[0]
-                if path == "/loop":
-                    return self._send(302, b"", "text/plain", {"Location": "/loop"})
-                if path == "/magnet":
-                    return self._send(301, b"", "text/plain", {"Location": magnet_uri(HASH, "Book")})
-                if path == "/refuse":
-                    return self._send(401, b"", "text/plain")
-                if path.startswith("/hops/") and int(path.rsplit("/", 1)[1]) > 0:
-                    left = int(path.rsplit("/", 1)[1]) - 1
-                    return self._send(301, b"", "text/plain", {"Location": f"{indexer.url}/hops/{left}"})
-                self._send(200, indexer.torrent, "application/x-bittorrent")
-
-        self.server = serve(Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def indexer():
-    fake = FakeIndexer(_torrent())
-    yield fake
-    fake.stop()
-
-
 def _fetch_through(prowlarr: FakeProwlarr, target: str):
     """Prowlarr's proxy link answers 301 to `target`; fetch it as download_torrent does."""
     prowlarr.releases = [FakeRelease("Author - Book", 700 * MiB, redirect=target)]
@@ -174,7 +133,7 @@ def test_at_most_five_redirects_are_followed(prowlarr, indexer, hops, allowed):
 
 
 def test_a_redirect_to_a_magnet_ends_the_chain(prowlarr, indexer):
-    assert _fetch_through(prowlarr, f"{indexer.url}/magnet").magnet == magnet_uri(HASH, "Book")
+    assert _fetch_through(prowlarr, f"{indexer.url}/magnet").magnet == magnet_uri(MAGNET_HASH, "Book")
 
 
 def test_a_refusal_by_the_indexer_is_about_that_release_not_the_prowlarr_key(prowlarr, indexer):
