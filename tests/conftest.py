@@ -18,6 +18,8 @@ import psycopg2
 import pytest
 import redis
 
+from builders import BEARER
+
 # Re-exported for test files that still say `from conftest import drain`; new code imports from helpers.
 from helpers import (  # noqa: F401
     ADMIN_PASSWORD,
@@ -191,6 +193,12 @@ def client(flask_app):
 
 
 @pytest.fixture
+def bearer() -> dict[str, str]:
+    """The Authorization header of an API caller with the configured token (a fresh dict: a test may add to it)."""
+    return dict(BEARER)
+
+
+@pytest.fixture
 def admin_client(flask_app):
     """A test client logged in through the real login form (CSRF token included)."""
     import re
@@ -309,6 +317,16 @@ def prowlarr():
     from fakes.prowlarr import FakeProwlarr
 
     fake = FakeProwlarr().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def indexer():
+    """The fake indexer (tests/fakes/indexer.py) on a free port, serving its SMALL_TORRENT."""
+    from fakes.indexer import FakeIndexer
+
+    fake = FakeIndexer()
     yield fake
     fake.stop()
 

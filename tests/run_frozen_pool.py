@@ -1,5 +1,5 @@
 """A worker pool whose first run to reach TEST_FREEZE_AT stops itself there with SIGSTOP
-(tests/test_fenced_downloads.py).
+(tests/workers/test_fenced_downloads.py).
 
 Points: `add` (download_torrent, right after the client took the torrent), `get`/`snapshot` (monitor_download,
 right after the client answered), `organize` (organize_files, right after the files were copied). The frozen

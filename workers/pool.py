@@ -91,7 +91,7 @@ def _stop_when_orphaned(worker: Any) -> None:
     Before RQ installs its handlers, SIGTERM (reset to the default) ends the process; afterwards it is
     RQ's warm shutdown. Already shutting down (the pool forwarded a SIGTERM before it was killed):
     nothing, as a second SIGTERM would make RQ kill the running job. (RQ 2.12 sets
-    `_shutdown_requested_date` on the first SIGTERM; tests/test_orphans.py fails if that changes.)
+    `_shutdown_requested_date` on the first SIGTERM; tests/workers/test_orphans.py fails if that changes.)
     """
 
     def on_parent_death(signum: int, frame: Any) -> None:

@@ -112,7 +112,7 @@ class JobEndLine:
 
 
 class FewerRoundTrips:
-    """Worker mixin that drops RQ's redundant Redis round trips (bench/throughput.py, tests/test_round_trips.py).
+    """Worker mixin that drops RQ's redundant Redis round trips (bench/throughput.py, tests/jobs/test_round_trips.py).
 
     - RQ beats the worker key (HSET + EXPIRE, two round trips) up to four times per job, three of them
       without a pipeline (before and after the dequeue, after the job). A bare beat is dropped when the

@@ -30,7 +30,7 @@ def _retention_key(job_type: str, finished: bool) -> str:
 # (app/jobs/metrics.py; an empty type records nothing). Records the run, deletes the oldest beyond `keep`
 # everywhere, in one call. The key prefixes are RQ's own (Job.redis_job_namespace_prefix `rq:job:`,
 # rq.results.get_key, ExecutionRegistry.key_template), written out because the script builds keys from ids;
-# tests/test_code_health.py fails when an RQ upgrade changes them.
+# tests/jobs/test_rq_keys.py fails when an RQ upgrade changes them.
 _TRIM = """
 if ARGV[4] ~= '' then
   local field = ARGV[4] .. '|'

@@ -1,7 +1,7 @@
 """Audiobook torrents for the fault scenarios: content on disk, its .torrent, and what MEDIA_DIR must hold.
 
 A book is either already in DOWNLOAD_DIR when its torrent is added (qBittorrent finds it complete by
-hash check, as in tests/test_end_to_end.py), or "arrives later": its files wait in a staging folder,
+hash check, as in tests/end_to_end/test_end_to_end.py), or "arrives later": its files wait in a staging folder,
 the torrent sits at 0 % (no peers on loopback) while monitor_download polls it, and `arrive()` puts
 the files in place and asks qBittorrent to recheck, which completes the download.
 """

@@ -1,4 +1,4 @@
-"""What must hold after every fault (issue 9), each as its own assertion with the stack's diagnosis:
+"""What must hold after every fault, each as its own assertion with the stack's diagnosis:
 
 - every request ends `available` (or, where a scenario says so, in a terminal status with a reason),
   and once `available` it never went back;

@@ -39,7 +39,7 @@ MARKER_ENV = "RMAB_FAULT_RUN"
 API_TOKEN = "fault-suite-api-token-0123456789"
 UNFINISHED_JOB_STATUSES = ("pending", "delayed", "active", "stuck")
 SETTLED_REQUEST_STATUSES = ("available", "failed", "cancelled", "warn", "awaiting_search", "awaiting_import")
-# Short timings so a scenario fits in about a minute (issue 9).
+# Short timings so a scenario fits in about a minute.
 FAST_SETTINGS = {"JOB_HEARTBEAT_TTL": "6", "MONITOR_POLL_SECONDS": "1", "JOB_BACKOFF_SECONDS": "1",
                  "PLEX_REFRESH_CHECK_DELAY_SECONDS": "2",
                  "LOG_LEVEL": "info"}

@@ -1,4 +1,4 @@
-"""Fault injection (issue 9): requests in flight through every step of the real stack while a worker is
+"""Fault injection: requests in flight through every step of the real stack while a worker is
 killed, PostgreSQL or Redis crash, the whole stack is SIGKILLed, a worker is frozen past its lease, or
 the best release is a malformed .torrent. After each, the invariants of faults/checks.py must hold,
 and the recovery time (fault → the request moving again: its status or one of its jobs changing) is

@@ -1,4 +1,4 @@
-"""Two worker hosts and partitions (issue 21 items 3 and 4).
+"""Two worker hosts and partitions.
 
 The second host is a network namespace with its own address (faults/hosts.py) running `python -m workers`
 for the groups that need only the network (and, in the partition scenarios, organize_files too: the
