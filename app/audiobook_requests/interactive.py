@@ -30,7 +30,7 @@ from app.integrations.errors import ServiceError
 from app.integrations.prowlarr import ProwlarrClient
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job, cancel_run
-from app.jobs.types import Priority
+from app.jobs.types import JobKind, Priority
 from app.models import TERMINAL_JOB_STATUSES, DownloadHistory, DownloadStatus, Job, Request, status_values
 from app.pipeline.ranking import Ranked, Release
 from app.pipeline.release_search import (
@@ -151,8 +151,8 @@ def pick_release(request_id: str, body: Any) -> str:
     if request.status == R.DOWNLOADING.value:
         _swap_out(request, release)
     try:
-        job_id = add_job("download_torrent", download_payload(str(request.id), book_of(request.audiobook), release,
-                                                              interactive=True), priority=Priority.HIGH)
+        payload = download_payload(str(request.id), book_of(request.audiobook), release, interactive=True)
+        job_id = add_job(JobKind.DOWNLOAD_TORRENT, payload, priority=Priority.HIGH)
     except Exception as exc:
         transition(request.id, R.FAILED, only_from=(R.SEARCHING,), error_message=f"could not queue the download: {exc}")
         raise

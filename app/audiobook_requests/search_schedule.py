@@ -14,11 +14,12 @@ from peewee import fn
 
 from app.audiobook_requests.service import RETRY_BATCH
 from app.audiobook_requests.state import R
+from app.jobs.types import JobKind
 from app.models import TERMINAL_JOB_STATUSES, Job, Request
 
 
 def due_for_search(now: datetime, limit: int = RETRY_BATCH) -> list[Request]:
-    searching = Job.select(peewee.SQL("1")).where((Job.request == Request.id) & (Job.type == "search_indexers")
+    searching = Job.select(peewee.SQL("1")).where((Job.request == Request.id) & (Job.type == JobKind.SEARCH_INDEXERS)
                                                   & Job.status.not_in(TERMINAL_JOB_STATUSES))
     return list(Request.select()
                 .where((Request.status == R.AWAITING_SEARCH.value)

@@ -17,11 +17,12 @@ from typing import Any
 
 from app.config import get_settings
 from app.jobs import fence
+from app.jobs.types import JobKind
 from app.redaction import redact_text
 
 log = logging.getLogger(__name__)
 
-JOB_TYPE = "send_notification"
+JOB_TYPE = JobKind.SEND_NOTIFICATION
 # runs per message: waits of JOB_BACKOFF_SECONDS × 1, 2, 4, 8 between them (2 s … 16 s by default)
 SEND_ATTEMPTS = 5
 MAX_TITLE_CHARS = 250

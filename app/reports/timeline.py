@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.jobs.types import JobKind
 from app.models import Job, JobEvent, Request, utcnow
 
-PLEX_JOB_TYPES = ("plex_recently_added_check", "scan_plex")
+PLEX_JOB_TYPES = (JobKind.PLEX_RECENTLY_ADDED_CHECK, JobKind.SCAN_PLEX)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from app.errors import AppError
 from app.jobs import types
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
+from app.jobs.types import JobKind
 from app.models import Job, JobStatus, ScheduledJob, status_values, utcnow
 from app.redis_connection import get_redis
 from app.schedules.cron import InvalidSchedule, describe, next_fire_time, validate_cron
@@ -43,7 +44,7 @@ def find_schedule(id_or_name: str) -> ScheduledJob:
 def run_payload(row: ScheduledJob) -> dict:
     """The payload a run of this schedule gets (scan_plex needs the library id)."""
     payload = {**(row.payload or {}), "scheduledJobId": str(row.id)}
-    if row.type == "scan_plex":
+    if row.type == JobKind.SCAN_PLEX:
         settings = get_settings()
         if not settings.plex_configured:
             missing = [name for name, value in (("PLEX_URL", settings.plex_url), ("PLEX_TOKEN", settings.plex_token),

@@ -12,6 +12,7 @@ from flask_login import current_user
 from app import settings_store
 from app.auth import credentials, sessions
 from app.auth.guards import page_admin_required
+from app.jobs.types import JobKind
 from app.settings_sections import SECTIONS
 from app.web.settings import SectionState, changed_by, environment_settings, handle_section, section_context
 
@@ -86,6 +87,6 @@ def finalize():
 
     settings = current_app.config["SETTINGS"]
     ensure_default_schedules(settings)
-    job_id = schedules.trigger_job_now("scan_plex") if settings.plex_configured else None
+    job_id = schedules.trigger_job_now(JobKind.SCAN_PLEX) if settings.plex_configured else None
     settings_store.finish_setup(changed_by())
     return _render("finalize", job_id=job_id, finished=True)
