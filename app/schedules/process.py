@@ -1,10 +1,12 @@
 """The scheduler process's loop (started by scheduler.py, the Procfile's `scheduler`).
 
 Every second it fires due schedules (rq-scheduler entries kept in step with scheduled_jobs every
-2 s; see app/schedules/timer.py), and moves due delayed jobs, retries and download polls onto their
-queues (RQ's scheduler, for every queue: workers run none, so keep one scheduler running wherever
-workers run). Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuck →
-retried) and runs whose lease in the database expired; every 10 s it re-enqueues jobs Redis lost;
+2 s; see app/schedules/timer.py), and moves due delayed jobs and retries onto their queues (RQ's
+scheduler, for every queue: workers run none, so keep one scheduler running wherever workers run).
+Every quarter second it queues the poll batches that due download polls need (app/jobs/poll_batches.py).
+Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuck → retried) and runs whose lease in the
+database expired; every 10 s it re-enqueues jobs Redis lost and adds waiting polls Redis lost back to the
+due set;
 every minute the reconciler repairs requests left in an in-progress status with no job, and the
 integrations (Prowlarr, download client, Plex) are checked in a background thread (their results feed
 /admin/system and the health banner; app/integrations/health.py), and an integration down or back up, or
@@ -25,7 +27,7 @@ from rq.scheduler import RQScheduler
 from app.audiobook_requests.reconciler import reconcile_requests
 from app.config import get_settings
 from app.integrations.health import CHECK_INTERVAL_SECONDS, run_periodic_checks
-from app.jobs import types
+from app.jobs import poll_batches, types
 from app.jobs.queues import get_redis, queue_names_for_type
 from app.jobs.recovery import requeue_lost_jobs, sweep_abandoned_jobs, sweep_expired_leases
 from app.migrations import schema_is_current
@@ -44,6 +46,7 @@ LOST_JOBS_EVERY_TICKS = 10
 RECONCILE_EVERY_TICKS = 60
 INTEGRATIONS_EVERY_TICKS = int(CHECK_INTERVAL_SECONDS / TICK_SECONDS)
 LATE_SCHEDULES_EVERY_TICKS = 60
+POLL_PROMOTE_SECONDS = 0.25  # poll batches are queued this often (also between ticks)
 
 
 class ShortLockScheduler(RQScheduler):
@@ -104,6 +107,18 @@ class Scheduler:
         if scheduler.acquired_locks:
             scheduler.prepare_registries(scheduler.acquired_locks)
             scheduler.enqueue_scheduled_jobs()
+
+    def promote_due_polls(self) -> None:
+        """Queue the poll batches that due download polls need (app/jobs/poll_batches.py); several times a
+        tick (POLL_PROMOTE_SECONDS), since a poll is due every MONITOR_POLL_SECONDS for each download."""
+        if poll_batches.enabled():
+            poll_batches.promote(self.connection)
+
+    def repair_lost_polls(self) -> None:
+        if poll_batches.enabled():
+            lost = poll_batches.repair_lost(self.connection)
+            if lost:
+                log.warning("added %d waiting poll(s) missing from Redis to the due set again", len(lost))
 
     def fire_due_schedules(self) -> None:
         """rq-scheduler moves due entries to the schedules queue (one process at a time, its global lock);
@@ -166,11 +181,11 @@ class Scheduler:
         """One pass; each duty has its own failure boundary, so one failing (Redis or PostgreSQL
         briefly away) never skips the others."""
         duties: list[Callable[[], object]] = [self.heartbeat, refresh_settings, self.fire_due_schedules,
-                                              self.promote_due_jobs]
+                                              self.promote_due_jobs, self.promote_due_polls]
         if self.ticks % SWEEP_EVERY_TICKS == 0:
             duties.append(self.sweep)
         if self.ticks % LOST_JOBS_EVERY_TICKS == 0:
-            duties.append(self.requeue_lost)
+            duties.extend((self.requeue_lost, self.repair_lost_polls))
         if self.ticks % RECONCILE_EVERY_TICKS == RECONCILE_EVERY_TICKS - 1:
             duties.append(self.reconcile)
         if self.ticks % LATE_SCHEDULES_EVERY_TICKS == LATE_SCHEDULES_EVERY_TICKS // 2:
@@ -184,6 +199,12 @@ class Scheduler:
                 log.warning("scheduler: %s failed (%s: %s); continuing", duty.__name__, type(exc).__name__, exc)
                 log.debug("scheduler duty failure", exc_info=True)
         self.ticks += 1
+
+    def _between_ticks(self) -> None:
+        try:
+            self.promote_due_polls()
+        except Exception as exc:
+            log.debug("scheduler: promote_due_polls failed (%s); the next tick retries", type(exc).__name__)
 
     def heartbeat(self) -> None:
         self.connection.set(SCHEDULER_HEARTBEAT_KEY, repr(time.time()), ex=15)
@@ -203,8 +224,9 @@ class Scheduler:
             self.tick()
             remaining = self.interval - (time.monotonic() - started)
             while remaining > 0 and not self.stopping:
-                time.sleep(min(remaining, 0.5))
-                remaining -= 0.5
+                time.sleep(min(remaining, POLL_PROMOTE_SECONDS))
+                remaining -= POLL_PROMOTE_SECONDS
+                self._between_ticks()
         self.delayed_jobs.release_locks()
         log.info("scheduler stopped")
         return 0
