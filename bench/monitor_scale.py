@@ -1,24 +1,32 @@
 """monitor_download at scale: N concurrent downloads on a fake client, the 5 configured monitor workers.
 
-Each download polls every MONITOR_POLL_SECONDS (10 s) and keeps moving (no back-off). Poll lag = when a poll
-starts minus when it was due. Busy share = time inside processors / (workers × wall time). Client calls per
-tick = calls the fake client answered (one shared snapshot, or a look-up of one torrent) per 10 s of the run.
-Baseline, in the same run: bare RQ jobs that re-schedule themselves the same way (returning rq.Retry every
-10 s) on the same number of rq.SimpleWorker processes, doing nothing else.
+Each download polls every MONITOR_POLL_SECONDS (10 s) and keeps moving (no back-off). The first poll of each is
+its own RQ run; the next ones are polled by poll batches (app/jobs/poll_batches.py, workers/poll_batch.py),
+queued by the same promoter the scheduler process runs (every 0.25 s, here in the bench's main process). Poll
+lag = when a poll starts (its batch, or its own run) minus when it was due. Busy share = time inside batches
+and processors / (workers × wall time). Client calls per tick = calls the fake client answered (one shared
+snapshot, or a look-up of one torrent) per 10 s of the run. Baseline, in the same run: bare RQ jobs that
+re-schedule themselves the same way (returning rq.Retry every 10 s) on the same number of rq.SimpleWorker
+processes, doing nothing else.
 
     python bench/monitor_scale.py [--sizes 1000 2000 10000] [--seconds 40]
+    python bench/monitor_scale.py --quick   # 50 downloads, 1 s polls, 6 s: exits 1 when the bench is broken
+
+Scratch database and Redis db: BENCH_DATABASE_URL, BENCH_REDIS_URL (bench/common.py).
 """
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import random
+import sys
 import time
 
 from common import BENCH_DATABASE_URL, percentile, quiet_logs, reset, setup
 
 WORKERS = 5
-INTERVAL = 10
+INTERVAL = int(os.environ.get("BENCH_MONITOR_INTERVAL", "10"))  # the workers import this module by name
 
 
 CALLS = "bench:client_calls"
@@ -98,12 +106,27 @@ def bare_poll():
     return Retry(max=10**9, interval=INTERVAL)
 
 
-def _run_workers(target, seconds: float) -> None:
+def _observe_batch(lags: list[float], seconds: float) -> None:
+    """The poll batch's probe (workers/poll_batch.py observe): each poll's lag and the batch's time."""
+    from app.jobs.queues import get_redis
+
+    pipe = get_redis().pipeline()
+    if lags:
+        pipe.rpush("bench:lag", *(repr(lag) for lag in lags))
+    pipe.rpush("bench:busy", repr(seconds))
+    pipe.execute()
+
+
+def _run_workers(target, seconds: float, meanwhile=None) -> None:
     context = multiprocessing.get_context("fork")
     processes = [context.Process(target=target) for _ in range(WORKERS)]  # not daemonic: RQ forks its scheduler
     for process in processes:
         process.start()
-    time.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if meanwhile is not None:
+            meanwhile()
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
     for process in processes:
         process.terminate()
     for process in processes:
@@ -127,10 +150,11 @@ def run_full(n: int, seconds: float) -> tuple[list[float], float, int]:
     from app.config import get_settings
     from app.db import bind_database
     from app.integrations import torrent as torrent_module
+    from app.jobs import poll_batches
     from app.jobs.queues import get_redis, queue_names_for_group
     from app.jobs.service import add_job
     from app.models import Audiobook, DownloadHistory, Request
-    from workers import processors
+    from workers import poll_batch, processors
     from workers.processors.monitor import process_monitor
     from workers.worker import JobWorker
 
@@ -138,6 +162,7 @@ def run_full(n: int, seconds: float) -> tuple[list[float], float, int]:
     MovingClient.torrents = n
     torrent_module.set_client_factory(lambda kind: MovingClient())
     processors.replace("monitor_download", _measuring(process_monitor))
+    poll_batch.observe = _observe_batch
     # one book per request: a book has at most one active request (migration 12)
     for i in range(n):
         book = Audiobook.create(title=f"Bench {i}", author="Bench")
@@ -152,7 +177,8 @@ def run_full(n: int, seconds: float) -> tuple[list[float], float, int]:
         bind_database(BENCH_DATABASE_URL, synchronous_commit=get_settings().worker_synchronous_commit)
         JobWorker(queue_names_for_group("monitor_download"), connection=get_redis()).work(with_scheduler=True)
 
-    _run_workers(work, seconds)
+    connection = get_redis()
+    _run_workers(work, seconds, meanwhile=lambda: poll_batches.promote(connection))  # as scheduler.py does
     return _collect(warmup_cut=0)  # first polls have no due time and record no lag
 
 
@@ -180,19 +206,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 10000])
     parser.add_argument("--seconds", type=float, default=40)
+    parser.add_argument("--quick", action="store_true",
+                        help="50 downloads polled every second for 6 s; exit 1 unless both paths polled again")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.seconds = [50], 6.0
+        os.environ["BENCH_MONITOR_INTERVAL"] = "1"
+        global INTERVAL
+        INTERVAL = 1
     setup(MONITOR_POLL_SECONDS=str(INTERVAL))
     quiet_logs()
-    print(f"{WORKERS} workers, poll every {INTERVAL} s, {args.seconds:.0f} s per run; lag in seconds")
+    print(f"{WORKERS} workers, poll every {INTERVAL} s, {args.seconds:.0f} s per run; lag in seconds; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    broken = []
     for n in args.sizes:
         bare_lags, bare_busy, _ = run_bare(n, args.seconds)
         lags, busy, calls = run_full(n, args.seconds)
         share = busy / (WORKERS * args.seconds)
         bare_share = bare_busy / (WORKERS * args.seconds)
+        per_tick = calls / (args.seconds / 10)
         print(f"N={n:5d}  full path: polls {len(lags):6d}  lag p50 {_pct(lags, 50)}  p95 {_pct(lags, 95)}  "
-              f"busy {share:5.1%}  client calls/tick {calls / (args.seconds / INTERVAL):5.2f}   |   bare RQ: "
+              f"busy {share:5.1%}  client calls/10 s {per_tick:5.2f}   |   bare RQ: "
               f"polls {len(bare_lags):6d}  lag p50 {_pct(bare_lags, 50)}  p95 {_pct(bare_lags, 95)}  "
               f"busy {bare_share:5.1%}", flush=True)
+        if not lags or not bare_lags or not calls:
+            broken.append(n)
+    if broken:
+        print(f"broken: no second poll (or no client call) at N={broken}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _pct(lags: list[float], pct: float) -> str:

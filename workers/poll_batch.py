@@ -72,6 +72,7 @@ def poll_due(connection: Any, limit: int = poll_batches.BATCH_SIZE) -> dict[str,
     answers = _read_clients(connection, waiting.values(), settings)
     claimed = state.claim_polls({job_id: uuid.uuid4().hex for job_id in waiting},
                                 utcnow() + timedelta(seconds=poll_batches.EARLY_SECONDS))
+    _put_back(connection, {job_id: due[job_id] for job_id in waiting}, {row["id"] for row in claimed})
     now = utcnow()
     requests = _statuses(Request, Request.status, [row["payload"].get("requestId") for row in claimed])
     histories = _statuses(DownloadHistory, DownloadHistory.download_status,
@@ -101,6 +102,15 @@ def poll_due(connection: Any, limit: int = poll_batches.BATCH_SIZE) -> dict[str,
     if observe is not None:
         observe([started - due[row["id"]] for row, _, _ in plain if row["id"] in written], time.time() - started)
     return {"polled": len(written), "handedOn": len(handed), "fencedOut": len(plain) - len(written)}
+
+
+def _put_back(connection: Any, waiting: dict[str, float], claimed: set[str]) -> None:
+    """Waiting rows the claim refused are not due yet by the database's clock (a host whose clock runs behind):
+    back into the due set with their due time (NX: a newer entry written meanwhile wins). Rows no longer
+    waiting are someone else's now (cancelled, or a run of their own, whose reschedule adds them again)."""
+    refused = {job_id: at for job_id, at in waiting.items() if job_id not in claimed}
+    if refused:
+        connection.zadd(poll_batches.DUE_KEY, refused, nx=True)
 
 
 def _read_clients(connection: Any, payloads: Any, settings: Any) -> dict[str, tuple[bool, dict]]:
