@@ -1,8 +1,9 @@
 """A poll batch under faults, with a real worker pool (tests/run_frozen_batch_pool.py) and scheduler.py as
 subprocesses on the test's Redis and PostgreSQL, a 5 s lease and polls every second:
 
-- frozen (SIGSTOP) with its decisions made, right before its writes, past its lease: the lease sweep hands the download to its own run,
-  which finishes it; the resumed batch, with its stale reading of the client, writes nothing;
+- frozen (SIGSTOP) with its decisions made, right before its writes, past its lease: the lease sweep hands
+  the download to its own run, which finishes it; the resumed batch, with its stale reading of the client,
+  writes nothing;
 - killed (SIGKILL) right after its claim: the lease sweep brings the row back, it is polled again on its own and
   then by batches, and no attempt is spent.
 """

@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from rq import get_current_job
@@ -124,10 +125,10 @@ def _read_clients(connection: Any, payloads: Any, settings: Any) -> dict[str, tu
     answers = {}
     for kind, hashes in by_kind.items():
         try:
-            client = download_client(kind)
             answers[kind] = torrent_snapshot.read_many(
-                connection, kind, hashes, client=lambda c=client: c, category=settings.download_client_category,
-                monitored=lambda k=kind: monitored_hashes(k), max_age=snapshot_max_age(settings.monitor_poll_seconds))
+                connection, kind, hashes, client=partial(download_client, kind),
+                category=settings.download_client_category, monitored=partial(monitored_hashes, kind),
+                max_age=snapshot_max_age(settings.monitor_poll_seconds))
         except Exception as exc:  # no answer: each download's own run asks (and counts the failure)
             log.warning("poll batch: no answer from %s (%s); its downloads are polled on their own", kind,
                         type(exc).__name__)
@@ -146,7 +147,11 @@ def _write_plain(connection: Any, plain: list[tuple[dict, Any, Any]]) -> set[str
     """The plain outcomes, each statement fenced row by row; then their next polls into the due set."""
     if not plain:
         return set()
-    progress, client_states, events, waiting, due = [], [], [], [], {}
+    progress: list[tuple[Any, int, str, str]] = []
+    client_states: list[tuple[Any, DownloadStatus, str, str]] = []
+    events: list[tuple[str, str, str, str, dict | None]] = []
+    waiting: list[tuple[str, str, float, dict]] = []
+    due: dict[str, float] = {}
     next_at = time.time()
     for row, status, decision in plain:
         payload, job_id, token = row["payload"], row["id"], row["token"]
