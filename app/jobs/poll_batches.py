@@ -6,7 +6,7 @@ on SQLite a poll stays an RQ Retry of its own job, workers/runner.py).
 - `DUE_KEY` (sorted set): job id → when its next poll is due (epoch seconds). A run that ends with "poll
   again" writes its row first (`delayed`, `polling`, run_at: app/jobs/state.py) and then adds its id here.
 - `promote` (the scheduler process, several times a second; and each batch as it ends): puts as many batch
-  jobs on `monitor_download.medium` as the due polls need, minus the batches already waiting
+  jobs on `monitor_download.high` as the due polls need, minus the batches already waiting
   (`QUEUED_KEY`). A batch job carries no ids: it takes its downloads when it runs (`take_due`, one Lua script
   that pops due members), so a batch job lost or doubled loses or doubles no poll; a waiting batch job is on
   the type's queue, so Pause of monitor_download and the group's workers apply to it.
@@ -32,7 +32,8 @@ JOB_TYPE = "monitor_download"
 DUE_KEY = "rmab:polls:due"
 QUEUED_KEY = "rmab:polls:batches"  # batch job id → when it was queued (the batches waiting to run)
 BATCH_SIZE = 200
-BATCH_QUEUE = f"{JOB_TYPE}.medium"
+# high: a batch is due work, and must not wait behind a backlog of first polls and other monitor runs on medium
+BATCH_QUEUE = f"{JOB_TYPE}.high"
 BATCH_FUNCTION = "workers.poll_batch.run_batch"  # named by path: app never imports workers
 BATCH_ID_PREFIX = "pollbatch-"
 EARLY_SECONDS = 0.25  # a batch may poll this much before the due time (it runs on the next promote otherwise)
