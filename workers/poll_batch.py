@@ -36,7 +36,7 @@ from app.config import get_settings
 from app.db import ensure_bound
 from app.integrations import torrent_snapshot
 from app.integrations.torrent import download_client
-from app.jobs import poll_batches, state, types
+from app.jobs import metrics, poll_batches, state, types
 from app.jobs.queues import get_redis
 from app.jobs.service import enqueue_run
 from app.jobs.types import Priority
@@ -175,6 +175,8 @@ def _write_plain(connection: Any, plain: list[tuple[dict, Any, Any]]) -> set[str
         poll_batches.insert_events(events)
         written = set(state.mark_polls_waiting(waiting))  # last: it clears the tokens the others are fenced by
     poll_batches.schedule(connection, {job_id: at for job_id, at in due.items() if job_id in written})
+    if written:  # the /metrics counter of polls (app/jobs/metrics.py), one addition for the batch
+        connection.hincrby(metrics.RUNS_KEY, f"{poll_batches.JOB_TYPE}|polled", len(written))
     return written
 
 
