@@ -40,7 +40,7 @@ from app.jobs import metrics, poll_batches, state, types
 from app.jobs.queues import get_redis
 from app.jobs.service import enqueue_run
 from app.jobs.types import Priority
-from app.models import DownloadHistory, DownloadStatus, Job, JobStatus, Request, utcnow
+from app.models import DownloadHistory, DownloadStatus, Job, Request, utcnow
 from app.pipeline.download_state import DownloadState, counts_toward_stall
 from app.pipeline.monitor_policy import PollState, plain_poll, snapshot_max_age
 
@@ -69,7 +69,7 @@ def poll_due(connection: Any, limit: int = poll_batches.BATCH_SIZE) -> dict[str,
     started = time.time()
     settings = get_settings()
     waiting = {str(row.id): row.payload or {} for row in Job.select(Job.id, Job.payload).where(
-        Job.id.in_(list(due)) & (Job.status == JobStatus.DELAYED.value) & (Job.polling == True))}  # noqa: E712
+        Job.id.in_(list(due)) & poll_batches.waiting_poll())}
     answers = _read_clients(connection, waiting.values(), settings)
     claimed = state.claim_polls({job_id: uuid.uuid4().hex for job_id in waiting},
                                 utcnow() + timedelta(seconds=poll_batches.EARLY_SECONDS))

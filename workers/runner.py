@@ -60,7 +60,7 @@ def run_job(job_type: str, payload: dict) -> Any:
 def _reschedule(job_type: str, run: fence.Run, payload: dict, outcome: Reschedule, rq_job: Any) -> Retry | dict:
     due_at = round(time.time() + outcome.delay, 3)
     outcome.state["pollDueAt"] = due_at  # shows the next poll; measures poll lag
-    batched = poll_batches.enabled()
+    batched = poll_batches.polls_in_batches(job_type)
     if rq_job is not None:
         if not batched:
             rq_job.meta[_POLL_STATE] = outcome.state

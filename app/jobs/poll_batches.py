@@ -56,6 +56,12 @@ def enabled() -> bool:
     return db is not None and db.param != "?"
 
 
+def polls_in_batches(job_type: str) -> bool:
+    """Whether a poll of `job_type` waits in the due set (monitor_download, on PostgreSQL); any other type that
+    returns Reschedule keeps RQ's Retry (workers/runner.py)."""
+    return job_type == JOB_TYPE and enabled()
+
+
 def schedule(connection: Any, due: dict[str, float]) -> None:
     """Add waiting polls (job id → due epoch seconds); written after their rows."""
     if due:
@@ -100,8 +106,7 @@ def promote(connection: Any, now: float | None = None) -> int:
 def repair_lost(connection: Any, limit: int = 1000) -> list[str]:
     """Add again the waiting polls due for longer than LOST_POLL_GRACE that are in no set. Returns their ids."""
     cutoff = utcnow() - LOST_POLL_GRACE
-    rows = list(Job.select(Job.id).where((Job.status == JobStatus.DELAYED.value) & (Job.polling == True)  # noqa: E712
-                                         & (Job.run_at < cutoff)).limit(limit))
+    rows = list(Job.select(Job.id).where(waiting_poll() & (Job.run_at < cutoff)).limit(limit))
     if not rows:
         return []
     ids = [str(row.id) for row in rows]
@@ -112,6 +117,11 @@ def repair_lost(connection: Any, limit: int = 1000) -> list[str]:
     if lost:
         connection.zadd(DUE_KEY, dict.fromkeys(lost, time.time()), nx=True)
     return lost
+
+
+def waiting_poll() -> Any:
+    """The rows whose poll waits in the due set (and in no RQ job): monitor_download, delayed + polling."""
+    return (Job.type == JOB_TYPE) & (Job.status == JobStatus.DELAYED.value) & (Job.polling == True)  # noqa: E712
 
 
 def insert_events(events: list[tuple[str, str, str, str, dict | None]]) -> int:

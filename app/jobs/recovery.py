@@ -143,7 +143,7 @@ def requeue_lost_jobs(connection: Any, now: Any = None) -> list[str]:
     where = (Job.status.in_(status_values(JobStatus.WAITING)) & (Job.updated_at < cutoff)
              & Job.rq_job_id.is_null(False))
     if poll_batches.enabled():  # a waiting poll has no RQ job: poll_batches.repair_lost looks after it
-        where &= ~((Job.status == JobStatus.DELAYED.value) & (Job.polling == True))  # noqa: E712
+        where &= ~poll_batches.waiting_poll()
     waiting = list(Job.select().where(where).limit(500))
     if not waiting:
         return []
