@@ -39,7 +39,10 @@ BATCH_ID_PREFIX = "pollbatch-"
 EARLY_SECONDS = 0.25  # a batch may poll this much before the due time (it runs on the next promote otherwise)
 QUEUED_STALE_SECONDS = 30.0  # a queued batch not started after this long is not counted (lost with Redis)
 MAX_BATCHES_PER_PROMOTE = 50
-LOST_POLL_GRACE = timedelta(seconds=30)
+# A poll popped by a batch is claimed within moments (the batch reads the client's answer in between): a poll due
+# this long and in no set was lost. Adding one again that a batch holds is harmless (one member per id; the claim
+# takes a row once).
+LOST_POLL_GRACE = timedelta(seconds=5)
 BATCH_TIMEOUT = 300
 
 # Pop up to ARGV[2] members due by ARGV[1] (their scores too), in due order: one batch's downloads.
