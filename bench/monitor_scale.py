@@ -1,27 +1,40 @@
 """monitor_download at scale: N concurrent downloads on a fake client, the 5 configured monitor workers.
 
-Each download polls every MONITOR_POLL_SECONDS (10 s) and keeps moving (no back-off). Poll lag = when a poll
-starts minus when it was due. Busy share = time inside processors / (workers × wall time). Client calls per
-tick = calls the fake client answered (one shared snapshot, or a look-up of one torrent) per 10 s of the run.
-Baseline, in the same run: bare RQ jobs that re-schedule themselves the same way (returning rq.Retry every
-10 s) on the same number of rq.SimpleWorker processes, doing nothing else.
+Each download polls every MONITOR_POLL_SECONDS (10 s) and keeps moving (no back-off); all N start within the
+first 10 s. The first poll of each is its own RQ run; the next ones are polled by poll batches
+(app/jobs/poll_batches.py, workers/poll_batch.py), queued by the same promoter the scheduler process runs (every
+0.25 s, here in the bench's main process). Poll lag = when a poll starts (its batch, or its own run) minus when
+it was due (a batch may start a poll up to 0.25 s early: negative). Busy share = time inside batches and
+processors / (workers × measured time). Client calls per tick = calls the fake client answered (one shared
+snapshot, or a look-up of one torrent) per 10 s of the run. Baseline, in the same run: bare RQ jobs that
+re-schedule themselves the same way (returning rq.Retry every 10 s) on the same number of rq.SimpleWorker
+processes, doing nothing else. Both paths first run until every download (or bare job) was polled once (the
+warm-up: N first polls at once are a burst that happens once per download, hours apart in real use), then
+measure `--seconds`; `--cold` measures from the start instead, the burst included.
 
-    python bench/monitor_scale.py [--sizes 1000 2000 10000] [--seconds 40]
+    python bench/monitor_scale.py [--sizes 1000 2000 10000] [--seconds 40] [--cold]
+    python bench/monitor_scale.py --quick   # 50 downloads, 1 s polls, 6 s: exits 1 when the bench is broken
+
+Scratch database and Redis db: BENCH_DATABASE_URL, BENCH_REDIS_URL (bench/common.py).
 """
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import random
+import sys
 import time
 
 from common import BENCH_DATABASE_URL, percentile, quiet_logs, reset, setup
 
 WORKERS = 5
-INTERVAL = 10
+INTERVAL = int(os.environ.get("BENCH_MONITOR_INTERVAL", "10"))  # the workers import this module by name
 
 
 CALLS = "bench:client_calls"
+FIRST_RUNS = "bench:first_runs"  # bare jobs that ran once (the warm-up's end)
+WARM_UP_LIMIT = 600.0
 
 
 class MovingClient:
@@ -92,18 +105,54 @@ def bare_poll():
     due = job.meta.get("due")
     if due:
         job.connection.rpush("bench:lag", repr(started - due))
+    else:
+        job.connection.incr(FIRST_RUNS)
     job.meta["due"] = time.time() + INTERVAL
     job.save_meta()
     job.connection.rpush("bench:busy", repr(time.time() - started))
     return Retry(max=10**9, interval=INTERVAL)
 
 
-def _run_workers(target, seconds: float) -> None:
+def _observe_batch(lags: list[float], seconds: float) -> None:
+    """The poll batch's probe (workers/poll_batch.py observe): each poll's lag and the batch's time."""
+    from app.jobs.queues import get_redis
+
+    pipe = get_redis().pipeline()
+    if lags:
+        pipe.rpush("bench:lag", *(repr(lag) for lag in lags))
+    pipe.rpush("bench:busy", repr(seconds))
+    pipe.execute()
+
+
+def _run_workers(target, seconds: float, meanwhile=None, warm=None) -> float:
+    """Run WORKERS processes of `target`; with `warm`, first until warm() says every download was polled once
+    (the warm-up: then the lags, busy times and client calls so far are dropped), then `seconds` measured.
+    Returns the warm-up's duration."""
     context = multiprocessing.get_context("fork")
     processes = [context.Process(target=target) for _ in range(WORKERS)]  # not daemonic: RQ forks its scheduler
     for process in processes:
         process.start()
-    time.sleep(seconds)
+    started = time.monotonic()
+    warm_up = 0.0
+    if warm is not None:
+        checked = 0.0
+        while time.monotonic() - started < WARM_UP_LIMIT:
+            if meanwhile is not None:
+                meanwhile()
+            if time.monotonic() - checked >= 1:
+                checked = time.monotonic()
+                if warm():
+                    break
+            time.sleep(0.25)
+        warm_up = time.monotonic() - started
+        from app.jobs.queues import get_redis
+
+        get_redis().delete("bench:lag", "bench:busy", CALLS)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if meanwhile is not None:
+            meanwhile()
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
     for process in processes:
         process.terminate()
     for process in processes:
@@ -111,6 +160,7 @@ def _run_workers(target, seconds: float) -> None:
         if process.is_alive():
             process.kill()
             process.join(5)
+    return warm_up
 
 
 def _collect(warmup_cut: int) -> tuple[list[float], float, int]:
@@ -122,22 +172,24 @@ def _collect(warmup_cut: int) -> tuple[list[float], float, int]:
     return lags, busy, int(connection.get(CALLS) or 0)
 
 
-def run_full(n: int, seconds: float) -> tuple[list[float], float, int]:
+def run_full(n: int, seconds: float, warm: bool) -> tuple[list[float], float, int, float]:
     from app.audiobook_requests.state import R
     from app.config import get_settings
     from app.db import bind_database
     from app.integrations import torrent as torrent_module
+    from app.jobs import poll_batches
     from app.jobs.queues import get_redis, queue_names_for_group
     from app.jobs.service import add_job
-    from app.models import Audiobook, DownloadHistory, Request
-    from workers import processors
-    from workers.processors.monitor import process_monitor
+    from app.models import Audiobook, DownloadHistory, Job, Request
+    from workers import poll_batch, processors
+    from workers.processors.monitor_download import process_monitor
     from workers.worker import JobWorker
 
     reset()
     MovingClient.torrents = n
     torrent_module.set_client_factory(lambda kind: MovingClient())
     processors.replace("monitor_download", _measuring(process_monitor))
+    poll_batch.observe = _observe_batch
     # one book per request: a book has at most one active request (migration 12)
     for i in range(n):
         book = Audiobook.create(title=f"Bench {i}", author="Bench")
@@ -152,11 +204,13 @@ def run_full(n: int, seconds: float) -> tuple[list[float], float, int]:
         bind_database(BENCH_DATABASE_URL, synchronous_commit=get_settings().worker_synchronous_commit)
         JobWorker(queue_names_for_group("monitor_download"), connection=get_redis()).work(with_scheduler=True)
 
-    _run_workers(work, seconds)
-    return _collect(warmup_cut=0)  # first polls have no due time and record no lag
+    connection = get_redis()
+    warm_up = _run_workers(work, seconds, meanwhile=lambda: poll_batches.promote(connection),  # as scheduler.py
+                           warm=(lambda: Job.select().where(Job.polls >= 1).count() >= n) if warm else None)
+    return (*_collect(warmup_cut=0), warm_up)  # first polls have no due time and record no lag
 
 
-def run_bare(n: int, seconds: float) -> tuple[list[float], float, int]:
+def run_bare(n: int, seconds: float, warm: bool) -> tuple[list[float], float, int, float]:
     from rq import Queue, SimpleWorker
 
     from app.jobs.queues import get_redis
@@ -172,27 +226,47 @@ def run_bare(n: int, seconds: float) -> tuple[list[float], float, int]:
     def work():
         SimpleWorker(["bare_monitor"], connection=get_redis()).work(with_scheduler=True)
 
-    _run_workers(work, seconds)
-    return _collect(warmup_cut=0)
+    connection = get_redis()
+    warm_up = _run_workers(work, seconds, warm=(lambda: int(connection.get(FIRST_RUNS) or 0) >= n) if warm else None)
+    return (*_collect(warmup_cut=0), warm_up)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 10000])
     parser.add_argument("--seconds", type=float, default=40)
+    parser.add_argument("--cold", action="store_true",
+                        help="measure from the start, the first polls included (no warm-up)")
+    parser.add_argument("--quick", action="store_true",
+                        help="50 downloads polled every second for 6 s; exit 1 unless both paths polled again")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.seconds = [50], 6.0
+        os.environ["BENCH_MONITOR_INTERVAL"] = "1"
+        global INTERVAL
+        INTERVAL = 1
     setup(MONITOR_POLL_SECONDS=str(INTERVAL))
     quiet_logs()
-    print(f"{WORKERS} workers, poll every {INTERVAL} s, {args.seconds:.0f} s per run; lag in seconds")
+    print(f"{WORKERS} workers, poll every {INTERVAL} s, {args.seconds:.0f} s measured per run"
+          f"{' from the start' if args.cold else ' after a warm-up in which every download was polled once'}; "
+          f"lag in seconds; load average {os.getloadavg()[0]:.2f}")
+    broken = []
     for n in args.sizes:
-        bare_lags, bare_busy, _ = run_bare(n, args.seconds)
-        lags, busy, calls = run_full(n, args.seconds)
+        bare_lags, bare_busy, _, bare_warm = run_bare(n, args.seconds, not args.cold)
+        lags, busy, calls, warm = run_full(n, args.seconds, not args.cold)
         share = busy / (WORKERS * args.seconds)
         bare_share = bare_busy / (WORKERS * args.seconds)
+        per_tick = calls / (args.seconds / 10)
         print(f"N={n:5d}  full path: polls {len(lags):6d}  lag p50 {_pct(lags, 50)}  p95 {_pct(lags, 95)}  "
-              f"busy {share:5.1%}  client calls/tick {calls / (args.seconds / INTERVAL):5.2f}   |   bare RQ: "
+              f"busy {share:5.1%}  client calls/10 s {per_tick:5.2f}   |   bare RQ: "
               f"polls {len(bare_lags):6d}  lag p50 {_pct(bare_lags, 50)}  p95 {_pct(bare_lags, 95)}  "
-              f"busy {bare_share:5.1%}", flush=True)
+              f"busy {bare_share:5.1%}" + ("" if args.cold else f"   (warm-up {warm:.0f} s / bare {bare_warm:.0f} s)"),
+              flush=True)
+        if not lags or not bare_lags or not calls:
+            broken.append(n)
+    if broken:
+        print(f"broken: no second poll (or no client call) at N={broken}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _pct(lags: list[float], pct: float) -> str:

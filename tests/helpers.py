@@ -63,6 +63,7 @@ def drain(queues: list[str], until: Callable[[], bool] | None = None, timeout: f
     from rq.job import Job as RQJob
     from rq.registry import ScheduledJobRegistry
 
+    from app.jobs import poll_batches
     from app.jobs.queues import get_redis
     from workers.worker import JobWorker
 
@@ -87,9 +88,13 @@ def drain(queues: list[str], until: Callable[[], bool] | None = None, timeout: f
                 job = RQJob.fetch(job_id, connection=connection)
                 registry.remove(job_id)
                 queue._enqueue_job(job)
+        if poll_batches.BATCH_QUEUE in queues and poll_batches.enabled():
+            poll_batches.promote(connection)  # due download polls, as the scheduler process does
         worker.work(burst=True)
         if until is None:
             pending = sum(ScheduledJobRegistry(name, connection=connection).count for name in queues)
+            if poll_batches.BATCH_QUEUE in queues:
+                pending += connection.zcard(poll_batches.DUE_KEY)
             if pending == 0:
                 return
         elif until():

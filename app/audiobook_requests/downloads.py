@@ -71,3 +71,27 @@ def mark_seeding(history_id: Any, *, completed_at: datetime, download_path: str 
     """Finished, and its request let go of it: it stays in the client until its indexer's seeding limit."""
     return _update(history_id, download_status=DownloadStatus.SEEDING.value, completed_at=completed_at,
                    download_path=download_path)
+
+
+def set_client_states_of_polls(polls: list[tuple[Any, DownloadStatus, str, str]]) -> int:
+    """set_client_state for the downloads of a poll batch (workers/poll_batch.py; PostgreSQL), in one statement:
+    each (history id, status, job id, token) lands only into a row still being downloaded and while the job's
+    row is still active with that run's token; an unchanged status is not written again. Returns rows written."""
+    if not polls:
+        return 0
+    from app.db import database
+
+    values = ", ".join(["(%s::uuid, %s, %s::uuid, %s)"] * len(polls))
+    settled = ", ".join(["%s"] * len(SETTLED))
+    sql = (f"UPDATE download_history SET download_status = v.status, updated_at = %s "
+           f"FROM (VALUES {values}) AS v(id, status, job_id, token), jobs "
+           f"WHERE download_history.id = v.id AND download_history.download_status NOT IN ({settled}) "
+           f"AND download_history.download_status IS DISTINCT FROM v.status "
+           f"AND jobs.id = v.job_id AND jobs.status = 'active' AND jobs.run_token = v.token")
+    params: list[Any] = [utcnow()]
+    for history_id, status, job_id, token in polls:
+        if status.value in SETTLED:
+            raise ValueError(f"{status.value} is an end of a download, not a client state")
+        params += [str(history_id), status.value, job_id, token]
+    params += SETTLED
+    return database.obj.execute_sql(sql, params).rowcount

@@ -196,3 +196,21 @@ def update_progress(request_id: Any, progress: int) -> bool:
     return (Request.update(progress=max(0, min(100, progress)), updated_at=utcnow())
             .where((Request.id == request_id) & (Request.status == R.DOWNLOADING.value) & _run_holds_lease())
             .execute()) == 1
+
+
+def update_progress_of_polls(polls: list[tuple[Any, int, str, str]]) -> int:
+    """update_progress for the downloads of a poll batch (workers/poll_batch.py; PostgreSQL), in one statement:
+    each (request id, percent, job id, token) lands only while the request is downloading and the job's row is
+    still active with that run's token; an unchanged percent is not written again. Returns rows written."""
+    if not polls:
+        return 0
+    values = ", ".join(["(%s::uuid, %s::int, %s::uuid, %s)"] * len(polls))
+    sql = (f"UPDATE requests SET progress = v.progress, updated_at = %s "
+           f"FROM (VALUES {values}) AS v(id, progress, job_id, token), jobs "
+           f"WHERE requests.id = v.id AND requests.status = %s AND requests.progress IS DISTINCT FROM v.progress "
+           f"AND jobs.id = v.job_id AND jobs.status = 'active' AND jobs.run_token = v.token")
+    params: list[Any] = [utcnow()]
+    for request_id, percent, job_id, token in polls:
+        params += [str(request_id), max(0, min(100, percent)), job_id, token]
+    params.append(R.DOWNLOADING.value)
+    return database.obj.execute_sql(sql, params).rowcount

@@ -59,31 +59,45 @@ def read(connection: Any, kind: str, info_hash: str, *, client: Callable[[], Dow
     """`info_hash`'s status from a snapshot at most `max_age` s old, fetching a new one when none is (one poll
     at a time per client kind). TransientServiceError of the fetch gives UNKNOWN (the caller asks on its own,
     with its own retries); a PermanentServiceError is raised."""
+    known, statuses = read_many(connection, kind, [info_hash], client=client, category=category,
+                                monitored=monitored, max_age=max_age, wait_limit=wait_limit)
+    return Reading(True, statuses.get(info_hash.lower())) if known else UNKNOWN
+
+
+def read_many(connection: Any, kind: str, info_hashes: Sequence[str], *, client: Callable[[], DownloadClient],
+              category: str, monitored: Callable[[], Sequence[str]], max_age: float,
+              wait_limit: float = 5.0) -> tuple[bool, dict[str, TorrentStatus]]:
+    """`read` for many torrents at once (a poll batch, workers/poll_batch.py): (known, lower-case info hash →
+    status of those in the snapshot). Not known: no snapshot could be had (each caller asks on its own)."""
     key = KEY.format(kind=kind)
-    info_hash = info_hash.lower()
+    wanted = [info_hash.lower() for info_hash in info_hashes]
     deadline = time.monotonic() + wait_limit
     while True:
         pipe = connection.pipeline(transaction=False)
-        pipe.hmget(key, [_MARK, info_hash])
+        pipe.hmget(key, [_MARK, *wanted])
         pipe.exists(f"{key}:fresh")
-        (mark, raw), fresh = pipe.execute()
+        (mark, *raws), fresh = pipe.execute()
         if mark is not None and fresh:
-            return Reading(True, decode(raw) if raw is not None else None)
+            return True, _decoded(wanted, raws)
         token = uuid.uuid4().hex
         if connection.set(f"{key}:lock", token, nx=True, px=int(LOCK_SECONDS * 1000)):
             try:
                 statuses = {h.lower(): status for h, status in client().snapshot(category, monitored()).items()}
                 store(connection, key, statuses, max_age)  # before the lock goes: no second fetch meanwhile
             except TransientServiceError:
-                return UNKNOWN
+                return False, {}
             finally:
                 connection.eval(_RELEASE, 1, f"{key}:lock", token)
-            return Reading(True, statuses.get(info_hash))
+            return True, {h: statuses[h] for h in wanted if h in statuses}
         if mark is not None:  # another poll is fetching: the previous answer (under 2 × max_age old) meanwhile
-            return Reading(True, decode(raw) if raw is not None else None)
+            return True, _decoded(wanted, raws)
         if time.monotonic() >= deadline:
-            return UNKNOWN
+            return False, {}
         time.sleep(WAIT_STEP)
+
+
+def _decoded(hashes: list[str], raws: list[Any]) -> dict[str, TorrentStatus]:
+    return {info_hash: decode(raw) for info_hash, raw in zip(hashes, raws, strict=True) if raw is not None}
 
 
 def store(connection: Any, key: str, statuses: dict[str, TorrentStatus], max_age: float) -> None:

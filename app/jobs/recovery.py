@@ -23,7 +23,7 @@ from rq.job import Job as RQJob
 from rq.registry import StartedJobRegistry
 
 from app.config import get_settings
-from app.jobs import fence, state, types
+from app.jobs import fence, poll_batches, state, types
 from app.jobs.final_failure import after_final_failure
 from app.jobs.logger import create_job_logger
 from app.jobs.queues import queue_names_for_type
@@ -137,9 +137,11 @@ def requeue_lost_jobs(connection: Any, now: Any = None) -> list[str]:
     the database was down) or was handed to a worker that never got it (in flight to a partitioned
     host). Returns their ids."""
     cutoff = (now or utcnow()) - LOST_JOB_GRACE
-    waiting = list(Job.select().where(
-        Job.status.in_(status_values(JobStatus.WAITING))
-        & (Job.updated_at < cutoff) & Job.rq_job_id.is_null(False)).limit(500))
+    where = (Job.status.in_(status_values(JobStatus.WAITING)) & (Job.updated_at < cutoff)
+             & Job.rq_job_id.is_null(False))
+    if poll_batches.enabled():  # a waiting poll has no RQ job: poll_batches.repair_lost looks after it
+        where &= ~poll_batches.waiting_poll()
+    waiting = list(Job.select().where(where).limit(500))
     if not waiting:
         return []
     rq_status_of = connection.register_script(_RQ_STATUS)

@@ -113,7 +113,8 @@ def add_job(job_type: str, payload: dict | None = None, *, priority: int | str |
 
 def enqueue_run(definition: types.JobType, payload: dict, level: Priority, attempts: int, delay: float) -> None:
     """Put a run of an existing jobs row (payload["jobId"]) on its RQ queue: `attempts` runs at most,
-    starting after `delay` seconds. add_job and the recovery passes use it; nothing else enqueues."""
+    starting after `delay` seconds. add_job, the recovery passes and a poll batch handing a download to its own run
+    (workers/poll_batch.py) use it; nothing else enqueues."""
     settings = get_settings()
     history_ttl = max(settings.job_history_days, 1) * 86400
     queue = get_queue(queue_name(definition.name, level))

@@ -202,3 +202,63 @@ def reset_for_requeue(job_id: Any) -> bool:
     return (Job.update(status=S.PENDING.value, updated_at=utcnow())
             .where((Job.id == job_id) & Job.status.in_(list(_WAITING)))
             .execute()) == 1
+
+
+# --- poll batches (app/jobs/poll_batches.py, workers/poll_batch.py; PostgreSQL only) ---------------------------
+# A batch claims many waiting polls in one statement, each row with its own fresh token, and writes them back in
+# one statement, each row fenced by its own token. `polling` stays true while a batch holds a row, so a batch
+# lost mid-run (worker killed) costs its downloads no attempt: the lease sweep's re-run starts as a poll.
+
+def claim_polls(tokens: dict[str, str], due_before: datetime) -> list[dict[str, Any]]:
+    """Claim the waiting polls among `tokens` (job id → a fresh token for it) that are due (run_at <=
+    due_before): delayed + polling → active, token, heartbeat, no attempt spent. Rows cancelled, not yet due
+    (a duplicate entry), or taken by another run are left alone. Returns the rows claimed: id, token, payload,
+    priority, attempts, max_attempts."""
+    if not tokens:
+        return []
+    now = utcnow()
+    values = ", ".join(["(%s::uuid, %s)"] * len(tokens))
+    sql = (f"UPDATE jobs SET status = %s, run_token = v.token, heartbeat_at = %s, started_at = %s, updated_at = %s "
+           f"FROM (VALUES {values}) AS v(id, token) WHERE jobs.id = v.id AND jobs.status = %s AND jobs.polling "
+           f"AND jobs.run_at <= %s RETURNING jobs.id, jobs.run_token, jobs.payload, jobs.priority, jobs.attempts, "
+           f"jobs.max_attempts")
+    params = [S.ACTIVE.value, now, now, now, *(x for pair in tokens.items() for x in pair), S.DELAYED.value,
+              due_before]
+    rows = database.obj.execute_sql(sql, params).fetchall()
+    return [{"id": str(job_id), "token": token,
+             "payload": json.loads(payload) if isinstance(payload, str) else payload,
+             "priority": priority, "attempts": attempts, "max_attempts": max_attempts}
+            for job_id, token, payload, priority, attempts, max_attempts in rows]
+
+
+def mark_polls_waiting(polls: list[tuple[str, str, float, dict]]) -> list[str]:
+    """mark_waiting_for_poll for many runs of a batch in one statement: each (job id, token, delay, payload)
+    row goes back to `delayed` + `polling`, polls + 1, run_at now + delay, only while it is still active with
+    that token. Returns the ids written (a row missing was fenced out: stopped, or swept and re-run)."""
+    if not polls:
+        return []
+    now = utcnow()
+    values = ", ".join(["(%s::uuid, %s, %s::timestamp, %s::jsonb)"] * len(polls))
+    sql = (f"UPDATE jobs SET status = %s, polling = TRUE, polls = jobs.polls + 1, payload = v.payload, "
+           f"run_at = v.run_at, error_message = NULL, updated_at = %s, run_token = NULL "
+           f"FROM (VALUES {values}) AS v(id, token, run_at, payload) "
+           f"WHERE jobs.id = v.id AND jobs.status = %s AND jobs.run_token = v.token RETURNING jobs.id")
+    params: list[Any] = [S.DELAYED.value, now]
+    for job_id, token, delay, payload in polls:
+        params += [job_id, token, now + timedelta(seconds=delay), json.dumps(payload, allow_nan=False)]
+    params.append(S.ACTIVE.value)
+    return [str(row[0]) for row in database.obj.execute_sql(sql, params).fetchall()]
+
+
+def release_polls(claimed: list[tuple[str, str]]) -> list[str]:
+    """A batch hands (job id, token) rows back, due now, for their own ordinary run (delayed + polling, token
+    cleared; no poll counted). Returns the ids released (a row missing was fenced out)."""
+    if not claimed:
+        return []
+    now = utcnow()
+    values = ", ".join(["(%s::uuid, %s)"] * len(claimed))
+    sql = (f"UPDATE jobs SET status = %s, polling = TRUE, run_at = %s, updated_at = %s, run_token = NULL "
+           f"FROM (VALUES {values}) AS v(id, token) "
+           f"WHERE jobs.id = v.id AND jobs.status = %s AND jobs.run_token = v.token RETURNING jobs.id")
+    params = [S.DELAYED.value, now, now, *(x for pair in claimed for x in pair), S.ACTIVE.value]
+    return [str(row[0]) for row in database.obj.execute_sql(sql, params).fetchall()]

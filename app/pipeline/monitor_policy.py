@@ -153,6 +153,23 @@ def decide_poll(previous: PollState, now: datetime, *, percent: int, downloaded:
                         next_delay(poll.stall_count, base_delay), log_progress, clock_held, motionless)
 
 
+
+# --- a poll inside a poll batch -----------------------------------------------------------------------------
+
+def plain_poll(previous: PollState, now: datetime, *, request_downloading: bool, download_open: bool,
+               found: bool, complete: bool, failed: bool, downloaded: int, progress: float, allowed: bool,
+               stall_limit_seconds: float, base_delay: float) -> PollDecision | None:
+    """The decision of a poll batch (workers/poll_batch.py) for one download, or None when the poll is not a
+    plain "still downloading, poll again" and goes to the download's own ordinary run (workers/processors/
+    monitor_download.py), which handles every other case: the request moved on, the download_history row was settled,
+    the torrent is missing from the client's answer (looked up on its own, with retries), complete, failed
+    in the client, or stalled past the limit."""
+    if not (request_downloading and download_open and found) or complete or failed:
+        return None
+    decision = decide_poll(previous, now, percent=int(progress * 100), downloaded=downloaded, progress=progress,
+                           allowed=allowed, stall_limit_seconds=stall_limit_seconds, base_delay=base_delay)
+    return decision if decision.outcome is PollOutcome.POLL_AGAIN else None
+
 # --- who else uses a torrent --------------------------------------------------------------------------------
 
 # Who has let go of a torrent, and who is finished with it: the vocabulary's sets (app/statuses.py).

@@ -7,8 +7,10 @@ DelayedJobPromoter (RQ's own `RQScheduler`, which moves due delayed jobs onto th
 Every second it fires due schedules (the timer's entries kept in step with scheduled_jobs every
 2 s; see app/schedules/timer.py), and moves due delayed jobs, retries and download polls onto their
 queues (the DelayedJobPromoter, for every queue: workers run no RQ scheduler, so keep one scheduler
-process running wherever workers run). Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuck →
-retried) and runs whose lease in the database expired; every 10 s it re-enqueues jobs Redis lost;
+process running wherever workers run). Every quarter second it queues the poll batches that due download
+polls need (app/jobs/poll_batches.py). Every 5 s it sweeps abandoned jobs (worker killed mid-job → stuck →
+retried) and runs whose lease in the database expired; every 10 s it re-enqueues jobs Redis lost and adds
+waiting polls Redis lost back to the due set;
 every minute the reconciler repairs requests left in an in-progress status with no job, and the
 integrations (Prowlarr, download client, Plex) are checked in a background thread (their results feed
 /admin/system and the health banner; app/integrations/health.py), and an integration down or back up, or
@@ -29,7 +31,7 @@ from rq.scheduler import RQScheduler
 from app.audiobook_requests.reconciler import reconcile_requests
 from app.config import get_settings
 from app.integrations.health import CHECK_INTERVAL_SECONDS, run_periodic_checks
-from app.jobs import types
+from app.jobs import poll_batches, types
 from app.jobs.queues import queue_names_for_type
 from app.jobs.recovery import requeue_lost_jobs, sweep_abandoned_jobs, sweep_expired_leases
 from app.migrations import schema_is_current
@@ -49,6 +51,7 @@ LOST_JOBS_EVERY_TICKS = 10
 RECONCILE_EVERY_TICKS = 60
 INTEGRATIONS_EVERY_TICKS = int(CHECK_INTERVAL_SECONDS / TICK_SECONDS)
 LATE_SCHEDULES_EVERY_TICKS = 60
+POLL_PROMOTE_SECONDS = 0.25  # poll batches are queued this often (also between ticks)
 
 
 class DelayedJobPromoter(RQScheduler):
@@ -113,6 +116,18 @@ class SchedulerProcess:
             promoter.prepare_registries(promoter.acquired_locks)
             promoter.enqueue_scheduled_jobs()
 
+    def promote_due_polls(self) -> None:
+        """Queue the poll batches that due download polls need (app/jobs/poll_batches.py); several times a
+        tick (POLL_PROMOTE_SECONDS), since a poll is due every MONITOR_POLL_SECONDS for each download."""
+        if poll_batches.enabled():
+            poll_batches.promote(self.connection)
+
+    def repair_lost_polls(self) -> None:
+        if poll_batches.enabled():
+            lost = poll_batches.repair_lost(self.connection)
+            if lost:
+                log.warning("added %d waiting poll(s) missing from Redis to the due set again", len(lost))
+
     def fire_due_schedules(self) -> None:
         """rq-scheduler moves due entries to the schedules queue (one process at a time, its global lock);
         this process then runs them at once, so ticks never wait for a worker pool."""
@@ -174,11 +189,11 @@ class SchedulerProcess:
         """One pass; each duty has its own failure boundary, so one failing (Redis or PostgreSQL
         briefly away) never skips the others."""
         duties: list[Callable[[], object]] = [self.heartbeat, refresh_settings, self.fire_due_schedules,
-                                              self.promote_due_jobs]
+                                              self.promote_due_jobs, self.promote_due_polls]
         if self.ticks % SWEEP_EVERY_TICKS == 0:
             duties.append(self.sweep)
         if self.ticks % LOST_JOBS_EVERY_TICKS == 0:
-            duties.append(self.requeue_lost)
+            duties.extend((self.requeue_lost, self.repair_lost_polls))
         if self.ticks % RECONCILE_EVERY_TICKS == RECONCILE_EVERY_TICKS - 1:
             duties.append(self.reconcile)
         if self.ticks % LATE_SCHEDULES_EVERY_TICKS == LATE_SCHEDULES_EVERY_TICKS // 2:
@@ -192,6 +207,12 @@ class SchedulerProcess:
                 log.warning("scheduler: %s failed (%s: %s); continuing", duty.__name__, type(exc).__name__, exc)
                 log.debug("scheduler duty failure", exc_info=True)
         self.ticks += 1
+
+    def _between_ticks(self) -> None:
+        try:
+            self.promote_due_polls()
+        except Exception as exc:
+            log.debug("scheduler: promote_due_polls failed (%s); the next tick retries", type(exc).__name__)
 
     def heartbeat(self) -> None:
         self.connection.set(SCHEDULER_HEARTBEAT_KEY, repr(time.time()), ex=15)
@@ -211,8 +232,9 @@ class SchedulerProcess:
             self.tick()
             remaining = self.interval - (time.monotonic() - started)
             while remaining > 0 and not self.stopping:
-                time.sleep(min(remaining, 0.5))
-                remaining -= 0.5
+                time.sleep(min(remaining, POLL_PROMOTE_SECONDS))
+                remaining -= POLL_PROMOTE_SECONDS
+                self._between_ticks()
         self.delayed_jobs.release_locks()
         log.info("scheduler stopped")
         return 0

@@ -1,6 +1,6 @@
 """Processor registry: job type name → function(payload) -> JSON-safe result (the registry itself:
-registry.py; importing this package imports every processor module, so their @register decorators run). Each
-module is named after the job type it runs (monitor.py runs monitor_download)."""
+registry.py; importing this package imports every processor module, so their @register decorators run).
+Each module is named after the job type it runs."""
 from __future__ import annotations
 
 from workers.processors.registry import _PROCESSORS, Processor, get, register, registered, replace
@@ -13,7 +13,7 @@ from workers.processors import (  # noqa: E402,F401
     cleanup_seeded_torrents,
     download_torrent,
     match_plex,
-    monitor,
+    monitor_download,
     noop,
     organize_files,
     plex_recently_added_check,

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from app.audiobook_requests import downloads
 from app.audiobook_requests.blocklist import block_release
+from app.audiobook_requests.pipeline import organize_payload, step
 from app.audiobook_requests.service import enqueue_search
 from app.audiobook_requests.state import R, transition, update_progress
 from app.config import get_settings
@@ -16,7 +17,7 @@ from app.jobs import fence
 from app.jobs.errors import EnqueueFailed
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
-from app.jobs.types import Priority
+from app.jobs.types import JobKind
 from app.models import DownloadHistory, DownloadStatus, Request, utcnow
 from app.pipeline.download_state import DownloadState, counts_toward_stall
 from app.pipeline.monitor_policy import (
@@ -95,7 +96,7 @@ def torrent_users(client_kind: str, info_hash: str, request_id) -> list[TorrentU
             for row in rows]
 
 
-@register("monitor_download")
+@register(JobKind.MONITOR_DOWNLOAD)
 def process_monitor(payload: dict) -> dict | Reschedule:
     """Look up the request and the torrent, decide with app/pipeline/monitor_policy.py, apply the outcome."""
     request_id, info_hash = payload["requestId"], payload["downloadClientId"]
@@ -158,8 +159,8 @@ def _complete(request_id: str, payload: dict, status: TorrentStatus, log) -> dic
         fence.ensure_current()  # LeaseLost: the successor completes it
     update_progress(request_id, 100)
     request = Request.get_by_id(request_id)
-    job_id = add_job("organize_files", {"requestId": request_id, "audiobookId": str(request.audiobook_id),
-                                        "downloadPath": status.content_path}, priority=Priority.HIGH)
+    organize = organize_payload(request_id, str(request.audiobook_id), status.content_path)
+    job_id = add_job(JobKind.ORGANIZE_FILES, organize, priority=step(JobKind.ORGANIZE_FILES).priority)
     log.info(f"Download complete: {status.content_path}; organize job {job_id}")
     return {"success": True, "completed": True, "progress": 100, "downloadPath": status.content_path,
             "organizeJobId": job_id}
