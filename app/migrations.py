@@ -145,9 +145,11 @@ def _v10_fruitless_searches_and_frequent_retry(db: peewee.Database) -> None:
     if not _has_column(db, "requests", "fruitless_searches"):
         migrator = SchemaMigrator.from_database(db)
         run(migrator.add_column("requests", "fruitless_searches", peewee.IntegerField(default=0)))
-    p = db.param  # ? on SQLite, %s on PostgreSQL
-    db.execute_sql(f"UPDATE scheduled_jobs SET schedule = {p}, next_run = NULL WHERE type = {p} AND schedule = {p}",
-                   (RETRY_MISSING_CRON, "retry_missing_torrents", OLD_RETRY_MISSING_CRON))
+    param = db.param  # ? on SQLite, %s on PostgreSQL
+    db.execute_sql(
+        f"UPDATE scheduled_jobs SET schedule = {param}, next_run = NULL WHERE type = {param} AND schedule = {param}",
+        (RETRY_MISSING_CRON, "retry_missing_torrents", OLD_RETRY_MISSING_CRON),
+    )
 
 
 ACTIVE_BOOK_INDEX = "requests_active_book_key"

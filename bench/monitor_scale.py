@@ -173,7 +173,7 @@ def _collect(warmup_cut: int) -> tuple[list[float], float, int]:
 
 
 def run_full(n: int, seconds: float, warm: bool) -> tuple[list[float], float, int, float]:
-    from app.audiobook_requests.state import R
+    from app.audiobook_requests.state import RequestStatus
     from app.config import get_settings
     from app.db import bind_database
     from app.integrations import torrent as torrent_module
@@ -193,7 +193,7 @@ def run_full(n: int, seconds: float, warm: bool) -> tuple[list[float], float, in
     # one book per request: a book has at most one active request (migration 12)
     for i in range(n):
         book = Audiobook.create(title=f"Bench {i}", author="Bench")
-        request = Request.create(audiobook=book, status=R.DOWNLOADING.value)
+        request = Request.create(audiobook=book, status=RequestStatus.DOWNLOADING.value)
         history = DownloadHistory.create(request=request, download_client="qbittorrent",
                                          download_client_id=f"{i:040x}", download_status="downloading", selected=True)
         add_job("monitor_download", {"requestId": str(request.id), "downloadHistoryId": str(history.id),

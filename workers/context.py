@@ -6,7 +6,7 @@ from typing import Any
 
 from rq import get_current_job
 
-from app.audiobook_requests.state import R, transition
+from app.audiobook_requests.state import RequestStatus, transition
 from app.integrations.errors import PermanentServiceError
 from app.jobs.logger import JobLogger
 
@@ -31,6 +31,6 @@ def fail_request_if_final(request_id: Any, exc: Exception, log: JobLogger, step:
     returns whether it was final; the caller re-raises, so the job's retry or failure follows."""
     final = isinstance(exc, PermanentServiceError) or is_last_attempt()
     if final:
-        transition(request_id, R.FAILED, error_message=str(exc))
+        transition(request_id, RequestStatus.FAILED, error_message=str(exc))
     log.error(f"{step} failed: {exc}" + ("" if final else " (will retry)"))
     return final

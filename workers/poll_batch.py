@@ -31,7 +31,7 @@ from typing import Any
 from rq import get_current_job
 
 from app.audiobook_requests import downloads
-from app.audiobook_requests.state import R, update_progress_of_polls
+from app.audiobook_requests.state import RequestStatus, update_progress_of_polls
 from app.config import get_settings
 from app.db import ensure_bound
 from app.integrations import torrent_snapshot
@@ -87,7 +87,7 @@ def poll_due(connection: Any, limit: int = poll_batches.BATCH_SIZE) -> dict[str,
         status = statuses.get(info_hash) if known else None
         decision = plain_poll(
             PollState.from_payload(payload), now,
-            request_downloading=requests.get(str(payload.get("requestId"))) == R.DOWNLOADING.value,
+            request_downloading=requests.get(str(payload.get("requestId"))) == RequestStatus.DOWNLOADING.value,
             download_open=histories.get(str(payload.get("downloadHistoryId"))) not in (None, *downloads.SETTLED),
             found=status is not None, complete=status is not None and status.state is DownloadState.COMPLETE,
             failed=status is not None and status.state is DownloadState.FAILED,

@@ -84,7 +84,7 @@ def _start_retry_run(job: Job) -> str:
     except Exception as exc:
         if reentered:
             assert step is not None  # reentered implies a step
-            request_state.transition(job.request_id, request_state.R.FAILED, only_from=(step,),
+            request_state.transition(job.request_id, request_state.RequestStatus.FAILED, only_from=(step,),
                                      error_message=f"Retry of job {job.id} could not start: {exc}"[:2000])
         raise
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.audiobook_requests.service import get_request
-from app.audiobook_requests.state import R, transition
+from app.audiobook_requests.state import RequestStatus, transition
 from app.audiobook_requests.torrents import release_torrents, timeline_job
 from app.jobs.logger import create_job_logger
 from app.jobs.service import cancel_run
@@ -27,7 +27,7 @@ EVENT_CONTEXT = "RequestDeleted"
 def delete_request(request_id: str) -> dict[str, Any]:
     request = get_request(request_id)
     was = request.status
-    newly = transition(request.id, R.DELETED, error_message="Deleted by an admin")
+    newly = transition(request.id, RequestStatus.DELETED, error_message="Deleted by an admin")
     cancelled = [str(job.id) for job in Job.select().where(
         (Job.request == request.id) & Job.status.not_in(TERMINAL_JOB_STATUSES)) if cancel_run(job, "Request deleted")]
     events = create_job_logger(timeline_job(request.id), EVENT_CONTEXT)
@@ -37,5 +37,5 @@ def delete_request(request_id: str) -> dict[str, Any]:
                     f"{len(released.removed)} unfinished torrents removed with their files, "
                     f"{len(released.seeding)} finished torrents kept seeding until their indexer's limit",
                     {"cancelledJobs": cancelled, **released.to_dict()})
-    return {"request": {"id": str(request.id), "status": R.DELETED.value}, "alreadyDeleted": not newly,
+    return {"request": {"id": str(request.id), "status": RequestStatus.DELETED.value}, "alreadyDeleted": not newly,
             "cancelledJobs": cancelled, **released.to_dict()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.audiobook_requests.pipeline import STEP_STATUS
-from app.audiobook_requests.state import IN_PROGRESS, R, transition
+from app.audiobook_requests.state import IN_PROGRESS, RequestStatus, transition
 
 
 def fail_request_for_job(request_id: Any, job_type: str, reason: str) -> bool:
@@ -18,5 +18,5 @@ def fail_request_for_job(request_id: Any, job_type: str, reason: str) -> bool:
     step = STEP_STATUS.get(job_type)
     if step is None or request_id is None:
         return False
-    sources = tuple(s for s in (R.PENDING, step) if s in IN_PROGRESS)
-    return transition(request_id, R.FAILED, only_from=sources, error_message=reason[:2000])
+    sources = tuple(s for s in (RequestStatus.PENDING, step) if s in IN_PROGRESS)
+    return transition(request_id, RequestStatus.FAILED, only_from=sources, error_message=reason[:2000])

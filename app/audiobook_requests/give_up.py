@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.audiobook_requests.service import enqueue_search
-from app.audiobook_requests.state import R, transition
+from app.audiobook_requests.state import RequestStatus, transition
 from app.audiobook_requests.torrents import release_torrents, remove_seeding_now, timeline_job
 from app.errors import AppError
 from app.jobs.logger import create_job_logger
@@ -59,7 +59,7 @@ def give_up(download_id: str, *, search_again: bool) -> dict[str, Any]:
         released = remove_seeding_now(request_id, events, download_id=download.id)
         return {"searchJobId": None, **released.to_dict()}
     what = "removed, blocklisted and searched again" if search_again else "removed"
-    if not transition(request_id, R.AWAITING_SEARCH, only_from=(R.DOWNLOADING,),
+    if not transition(request_id, RequestStatus.AWAITING_SEARCH, only_from=(RequestStatus.DOWNLOADING,),
                       next_search_at=utcnow() if search_again else None,
                       error_message=f"Download {name!r} {what} by an admin"):
         raise ActivityError("the request moved on meanwhile; nothing done", 409)

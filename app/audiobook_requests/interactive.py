@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from app.audiobook_requests.blocklist import blocklist_for
 from app.audiobook_requests.service import RequestError, get_request, refuse_a_second_active_request
-from app.audiobook_requests.state import PICK_RELEASE_FROM, R, can_pick, enter_search_for_pick, transition
+from app.audiobook_requests.state import PICK_RELEASE_FROM, RequestStatus, can_pick, enter_search_for_pick, transition
 from app.audiobook_requests.torrents import release_torrents, timeline_job
 from app.config import get_settings
 from app.integrations.errors import ServiceError
@@ -52,8 +52,8 @@ EVENT_CONTEXT = "InteractiveSearch"
 _GUID_LIMIT = 4000
 _LINK_FIELDS = ("downloadUrl", "magnetUrl", "guid")
 # what a pick does beyond queueing the download, said in its event
-_PICK_NOTES = {R.DOWNLOADING.value: ", swapped for the unfinished download (removed and blocklisted)",
-               R.CANCELLED.value: "; the cancelled request is re-opened"}
+_PICK_NOTES = {RequestStatus.DOWNLOADING.value: ", swapped for the unfinished download (removed and blocklisted)",
+               RequestStatus.CANCELLED.value: "; the cancelled request is re-opened"}
 
 
 def _key(request: Request) -> str:
@@ -67,7 +67,7 @@ def blocklist_of(request: Request) -> Blocklist:
 def search_releases(request_id: str) -> list[dict[str, Any]]:
     """Every result for the request's book, best first, each with its score breakdown and `rejected`."""
     request = get_request(request_id)
-    if request.status == R.DELETED.value:
+    if request.status == RequestStatus.DELETED.value:
         raise RequestError("the request is deleted", 409)
     settings = get_settings()
     if not settings.prowlarr_url or not settings.prowlarr_api_key:
@@ -138,9 +138,9 @@ def pick_release(request_id: str, body: Any) -> str:
     release = _stored_release(request, guid)
     if blocklist_of(request).blocks(release):
         raise RequestError(f"{release.title!r} is {BLOCKLISTED} for this request", 409)
-    if request.status == R.DOWNLOADING.value and _downloading(request).blocks(release):
+    if request.status == RequestStatus.DOWNLOADING.value and _downloading(request).blocks(release):
         raise RequestError(f"{release.title!r} is the release this request is downloading now", 409)
-    if request.status == R.CANCELLED.value:
+    if request.status == RequestStatus.CANCELLED.value:
         refuse_a_second_active_request(request)
     if not enter_search_for_pick(request.id, request.status):
         raise RequestError(f"request moved on (now {Request.get_by_id(request.id).status}); nothing queued", 409)
@@ -148,13 +148,18 @@ def pick_release(request_id: str, body: Any) -> str:
     # download: cancelled (a running one is fenced off, so it writes nothing more).
     for job in Job.select().where((Job.request == request.id) & Job.status.not_in(TERMINAL_JOB_STATUSES)):
         cancel_run(job, "An admin picked a release")
-    if request.status == R.DOWNLOADING.value:
+    if request.status == RequestStatus.DOWNLOADING.value:
         _swap_out(request, release)
     try:
         payload = download_payload(str(request.id), book_of(request.audiobook), release, interactive=True)
         job_id = add_job(JobKind.DOWNLOAD_TORRENT, payload, priority=Priority.HIGH)
     except Exception as exc:
-        transition(request.id, R.FAILED, only_from=(R.SEARCHING,), error_message=f"could not queue the download: {exc}")
+        transition(
+            request.id,
+            RequestStatus.FAILED,
+            only_from=(RequestStatus.SEARCHING,),
+            error_message=f"could not queue the download: {exc}",
+        )
         raise
     create_job_logger(job_id, EVENT_CONTEXT).info(
         f"Release picked by an admin: {release.title!r} from {release.indexer or 'an unknown indexer'}"

@@ -19,7 +19,7 @@ def requeueable_failed(job_type: str | None = None) -> peewee.ModelSelect:
         (newer.request == Job.request) & (newer.created_at > Job.created_at)))
     step_types = list(STEP_STATUS)
     request_allows = (Job.request.is_null() | Job.type.not_in(step_types)
-                      | ((Request.status == request_state.R.FAILED.value) & ~superseded))
+                      | ((Request.status == request_state.RequestStatus.FAILED.value) & ~superseded))
     query = (Job.select().join(Request, peewee.JOIN.LEFT_OUTER, on=(Job.request == Request.id))
              .where(Job.retryable() & request_allows))
     return query.where(Job.type == job_type) if job_type else query

@@ -39,7 +39,7 @@ from app.audiobook_requests.repair_rules import (  # noqa: F401  (LastJob, Repai
     decide_repair,
     describe_last_job,
 )
-from app.audiobook_requests.state import IN_PROGRESS, R, transition
+from app.audiobook_requests.state import IN_PROGRESS, RequestStatus, transition
 from app.jobs.errors import InvalidPayload, UnknownJobType
 from app.jobs.logger import create_job_logger
 from app.jobs.service import add_job
@@ -179,5 +179,10 @@ def _repair(request: Request, jobs: list[Job], downloads: list[DownloadHistory])
 def _set_status(request: Request, repair: Repair) -> bool:
     """failed/warn, conditional on the status the request was stranded in."""
     if repair.action is Action.WARN:
-        return transition(request.id, R.WARN, only_from=(R(request.status),), error_message=repair.reason[:2000])
+        return transition(
+            request.id,
+            RequestStatus.WARN,
+            only_from=(RequestStatus(request.status),),
+            error_message=repair.reason[:2000],
+        )
     return fail_request_for_job(request.id, RERUN_STEP[request.status], repair.reason)

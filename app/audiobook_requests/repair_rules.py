@@ -14,7 +14,7 @@ from typing import Any
 
 from app.audiobook_requests import pipeline
 from app.audiobook_requests.pipeline import RERUN_STEP, Book, monitor_payload, organize_payload, search_payload
-from app.audiobook_requests.state import IN_PROGRESS, R
+from app.audiobook_requests.state import IN_PROGRESS, RequestStatus
 from app.jobs.types import JobKind, Priority
 from app.models import DownloadStatus, JobStatus, status_values
 
@@ -91,7 +91,7 @@ def decide_repair(request_status: str, last_job: LastJob | None, evidence: Evide
     if last_job is not None and last_job.reconciled:
         # A re-run we started ended without moving the request: running it again would loop every minute.
         reason = f"stranded in {request_status} after a repair; see the job log"
-        if request_status == R.PROCESSING.value:
+        if request_status == RequestStatus.PROCESSING.value:
             # warn, not failed: the import may have copied some or all files already, and warn's retry
             # re-runs only the import (identical files are skipped), where failed's retry would search and
             # download the whole book again.

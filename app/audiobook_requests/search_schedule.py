@@ -13,7 +13,7 @@ import peewee
 from peewee import fn
 
 from app.audiobook_requests.service import RETRY_BATCH
-from app.audiobook_requests.state import R
+from app.audiobook_requests.state import RequestStatus
 from app.jobs.types import JobKind
 from app.models import TERMINAL_JOB_STATUSES, Job, Request
 
@@ -22,7 +22,7 @@ def due_for_search(now: datetime, limit: int = RETRY_BATCH) -> list[Request]:
     searching = Job.select(peewee.SQL("1")).where((Job.request == Request.id) & (Job.type == JobKind.SEARCH_INDEXERS)
                                                   & Job.status.not_in(TERMINAL_JOB_STATUSES))
     return list(Request.select()
-                .where((Request.status == R.AWAITING_SEARCH.value)
+                .where((Request.status == RequestStatus.AWAITING_SEARCH.value)
                        & (Request.next_search_at.is_null() | (Request.next_search_at <= now))
                        & ~fn.EXISTS(searching))
                 .order_by(Request.next_search_at.asc(nulls="first"), Request.last_search_at.asc(nulls="first"),
@@ -32,5 +32,8 @@ def due_for_search(now: datetime, limit: int = RETRY_BATCH) -> list[Request]:
 
 def waiting_count(now: datetime) -> int:
     """Requests in awaiting_search whose back-off is not over yet (the run's event says how many)."""
-    return (Request.select().where((Request.status == R.AWAITING_SEARCH.value) & (Request.next_search_at > now))
-            .count())
+    return (
+        Request.select()
+        .where((Request.status == RequestStatus.AWAITING_SEARCH.value) & (Request.next_search_at > now))
+        .count()
+    )

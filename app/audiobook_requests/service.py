@@ -12,7 +12,7 @@ from app.audiobook_requests.state import (
     RETRY_IMPORT_FROM,
     RETRY_SEARCH_FROM,
     SEARCH_BACKOFF_CLEARED,
-    R,
+    RequestStatus,
     is_active_book_conflict,
     transition,
 )
@@ -119,7 +119,7 @@ def create_request(body: Any, user_id: str = "admin") -> Request:
         with database.obj.atomic():  # the book row goes too when the request is refused
             book = Audiobook.create(title=fields["title"], author=fields["author"], narrator=fields["narrator"],
                                     audible_asin=fields["asin"])
-            request = Request.create(audiobook=book, user_id=user_id, status=R.PENDING.value,
+            request = Request.create(audiobook=book, user_id=user_id, status=RequestStatus.PENDING.value,
                                      priority=int(Priority.HIGH), book_key=key)
     except peewee.IntegrityError as exc:
         # a create of the same book at the same moment passed the check above too: the index kept one
@@ -180,10 +180,16 @@ def retry_request(request_id: str) -> str:
     the import (warn, awaiting_import)."""
     request = get_request(request_id)
     if request.status in RETRY_SEARCH_FROM:
-        if request.status == R.CANCELLED.value:
+        if request.status == RequestStatus.CANCELLED.value:
             refuse_a_second_active_request(request)
-        if not transition(request.id, R.PENDING, only_from=(R(request.status),), error_message=None, progress=0,
-                          **SEARCH_BACKOFF_CLEARED):
+        if not transition(
+            request.id,
+            RequestStatus.PENDING,
+            only_from=(RequestStatus(request.status),),
+            error_message=None,
+            progress=0,
+            **SEARCH_BACKOFF_CLEARED,
+        ):
             now = Request.get_by_id(request.id)
             other = active_request_of_book(now.book_key, other_than=now.id) if now.book_key else None
             if now.status == request.status and other is not None:  # the index of migration 12 refused it
@@ -217,7 +223,7 @@ def cancel_request(request_id: str) -> dict[str, Any]:
     is removed with its partial files, a finished one keeps seeding until its indexer's limit
     (app/audiobook_requests/torrents.py)."""
     request = get_request(request_id)
-    if not transition(request.id, R.CANCELLED, error_message="Cancelled by an admin"):
+    if not transition(request.id, RequestStatus.CANCELLED, error_message="Cancelled by an admin"):
         raise RequestError(f"a request in status {request.status} cannot be cancelled", 409)
     cancelled = []
     for job in Job.select().where((Job.request == request.id) & Job.status.not_in(TERMINAL_JOB_STATUSES)):
@@ -243,7 +249,7 @@ def remove_seeding(request_id: str) -> dict[str, Any]:
 RETRY_BATCH = 50  # requests a retry job (retry_missing_torrents, retry_failed_imports) takes per run
 
 
-def least_recently_tried(status: R, tried_at: Any, limit: int = RETRY_BATCH) -> list[Request]:
+def least_recently_tried(status: RequestStatus, tried_at: Any, limit: int = RETRY_BATCH) -> list[Request]:
     """Requests in `status`, never tried first, then least recently tried (`tried_at`: last_search_at or
     last_import_at), oldest request first on ties: the retry jobs take them in this order, `limit` a run."""
     return list(Request.select().where(Request.status == status.value)

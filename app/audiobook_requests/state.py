@@ -18,22 +18,38 @@ from app.statuses import FINISHED_WITH_TORRENT, RELEASED_TORRENT, RequestStatus 
 log = logging.getLogger(__name__)
 
 
-R = RequestStatus
 # A book has at most one request in these (create_request's 409; a unique index, migration 12: a change here
 # needs a migration that rebuilds that index).
-ACTIVE = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.PROCESSING, R.DOWNLOADED, R.AVAILABLE,
-          R.AWAITING_IMPORT, R.WARN)
-CANCELLABLE = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.AWAITING_IMPORT, R.WARN, R.FAILED)
+ACTIVE = (
+    RequestStatus.PENDING,
+    RequestStatus.SEARCHING,
+    RequestStatus.AWAITING_SEARCH,
+    RequestStatus.DOWNLOADING,
+    RequestStatus.PROCESSING,
+    RequestStatus.DOWNLOADED,
+    RequestStatus.AVAILABLE,
+    RequestStatus.AWAITING_IMPORT,
+    RequestStatus.WARN,
+)
+CANCELLABLE = (
+    RequestStatus.PENDING,
+    RequestStatus.SEARCHING,
+    RequestStatus.AWAITING_SEARCH,
+    RequestStatus.DOWNLOADING,
+    RequestStatus.AWAITING_IMPORT,
+    RequestStatus.WARN,
+    RequestStatus.FAILED,
+)
 
 # An admin's retry re-runs the step that failed: the search from these (a cancelled request is re-opened) ...
-RETRY_SEARCH_FROM = (R.FAILED, R.AWAITING_SEARCH, R.CANCELLED)
+RETRY_SEARCH_FROM = (RequestStatus.FAILED, RequestStatus.AWAITING_SEARCH, RequestStatus.CANCELLED)
 # ... the import (organize_files, from the recorded download) from these.
-RETRY_IMPORT_FROM = (R.WARN, R.AWAITING_IMPORT)
+RETRY_IMPORT_FROM = (RequestStatus.WARN, RequestStatus.AWAITING_IMPORT)
 RETRYABLE = frozenset(RETRY_SEARCH_FROM + RETRY_IMPORT_FROM)
 
 # A job is working on these: a request in one of them must always have an unfinished job (the
 # reconciler repairs those that do not).
-IN_PROGRESS = (R.PENDING, R.SEARCHING, R.DOWNLOADING, R.PROCESSING)
+IN_PROGRESS = (RequestStatus.PENDING, RequestStatus.SEARCHING, RequestStatus.DOWNLOADING, RequestStatus.PROCESSING)
 
 # The status each pipeline step works in: STEP_STATUS in app/audiobook_requests/pipeline.py.
 
@@ -41,22 +57,41 @@ IN_PROGRESS = (R.PENDING, R.SEARCHING, R.DOWNLOADING, R.PROCESSING)
 TRANSITIONS: dict[RequestStatus, tuple[RequestStatus, ...]] = {
     # not from FAILED: a stale search job of a failed request must not resurrect it (an admin's retry
     # of the failed job re-enters through reenter_step_for_retry)
-    R.SEARCHING: (R.PENDING, R.AWAITING_SEARCH, R.SEARCHING),
-    R.AWAITING_SEARCH: (R.SEARCHING, R.DOWNLOADING),
-    R.DOWNLOADING: (R.SEARCHING, R.DOWNLOADING),
-    R.PROCESSING: (R.DOWNLOADING, R.AWAITING_IMPORT, R.WARN, R.PROCESSING),
-    R.DOWNLOADED: (R.PROCESSING, R.AVAILABLE),  # back from available when the book left the library
-    R.AVAILABLE: (R.DOWNLOADED, R.AWAITING_SEARCH, R.AWAITING_IMPORT, R.WARN, R.FAILED),  # a book added by hand
-    R.AWAITING_IMPORT: (R.PROCESSING,),
-    R.WARN: (R.PROCESSING,),
-    R.FAILED: (R.PENDING, R.SEARCHING, R.DOWNLOADING, R.PROCESSING),
+    RequestStatus.SEARCHING: (RequestStatus.PENDING, RequestStatus.AWAITING_SEARCH, RequestStatus.SEARCHING),
+    RequestStatus.AWAITING_SEARCH: (RequestStatus.SEARCHING, RequestStatus.DOWNLOADING),
+    RequestStatus.DOWNLOADING: (RequestStatus.SEARCHING, RequestStatus.DOWNLOADING),
+    RequestStatus.PROCESSING: (
+        RequestStatus.DOWNLOADING,
+        RequestStatus.AWAITING_IMPORT,
+        RequestStatus.WARN,
+        RequestStatus.PROCESSING,
+    ),
+    RequestStatus.DOWNLOADED: (
+        RequestStatus.PROCESSING,
+        RequestStatus.AVAILABLE,
+    ),  # back from available when the book left the library
+    RequestStatus.AVAILABLE: (
+        RequestStatus.DOWNLOADED,
+        RequestStatus.AWAITING_SEARCH,
+        RequestStatus.AWAITING_IMPORT,
+        RequestStatus.WARN,
+        RequestStatus.FAILED,
+    ),  # a book added by hand
+    RequestStatus.AWAITING_IMPORT: (RequestStatus.PROCESSING,),
+    RequestStatus.WARN: (RequestStatus.PROCESSING,),
+    RequestStatus.FAILED: (
+        RequestStatus.PENDING,
+        RequestStatus.SEARCHING,
+        RequestStatus.DOWNLOADING,
+        RequestStatus.PROCESSING,
+    ),
     # entered only by an admin's retry of the search (service.retry_request): no job moves a request to pending,
     # so a stale job never re-opens a cancelled one
-    R.PENDING: (R.FAILED, R.AWAITING_SEARCH, R.CANCELLED),
-    R.CANCELLED: CANCELLABLE,
+    RequestStatus.PENDING: (RequestStatus.FAILED, RequestStatus.AWAITING_SEARCH, RequestStatus.CANCELLED),
+    RequestStatus.CANCELLED: CANCELLABLE,
     # Any request may be deleted, and nothing leaves `deleted`: no other entry lists it as a source, so the
     # reconciler, the Plex matcher, retries and stale jobs never revive it.
-    R.DELETED: tuple(s for s in RequestStatus if s is not RequestStatus.DELETED),
+    RequestStatus.DELETED: tuple(s for s in RequestStatus if s is not RequestStatus.DELETED),
 }
 
 # An admin picking a release by hand (interactive search) moves the request into `searching`, the status
@@ -64,8 +99,16 @@ TRANSITIONS: dict[RequestStatus, tuple[RequestStatus, ...]] = {
 # deleted is refused (its own pipeline or the admin's decision stands). A downloading request swaps its
 # download (the unfinished torrent is removed and blocklisted, app/audiobook_requests/interactive.py); a
 # cancelled one is re-opened.
-PICK_RELEASE_FROM = (R.PENDING, R.SEARCHING, R.AWAITING_SEARCH, R.DOWNLOADING, R.FAILED, R.WARN, R.AWAITING_IMPORT,
-                     R.CANCELLED)
+PICK_RELEASE_FROM = (
+    RequestStatus.PENDING,
+    RequestStatus.SEARCHING,
+    RequestStatus.AWAITING_SEARCH,
+    RequestStatus.DOWNLOADING,
+    RequestStatus.FAILED,
+    RequestStatus.WARN,
+    RequestStatus.AWAITING_IMPORT,
+    RequestStatus.CANCELLED,
+)
 
 
 # The search back-off starts afresh (app/pipeline/search_backoff.py): a search found a release, an admin
@@ -89,7 +132,7 @@ def can_pick(status: str) -> bool:
 
 def can_cancel(status: str) -> bool:
     """Whether an admin's cancel applies to a request in `status` (the service and the pages ask this)."""
-    return allowed(status, R.CANCELLED)
+    return allowed(status, RequestStatus.CANCELLED)
 
 
 def transition(request_id: Any, target: RequestStatus, *, only_from: tuple[RequestStatus, ...] | None = None,
@@ -119,7 +162,7 @@ def transition(request_id: Any, target: RequestStatus, *, only_from: tuple[Reque
 
 # Entering one of these queues a notification (app/notifications/events.py): each conditional UPDATE that
 # moved the request is the one writer of that entry, so a request's failure is announced exactly once.
-ANNOUNCED = (R.AVAILABLE, R.FAILED, R.WARN)
+ANNOUNCED = (RequestStatus.AVAILABLE, RequestStatus.FAILED, RequestStatus.WARN)
 
 
 def _announce(request_id: Any, target: RequestStatus, reason: str | None) -> None:
@@ -164,9 +207,16 @@ def reenter_step_for_retry(request_id: Any, job_type: str) -> bool:
     processors' TRANSITIONS stay strict, so a stale job of a failed request never resurrects it.
     """
     step = STEP_STATUS[job_type]
-    fresh_search = SEARCH_BACKOFF_CLEARED if step is R.SEARCHING else {}  # an admin's retry: back-off afresh
-    return _enter_active(Request.update(status=step.value, error_message=None, **fresh_search, updated_at=utcnow())
-                         .where((Request.id == request_id) & (Request.status == R.FAILED.value)), request_id, step)
+    fresh_search = (
+        SEARCH_BACKOFF_CLEARED if step is RequestStatus.SEARCHING else {}
+    )  # an admin's retry: back-off afresh
+    return _enter_active(
+        Request.update(status=step.value, error_message=None, **fresh_search, updated_at=utcnow()).where(
+            (Request.id == request_id) & (Request.status == RequestStatus.FAILED.value)
+        ),
+        request_id,
+        step,
+    )
 
 
 def enter_search_for_pick(request_id: Any, current: str) -> bool:
@@ -179,9 +229,18 @@ def enter_search_for_pick(request_id: Any, current: str) -> bool:
     request)."""
     if current not in {s.value for s in PICK_RELEASE_FROM}:
         return False
-    return _enter_active(Request.update(status=R.SEARCHING.value, error_message=None, progress=0, import_attempts=0,
-                                        **SEARCH_BACKOFF_CLEARED, updated_at=utcnow())
-                         .where((Request.id == request_id) & (Request.status == current)), request_id, R.SEARCHING)
+    return _enter_active(
+        Request.update(
+            status=RequestStatus.SEARCHING.value,
+            error_message=None,
+            progress=0,
+            import_attempts=0,
+            **SEARCH_BACKOFF_CLEARED,
+            updated_at=utcnow(),
+        ).where((Request.id == request_id) & (Request.status == current)),
+        request_id,
+        RequestStatus.SEARCHING,
+    )
 
 
 def clear_search_backoff(request_id: Any) -> bool:
@@ -193,9 +252,11 @@ def clear_search_backoff(request_id: Any) -> bool:
 
 def update_progress(request_id: Any, progress: int) -> bool:
     """Progress only while downloading (never resurrects a request that moved on)."""
-    return (Request.update(progress=max(0, min(100, progress)), updated_at=utcnow())
-            .where((Request.id == request_id) & (Request.status == R.DOWNLOADING.value) & _run_holds_lease())
-            .execute()) == 1
+    return (
+        Request.update(progress=max(0, min(100, progress)), updated_at=utcnow())
+        .where((Request.id == request_id) & (Request.status == RequestStatus.DOWNLOADING.value) & _run_holds_lease())
+        .execute()
+    ) == 1
 
 
 def update_progress_of_polls(polls: list[tuple[Any, int, str, str]]) -> int:
@@ -212,5 +273,5 @@ def update_progress_of_polls(polls: list[tuple[Any, int, str, str]]) -> int:
     params: list[Any] = [utcnow()]
     for request_id, percent, job_id, token in polls:
         params += [str(request_id), max(0, min(100, percent)), job_id, token]
-    params.append(R.DOWNLOADING.value)
+    params.append(RequestStatus.DOWNLOADING.value)
     return database.obj.execute_sql(sql, params).rowcount

@@ -18,10 +18,9 @@ from app.jobs.held_events import fenced_events_sql
 from app.models import Job, JobStatus, status_values, utcnow
 from app.redaction import redact, redact_text
 
-S = JobStatus
 _MAX_TRACE = 20_000
-_TERMINAL = status_values(S.TERMINAL)
-_WAITING = tuple(status_values(S.WAITING))  # three parameters of _MARK_ACTIVE
+_TERMINAL = status_values(JobStatus.TERMINAL)
+_WAITING = tuple(status_values(JobStatus.WAITING))  # three parameters of _MARK_ACTIVE
 
 # The two writes every run makes are pre-built SQL: Peewee's query building costs as much as the
 # round trip itself (bench/throughput.py).
@@ -81,7 +80,7 @@ def insert_job_row(*, job_id: uuid.UUID, job_type: str, payload: dict, priority:
     still holds its job, in the same statement. False when it did not (nothing written).
     The payload is stored whole: it is what a retry or a recovery runs again (a release link's tracker
     passkey included); it is redacted where it is shown (the job page's pretty_json), like everything else."""
-    status = S.DELAYED if run_at is not None else S.PENDING
+    status = JobStatus.DELAYED if run_at is not None else JobStatus.PENDING
     now = utcnow()
     params = (_uuid_param(job_id), now, now, _uuid_param(request_id) if request_id else None, rq_job_id, job_type,
               status.value, priority, max_attempts, json.dumps(payload, allow_nan=False),
@@ -94,7 +93,7 @@ def insert_job_row(*, job_id: uuid.UUID, job_type: str, payload: dict, priority:
 
 
 def mark_enqueue_failed(job_id: Any, error: BaseException) -> None:
-    Job.update(status=S.FAILED.value, error_message=redact_text(f"Could not enqueue: {error}", _secrets()),
+    Job.update(status=JobStatus.FAILED.value, error_message=redact_text(f"Could not enqueue: {error}", _secrets()),
                completed_at=utcnow(), updated_at=utcnow()).where(Job.id == job_id).execute()
 
 
@@ -104,17 +103,17 @@ def mark_active(job_id: Any, token: str, lease_seconds: float) -> bool:
     False when the job must not run: cancelled, finished, unknown, or active under a live lease."""
     now = utcnow()
     lease_cutoff = now - timedelta(seconds=lease_seconds)
-    return _execute(_MARK_ACTIVE, (S.ACTIVE.value, False, now, now, token, now, _uuid_param(job_id), *_WAITING,
-                                   S.ACTIVE.value, lease_cutoff)) == 1
+    return _execute(_MARK_ACTIVE, (JobStatus.ACTIVE.value, False, now, now, token, now, _uuid_param(job_id), *_WAITING,
+                                   JobStatus.ACTIVE.value, lease_cutoff)) == 1
 
 
 def renew_lease(job_id: Any, token: str) -> bool:
     """The running run's heartbeat. False when the run no longer holds the row (fenced out)."""
-    return _execute(_RENEW_LEASE, (utcnow(), _uuid_param(job_id), S.ACTIVE.value, token)) == 1
+    return _execute(_RENEW_LEASE, (utcnow(), _uuid_param(job_id), JobStatus.ACTIVE.value, token)) == 1
 
 
 def run_is_current(job_id: Any, token: str) -> bool:
-    return Job.select().where((Job.id == job_id) & (Job.status == S.ACTIVE.value)
+    return Job.select().where((Job.id == job_id) & (Job.status == JobStatus.ACTIVE.value)
                               & (Job.run_token == token)).exists()
 
 
@@ -122,9 +121,20 @@ def mark_waiting_for_poll(job_id: Any, delay: float, payload: dict, token: str) 
     """A polling job (monitor_download) ends this run and comes back in `delay` s: `delayed`, same row,
     no attempt spent; its payload carries the poll state forward."""
     now = utcnow()
-    return (Job.update(status=S.DELAYED.value, polling=True, polls=Job.polls + 1, payload=payload,
-                       run_at=now + timedelta(seconds=delay), error_message=None, updated_at=now, run_token=None)
-            .where((Job.id == job_id) & (Job.status == S.ACTIVE.value) & (Job.run_token == token)).execute()) == 1
+    return (
+        Job.update(
+            status=JobStatus.DELAYED.value,
+            polling=True,
+            polls=Job.polls + 1,
+            payload=payload,
+            run_at=now + timedelta(seconds=delay),
+            error_message=None,
+            updated_at=now,
+            run_token=None,
+        )
+        .where((Job.id == job_id) & (Job.status == JobStatus.ACTIVE.value) & (Job.run_token == token))
+        .execute()
+    ) == 1
 
 
 def mark_completed(job_id: Any, result: Any, token: str, events: list[tuple] | None = None) -> bool:
@@ -132,7 +142,7 @@ def mark_completed(job_id: Any, result: Any, token: str, events: list[tuple] | N
     (app/jobs/held_events.py), written first under the same fence; on PostgreSQL in the same round trip."""
     now = utcnow()
     stored = json.dumps(redact(result, _secrets()), allow_nan=False) if result is not None else None
-    params: tuple = (S.COMPLETED.value, stored, now, now, _uuid_param(job_id), S.ACTIVE.value, token)
+    params: tuple = (JobStatus.COMPLETED.value, stored, now, now, _uuid_param(job_id), JobStatus.ACTIVE.value, token)
     if not events:
         return _execute(_MARK_COMPLETED, params) == 1
     db = database.obj
@@ -165,14 +175,16 @@ def mark_attempt_failed(job_id: Any, *, error: str, trace: str | None, final: bo
         "run_token": None,
     }
     if final:
-        values.update(status=S.FAILED.value, completed_at=now)
+        values.update(status=JobStatus.FAILED.value, completed_at=now)
     else:
-        values.update(status=(S.STUCK if abandoned_before else S.DELAYED).value,
+        values.update(status=(JobStatus.STUCK if abandoned_before else JobStatus.DELAYED).value,
                       run_at=now + timedelta(seconds=retry_in or 0))
     if token is not None:
-        owner = (Job.status == S.ACTIVE.value) & (Job.run_token == token)
+        owner = (Job.status == JobStatus.ACTIVE.value) & (Job.run_token == token)
     elif abandoned_before is not None:
-        owner = (Job.status == S.ACTIVE.value) & (fn.COALESCE(Job.heartbeat_at, Job.started_at) < abandoned_before)
+        owner = (Job.status == JobStatus.ACTIVE.value) & (
+            fn.COALESCE(Job.heartbeat_at, Job.started_at) < abandoned_before
+        )
     else:
         owner = Job.status.in_(_WAITING)
     return Job.update(**values).where((Job.id == job_id) & owner).execute() == 1
@@ -180,7 +192,7 @@ def mark_attempt_failed(job_id: Any, *, error: str, trace: str | None, final: bo
 
 def mark_cancelled(job_id: Any, reason: str) -> bool:
     now = utcnow()
-    return (Job.update(status=S.CANCELLED.value, error_message=reason, completed_at=now, updated_at=now,
+    return (Job.update(status=JobStatus.CANCELLED.value, error_message=reason, completed_at=now, updated_at=now,
                        run_token=None)
             .where((Job.id == job_id) & Job.status.not_in(_TERMINAL))
             .execute()) == 1
@@ -190,16 +202,16 @@ def mark_stopped(job_id: Any, reason: str) -> bool:
     """An admin stops a running job: active → cancelled, and its token cleared, so nothing the run writes
     afterwards lands (app/jobs/fence.py). False when the row is not active."""
     now = utcnow()
-    return (Job.update(status=S.CANCELLED.value, error_message=reason, completed_at=now, updated_at=now,
+    return (Job.update(status=JobStatus.CANCELLED.value, error_message=reason, completed_at=now, updated_at=now,
                        run_token=None)
-            .where((Job.id == job_id) & (Job.status == S.ACTIVE.value))
+            .where((Job.id == job_id) & (Job.status == JobStatus.ACTIVE.value))
             .execute()) == 1
 
 
 def reset_for_requeue(job_id: Any) -> bool:
     """A pending/delayed/stuck row whose Redis job was lost is enqueued again (requeue_lost_jobs in
     app/jobs/recovery.py)."""
-    return (Job.update(status=S.PENDING.value, updated_at=utcnow())
+    return (Job.update(status=JobStatus.PENDING.value, updated_at=utcnow())
             .where((Job.id == job_id) & Job.status.in_(list(_WAITING)))
             .execute()) == 1
 
@@ -222,8 +234,15 @@ def claim_polls(tokens: dict[str, str], due_before: datetime) -> list[dict[str, 
            f"FROM (VALUES {values}) AS v(id, token) WHERE jobs.id = v.id AND jobs.status = %s AND jobs.polling "
            f"AND jobs.run_at <= %s RETURNING jobs.id, jobs.run_token, jobs.payload, jobs.priority, jobs.attempts, "
            f"jobs.max_attempts")
-    params = [S.ACTIVE.value, now, now, now, *(x for pair in tokens.items() for x in pair), S.DELAYED.value,
-              due_before]
+    params = [
+        JobStatus.ACTIVE.value,
+        now,
+        now,
+        now,
+        *(x for pair in tokens.items() for x in pair),
+        JobStatus.DELAYED.value,
+        due_before,
+    ]
     rows = database.obj.execute_sql(sql, params).fetchall()
     return [{"id": str(job_id), "token": token,
              "payload": json.loads(payload) if isinstance(payload, str) else payload,
@@ -243,10 +262,10 @@ def mark_polls_waiting(polls: list[tuple[str, str, float, dict]]) -> list[str]:
            f"run_at = v.run_at, error_message = NULL, updated_at = %s, run_token = NULL "
            f"FROM (VALUES {values}) AS v(id, token, run_at, payload) "
            f"WHERE jobs.id = v.id AND jobs.status = %s AND jobs.run_token = v.token RETURNING jobs.id")
-    params: list[Any] = [S.DELAYED.value, now]
+    params: list[Any] = [JobStatus.DELAYED.value, now]
     for job_id, token, delay, payload in polls:
         params += [job_id, token, now + timedelta(seconds=delay), json.dumps(payload, allow_nan=False)]
-    params.append(S.ACTIVE.value)
+    params.append(JobStatus.ACTIVE.value)
     return [str(row[0]) for row in database.obj.execute_sql(sql, params).fetchall()]
 
 
@@ -260,5 +279,5 @@ def release_polls(claimed: list[tuple[str, str]]) -> list[str]:
     sql = (f"UPDATE jobs SET status = %s, polling = TRUE, run_at = %s, updated_at = %s, run_token = NULL "
            f"FROM (VALUES {values}) AS v(id, token) "
            f"WHERE jobs.id = v.id AND jobs.status = %s AND jobs.run_token = v.token RETURNING jobs.id")
-    params = [S.DELAYED.value, now, now, *(x for pair in claimed for x in pair), S.ACTIVE.value]
+    params = [JobStatus.DELAYED.value, now, now, *(x for pair in claimed for x in pair), JobStatus.ACTIVE.value]
     return [str(row[0]) for row in database.obj.execute_sql(sql, params).fetchall()]

@@ -6,7 +6,7 @@ import pytest
 
 from app.audiobook_requests import pipeline
 from app.audiobook_requests.pipeline import RERUN_STEP, STEP_STATUS, STEPS, Book
-from app.audiobook_requests.state import IN_PROGRESS, R, allowed
+from app.audiobook_requests.state import IN_PROGRESS, RequestStatus, allowed
 from app.jobs import types
 from app.jobs.errors import InvalidPayload
 from app.jobs.service import add_job
@@ -45,7 +45,7 @@ def _sample_args(kind: str, request: Request) -> tuple:
 @pytest.mark.parametrize("step", STEPS, ids=lambda step: step.kind)
 def test_each_builder_makes_a_payload_that_add_job_accepts(step, use_settings):
     book = Audiobook.create(title="Dune", author="Frank Herbert", audible_asin="B002V1OF70")
-    request = Request.create(audiobook=book, user_id="admin", status=R.PENDING.value)
+    request = Request.create(audiobook=book, user_id="admin", status=RequestStatus.PENDING.value)
     payload = step.build(*_sample_args(step.kind, request), reconciled=True)
     job_id = add_job(step.kind, payload, priority=step.priority, request_id=request.id)
     row = Job.get_by_id(job_id)

@@ -19,7 +19,7 @@ from app.audiobook_requests.reconciler import (
     decide_repair,
     reconcile_requests,
 )
-from app.audiobook_requests.state import R, allowed, transition
+from app.audiobook_requests.state import RequestStatus, allowed, transition
 from app.jobs import types
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request, utcnow
 
@@ -135,7 +135,7 @@ def test_every_rerun_is_accepted_by_its_processor_from_the_stranded_status():
                                                         "organize_files"}
     for status, repair in reruns:
         if repair.job_type == "monitor_download":
-            assert status == R.DOWNLOADING.value  # monitor polls only a downloading request
+            assert status == RequestStatus.DOWNLOADING.value  # monitor polls only a downloading request
         else:
             assert allowed(status, STEP_STATUS[repair.job_type]), (status, repair.job_type)
         required = types.get(repair.job_type).required_keys
@@ -355,7 +355,7 @@ def test_a_request_that_moves_meanwhile_is_left_alone(settings, redis_conn, monk
 
     def find_then_cancel(cutoff):
         rows = real_find(cutoff)
-        assert transition(request.id, R.CANCELLED, error_message="Cancelled by an admin")
+        assert transition(request.id, RequestStatus.CANCELLED, error_message="Cancelled by an admin")
         return rows
 
     monkeypatch.setattr(reconciler, "find_stranded", find_then_cancel)

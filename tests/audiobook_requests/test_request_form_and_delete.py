@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.audiobook_requests.state import TRANSITIONS, R, allowed, transition
+from app.audiobook_requests.state import TRANSITIONS, RequestStatus, allowed, transition
 from app.integrations.torrent import download_client
 from app.integrations.torrentfile import make_torrent, read_torrent
 from app.jobs.logger import create_job_logger
@@ -177,7 +177,7 @@ def test_a_torrent_another_request_still_uses_stays_in_the_client(client, fake_c
     assert Request.get_by_id(mine.id).status == "deleted"
 
 
-@pytest.mark.parametrize("status", [s.value for s in R])
+@pytest.mark.parametrize("status", [s.value for s in RequestStatus])
 def test_any_request_in_any_status_may_be_deleted(client, redis_conn, status, bearer):
     request = Request.create(audiobook=Audiobook.create(title="T", author="A"), status=status)
     assert client.delete(f"/api/requests/{request.id}", headers=bearer).status_code == 200
@@ -195,11 +195,11 @@ def test_delete_needs_an_admin_and_a_known_request(client, admin_client, redis_c
 def test_nothing_leaves_deleted(settings):
     """The transition table: no status is entered from `deleted`, so no job, retry or matcher revives it."""
     request = Request.create(audiobook=Audiobook.create(title="T", author="A"), status="deleted")
-    for target in R:
-        assert not allowed("deleted", target) or target is R.DELETED
-        if target is not R.DELETED:
+    for target in RequestStatus:
+        assert not allowed("deleted", target) or target is RequestStatus.DELETED
+        if target is not RequestStatus.DELETED:
             assert transition(request.id, target) is False
-    assert set(TRANSITIONS[R.DELETED]) == set(R) - {R.DELETED}
+    assert set(TRANSITIONS[RequestStatus.DELETED]) == set(RequestStatus) - {RequestStatus.DELETED}
     assert Request.get_by_id(request.id).status == "deleted"
 
 

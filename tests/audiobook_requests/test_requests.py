@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.audiobook_requests.state import R, transition
+from app.audiobook_requests.state import RequestStatus, transition
 from app.jobs.queues import queue_names_for_group
 from app.models import Audiobook, DownloadHistory, Job, Request, utcnow
 
@@ -71,15 +71,18 @@ def test_the_requests_api_needs_an_admin(client, bearer):
 def test_transitions_are_conditional(settings):
     book = Audiobook.create(title="t", author="a")
     request = Request.create(audiobook=book, status="cancelled")
-    assert not transition(request.id, R.SEARCHING)
-    assert not transition(request.id, R.DOWNLOADING)
+    assert not transition(request.id, RequestStatus.SEARCHING)
+    assert not transition(request.id, RequestStatus.DOWNLOADING)
     assert Request.get_by_id(request.id).status == "cancelled"
     request = Request.create(audiobook=book, status="downloading")
-    assert not transition(request.id, R.SEARCHING)  # a slow search never overwrites a later status
-    assert not transition(request.id, R.PENDING)
-    assert transition(request.id, R.AWAITING_SEARCH) and Request.get_by_id(request.id).status == "awaiting_search"
+    assert not transition(request.id, RequestStatus.SEARCHING)  # a slow search never overwrites a later status
+    assert not transition(request.id, RequestStatus.PENDING)
+    assert (
+        transition(request.id, RequestStatus.AWAITING_SEARCH)
+        and Request.get_by_id(request.id).status == "awaiting_search"
+    )
     with pytest.raises(ValueError):
-        transition(request.id, R.AVAILABLE, only_from=(R.PENDING,))
+        transition(request.id, RequestStatus.AVAILABLE, only_from=(RequestStatus.PENDING,))
 
 
 def test_nothing_usable_leaves_the_request_awaiting_search(client, prowlarr, redis_conn):
@@ -272,7 +275,7 @@ def test_two_creates_of_one_book_at_the_same_moment_over_http_give_one_request_a
 
 def test_a_failed_request_is_not_retried_into_a_second_active_one(client, redis_conn, bearer):
     old = _create(client).get_json()["request"]["id"]
-    assert transition(old, R.FAILED, error_message="no release")
+    assert transition(old, RequestStatus.FAILED, error_message="no release")
     new = _create(client).get_json()["request"]["id"]  # a failed request does not block a new one
     refused = client.post(f"/api/requests/{old}/retry", headers=bearer)
     assert refused.status_code == 409 and refused.get_json()["error"] == (
@@ -282,7 +285,7 @@ def test_a_failed_request_is_not_retried_into_a_second_active_one(client, redis_
     from app.db import database
 
     with database.obj.atomic():  # inside a caller's transaction, which goes on
-        assert transition(old, R.AVAILABLE, only_from=(R.FAILED,)) is False
+        assert transition(old, RequestStatus.AVAILABLE, only_from=(RequestStatus.FAILED,)) is False
         assert Request.get_by_id(old).status == "failed"
     assert client.post(f"/api/requests/{new}/cancel", headers=bearer).status_code == 200
     assert client.post(f"/api/requests/{old}/retry", headers=bearer).status_code == 200

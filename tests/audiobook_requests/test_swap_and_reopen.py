@@ -116,10 +116,17 @@ def test_a_cancelled_request_can_take_a_picked_release(client, prowlarr, use_set
 
 def test_a_stale_job_never_reopens_a_cancelled_request(settings):
     """Only the admin's retry and pick leave `cancelled`: every job's own transition still refuses."""
-    from app.audiobook_requests.state import R, transition
+    from app.audiobook_requests.state import RequestStatus, transition
 
     request = Request.create(audiobook=Audiobook.create(title=TITLE, author=AUTHOR), status="cancelled")
-    for step in (R.SEARCHING, R.DOWNLOADING, R.PROCESSING, R.AWAITING_SEARCH, R.AVAILABLE, R.FAILED):
+    for step in (
+        RequestStatus.SEARCHING,
+        RequestStatus.DOWNLOADING,
+        RequestStatus.PROCESSING,
+        RequestStatus.AWAITING_SEARCH,
+        RequestStatus.AVAILABLE,
+        RequestStatus.FAILED,
+    ):
         assert transition(request.id, step) is False
     assert Request.get_by_id(request.id).status == "cancelled"
 

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from app.audiobook_requests import state
-from app.audiobook_requests.state import R
+from app.audiobook_requests.state import RequestStatus
 from app.jobs.queues import queue_names_for_group
 from app.jobs.service import add_job
 from app.library import matching
@@ -130,7 +130,7 @@ def test_a_book_added_by_hand_completes_a_waiting_request_and_stops_its_jobs(ple
 def test_statuses_the_state_machine_refuses_are_not_matched(plex, monkeypatch):
     """The matched statuses follow state.TRANSITIONS: were `available` enterable only from `downloaded`, a waiting
     request would be neither touched nor its jobs cancelled."""
-    monkeypatch.setitem(state.TRANSITIONS, R.AVAILABLE, (R.DOWNLOADED,))
+    monkeypatch.setitem(state.TRANSITIONS, RequestStatus.AVAILABLE, (RequestStatus.DOWNLOADED,))
     plex.items = [plex.album("Searching Book", "George Lucas"), plex.album("Done Book", "George Lucas")]
     waiting, done = _request("Searching Book", "awaiting_search"), _request("Done Book", "downloaded")
     monitor = _monitor(waiting)

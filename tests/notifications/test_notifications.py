@@ -117,7 +117,7 @@ def test_notify_urls_tokens_are_configured_secrets(tmp_path):
 
 def test_each_request_event_sends_exactly_one_message_to_the_targets_that_want_it(settings, redis_conn,
                                                                                    notify_receiver):
-    from app.audiobook_requests.state import R, transition
+    from app.audiobook_requests.state import RequestStatus, transition
 
     everything, failures_only = notify_receiver(), notify_receiver()
     _target(everything.url())
@@ -126,10 +126,10 @@ def test_each_request_event_sends_exactly_one_message_to_the_targets_that_want_i
     warned = make_request("processing", title="Warbreaker")
     found = make_request("failed", title="Mistborn")
 
-    assert transition(failing.id, R.FAILED, error_message="no release found")
-    assert not transition(failing.id, R.FAILED, error_message="again")  # not entered again: no message
-    assert transition(warned.id, R.WARN, error_message="no audio files in the download")
-    assert transition(found.id, R.AVAILABLE)
+    assert transition(failing.id, RequestStatus.FAILED, error_message="no release found")
+    assert not transition(failing.id, RequestStatus.FAILED, error_message="again")  # not entered again: no message
+    assert transition(warned.id, RequestStatus.WARN, error_message="no audio files in the download")
+    assert transition(found.id, RequestStatus.AVAILABLE)
     _send_all()
 
     sent = everything.messages()
@@ -148,18 +148,18 @@ def test_each_request_event_sends_exactly_one_message_to_the_targets_that_want_i
 
 def test_messages_of_a_transaction_are_queued_once_it_committed_and_not_at_all_when_it_failed(settings, redis_conn,
                                                                                             notify_receiver):
-    from app.audiobook_requests.state import R, transition
+    from app.audiobook_requests.state import RequestStatus, transition
     from app.db import database
     from app.notifications.events import held_until_commit
 
     _target(notify_receiver().url())
     kept, rolled_back = make_request("failed", title="Elantris"), make_request("failed", title="Warbreaker")
     with held_until_commit(), database.obj.atomic():
-        assert transition(kept.id, R.AVAILABLE)
+        assert transition(kept.id, RequestStatus.AVAILABLE)
         assert _notification_jobs() == []  # not inside: a worker could run it before the commit and find no row
     assert len(_notification_jobs()) == 1
     with pytest.raises(RuntimeError), held_until_commit(), database.obj.atomic():
-        assert transition(rolled_back.id, R.AVAILABLE)
+        assert transition(rolled_back.id, RequestStatus.AVAILABLE)
         raise RuntimeError("the batch failed")
     assert Request.get_by_id(rolled_back.id).status == "failed" and len(_notification_jobs()) == 1
 
@@ -187,12 +187,12 @@ def test_a_book_found_in_plex_sends_one_available_message(use_settings, redis_co
 
 
 def test_notify_urls_targets_receive_their_events(use_settings, redis_conn, notify_receiver):
-    from app.audiobook_requests.state import R, transition
+    from app.audiobook_requests.state import RequestStatus, transition
 
     target = notify_receiver()
     use_settings(NOTIFY_URLS=f"{target.url()}|warn; {target.url('other')}|available")
     request = make_request("processing", title="Elantris")
-    assert transition(request.id, R.WARN, error_message="nothing to import")
+    assert transition(request.id, RequestStatus.WARN, error_message="nothing to import")
     _send_all()
     assert [(r["path"], json.loads(r["body"])["type"]) for r in target.server.requests] == [
         (f"/hook/{TOKEN}", "warning")]
@@ -200,9 +200,9 @@ def test_notify_urls_targets_receive_their_events(use_settings, redis_conn, noti
 
 
 def test_no_target_no_job(settings, redis_conn):
-    from app.audiobook_requests.state import R, transition
+    from app.audiobook_requests.state import RequestStatus, transition
 
-    assert transition(make_request("pending", title="Elantris").id, R.FAILED, error_message="x")
+    assert transition(make_request("pending", title="Elantris").id, RequestStatus.FAILED, error_message="x")
     assert _notification_jobs() == []
 
 
@@ -228,14 +228,14 @@ def test_a_job_failing_its_last_attempt_sends_one_message_not_one_per_attempt(us
 @pytest.mark.slow
 def test_a_failing_target_is_retried_with_back_off_and_never_holds_up_the_pipeline(use_settings, redis_conn,
                                                                                      notify_receiver):
-    from app.audiobook_requests.state import R, transition
+    from app.audiobook_requests.state import RequestStatus, transition
 
     use_settings(JOB_BACKOFF_SECONDS=1)
     flaky, down = notify_receiver(answers=(500, 503)), notify_receiver(answers=(500,) * 10)
     _target(flaky.url(), "failed", "job_failed")
     _target(down.url(), "failed", "job_failed")
     request = make_request("pending", title="Elantris")
-    assert transition(request.id, R.FAILED, error_message="no release")  # queued, not sent: nothing waited
+    assert transition(request.id, RequestStatus.FAILED, error_message="no release")  # queued, not sent: nothing waited
     assert Request.get_by_id(request.id).status == "failed" and flaky.messages() == [] == down.messages()
     _send_all()
 
@@ -256,7 +256,7 @@ def test_the_notification_worker_sends_from_a_forked_work_horse(settings_env, re
     """Apprise's plugins (about 30 MB) live in a work-horse that exits after its message, not in the worker."""
     from rq import Worker
 
-    from app.audiobook_requests.state import R, transition
+    from app.audiobook_requests.state import RequestStatus, transition
     from workers.worker import ForkJobWorker, JobWorker, worker_class
 
     from proc_table import children
@@ -268,7 +268,9 @@ def test_the_notification_worker_sends_from_a_forked_work_horse(settings_env, re
                          tmp_path / "pool.log")
     try:
         worker = wait_for(lambda: Worker.all(connection=redis_conn), 30, message="the worker to register")[0]
-        assert transition(make_request("pending", title="Elantris").id, R.FAILED, error_message="no release")
+        assert transition(
+            make_request("pending", title="Elantris").id, RequestStatus.FAILED, error_message="no release"
+        )
         horse = wait_for(lambda: children(worker.pid), 30, message="a work-horse sending the message")
         assert len(horse) == 1
         wait_for(lambda: [j.status for j in _notification_jobs()] == ["completed"], 30, message="the job to end")
@@ -279,18 +281,18 @@ def test_the_notification_worker_sends_from_a_forked_work_horse(settings_env, re
 
 
 def test_a_target_removed_before_its_job_runs_is_skipped(settings, redis_conn, notify_receiver):
-    from app.audiobook_requests.state import R, transition
+    from app.audiobook_requests.state import RequestStatus, transition
 
     target = notify_receiver()
     row = _target(target.url())
-    assert transition(make_request("pending", title="Elantris").id, R.FAILED, error_message="x")
+    assert transition(make_request("pending", title="Elantris").id, RequestStatus.FAILED, error_message="x")
     row.delete_instance()
     _send_all()
     assert target.messages() == [] and _notification_jobs()[0].result["skipped"] is True
 
 
 def test_queueing_never_raises_into_the_pipeline(settings, redis_conn, notify_receiver, monkeypatch):
-    from app.audiobook_requests.state import R, transition
+    from app.audiobook_requests.state import RequestStatus, transition
     from app.jobs import service
 
     _target(notify_receiver().url())
@@ -300,16 +302,16 @@ def test_queueing_never_raises_into_the_pipeline(settings, redis_conn, notify_re
 
     monkeypatch.setattr(service, "add_job", refused)
     request = make_request("pending", title="Elantris")
-    assert transition(request.id, R.FAILED, error_message="x")
+    assert transition(request.id, RequestStatus.FAILED, error_message="x")
     assert Request.get_by_id(request.id).status == "failed"
 
 
 def test_tokens_never_reach_the_process_log(settings, redis_conn, notify_receiver, process_log):
-    from app.audiobook_requests.state import R, transition
+    from app.audiobook_requests.state import RequestStatus, transition
 
     down = notify_receiver(answers=(500,) * 10)
     _target(down.url(), "failed")
-    assert transition(make_request("pending", title="Elantris").id, R.FAILED, error_message="x")
+    assert transition(make_request("pending", title="Elantris").id, RequestStatus.FAILED, error_message="x")
     drain(NOTIFY_QUEUES, until=lambda: len(down.messages()) >= 1)  # the first delivery, refused
     logged = process_log.getvalue()
     assert "Attempt failed: TransientServiceError: Notification: delivery failed" in logged

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app.audiobook_requests.state import R
+from app.audiobook_requests.state import RequestStatus
 from app.integrations import qbittorrent, torrent_snapshot, transmission
 from app.integrations.errors import TransientServiceError
 from app.integrations.torrent import download_client
@@ -82,7 +82,7 @@ def test_while_another_poll_fetches_the_previous_answer_is_read_without_waiting(
 
 def _monitored(info_hash: str, kind: str, title: str) -> str:
     book = Audiobook.create(title=title, author="Brandon Sanderson")
-    request = Request.create(audiobook=book, status=R.DOWNLOADING.value)
+    request = Request.create(audiobook=book, status=RequestStatus.DOWNLOADING.value)
     history = DownloadHistory.create(request=request, selected=True, download_client=kind, download_client_id=info_hash,
                                      torrent_hash=info_hash, download_status="downloading")
     return add_job("monitor_download", {"requestId": str(request.id), "downloadHistoryId": str(history.id),

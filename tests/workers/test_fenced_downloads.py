@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from app.audiobook_requests.state import R
+from app.audiobook_requests.state import RequestStatus
 from app.integrations.torrent_interface import TorrentStatus
 from app.jobs.service import add_job
 from app.models import Audiobook, BlockedRelease, DownloadHistory, Job, Request, utcnow
@@ -73,7 +73,7 @@ def _status(progress: float, state=DownloadState.DOWNLOADING) -> TorrentStatus:
 
 def _downloading(client_status: TorrentStatus | None, redis_conn) -> tuple[Request, DownloadHistory]:
     book = Audiobook.create(title="Elantris", author="Brandon Sanderson")
-    request = Request.create(audiobook=book, status=R.DOWNLOADING.value, progress=50)
+    request = Request.create(audiobook=book, status=RequestStatus.DOWNLOADING.value, progress=50)
     history = DownloadHistory.create(request=request, torrent_name="Elantris [M4B]", torrent_hash=HASH,
                                      indexer_name="MyAudioTracker", selected=True, download_client="qbittorrent",
                                      download_client_id=HASH, download_status="downloading", started_at=utcnow())
@@ -102,7 +102,7 @@ def fenced_env(settings_env, use_settings, tmp_path):
 @pytest.mark.slow
 def test_a_download_record_of_a_run_frozen_after_the_add_never_lands(fenced_env, redis_conn, tmp_path):
     book = Audiobook.create(title="Elantris", author="Brandon Sanderson")
-    request = Request.create(audiobook=book, status=R.SEARCHING.value)
+    request = Request.create(audiobook=book, status=RequestStatus.SEARCHING.value)
     magnet = f"magnet:?xt=urn:btih:{HASH}&dn=Elantris"
     job_id = add_job("download_torrent", {
         "requestId": str(request.id), "audiobook": {"title": book.title, "author": book.author},
@@ -142,7 +142,7 @@ def test_a_stall_seen_by_a_frozen_poll_removes_and_blocklists_nothing(fenced_env
     assert redis_conn.lrange(REMOVED, 0, -1) == []                       # the torrent stays in the client
     assert BlockedRelease.select().where(BlockedRelease.request == request.id).count() == 0
     assert DownloadHistory.get_by_id(history.id).download_status == "downloading"
-    assert Request.get_by_id(request.id).status == R.DOWNLOADING.value
+    assert Request.get_by_id(request.id).status == RequestStatus.DOWNLOADING.value
 
 
 @pytest.mark.slow
@@ -166,4 +166,4 @@ def test_an_import_frozen_past_its_lease_never_rewrites_its_audiobook(fenced_env
     book = Audiobook.get_by_id(request.audiobook_id)
     assert book.status == "available"                                   # not turned back to `completed`
     assert (book.file_path, book.completed_at) == (matched["file_path"], matched["completed_at"])
-    assert Request.get_by_id(request.id).status == R.DOWNLOADED.value
+    assert Request.get_by_id(request.id).status == RequestStatus.DOWNLOADED.value

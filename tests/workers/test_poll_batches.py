@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from app.audiobook_requests.state import R
+from app.audiobook_requests.state import RequestStatus
 from app.integrations import torrent_snapshot
 from app.jobs import pausing, poll_batches, state
 from app.jobs.queues import get_redis, queue_names_for_group
@@ -67,7 +67,7 @@ def _monitored(fake_client, n: int, progress: float = 0.2) -> str:
     info_hash = f"{n:040x}"
     fake_client.put(info_hash, progress=progress)
     book = Audiobook.create(title=f"Book {n}", author="Brandon Sanderson")
-    request = Request.create(audiobook=book, status=R.DOWNLOADING.value)
+    request = Request.create(audiobook=book, status=RequestStatus.DOWNLOADING.value)
     history = DownloadHistory.create(request=request, selected=True, download_client="qbittorrent",
                                      download_client_id=info_hash, torrent_hash=info_hash,
                                      download_status="downloading")
@@ -129,7 +129,7 @@ def test_what_a_batch_does_not_poll_plainly_is_polled_by_the_downloads_own_run(s
     moving, complete, moved_on = (_monitored(fake_client, n) for n in range(3))
     _first_polls([moving, complete, moved_on])
     fake_client.set(f"{1:040x}", progress=1.0, downloaded=100, state=DownloadState.COMPLETE)
-    Request.update(status=R.FAILED.value).where(Request.id == Job.get_by_id(moved_on).request_id).execute()
+    Request.update(status=RequestStatus.FAILED.value).where(Request.id == Job.get_by_id(moved_on).request_id).execute()
     fake_client.set(f"{0:040x}", progress=0.3, downloaded=30)
     own_runs.clear()
     _due_now([moving, complete, moved_on])

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from app.audiobook_requests.state import R
+from app.audiobook_requests.state import RequestStatus
 from app.integrations import torrent as torrent_module
 from app.integrations.torrent import TorrentStatus
 from app.jobs.queues import queue_names_for_group
@@ -50,7 +50,7 @@ def _first_poll(redis_conn) -> tuple[str, Request, DownloadHistory]:
     """A download at 50 % whose first poll (its own run) ran here; its next polls are the batches'."""
     SharedDownloadClient(redis_conn).put(_status(0.5))
     book = Audiobook.create(title="Warbreaker", author="Brandon Sanderson")
-    request = Request.create(audiobook=book, status=R.DOWNLOADING.value)
+    request = Request.create(audiobook=book, status=RequestStatus.DOWNLOADING.value)
     history = DownloadHistory.create(request=request, torrent_hash=HASH, selected=True, download_client="qbittorrent",
                                      download_client_id=HASH, download_status="downloading", started_at=utcnow())
     job_id = add_job("monitor_download", {"requestId": str(request.id), "downloadHistoryId": str(history.id),

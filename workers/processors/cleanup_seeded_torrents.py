@@ -1,7 +1,7 @@
 """cleanup_seeded_torrents: remove the torrents (with their files) that seeded long enough for their indexer."""
 from __future__ import annotations
 
-from app.audiobook_requests.state import R
+from app.audiobook_requests.state import RequestStatus
 from app.audiobook_requests.torrents import mark_removed, torrent_users
 from app.config import get_settings
 from app.integrations.errors import ServiceError
@@ -20,7 +20,7 @@ def _candidates():
     """download_history rows cleanup may remove: the selected, completed download of an `available` request,
     and every torrent kept seeding after its request let go of it (deleted, cancelled, swapped: `seeding`)."""
     return (DownloadHistory.select(DownloadHistory, Request).join(Request)
-            .where(((Request.status == R.AVAILABLE.value) & DownloadHistory.selected
+            .where(((Request.status == RequestStatus.AVAILABLE.value) & DownloadHistory.selected
                     & (DownloadHistory.download_status == DownloadStatus.COMPLETED.value))
                    | (DownloadHistory.download_status == DownloadStatus.SEEDING.value)))
 

@@ -13,7 +13,7 @@ from pathlib import Path, PureWindowsPath
 from app.audiobook_requests import downloads
 from app.audiobook_requests.pipeline import monitor_payload, step
 from app.audiobook_requests.state import RELEASED_TORRENT as LET_GO
-from app.audiobook_requests.state import R, transition
+from app.audiobook_requests.state import RequestStatus, transition
 from app.config import get_settings
 from app.integrations.errors import PermanentServiceError, ServiceError, TransientServiceError
 from app.integrations.prowlarr import SERVICE as PROWLARR
@@ -93,7 +93,7 @@ def process_download(payload: dict) -> dict:
     request_id = payload["requestId"]
     log = create_job_logger(payload["jobId"], "DownloadTorrent")
     settings = get_settings()
-    if not transition(request_id, R.DOWNLOADING, progress=0):
+    if not transition(request_id, RequestStatus.DOWNLOADING, progress=0):
         log.warning("Request is no longer searching; nothing to download")
         return {"success": False, "skipped": True}
     candidates = [Release.from_payload(payload["torrent"])]

@@ -8,7 +8,7 @@ from app.audiobook_requests import downloads
 from app.audiobook_requests.blocklist import block_release
 from app.audiobook_requests.pipeline import organize_payload, step
 from app.audiobook_requests.service import enqueue_search
-from app.audiobook_requests.state import R, transition, update_progress
+from app.audiobook_requests.state import RequestStatus, transition, update_progress
 from app.config import get_settings
 from app.integrations import torrent_snapshot
 from app.integrations.errors import PermanentServiceError, ServiceError, TransientServiceError
@@ -75,10 +75,16 @@ def _poll(client_kind: str, info_hash: str, settings, log) -> TorrentStatus | No
 
 def monitored_hashes(client_kind: str) -> list[str]:
     """The info hashes of every download `client_kind` is downloading for a request (what a snapshot covers)."""
-    rows = (DownloadHistory.select(DownloadHistory.download_client_id).join(Request)
-            .where((Request.status == R.DOWNLOADING.value) & (DownloadHistory.download_client == client_kind)
-                   & DownloadHistory.download_status.not_in(downloads.SETTLED)
-                   & DownloadHistory.download_client_id.is_null(False)))
+    rows = (
+        DownloadHistory.select(DownloadHistory.download_client_id)
+        .join(Request)
+        .where(
+            (Request.status == RequestStatus.DOWNLOADING.value)
+            & (DownloadHistory.download_client == client_kind)
+            & DownloadHistory.download_status.not_in(downloads.SETTLED)
+            & DownloadHistory.download_client_id.is_null(False)
+        )
+    )
     return sorted({row.download_client_id.lower() for row in rows})
 
 
@@ -103,7 +109,7 @@ def process_monitor(payload: dict) -> dict | Reschedule:
     log = create_job_logger(payload["jobId"], "MonitorDownload")
     settings = get_settings()
     request = Request.get_or_none(Request.id == request_id)
-    if request is None or request.status != R.DOWNLOADING.value:
+    if request is None or request.status != RequestStatus.DOWNLOADING.value:
         log.info(f"Request is {request.status if request else 'gone'}; monitoring stops")
         return {"success": False, "stopped": True}
     now = utcnow()
@@ -184,8 +190,13 @@ def _blocklist_and_search_again(request_id: str, payload: dict, status: TorrentS
     block_release(request_id, title=history.torrent_name or status.name, info_hash=status.info_hash,
                   indexer=history.indexer_name, reason=reason)
     what = "stalled" if remove else "failed"
-    if not transition(request_id, R.AWAITING_SEARCH, only_from=(R.DOWNLOADING,), next_search_at=utcnow(),
-                      error_message=f"Download {what} ({reason}); release blocklisted, searching again"):
+    if not transition(
+        request_id,
+        RequestStatus.AWAITING_SEARCH,
+        only_from=(RequestStatus.DOWNLOADING,),
+        next_search_at=utcnow(),
+        error_message=f"Download {what} ({reason}); release blocklisted, searching again",
+    ):
         log.warning(f"Download {what}: {reason}; release blocklisted, but the request moved on: no new search")
         return None
     try:
@@ -219,5 +230,5 @@ def _remove_stalled(request_id: str, client_kind: str, status: TorrentStatus, lo
 
 
 def _fail(request_id: str, payload: dict, message: str) -> None:
-    transition(request_id, R.FAILED, only_from=(R.DOWNLOADING,), error_message=message)
+    transition(request_id, RequestStatus.FAILED, only_from=(RequestStatus.DOWNLOADING,), error_message=message)
     downloads.mark_failed(payload["downloadHistoryId"], message)

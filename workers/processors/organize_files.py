@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app.audiobook_requests.blocklist import block_release
 from app.audiobook_requests.imports import record_import
-from app.audiobook_requests.state import R, transition
+from app.audiobook_requests.state import RequestStatus, transition
 from app.config import Settings, get_settings
 from app.errors import PermanentJobError
 from app.integrations.errors import PermanentServiceError, ServiceError
@@ -47,7 +47,7 @@ def process_organize(payload: dict) -> dict:
     if settings.organize_mode == "move" and not settings.download_dir:
         # load_settings refuses this at start; settings built in code get here: never delete unconfined files
         raise PermanentServiceError("Organizer", "ORGANIZE_MODE=move requires DOWNLOAD_DIR")
-    if not transition(request_id, R.PROCESSING, progress=100):
+    if not transition(request_id, RequestStatus.PROCESSING, progress=100):
         log.warning("Request is not waiting for an import; nothing to do")
         return {"success": False, "skipped": True}
     book = Audiobook.get_by_id(payload["audiobookId"])
@@ -82,7 +82,7 @@ def process_organize(payload: dict) -> dict:
     if not record_import(book.id, file_path=str(result.target),
                          file_format=Path(result.audio_files[0]).suffix.lstrip(".").lower()):
         fence.ensure_current()  # LeaseLost: the successor imports; otherwise the book row is gone
-    transition(request_id, R.DOWNLOADED, error_message=None, completed_at=utcnow(), last_import_at=utcnow())
+    transition(request_id, RequestStatus.DOWNLOADED, error_message=None, completed_at=utcnow(), last_import_at=utcnow())
     log.info(f"Imported {len(result.copied)} file(s), {len(result.skipped)} already in place",
              {"target": str(result.target), "copied": result.copied, "skipped": result.skipped, "cover": result.cover})
     if result.tagged and tags is not None:
@@ -175,12 +175,14 @@ def _retry_later(request_id: str, reason: str, log) -> dict:
     attempts = request.import_attempts + 1
     if attempts >= request.max_import_retries:
         message = f"{reason}. Max retries ({request.max_import_retries}) exceeded. Manual retry available."
-        if transition(request_id, R.WARN, import_attempts=attempts, last_import_at=utcnow(), error_message=message):
+        if transition(
+            request_id, RequestStatus.WARN, import_attempts=attempts, last_import_at=utcnow(), error_message=message
+        ):
             _block_selected_release(request_id, message, log)
         log.warning(message)
     else:
         message = f"{reason}. Retry {attempts}/{request.max_import_retries}"
-        transition(request_id, R.AWAITING_IMPORT, import_attempts=attempts, last_import_at=utcnow(),
+        transition(request_id, RequestStatus.AWAITING_IMPORT, import_attempts=attempts, last_import_at=utcnow(),
                    error_message=message)
         log.warning(f"{message}; Retry Failed Imports will try again")
     return {"success": False, "message": message, "importAttempts": attempts}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.audiobook_requests.pipeline import organize_payload, step
 from app.audiobook_requests.service import least_recently_tried
-from app.audiobook_requests.state import R
+from app.audiobook_requests.state import RequestStatus
 from app.integrations.errors import ServiceError
 from app.integrations.torrent import download_client
 from app.jobs.logger import JobLogger, create_job_logger
@@ -18,7 +18,7 @@ from workers.processors.registry import register
 def process_retry_failed_imports(payload: dict) -> dict:
     """awaiting_import requests, least recently tried first; the path is asked from the client first."""
     log = create_job_logger(payload["jobId"], "RetryFailedImports")
-    batch = least_recently_tried(R.AWAITING_IMPORT, Request.last_import_at)
+    batch = least_recently_tried(RequestStatus.AWAITING_IMPORT, Request.last_import_at)
     queued = sum(1 for request in batch if _retry_import(request, log))
     log.info(f"Queued {queued} imports")
     return {"success": True, "queued": queued}

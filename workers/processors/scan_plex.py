@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from app.audiobook_requests.state import R, allowed, transition
+from app.audiobook_requests.state import RequestStatus, allowed, transition
 from app.config import get_settings
 from app.db import database
 from app.integrations.plex import PlexClient, PlexItem
@@ -85,12 +85,18 @@ def _epoch(seconds: int) -> datetime:
 
 # A book added to Plex by hand completes a request waiting in any of these too (ReadMeABook HEAD);
 # `downloading` is left alone (its own pipeline finishes it), as are the job-owned statuses.
-MATCHED_STATUSES = (R.DOWNLOADED, R.AWAITING_SEARCH, R.AWAITING_IMPORT, R.WARN, R.FAILED)
+MATCHED_STATUSES = (
+    RequestStatus.DOWNLOADED,
+    RequestStatus.AWAITING_SEARCH,
+    RequestStatus.AWAITING_IMPORT,
+    RequestStatus.WARN,
+    RequestStatus.FAILED,
+)
 
 
-def matchable_statuses() -> tuple[R, ...]:
+def matchable_statuses() -> tuple[RequestStatus, ...]:
     """MATCHED_STATUSES that the request state machine lets into `available` (state.TRANSITIONS)."""
-    return tuple(status for status in MATCHED_STATUSES if allowed(status.value, R.AVAILABLE))
+    return tuple(status for status in MATCHED_STATUSES if allowed(status.value, RequestStatus.AVAILABLE))
 
 
 def match_downloaded(log: JobLogger) -> list[dict]:
@@ -106,7 +112,7 @@ def match_downloaded(log: JobLogger) -> list[dict]:
     return matched
 
 
-def _waiting_requests(statuses: tuple[R, ...]) -> list[Request]:
+def _waiting_requests(statuses: tuple[RequestStatus, ...]) -> list[Request]:
     return list(Request.select(Request, Audiobook).join(Audiobook)
                 .where(Request.status.in_([s.value for s in statuses])))
 
@@ -119,7 +125,9 @@ def _matches(pending: list[Request], index: LibraryIndex) -> list[tuple[Request,
             if found is not None]
 
 
-def _apply_matches(hits: list[tuple[Request, Match]], statuses: tuple[R, ...], log: JobLogger) -> list[dict]:
+def _apply_matches(
+    hits: list[tuple[Request, Match]], statuses: tuple[RequestStatus, ...], log: JobLogger
+) -> list[dict]:
     """Make the matched requests available, one transaction per batch; returns those that were."""
     matched: list[dict] = []
     for start in range(0, len(hits), WRITE_BATCH):
@@ -136,10 +144,18 @@ def _apply_matches(hits: list[tuple[Request, Match]], statuses: tuple[R, ...], l
     return matched
 
 
-def _make_available(request: Request, found: Match, statuses: tuple[R, ...]) -> bool:
+def _make_available(request: Request, found: Match, statuses: tuple[RequestStatus, ...]) -> bool:
     """Only from the status it was read in: a request that moved on meanwhile is left alone."""
-    if not transition(request.id, R.AVAILABLE, only_from=statuses, completed_at=utcnow(), error_message=None,
-                      search_attempts=0, download_attempts=0, import_attempts=0):
+    if not transition(
+        request.id,
+        RequestStatus.AVAILABLE,
+        only_from=statuses,
+        completed_at=utcnow(),
+        error_message=None,
+        search_attempts=0,
+        download_attempts=0,
+        import_attempts=0,
+    ):
         return False
     Audiobook.update(plex_guid=found.item.guid, status=AudiobookStatus.AVAILABLE.value).where(
         Audiobook.id == request.audiobook_id).execute()
@@ -166,8 +182,8 @@ def _remove_stale(library_id: str, seen: set[str], log: JobLogger) -> int:
         guids = stale[chunk:chunk + 500]
         books = list(Audiobook.select().where(Audiobook.plex_guid.in_(guids)))
         for book in books:
-            for request in book.requests.where(Request.status == R.AVAILABLE.value):
-                transition(request.id, R.DOWNLOADED, only_from=(R.AVAILABLE,),
+            for request in book.requests.where(Request.status == RequestStatus.AVAILABLE.value):
+                transition(request.id, RequestStatus.DOWNLOADED, only_from=(RequestStatus.AVAILABLE,),
                            error_message="No longer found in the Plex library")
                 log.warning(f"'{book.title}' left the Plex library: back to downloaded")
         Audiobook.update(plex_guid=None).where(Audiobook.plex_guid.in_(guids)).execute()

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from app.audiobook_requests.blocklist import blocklist_for
 from app.audiobook_requests.pipeline import download_payload, step
-from app.audiobook_requests.state import R, clear_search_backoff, transition
+from app.audiobook_requests.state import RequestStatus, clear_search_backoff, transition
 from app.config import get_settings
 from app.integrations.errors import ServiceError
 from app.integrations.prowlarr import ProwlarrClient
@@ -25,8 +25,13 @@ def process_search(payload: dict) -> dict:
     log = create_job_logger(payload["jobId"], "SearchIndexers")
 
     request, started = Request.get_or_none(Request.id == request_id), utcnow()
-    if request is None or not transition(request_id, R.SEARCHING, last_search_at=started, next_search_at=None,
-                                         search_attempts=Request.search_attempts + 1):
+    if request is None or not transition(
+        request_id,
+        RequestStatus.SEARCHING,
+        last_search_at=started,
+        next_search_at=None,
+        search_attempts=Request.search_attempts + 1,
+    ):
         log.warning("Request is no longer waiting for a search; nothing to do")
         return {"success": False, "skipped": True}
     settings = get_settings()
@@ -67,8 +72,14 @@ def _wait_for_a_release(request_id: str, started: datetime, fruitless: int, resu
     next_at = started + delay
     message = (f"No usable torrents found; next search at {next_at:%Y-%m-%d %H:%M} UTC "
                f"(in {describe_delay(delay)}). Will retry automatically.")
-    if transition(request_id, R.AWAITING_SEARCH, only_from=(R.SEARCHING,), error_message=message,
-                  fruitless_searches=fruitless, next_search_at=next_at):
+    if transition(
+        request_id,
+        RequestStatus.AWAITING_SEARCH,
+        only_from=(RequestStatus.SEARCHING,),
+        error_message=message,
+        fruitless_searches=fruitless,
+        next_search_at=next_at,
+    ):
         log.warning(f"Nothing usable in {results} results ({blocked} blocklisted); fruitless search {fruitless} in a "
                     f"row, next search at {next_at:%Y-%m-%d %H:%M} UTC (in {describe_delay(delay)})",
                     {"fruitlessSearches": fruitless, "nextSearchAt": next_at.isoformat() + "Z"})
