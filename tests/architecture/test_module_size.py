@@ -9,7 +9,8 @@ MAX_LINES = 300
 
 def oversized(root: Path, limit: int = MAX_LINES) -> list[str]:
     """`path: lines` of every module of app/, workers/, bench/ and scheduler.py over `limit` lines."""
-    paths = [root / "scheduler.py", *(p for package in ("app", "workers", "bench") for p in (root / package).rglob("*.py"))]
+    packages = ("app", "workers", "bench")
+    paths = [root / "scheduler.py", *(path for package in packages for path in (root / package).rglob("*.py"))]
     found = []
     for path in sorted(paths):
         lines = len(path.read_text().splitlines())
