@@ -28,6 +28,8 @@ import time
 
 from common import BENCH_DATABASE_URL, percentile, quiet_logs, reset, setup
 
+# The labels --quick must print (tests/bench/test_bench_quick.py).
+FIGURES = ("full path: polls", "lag p50", "client calls/10 s", "bare RQ: polls")
 WORKERS = 5
 INTERVAL = int(os.environ.get("BENCH_MONITOR_INTERVAL", "10"))  # the workers import this module by name
 
