@@ -199,7 +199,11 @@ class Stack:
         for folder in (self.logs, self.downloads, self.media, self.staging):
             folder.mkdir(parents=True, exist_ok=True)
         self.marker = uuid.uuid4().hex
-        self.worker_counts = {group.name: 1 for group in types.worker_groups()} | (workers or {})
+        # The production groups only: the groups of the JobKind types. Tests declare groups of their own in this
+        # process (tests/jobtypes.py: "testing"), which the stack's workers never serve.
+        production = {types.get(kind).group for kind in types.JobKind}
+        self.worker_counts = ({group.name: 1 for group in types.worker_groups() if group.name in production}
+                              | (workers or {}))
         self.settings = {**FAST_SETTINGS, **(settings or {})}
         self.web_port = free_port()
         self.web_url = f"http://127.0.0.1:{self.web_port}"
