@@ -122,4 +122,4 @@ class AudiobookStatus(enum.StrEnum):
 
     REQUESTED = "requested"  # the row's default: a request asked for it
     COMPLETED = "completed"  # imported into the library (app/audiobook_requests/imports.py)
-    AVAILABLE = "available"  # found in Plex (workers/processors/library.py)
+    AVAILABLE = "available"  # found in Plex (workers/processors/scan_plex.py)

@@ -53,8 +53,11 @@ def on_success(job: RQJob, connection: Any, result: Any, *args: Any, **kwargs: A
     if run is not None:
         if not state.mark_completed(db_id, result, run.token, take_held_events(run)):
             log.warning("job %s: this run lost its lease before completing; its result is discarded", db_id)
-    retention.trim_redis(connection, type_of_queue(job.origin), job.id, finished=True, outcome="completed",
-                         seconds=metrics.run_seconds(job))
+    # A first poll that went on to the poll batches ended as "polled" in the runner (workers/runner.py): its
+    # RQ job is trimmed here but not counted a second time.
+    polled = isinstance(result, dict) and result.get("polling") is True
+    retention.trim_redis(connection, type_of_queue(job.origin), job.id, finished=True,
+                         outcome=None if polled else "completed", seconds=0.0 if polled else metrics.run_seconds(job))
 
 
 def on_failure(job: RQJob, connection: Any, exc_type: Any, exc_value: Any, tb: Any, *args: Any, **kwargs: Any) -> None:

@@ -31,8 +31,10 @@ def resolve(path: str) -> Callable[..., Any]:
 def after_final_failure(db_id: str, job_type: str, error: str) -> None:
     """The job `db_id` of `job_type` failed for good with `error`: fail its request (when its type says so),
     then notify."""
-    fail_request_of_job(db_id, error)
-    resolve(JOB_FAILED_NOTIFIER)(db_id, job_type, error)
+    try:
+        fail_request_of_job(db_id, error)
+    finally:  # a hook that fails (a wrong path raises here, loudly) still lets the admin be told
+        resolve(JOB_FAILED_NOTIFIER)(db_id, job_type, error)
 
 
 def fail_request_of_job(db_id: str, error: str) -> None:

@@ -13,7 +13,8 @@ on SQLite a poll stays an RQ Retry of its own job, workers/runner.py).
 - `repair_lost` (the scheduler's lost-job pass): a waiting poll whose row is due for longer than
   LOST_POLL_GRACE and whose id is in no set (Redis restarted without persistence, or a batch was killed
   between popping and claiming it) is added again. A row can be in the set once only (a sorted set), and a
-  batch claims only rows still waiting and due (state.claim_polls), so a repair never polls twice.
+  batch claims only rows still waiting and due (state.claim_polls), and a download a batch handed to its own
+  run is `pending`, not waiting (state.release_polls), so a repair never polls twice.
 """
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ from typing import Any
 
 from app.db import database
 from app.jobs import pausing
+from app.jobs.types import JobKind
 from app.models import Job, JobStatus, utcnow
 
-JOB_TYPE = "monitor_download"
+JOB_TYPE = JobKind.MONITOR_DOWNLOAD
 DUE_KEY = "rmab:polls:due"
 QUEUED_KEY = "rmab:polls:batches"  # batch job id → when it was queued (the batches waiting to run)
 BATCH_SIZE = 200

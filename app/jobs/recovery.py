@@ -64,7 +64,7 @@ def sweep_expired_leases(connection: Any, now: Any = None) -> list[str]:
     now = now or utcnow()
     cutoff = now - timedelta(seconds=fence.lease_seconds())
     expired = list(Job.select(Job.id, Job.type, Job.rq_job_id, Job.attempts, Job.max_attempts, Job.payload,
-                              Job.priority)
+                              Job.priority, Job.polling)
                    .where((Job.status == JobStatus.ACTIVE.value)
                           & (fn.COALESCE(Job.heartbeat_at, Job.started_at) < cutoff)).limit(500))
     if not expired:
@@ -74,7 +74,10 @@ def sweep_expired_leases(connection: Any, now: Any = None) -> list[str]:
     for row in expired:
         if row.rq_job_id in tracked:
             continue  # RQ's own abandoned-job cleanup (sweep_abandoned_jobs) records and retries it
-        final = row.attempts >= row.max_attempts
+        # A poll spends no attempt (a poll batch lost after its claim, or a first poll's run lost while it
+        # polled): its download is polled again, whatever attempts its earlier runs used.
+        final = row.attempts >= row.max_attempts and not row.polling
+        attempts_left = max(row.max_attempts - row.attempts, 1)
         error = ("Run lost: its worker died or stopped renewing the lease (killed, paused, or the job was "
                  "lost with Redis)")
         retry_in = 0 if final else get_settings().job_backoff_seconds
@@ -89,9 +92,8 @@ def sweep_expired_leases(connection: Any, now: Any = None) -> list[str]:
             _discard_rq_job(connection, row.rq_job_id)
             definition = types.get(row.type)
             if definition is not None:
-                enqueue_run(definition, row.payload, Priority.parse(row.priority), row.max_attempts - row.attempts,
-                            retry_in)
-            logger.warning(f"{error}; retrying in {retry_in} s ({row.max_attempts - row.attempts} attempt(s) left)")
+                enqueue_run(definition, row.payload, Priority.parse(row.priority), attempts_left, retry_in)
+            logger.warning(f"{error}; retrying in {retry_in} s ({attempts_left} attempt(s) left)")
         handled.append(str(row.id))
     return handled
 
@@ -139,7 +141,7 @@ def requeue_lost_jobs(connection: Any, now: Any = None) -> list[str]:
     cutoff = (now or utcnow()) - LOST_JOB_GRACE
     where = (Job.status.in_(status_values(JobStatus.WAITING)) & (Job.updated_at < cutoff)
              & Job.rq_job_id.is_null(False))
-    if poll_batches.enabled():  # a waiting poll has no RQ job: poll_batches.repair_lost looks after it
+    if poll_batches.enabled():  # a waiting poll (delayed + polling) has no RQ job: poll_batches.repair_lost's
         where &= ~poll_batches.waiting_poll()
     waiting = list(Job.select().where(where).limit(500))
     if not waiting:

@@ -270,8 +270,11 @@ def mark_polls_waiting(polls: list[tuple[str, str, float, dict]]) -> list[str]:
 
 
 def release_polls(claimed: list[tuple[str, str]]) -> list[str]:
-    """A batch hands (job id, token) rows back, due now, for their own ordinary run (delayed + polling, token
-    cleared; no poll counted). Returns the ids released (a row missing was fenced out)."""
+    """A batch hands (job id, token) rows back for their own ordinary run, queued at once: `pending` + polling
+    (token cleared; no poll counted, and the run spends no attempt). Pending, not delayed: a waiting poll is
+    delayed + polling with no RQ job of its own, and the due-set repair must never add a row that has one
+    (it would be polled twice); a pending row whose RQ job Redis lost is requeue_lost_jobs'. Returns the ids
+    released (a row missing was fenced out)."""
     if not claimed:
         return []
     now = utcnow()
@@ -279,5 +282,5 @@ def release_polls(claimed: list[tuple[str, str]]) -> list[str]:
     sql = (f"UPDATE jobs SET status = %s, polling = TRUE, run_at = %s, updated_at = %s, run_token = NULL "
            f"FROM (VALUES {values}) AS v(id, token) "
            f"WHERE jobs.id = v.id AND jobs.status = %s AND jobs.run_token = v.token RETURNING jobs.id")
-    params = [JobStatus.DELAYED.value, now, now, *(x for pair in claimed for x in pair), JobStatus.ACTIVE.value]
+    params = [JobStatus.PENDING.value, now, now, *(x for pair in claimed for x in pair), JobStatus.ACTIVE.value]
     return [str(row[0]) for row in database.obj.execute_sql(sql, params).fetchall()]

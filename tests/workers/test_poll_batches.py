@@ -202,3 +202,56 @@ def test_a_batch_takes_each_due_poll_once(settings_env, redis_conn):
     assert list(poll_batches.take_due(redis_conn, limit=1)) == ["a"]
     assert list(poll_batches.take_due(redis_conn)) == ["b"]
     assert poll_batches.take_due(redis_conn) == {}
+
+
+# --- a download handed to its own run, a batch lost after its claim, the metrics of a first poll ------------------
+
+def test_a_download_handed_to_its_own_run_is_never_repaired_into_the_due_set(settings_env, fake_client, own_runs):
+    """The hand-on queues an RQ run of its own: the row is pending (not a waiting poll), so a backlog longer than
+    the repair's grace never puts it in the due set too (a second batch would poll it, then its own run again)."""
+    from workers.poll_batch import poll_due
+
+    job = _monitored(fake_client, 0, progress=0.2)
+    _first_polls([job])
+    connection = get_redis()
+    _due_now([job])
+    fake_client.down = True  # no answer: the batch hands the download to its own run
+    poll_due(connection)
+    row = Job.get_by_id(job)
+    assert (row.status, row.polling) == ("pending", True)
+    Job.update(run_at=utcnow() - timedelta(seconds=60), updated_at=utcnow() - timedelta(seconds=60)) \
+        .where(Job.id == job).execute()  # its own run waits in a long backlog
+    assert poll_batches.repair_lost(connection) == []
+    assert connection.zscore(poll_batches.DUE_KEY, job) is None
+    assert job not in requeue_lost_jobs(connection)  # its RQ job is queued: nothing lost
+    fake_client.down = False
+    own_runs.clear()
+    drain(MONITOR_QUEUES, until=lambda: bool(own_runs), timeout=15)
+    row = Job.get_by_id(job)
+    assert own_runs == [job] and row.status == "delayed" and row.attempts == 1  # polled once, no attempt spent
+
+
+def test_a_batch_lost_after_its_claim_never_fails_a_download_whose_runs_used_every_attempt(settings_env,
+                                                                                          fake_client):
+    from app.jobs.recovery import sweep_expired_leases
+
+    job = _monitored(fake_client, 1, progress=0.2)
+    _first_polls([job])
+    Job.update(attempts=Job.max_attempts).where(Job.id == job).execute()  # its runs needed every attempt
+    _due_now([job])
+    assert [row["id"] for row in state.claim_polls({job: "lost-batch"}, utcnow())] == [job]
+    assert sweep_expired_leases(get_redis(), now=utcnow() + timedelta(minutes=5)) == [job]
+    row = Job.get_by_id(job)
+    assert row.status == "stuck"
+    assert Request.get_by_id(row.request_id).status == RequestStatus.DOWNLOADING.value
+
+
+def test_a_first_poll_is_counted_once_in_the_metrics(settings_env, fake_client):
+    from app.jobs import metrics
+
+    connection = get_redis()
+    connection.delete(metrics.RUNS_KEY, metrics.DURATIONS_KEY)
+    job = _monitored(fake_client, 2, progress=0.2)
+    _first_polls([job])
+    runs = {key.decode(): int(value) for key, value in connection.hgetall(metrics.RUNS_KEY).items()}
+    assert runs == {"monitor_download|polled": 1} and Job.get_by_id(job).status == "delayed"
