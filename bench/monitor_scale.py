@@ -1,17 +1,17 @@
 """monitor_download at scale: N concurrent downloads on a fake client, the 5 configured monitor workers.
 
-Each download polls every MONITOR_POLL_SECONDS (10 s) and keeps moving (no back-off); all N start within the
-first 10 s. Every poll, the first included (added as download_torrent adds it: add_job's `poll_batched`), is
-polled by poll batches (app/jobs/poll_batches.py, workers/poll_batch.py), queued by the same promoter the scheduler
-process runs (every 0.25 s, here in the bench's main process). Poll lag = when a poll starts (its batch, or its own run) minus when
-it was due (a batch may start a poll up to 0.25 s early: negative). Busy share = time inside batches and
-processors / (workers × measured time). Client calls per tick = calls the fake client answered (one shared
-snapshot, or a look-up of one torrent) per 10 s of the run. Baseline, in the same run: bare RQ jobs that
-re-schedule themselves the same way (returning rq.Retry every 10 s) on the same number of rq.SimpleWorker
-processes, doing nothing else. Both paths first run until every download (or bare job) was polled once (the
-warm-up: N first polls at once are a burst that happens once per download, hours apart in real use), then
-measure `--seconds`; `--cold` measures from the start instead, the burst included, and says when every first
-poll was done (seconds from the workers' start).
+Each download polls every MONITOR_POLL_SECONDS (10 s) and keeps moving (no back-off); all N start within the first
+10 s. Every poll, the first included (added as download_torrent adds it: add_job's `poll_batched`), is polled by
+poll batches (app/jobs/poll_batches.py, workers/poll_batch.py), queued by the same promoter the scheduler process
+runs (every 0.25 s, here in the bench's main process). Poll lag = when a poll starts (its batch, or its own run)
+minus when it was due (a batch may start a poll up to 0.25 s early: negative). Busy share = time inside batches and
+processors / (workers × measured time). Client calls per tick = calls the fake client answered (one shared snapshot,
+or a look-up of one torrent) per 10 s of the run. Baseline, in the same run: bare RQ jobs that re-schedule
+themselves the same way (returning rq.Retry every 10 s) on the same number of rq.SimpleWorker processes, doing
+nothing else. Both paths first run until every download (or bare job) was polled once (the warm-up: N first polls at
+once are a burst that happens once per download, hours apart in real use), then measure `--seconds`; `--cold`
+measures from the start instead, the burst included, and says when every first poll was done (seconds from the
+workers' start).
 
     python bench/monitor_scale.py [--sizes 1000 2000 10000] [--seconds 40] [--cold]
     python bench/monitor_scale.py --quick   # 50 downloads, 1 s polls, 6 s: exits 1 when the bench is broken
