@@ -268,7 +268,7 @@ def main() -> None:
         print(f"N={n:5d}  full path: polls {len(lags):6d}  lag p50 {_pct(lags, 50)}  p95 {_pct(lags, 95)}  "
               f"busy {share:5.1%}  client calls/10 s {per_tick:5.2f}   |   bare RQ: "
               f"polls {len(bare_lags):6d}  lag p50 {_pct(bare_lags, 50)}  p95 {_pct(bare_lags, 95)}  "
-              f"busy {bare_share:5.1%}" + (f"   (every first poll done at {warm:.0f} s / bare {bare_warm:.0f} s)"
+              f"busy {bare_share:5.1%}" + (f"   (every first poll done at {_at(warm)} / bare {_at(bare_warm)})"
                                            if args.cold else f"   (warm-up {warm:.0f} s / bare {bare_warm:.0f} s)"),
               flush=True)
         if not lags or not bare_lags or not calls:
@@ -276,6 +276,10 @@ def main() -> None:
     if broken:
         print(f"broken: no second poll (or no client call) at N={broken}", file=sys.stderr)
         sys.exit(1)
+
+
+def _at(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds != math.inf else "not within the run"
 
 
 def _pct(lags: list[float], pct: float) -> str:
