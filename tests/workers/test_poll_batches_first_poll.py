@@ -129,3 +129,17 @@ def test_a_cancelled_first_poll_is_not_polled(settings_env, fake_client, own_run
     drain(MONITOR_QUEUES, until=lambda: get_redis().zcard(poll_batches.DUE_KEY) == 0, timeout=30)
     drain(MONITOR_QUEUES, timeout=5)
     assert own_runs == [] and Job.get_by_id(job_id).status == "cancelled"
+
+
+def test_a_first_poll_redis_refuses_fails_its_row_as_a_refused_enqueue_does(settings_env, fake_client, own_runs,
+                                                                            monkeypatch):
+    from app.jobs.errors import EnqueueFailed
+
+    def refused(connection, due):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(poll_batches, "schedule", refused)
+    with pytest.raises(EnqueueFailed):
+        _download(fake_client, 6, batched=True)
+    row = Job.get(Job.type == "monitor_download")
+    assert row.status == "failed" and "redis is down" in row.error_message
