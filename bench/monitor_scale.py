@@ -30,6 +30,7 @@ import time
 
 from common import BENCH_DATABASE_URL, percentile, quiet_logs, reset, setup
 
+FIGURES = ("full path: polls", "lag p50", "client calls/10 s", "bare RQ: polls")
 WORKERS = 5
 INTERVAL = int(os.environ.get("BENCH_MONITOR_INTERVAL", "10"))  # the workers import this module by name
 
@@ -116,9 +117,8 @@ def bare_poll():
 
 
 def _observe_batch(lags: list[float], seconds: float, first: list[float]) -> None:
-    """The poll batch's probe (workers/poll_batch.py observe): each poll's lag and the batch's time. The first
-    polls' lags are kept apart (bench:first_lag): their due times date from the set-up, which takes longer than
-    they wait, and the bare path records no lag for its first runs either."""
+    """The poll batch's probe (workers/poll_batch.py observe): each poll's lag and the batch's time; the first polls'
+    lags apart (their due times date from the set-up; bare RQ's first runs record none)."""
     from app.jobs.queues import get_redis
 
     pipe = get_redis().pipeline()
@@ -259,6 +259,7 @@ def main() -> None:
         INTERVAL = 1
     setup(MONITOR_POLL_SECONDS=str(INTERVAL))
     quiet_logs()
+    from app.jobs.queues import get_redis
     print(f"{WORKERS} workers, poll every {INTERVAL} s, {args.seconds:.0f} s measured per run"
           f"{' from the start' if args.cold else ' after a warm-up in which every download was polled once'}; "
           f"lag in seconds; load average {os.getloadavg()[0]:.2f}")
@@ -266,8 +267,6 @@ def main() -> None:
     for n in args.sizes:
         bare_lags, bare_busy, _, bare_warm = run_bare(n, args.seconds, not args.cold)
         lags, busy, calls, warm = run_full(n, args.seconds, not args.cold)
-        from app.jobs.queues import get_redis
-
         first = [float(x) for x in get_redis().lrange("bench:first_lag", 0, -1)]
         share = busy / (WORKERS * args.seconds)
         bare_share = bare_busy / (WORKERS * args.seconds)
