@@ -1,16 +1,17 @@
 """monitor_download at scale: N concurrent downloads on a fake client, the 5 configured monitor workers.
 
-Each download polls every MONITOR_POLL_SECONDS (10 s) and keeps moving (no back-off); all N start within the
-first 10 s. The first poll of each is its own RQ run; the next ones are polled by poll batches
-(app/jobs/poll_batches.py, workers/poll_batch.py), queued by the same promoter the scheduler process runs (every
-0.25 s, here in the bench's main process). Poll lag = when a poll starts (its batch, or its own run) minus when
-it was due (a batch may start a poll up to 0.25 s early: negative). Busy share = time inside batches and
-processors / (workers × measured time). Client calls per tick = calls the fake client answered (one shared
-snapshot, or a look-up of one torrent) per 10 s of the run. Baseline, in the same run: bare RQ jobs that
-re-schedule themselves the same way (returning rq.Retry every 10 s) on the same number of rq.SimpleWorker
-processes, doing nothing else. Both paths first run until every download (or bare job) was polled once (the
-warm-up: N first polls at once are a burst that happens once per download, hours apart in real use), then
-measure `--seconds`; `--cold` measures from the start instead, the burst included.
+Each download polls every MONITOR_POLL_SECONDS (10 s) and keeps moving (no back-off); all N start within the first
+10 s. Every poll, the first included (added as download_torrent adds it: add_job's `poll_batched`), is polled by
+poll batches (app/jobs/poll_batches.py, workers/poll_batch.py), queued by the same promoter the scheduler process
+runs (every 0.25 s, here in the bench's main process). Poll lag = when a poll starts (its batch, or its own run)
+minus when it was due (a batch may start a poll up to 0.25 s early: negative). Busy share = time inside batches and
+processors / (workers × measured time). Client calls per tick = calls the fake client answered (one shared snapshot,
+or a look-up of one torrent) per 10 s of the run. Baseline, in the same run: bare RQ jobs that re-schedule
+themselves the same way (returning rq.Retry every 10 s) on the same number of rq.SimpleWorker processes, doing
+nothing else. Both paths first run until every download (or bare job) was polled once (the warm-up: N first polls at
+once are a burst that happens once per download, hours apart in real use), then measure `--seconds`; `--cold`
+measures from the start instead, the burst included, and says when every first poll was done (seconds from the
+workers' start).
 
     python bench/monitor_scale.py [--sizes 1000 2000 10000] [--seconds 40] [--cold]
     python bench/monitor_scale.py --quick   # 50 downloads, 1 s polls, 6 s: exits 1 when the bench is broken
@@ -20,6 +21,7 @@ Scratch database and Redis db: BENCH_DATABASE_URL, BENCH_REDIS_URL (bench/common
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing
 import os
 import random
@@ -28,8 +30,7 @@ import time
 
 from common import BENCH_DATABASE_URL, percentile, quiet_logs, reset, setup
 
-# The labels --quick must print (tests/bench/test_bench_quick.py).
-FIGURES = ("full path: polls", "lag p50", "client calls/10 s", "bare RQ: polls")
+FIGURES = ("full path: polls", "lag p50", "client calls/10 s", "bare RQ: polls")  # what --quick must print
 WORKERS = 5
 INTERVAL = int(os.environ.get("BENCH_MONITOR_INTERVAL", "10"))  # the workers import this module by name
 
@@ -91,7 +92,7 @@ def _measuring(processor):
         finally:
             due = payload.get("pollDueAt")
             pipe = get_redis().pipeline()
-            if due:
+            if due and "stallCount" in payload:  # a first poll handed on by its batch: see _observe_batch
                 pipe.rpush("bench:lag", repr(started - due))
             pipe.rpush("bench:busy", repr(time.time() - started))
             pipe.execute()
@@ -115,28 +116,32 @@ def bare_poll():
     return Retry(max=10**9, interval=INTERVAL)
 
 
-def _observe_batch(lags: list[float], seconds: float) -> None:
-    """The poll batch's probe (workers/poll_batch.py observe): each poll's lag and the batch's time."""
+def _observe_batch(lags: list[float], seconds: float, first: list[float]) -> None:
+    """The poll batch's probe (workers/poll_batch.py observe): each poll's lag and the batch's time; the first polls'
+    lags apart (their due times date from the set-up; bare RQ's first runs record none)."""
     from app.jobs.queues import get_redis
 
     pipe = get_redis().pipeline()
     if lags:
         pipe.rpush("bench:lag", *(repr(lag) for lag in lags))
+    if first:
+        pipe.rpush("bench:first_lag", *(repr(lag) for lag in first))
     pipe.rpush("bench:busy", repr(seconds))
     pipe.execute()
 
 
-def _run_workers(target, seconds: float, meanwhile=None, warm=None) -> float:
+def _run_workers(target, seconds: float, meanwhile=None, warm=None, cold: bool = False) -> float:
     """Run WORKERS processes of `target`; with `warm`, first until warm() says every download was polled once
     (the warm-up: then the lags, busy times and client calls so far are dropped), then `seconds` measured.
-    Returns the warm-up's duration."""
+    Returns the warm-up's duration; `cold`: nothing is dropped (measured from the start), and the duration is
+    when warm() first said so within the run (inf: not within it)."""
     context = multiprocessing.get_context("fork")
     processes = [context.Process(target=target) for _ in range(WORKERS)]  # not daemonic: RQ forks its scheduler
     for process in processes:
         process.start()
     started = time.monotonic()
     warm_up = 0.0
-    if warm is not None:
+    if warm is not None and not cold:
         checked = 0.0
         while time.monotonic() - started < WARM_UP_LIMIT:
             if meanwhile is not None:
@@ -151,9 +156,14 @@ def _run_workers(target, seconds: float, meanwhile=None, warm=None) -> float:
 
         get_redis().delete("bench:lag", "bench:busy", CALLS)
     deadline = time.monotonic() + seconds
+    checked, first_polls = 0.0, math.inf
     while time.monotonic() < deadline:
         if meanwhile is not None:
             meanwhile()
+        if cold and warm is not None and first_polls == math.inf and time.monotonic() - checked >= 1:
+            checked = time.monotonic()
+            if warm():
+                first_polls = checked - started
         time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
     for process in processes:
         process.terminate()
@@ -162,7 +172,7 @@ def _run_workers(target, seconds: float, meanwhile=None, warm=None) -> float:
         if process.is_alive():
             process.kill()
             process.join(5)
-    return warm_up
+    return first_polls if cold else warm_up
 
 
 def _collect(warmup_cut: int) -> tuple[list[float], float, int]:
@@ -200,7 +210,7 @@ def run_full(n: int, seconds: float, warm: bool) -> tuple[list[float], float, in
                                          download_client_id=f"{i:040x}", download_status="downloading", selected=True)
         add_job("monitor_download", {"requestId": str(request.id), "downloadHistoryId": str(history.id),
                                      "downloadClientId": f"{i:040x}", "downloadClient": "qbittorrent"},
-                delay=random.uniform(1, INTERVAL))
+                delay=random.uniform(1, INTERVAL), poll_batched=True)  # as download_torrent adds it
 
     def work():
         bind_database(BENCH_DATABASE_URL, synchronous_commit=get_settings().worker_synchronous_commit)
@@ -208,8 +218,8 @@ def run_full(n: int, seconds: float, warm: bool) -> tuple[list[float], float, in
 
     connection = get_redis()
     warm_up = _run_workers(work, seconds, meanwhile=lambda: poll_batches.promote(connection),  # as scheduler.py
-                           warm=(lambda: Job.select().where(Job.polls >= 1).count() >= n) if warm else None)
-    return (*_collect(warmup_cut=0), warm_up)  # first polls have no due time and record no lag
+                           warm=lambda: Job.select().where(Job.polls >= 1).count() >= n, cold=not warm)
+    return (*_collect(warmup_cut=0), warm_up)
 
 
 def run_bare(n: int, seconds: float, warm: bool) -> tuple[list[float], float, int, float]:
@@ -229,7 +239,7 @@ def run_bare(n: int, seconds: float, warm: bool) -> tuple[list[float], float, in
         SimpleWorker(["bare_monitor"], connection=get_redis()).work(with_scheduler=True)
 
     connection = get_redis()
-    warm_up = _run_workers(work, seconds, warm=(lambda: int(connection.get(FIRST_RUNS) or 0) >= n) if warm else None)
+    warm_up = _run_workers(work, seconds, warm=lambda: int(connection.get(FIRST_RUNS) or 0) >= n, cold=not warm)
     return (*_collect(warmup_cut=0), warm_up)
 
 
@@ -249,6 +259,7 @@ def main() -> None:
         INTERVAL = 1
     setup(MONITOR_POLL_SECONDS=str(INTERVAL))
     quiet_logs()
+    from app.jobs.queues import get_redis
     print(f"{WORKERS} workers, poll every {INTERVAL} s, {args.seconds:.0f} s measured per run"
           f"{' from the start' if args.cold else ' after a warm-up in which every download was polled once'}; "
           f"lag in seconds; load average {os.getloadavg()[0]:.2f}")
@@ -256,19 +267,27 @@ def main() -> None:
     for n in args.sizes:
         bare_lags, bare_busy, _, bare_warm = run_bare(n, args.seconds, not args.cold)
         lags, busy, calls, warm = run_full(n, args.seconds, not args.cold)
+        first = [float(x) for x in get_redis().lrange("bench:first_lag", 0, -1)]
         share = busy / (WORKERS * args.seconds)
         bare_share = bare_busy / (WORKERS * args.seconds)
         per_tick = calls / (args.seconds / 10)
         print(f"N={n:5d}  full path: polls {len(lags):6d}  lag p50 {_pct(lags, 50)}  p95 {_pct(lags, 95)}  "
               f"busy {share:5.1%}  client calls/10 s {per_tick:5.2f}   |   bare RQ: "
               f"polls {len(bare_lags):6d}  lag p50 {_pct(bare_lags, 50)}  p95 {_pct(bare_lags, 95)}  "
-              f"busy {bare_share:5.1%}" + ("" if args.cold else f"   (warm-up {warm:.0f} s / bare {bare_warm:.0f} s)"),
+              f"busy {bare_share:5.1%}" + (f"   (every first poll done at {_at(warm)} / bare {_at(bare_warm)}; "
+                                           f"first polls in batches {len(first)}, lag p50 {_pct(first, 50)} "
+                                           f"p95 {_pct(first, 95)})"
+                                           if args.cold else f"   (warm-up {warm:.0f} s / bare {bare_warm:.0f} s)"),
               flush=True)
         if not lags or not bare_lags or not calls:
             broken.append(n)
     if broken:
         print(f"broken: no second poll (or no client call) at N={broken}", file=sys.stderr)
         sys.exit(1)
+
+
+def _at(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds != math.inf else "not within the run"
 
 
 def _pct(lags: list[float], pct: float) -> str:

@@ -46,9 +46,9 @@ from app.pipeline.monitor_policy import PollState, plain_poll, snapshot_max_age
 
 log = logging.getLogger(__name__)
 CONTEXT = "MonitorDownload"
-# The benchmark's probe (bench/monitor_scale.py): called with each poll's lag (start − due, seconds) and the
-# batch's duration. None in production.
-observe: Callable[[list[float], float], None] | None = None
+# The benchmark's probe (bench/monitor_scale.py): called with each poll's lag (start − due, seconds), the
+# batch's duration, and the lags of the first polls (no poll state yet) apart. None in production.
+observe: Callable[[list[float], float, list[float]], None] | None = None
 
 
 def run_batch() -> dict[str, int]:
@@ -101,7 +101,10 @@ def poll_due(connection: Any, limit: int = poll_batches.BATCH_SIZE) -> dict[str,
     written = _write_plain(connection, plain)
     _hand_on(handed)
     if observe is not None:
-        observe([started - due[row["id"]] for row, _, _ in plain if row["id"] in written], time.time() - started)
+        lags = {row["id"]: started - due[row["id"]] for row, _, _ in plain if row["id"] in written}
+        first = {row["id"] for row, _, _ in plain if "stallCount" not in row["payload"]}
+        observe([lag for i, lag in lags.items() if i not in first], time.time() - started,
+                [lag for i, lag in lags.items() if i in first])
     return {"polled": len(written), "handedOn": len(handed), "fencedOut": len(plain) - len(written)}
 
 

@@ -4,7 +4,8 @@ poll of each download (PostgreSQL only: the batch's set-based, per-row fenced st
 on SQLite a poll stays an RQ Retry of its own job, workers/runner.py).
 
 - `DUE_KEY` (sorted set): job id → when its next poll is due (epoch seconds). A run that ends with "poll
-  again" writes its row first (`delayed`, `polling`, run_at: app/jobs/state.py) and then adds its id here.
+  again" writes its row first (`delayed`, `polling`, run_at: app/jobs/state.py) and then adds its id here; so
+  does add_job for a new download's first poll (`poll_batched`, app/jobs/service.py: no RQ job at all).
 - `promote` (the scheduler process, several times a second; and each batch as it ends): puts as many batch
   jobs on `monitor_download.high` as the due polls need, minus the batches already waiting
   (`QUEUED_KEY`). A batch job carries no ids: it takes its downloads when it runs (`take_due`, one Lua script

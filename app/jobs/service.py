@@ -2,11 +2,14 @@
 
 A request, a schedule tick, Trigger Now, the CLI and a processor chaining the next step all call
 `add_job`. It validates, writes the jobs row first, then enqueues an RQ job whose id is derived
-from the row's id, so the callbacks always find their row.
+from the row's id, so the callbacks always find their row. A download's monitor (`poll_batched`, on
+PostgreSQL) is the exception: its row waits as a poll and its id goes into the poll batches' due set
+(app/jobs/poll_batches.py) instead, so a burst of new downloads is polled at batch speed.
 """
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,9 +18,9 @@ from rq import Callback, Retry
 
 from app.config import get_settings
 from app.errors import AppError
-from app.jobs import fence, state, types
+from app.jobs import fence, poll_batches, state, types
 from app.jobs.errors import EnqueueFailed, InvalidPayload, UnknownJobType
-from app.jobs.queues import get_queue, queue_name
+from app.jobs.queues import get_queue, get_redis, queue_name
 from app.jobs.types import Priority
 from app.models import Job, Request, utcnow
 from app.validation import parse_uuid
@@ -70,8 +73,14 @@ def _delay_seconds(delay: float | timedelta | None) -> float:
 
 def add_job(job_type: str, payload: dict | None = None, *, priority: int | str | Priority | None = None,
             delay: float | timedelta | None = None, request_id: Any = None, max_attempts: int | None = None,
-            scheduled_job_id: Any = None) -> str:
+            scheduled_job_id: Any = None, poll_batched: bool = False) -> str:
     """Create the jobs row (pending/delayed), then enqueue it on the type's RQ queue.
+
+    `poll_batched` (a polling type whose polls wait in the due set, poll_batches.polls_in_batches: a new
+    download's monitor_download): the row is written as a waiting poll instead (`delayed` + `polling`, run_at
+    now + delay, no poll state yet), then its id goes into the due set; its first poll is a poll batch's
+    (workers/poll_batch.py), which hands anything but a plain "still downloading" to the job's own ordinary
+    run. Elsewhere (SQLite) the flag is ignored.
 
     Returns the database job id (a UUID string), which is also `payload["jobId"]`.
     Raises UnknownJobType / InvalidPayload / ValueError before anything is written, and
@@ -98,13 +107,20 @@ def add_job(job_type: str, payload: dict | None = None, *, priority: int | str |
 
     db_id = uuid.uuid4()
     body["jobId"] = str(db_id)
-    run_at = utcnow() + timedelta(seconds=seconds) if seconds else None
+    batched = poll_batched and poll_batches.polls_in_batches(job_type)
+    due_at = round(time.time() + seconds, 3)
+    if batched:
+        body["pollDueAt"] = due_at  # as a rescheduled poll's (workers/runner.py): shows the poll, measures lag
+    run_at = utcnow() + timedelta(seconds=seconds) if seconds or batched else None
     if not state.insert_job_row(job_id=db_id, job_type=job_type, payload=body, priority=int(level),
                                 max_attempts=attempts, request_id=request_id, rq_job_id=rq_job_id(db_id),
-                                run_at=run_at, scheduled_job_id=scheduled_job_id, fence=run_fence):
+                                run_at=run_at, scheduled_job_id=scheduled_job_id, fence=run_fence, polling=batched):
         fence.lease_lost()  # inside a run whose token is stale: the insert was refused, nothing written
     try:
-        enqueue_run(definition, body, level, attempts, seconds)
+        if batched:  # the row first, then its entry in the due set (as a rescheduled poll, workers/runner.py)
+            poll_batches.schedule(get_redis(), {str(db_id): due_at})
+        else:
+            enqueue_run(definition, body, level, attempts, seconds)
     except Exception as exc:
         state.mark_enqueue_failed(db_id, exc)
         raise EnqueueFailed(f"{job_type} job {db_id} could not be enqueued: {exc}") from exc

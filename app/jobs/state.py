@@ -73,8 +73,9 @@ _INSERT_JOB_FENCED_SQLITE = (_JOB_COLUMNS + "SELECT ?, ?, ?, ?, ?, ?, ?, ?, 0, ?
 
 def insert_job_row(*, job_id: uuid.UUID, job_type: str, payload: dict, priority: int, max_attempts: int,
                    request_id: Any, rq_job_id: str, run_at: datetime | None, scheduled_job_id: Any = None,
-                   fence: tuple[str, str] | None = None) -> bool:
-    """The row every run starts with: `pending`, or `delayed` when it is due later.
+                   fence: tuple[str, str] | None = None, polling: bool = False) -> bool:
+    """The row every run starts with: `pending`, or `delayed` when it is due later (`polling`: a waiting poll,
+    whose first poll is a poll batch's, app/jobs/poll_batches.py; `run_at` is then required).
 
     `fence`: (job id, token) of the run adding it (fence.write_fence): the row is inserted only while that run
     still holds its job, in the same statement. False when it did not (nothing written).
@@ -84,7 +85,7 @@ def insert_job_row(*, job_id: uuid.UUID, job_type: str, payload: dict, priority:
     now = utcnow()
     params = (_uuid_param(job_id), now, now, _uuid_param(request_id) if request_id else None, rq_job_id, job_type,
               status.value, priority, max_attempts, json.dumps(payload, allow_nan=False),
-              _uuid_param(scheduled_job_id) if scheduled_job_id else None, run_at, False)
+              _uuid_param(scheduled_job_id) if scheduled_job_id else None, run_at, polling)
     if fence is None:
         return _execute(_INSERT_JOB, params) == 1
     db = database.obj
@@ -253,13 +254,15 @@ def claim_polls(tokens: dict[str, str], due_before: datetime) -> list[dict[str, 
 def mark_polls_waiting(polls: list[tuple[str, str, float, dict]]) -> list[str]:
     """mark_waiting_for_poll for many runs of a batch in one statement: each (job id, token, delay, payload)
     row goes back to `delayed` + `polling`, polls + 1, run_at now + delay, only while it is still active with
-    that token. Returns the ids written (a row missing was fenced out: stopped, or swept and re-run)."""
+    that token; a first poll (app/jobs/service.add_job's `poll_batched`) counts its attempt, as its own first run
+    would. Returns the ids written (a row missing was fenced out: stopped, or swept and re-run)."""
     if not polls:
         return []
     now = utcnow()
     values = ", ".join(["(%s::uuid, %s, %s::timestamp, %s::jsonb)"] * len(polls))
     sql = (f"UPDATE jobs SET status = %s, polling = TRUE, polls = jobs.polls + 1, payload = v.payload, "
-           f"run_at = v.run_at, error_message = NULL, updated_at = %s, run_token = NULL "
+           f"run_at = v.run_at, error_message = NULL, updated_at = %s, run_token = NULL, "
+           f"attempts = GREATEST(jobs.attempts, 1) "
            f"FROM (VALUES {values}) AS v(id, token, run_at, payload) "
            f"WHERE jobs.id = v.id AND jobs.status = %s AND jobs.run_token = v.token RETURNING jobs.id")
     params: list[Any] = [JobStatus.DELAYED.value, now]
@@ -270,17 +273,18 @@ def mark_polls_waiting(polls: list[tuple[str, str, float, dict]]) -> list[str]:
 
 
 def release_polls(claimed: list[tuple[str, str]]) -> list[str]:
-    """A batch hands (job id, token) rows back for their own ordinary run, queued at once: `pending` + polling
-    (token cleared; no poll counted, and the run spends no attempt). Pending, not delayed: a waiting poll is
-    delayed + polling with no RQ job of its own, and the due-set repair must never add a row that has one
-    (it would be polled twice); a pending row whose RQ job Redis lost is requeue_lost_jobs'. Returns the ids
-    released (a row missing was fenced out)."""
+    """A batch hands (job id, token) rows back for their own ordinary run, queued at once: `pending` (token
+    cleared; no poll counted). Pending, not delayed: a waiting poll is delayed + polling with no RQ job of its
+    own, and the due-set repair must never add a row that has one (it would be polled twice); a pending row
+    whose RQ job Redis lost is requeue_lost_jobs'. A later poll keeps `polling` (its run spends no attempt); a
+    first poll (no attempt yet) does not: its run is its first attempt, as if it had never been batched.
+    Returns the ids released (a row missing was fenced out)."""
     if not claimed:
         return []
     now = utcnow()
     values = ", ".join(["(%s::uuid, %s)"] * len(claimed))
-    sql = (f"UPDATE jobs SET status = %s, polling = TRUE, run_at = %s, updated_at = %s, run_token = NULL "
-           f"FROM (VALUES {values}) AS v(id, token) "
+    sql = (f"UPDATE jobs SET status = %s, polling = jobs.attempts > 0, run_at = %s, updated_at = %s, "
+           f"run_token = NULL FROM (VALUES {values}) AS v(id, token) "
            f"WHERE jobs.id = v.id AND jobs.status = %s AND jobs.run_token = v.token RETURNING jobs.id")
     params = [JobStatus.PENDING.value, now, now, *(x for pair in claimed for x in pair), JobStatus.ACTIVE.value]
     return [str(row[0]) for row in database.obj.execute_sql(sql, params).fetchall()]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ from app.integrations.torrentfile import (
     make_torrent,
     read_torrent,
 )
-from app.jobs.queues import get_queue, queue_name, queue_names_for_group
+from app.jobs import poll_batches
+from app.jobs.queues import get_queue, get_redis, queue_name, queue_names_for_group
 from app.jobs.service import rq_job_id
 from app.jobs.types import Priority
 from app.models import DownloadHistory, Job, Request
@@ -69,7 +71,8 @@ def test_the_error_when_no_release_is_usable(transient_flags, expected):
 
 def test_the_first_poll_of_a_new_download_waits_three_seconds(prowlarr, use_settings, fake_client, client):
     """The client needs a moment to register a torrent it was just given: download_torrent queues the first
-    monitor_download MONITOR_FIRST_DELAY (3 s) later, as a delayed job, never at once."""
+    monitor_download MONITOR_FIRST_DELAY (3 s) later, as a delayed job, never at once. On PostgreSQL it waits as
+    a poll (in the poll batches' due set, no RQ job: app/jobs/poll_batches.py); on SQLite as a delayed RQ job."""
     use_settings(PROWLARR_URL=prowlarr.url, PROWLARR_API_KEY=prowlarr.api_key)
     info_hash = "0123456789abcdef0123456789abcdef01234567"
     prowlarr.releases = [_release("Oathbringer", "[M4B]", 10, magnet=magnet_uri(info_hash, "Oathbringer"))]
@@ -81,7 +84,14 @@ def test_the_first_poll_of_a_new_download_waits_three_seconds(prowlarr, use_sett
     assert MONITOR_FIRST_DELAY == 3
     assert abs((monitor.run_at - monitor.created_at).total_seconds() - MONITOR_FIRST_DELAY) < 0.5
     scheduled = ScheduledJobRegistry(queue=get_queue(queue_name("monitor_download", Priority(monitor.priority))))
-    assert scheduled.get_job_ids() == [rq_job_id(monitor.id)]
+    if poll_batches.enabled():
+        assert monitor.polling and scheduled.get_job_ids() == []
+        due = get_redis().zscore(poll_batches.DUE_KEY, str(monitor.id))
+        assert due is not None and abs(due - monitor.payload["pollDueAt"]) < 0.01
+        assert abs(monitor.payload["pollDueAt"] - monitor.created_at.replace(tzinfo=UTC).timestamp()
+                   - MONITOR_FIRST_DELAY) < 0.5
+    else:
+        assert scheduled.get_job_ids() == [rq_job_id(monitor.id)]
 
 
 # --- download_torrent in-process, real qbittorrent-nox ----------------------------------------------------

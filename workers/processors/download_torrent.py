@@ -135,7 +135,8 @@ def process_download(payload: dict) -> dict:
             _take_back_if_let_go(request_id, history_id, info_hash, client, added=existing is None, log=log)
             monitor_id = add_job(JobKind.MONITOR_DOWNLOAD, monitor_payload(request_id, str(history_id), info_hash,
                                                                            settings.download_client),
-                                 priority=step(JobKind.MONITOR_DOWNLOAD).priority, delay=MONITOR_FIRST_DELAY)
+                                 priority=step(JobKind.MONITOR_DOWNLOAD).priority, delay=MONITOR_FIRST_DELAY,
+                                 poll_batched=True)  # the first poll is a poll batch's too (PostgreSQL)
             notifications.request_grabbed(request_id, name, release.indexer, settings.download_client)
             return {"success": True, "infoHash": info_hash, "torrent": name, "monitorJobId": monitor_id}
         raise no_release_usable(failures)
