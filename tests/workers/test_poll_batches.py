@@ -18,7 +18,6 @@ from app.jobs.service import add_job
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request, utcnow
 from app.pipeline.download_state import DownloadState
 from app.pipeline.monitor_policy import PollOutcome, PollState, plain_poll
-from workers import processors
 
 from helpers import drain
 
@@ -83,20 +82,6 @@ def _due_now(job_ids: list[str]) -> None:
     key = torrent_snapshot.KEY.format(kind="qbittorrent")
     connection.delete(key, f"{key}:fresh")
 
-
-@pytest.fixture
-def own_runs(monkeypatch):
-    """Counts the ordinary runs of monitor_download (a download's own run, not a batch)."""
-    runs: list[str] = []
-    real = processors.get("monitor_download")
-
-    def counting(payload):
-        runs.append(payload["jobId"])
-        return real(payload)
-
-    processors.replace("monitor_download", counting)
-    yield runs
-    processors.replace("monitor_download", real)
 
 
 def _first_polls(job_ids: list[str]) -> None:

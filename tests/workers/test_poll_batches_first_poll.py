@@ -17,27 +17,12 @@ from app.jobs.queues import get_redis, queue_names_for_group
 from app.jobs.recovery import requeue_lost_jobs
 from app.jobs.service import add_job, rq_job_id
 from app.models import Audiobook, DownloadHistory, Job, JobEvent, Request, utcnow
-from workers import processors
 
 from helpers import drain
 
 MONITOR_QUEUES = queue_names_for_group("monitor_download")
 FIRST_DELAY = 0.2
 
-
-@pytest.fixture
-def own_runs():
-    """The ordinary runs of monitor_download (a download's own run, not a batch)."""
-    runs: list[str] = []
-    real = processors.get("monitor_download")
-
-    def counting(payload):
-        runs.append(payload["jobId"])
-        return real(payload)
-
-    processors.replace("monitor_download", counting)
-    yield runs
-    processors.replace("monitor_download", real)
 
 
 def _download(fake_client, n: int, *, batched: bool, in_client: bool = True) -> str:
